@@ -1,0 +1,60 @@
+// Encodings of ops and sync messages: cereal portable binary (application/x-otsync)
+// and JSON (application/json). Decoding is strict: truncated, garbage, oversized or
+// wrong-typed input throws otsync::Error with a code (and, for JSON, the member path),
+// never undefined behaviour, and no allocation is sized by a length read from input
+// before that length is checked against the bytes left and the configured limit.
+#pragma once
+
+#include "otsync/protocol.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace otsync {
+
+/// Every limit of the decoder; the server and client configure them.
+struct CodecLimits {
+    std::size_t max_message_bytes = 8u << 20; // whole body
+    std::size_t max_ops = 10000;              // ops (or results, or evictions) per message
+    std::size_t max_text_bytes = 16u << 10;   // any one text value (fields have lower limits)
+    std::size_t max_bytes_value = 64u << 10;  // any one bytes value
+    std::size_t max_observed = 4096;          // observed tags on one remove
+    std::size_t max_json_depth = 16;          // nesting of arrays and objects
+    std::size_t max_message_text = 1024;      // an error message in a result
+};
+
+// ---- binary (cereal portable binary) --------------------------------------------------------
+
+std::string encode_binary(const SyncRequest& m);
+std::string encode_binary(const SyncResponse& m);
+/// A batch of ops alone (for storage, benchmarks and tests).
+std::string encode_binary(std::span<const Op> ops);
+
+SyncRequest decode_sync_request(std::string_view bytes, const CodecLimits& limits = {});
+SyncResponse decode_sync_response(std::string_view bytes, const CodecLimits& limits = {});
+std::vector<Op> decode_ops(std::string_view bytes, const CodecLimits& limits = {});
+
+/// The protocol version of a binary or JSON sync message, read before anything else
+/// so an unsupported version can be answered with 426 whatever follows it.
+std::uint32_t peek_protocol_version(std::string_view body, bool json);
+
+// ---- JSON --------------------------------------------------------------------------------------
+
+std::string to_json(const SyncRequest& m);
+std::string to_json(const SyncResponse& m);
+std::string to_json(const Op& op);
+
+SyncRequest sync_request_from_json(std::string_view json, const CodecLimits& limits = {});
+SyncResponse sync_response_from_json(std::string_view json, const CodecLimits& limits = {});
+Op op_from_json(std::string_view json, const CodecLimits& limits = {});
+
+namespace detail {
+/// The "protocol_version" member of a JSON sync message (strict parse, limits apply).
+std::uint32_t json_protocol_version(std::string_view json, const CodecLimits& limits);
+} // namespace detail
+
+} // namespace otsync

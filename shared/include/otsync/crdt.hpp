@@ -1,0 +1,185 @@
+// The merge: pure rules for the three field kinds, and Replica, the state folded from
+// a set of ops. Every replica (each device and the server) runs this same code, so the
+// same set of ops gives byte-identical state whatever the order, duplication or
+// batching of delivery (DESIGN §4).
+#pragma once
+
+#include "otsync/error.hpp"
+#include "otsync/model.hpp"
+#include "otsync/op.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace otsync::crdt {
+
+/// `set`: last writer by op order wins. Lifecycle registers also remember every write
+/// of a final state, so a concurrent completed-vs-cancelled is kept, not lost.
+struct RegisterState {
+    OrderKey key{};
+    Value value;
+    bool written = false;
+    // Lifecycle registers only:
+    OrderKey last_nonfinal{};                              // latest write of a non-final state
+    std::vector<std::pair<OrderKey, std::string>> finals;  // every final-state write, by key
+};
+
+/// `add`/`remove`: observed-remove set (Shapiro et al. 2011, OR-Set). Each add is
+/// tagged with its op id; a remove tombstones the tags it observed; an element is
+/// present while one of its tags is not tombstoned. Add wins over a concurrent remove.
+struct SetState {
+    std::map<Value, std::vector<OpId>> adds; // element -> sorted add tags
+    std::set<OpId> tombstones;
+};
+
+/// `event`: append-only; union by op id, read in op order.
+struct LogState {
+    std::map<OrderKey, Value> events;
+};
+
+using FieldState = std::variant<RegisterState, SetState, LogState>;
+
+// ---- the rules, as pure functions -------------------------------------------------------
+
+/// True when a write with `incoming` replaces the register's current value.
+bool register_wins(const RegisterState& r, const OrderKey& incoming) noexcept;
+void register_apply(RegisterState& r, const OrderKey& key, const Value& v);
+/// Lifecycle bookkeeping for one write of state `state` (final or not).
+void register_note_state(RegisterState& r, const OrderKey& key, const std::string& state,
+                         bool final_state);
+/// Distinct final states written after the latest non-final write; two or more is a
+/// conflict for a person to resolve.
+std::vector<std::pair<OrderKey, std::string>> register_final_rivals(const RegisterState& r);
+
+void set_add(SetState& s, const Value& element, OpId tag);
+void set_remove(SetState& s, std::span<const OpId> observed);
+bool set_contains(const SetState& s, const Value& element);
+/// The add tags of `element` not yet removed: what a remove made now must carry.
+std::vector<OpId> set_live_tags(const SetState& s, const Value& element);
+std::vector<Value> set_elements(const SetState& s);
+
+void log_append(LogState& l, const OrderKey& key, const Value& v);
+
+// ---- Replica -------------------------------------------------------------------------------
+
+struct EntityKey {
+    EntityType type{};
+    Id id;
+    auto operator<=>(const EntityKey&) const = default;
+};
+struct EntityKeyHash {
+    std::size_t operator()(const EntityKey& k) const noexcept {
+        return std::hash<Id>{}(k.id) ^ static_cast<std::size_t>(k.type);
+    }
+};
+
+struct Entity {
+    /// Sorted by field id; only fields ever written are present.
+    std::vector<std::pair<FieldId, FieldState>> fields;
+
+    const FieldState* field(FieldId id) const noexcept;
+};
+
+using Digest = std::array<std::uint8_t, 32>;
+std::string to_hex(const Digest& d);
+
+struct ApplyResult {
+    enum class Status : std::uint8_t { applied, duplicate, rejected };
+    Status status = Status::applied;
+    std::optional<Error> error; // set when rejected
+    bool applied() const noexcept { return status == Status::applied; }
+};
+
+/// A lifecycle register with two or more concurrent final states.
+struct LifecycleConflict {
+    EntityKey entity;
+    FieldId field = 0;
+    std::string winner; // the register's current value
+    std::vector<std::pair<OrderKey, std::string>> finals;
+};
+
+/// The state of one replica. Not thread-safe. Memory grows with ops (op ids are kept
+/// to detect duplicates and reuse) and with entities; nothing is ever deleted, so a
+/// collected item once seen is never lost.
+class Replica {
+public:
+    /// Applies one op. Duplicate (same id, same content): no change. Same id with
+    /// different content (a device restored from a backup that reuses counters), or an
+    /// op that does not fit the field registry: rejected, state unchanged.
+    ApplyResult apply(const Op& op);
+
+    /// BLAKE2b-256 of the canonical encoding of the whole state.
+    Digest digest() const;
+
+    const Entity* entity(EntityType t, const Id& id) const;
+    /// Register value, or nullptr when never written (or the entity is unknown).
+    const Value* get(EntityType t, const Id& id, std::string_view field) const;
+    const RegisterState* reg(EntityType t, const Id& id, std::string_view field) const;
+    const SetState* set(EntityType t, const Id& id, std::string_view field) const;
+    const LogState* log(EntityType t, const Id& id, std::string_view field) const;
+    std::vector<Value> elements(EntityType t, const Id& id, std::string_view field) const;
+    std::vector<OpId> live_tags(EntityType t, const Id& id, std::string_view field,
+                                const Value& element) const;
+
+    /// Entity ids of a type, sorted.
+    std::vector<Id> entities(EntityType t) const;
+    std::vector<LifecycleConflict> conflicts() const;
+
+    bool has_op(const OpId& id) const { return m_seen.contains(id); }
+    std::size_t op_count() const noexcept { return m_seen.size(); }
+    std::size_t entity_count() const noexcept { return m_entities.size(); }
+    /// Highest counter seen from `replica` (0 when none): a restarted replica resumes
+    /// its own counter above it.
+    std::uint64_t max_counter(std::uint64_t replica) const;
+
+private:
+    const FieldState* field_state(EntityType t, const Id& id, std::string_view field) const;
+
+    std::unordered_map<EntityKey, Entity, EntityKeyHash> m_entities;
+    std::unordered_map<OpId, std::uint64_t> m_seen; // op id -> content fingerprint
+    std::unordered_map<std::uint64_t, std::uint64_t> m_max_counter;
+};
+
+/// SipHash-2-4 fingerprint of an op's full content, for duplicate/reuse detection.
+std::uint64_t fingerprint(const Op& op);
+/// The canonical encoding of an op (fixed-width big-endian, length-prefixed), used for
+/// fingerprints, digests and signatures; not a wire format.
+void append_canonical(std::string& out, const Op& op);
+void append_canonical(std::string& out, const Value& v);
+
+/// Makes this replica's ops: op ids and HLC stamps. Holds no state of its own besides
+/// the counter; persist `counter()` and the clock's state together with the op.
+class OpMaker {
+public:
+    OpMaker(std::uint64_t replica, Hlc& clock, Id author, std::uint64_t last_counter = 0)
+        : m_replica(replica), m_clock(&clock), m_author(author), m_counter(last_counter) {}
+
+    Op set(EntityType t, const Id& entity, std::string_view field, Value v);
+    Op add(EntityType t, const Id& entity, std::string_view field, Value element);
+    /// Remove carries the tags `replica` has seen for the element.
+    Op remove(const Replica& replica, EntityType t, const Id& entity, std::string_view field,
+              Value element);
+    Op event(EntityType t, const Id& entity, std::string_view field, Value v);
+
+    std::uint64_t replica() const noexcept { return m_replica; }
+    std::uint64_t counter() const noexcept { return m_counter; }
+    void set_author(const Id& author) { m_author = author; }
+
+private:
+    Op make(EntityType t, const Id& entity, std::string_view field, OpKind kind, Value v);
+
+    std::uint64_t m_replica;
+    Hlc* m_clock;
+    Id m_author;
+    std::uint64_t m_counter;
+};
+
+} // namespace otsync::crdt
