@@ -118,30 +118,31 @@ void register_apply(RegisterState& r, const OrderKey& key, const Value& v) {
     }
 }
 
-void register_note_state(RegisterState& r, const OrderKey& key, const std::string& state,
-                         bool final_state) {
-    if (!final_state) {
-        r.last_nonfinal = std::max(r.last_nonfinal, key);
-        return;
-    }
+void register_note_state(RegisterState& r, StatusWrite w) {
     const auto pos = std::lower_bound(
-        r.finals.begin(), r.finals.end(), key,
-        [](const std::pair<OrderKey, std::string>& a, const OrderKey& k) { return a.first < k; });
-    if (pos == r.finals.end() || pos->first != key) {
-        r.finals.insert(pos, {key, state});
+        r.history.begin(), r.history.end(), w.key,
+        [](const StatusWrite& a, const OrderKey& k) { return a.key < k; });
+    if (pos == r.history.end() || pos->key != w.key) {
+        r.history.insert(pos, std::move(w));
     }
 }
 
 std::vector<std::pair<OrderKey, std::string>> register_final_rivals(const RegisterState& r) {
-    std::vector<std::pair<OrderKey, std::string>> live;
-    for (const auto& f : r.finals) {
-        if (f.first > r.last_nonfinal) {
-            live.push_back(f);
+    std::vector<std::pair<OrderKey, std::string>> heads;
+    for (const auto& w : r.history) {
+        if (!w.final_state) {
+            continue;
+        }
+        const bool seen_later = std::any_of(r.history.begin(), r.history.end(), [&](const auto& o) {
+            return o.prev && *o.prev == w.key.op_id();
+        });
+        if (!seen_later) {
+            heads.emplace_back(w.key, w.state);
         }
     }
-    for (std::size_t i = 1; i < live.size(); ++i) {
-        if (live[i].second != live[0].second) {
-            return live;
+    for (std::size_t i = 1; i < heads.size(); ++i) {
+        if (heads[i].second != heads[0].second) {
+            return heads;
         }
     }
     return {};
@@ -259,7 +260,11 @@ ApplyResult Replica::apply(const Op& op) {
         auto& r = std::get<RegisterState>(slot);
         if (def.lifecycle) {
             const auto& state = std::get<std::string>(op.value);
-            register_note_state(r, key, state, is_final(*def.lifecycle, state));
+            register_note_state(r, StatusWrite{key, state,
+                                               op.observed.empty()
+                                                   ? std::nullopt
+                                                   : std::optional<OpId>(op.observed.front()),
+                                               is_final(*def.lifecycle, state)});
         }
         register_apply(r, key, op.value);
         break;
@@ -300,11 +305,13 @@ Digest Replica::digest() const {
                 put_u8(buf, 'R');
                 put_key(buf, r->key);
                 append_canonical(buf, r->value);
-                put_key(buf, r->last_nonfinal);
-                put_u32(buf, static_cast<std::uint32_t>(r->finals.size()));
-                for (const auto& [k, s] : r->finals) {
-                    put_key(buf, k);
-                    put_bytes(buf, s.data(), s.size());
+                put_u32(buf, static_cast<std::uint32_t>(r->history.size()));
+                for (const auto& w : r->history) {
+                    put_key(buf, w.key);
+                    put_bytes(buf, w.state.data(), w.state.size());
+                    put_u8(buf, w.prev ? 1 : 0);
+                    put_opid(buf, w.prev.value_or(OpId{}));
+                    put_u8(buf, w.final_state ? 1 : 0);
                 }
             } else if (const auto* s = std::get_if<SetState>(&state)) {
                 put_u8(buf, 'S');
@@ -396,7 +403,7 @@ std::vector<LifecycleConflict> Replica::conflicts() const {
     for (const auto& [k, e] : m_entities) {
         for (const auto& [fid, state] : e.fields) {
             const auto* r = std::get_if<RegisterState>(&state);
-            if (!r || r->finals.size() < 2) {
+            if (!r || r->history.size() < 2) {
                 continue;
             }
             auto rivals = register_final_rivals(*r);
@@ -434,6 +441,16 @@ Op OpMaker::make(EntityType t, const Id& entity, std::string_view field, OpKind 
 
 Op OpMaker::set(EntityType t, const Id& entity, std::string_view field, Value v) {
     return make(t, entity, field, OpKind::set, std::move(v));
+}
+
+Op OpMaker::set_status(const Replica& replica, EntityType t, const Id& entity,
+                       std::string_view field, Value state) {
+    const RegisterState* current = replica.reg(t, entity, field);
+    Op op = make(t, entity, field, OpKind::set, std::move(state));
+    if (current && current->written) {
+        op.observed.push_back(current->key.op_id());
+    }
+    return op;
 }
 
 Op OpMaker::add(EntityType t, const Id& entity, std::string_view field, Value element) {

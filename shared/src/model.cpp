@@ -494,8 +494,12 @@ std::optional<Error> check_op_schema(const Op& op) {
         return Error(ErrorCode::kind_mismatch,
                      where + " does not take '" + std::string(to_string(op.kind)) + "'");
     }
-    if (op.kind != OpKind::remove && !op.observed.empty()) {
-        return Error(ErrorCode::kind_mismatch, "only a remove carries observed tags");
+    // A remove carries the add tags it observed; a lifecycle write carries at most one,
+    // the status write it replaced; nothing else carries any.
+    if (op.kind != OpKind::remove && !op.observed.empty() &&
+        !(f->lifecycle && op.observed.size() == 1)) {
+        return Error(ErrorCode::kind_mismatch,
+                     "only a remove, or a status write naming its predecessor, carries observed tags");
     }
     if (op.id.counter == 0) {
         return Error(ErrorCode::invalid_value, "op counters start at 1");

@@ -1,1 +1,127 @@
+// The case model's tables: registry consistency, permissions, transitions, fees, steps.
+#include "otsync/error.hpp"
+#include "otsync/model.hpp"
+
 #include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+
+using namespace otsync;
+
+TEST_CASE("every entity's field ids are dense from 1 and names are unique") {
+    for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+        const auto type = static_cast<EntityType>(t);
+        CAPTURE(to_string(type));
+        const auto fields = fields_of(type);
+        REQUIRE(!fields.empty());
+        std::set<std::string_view> names;
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            CHECK(fields[i].id == i + 1);
+            CHECK(fields[i].entity == type);
+            CHECK(names.insert(fields[i].name).second);
+            CHECK(find_field(type, fields[i].name) == &fields[i]);
+            if (fields[i].type == ValueType::text) {
+                CHECK(fields[i].max_bytes > 0);
+            }
+            if (fields[i].lifecycle) {
+                CHECK(fields[i].kind == FieldKind::register_);
+            }
+        }
+        CHECK(entity_type_from_string(to_string(type)) == type);
+    }
+}
+
+TEST_CASE("permission table: deny by default, roles as the procedure says") {
+    const auto& status = field_def(EntityType::work_order, "status");
+    const auto& expected = field_def(EntityType::work_order, "expected_equipment");
+    const auto& receipt = field_def(EntityType::collected_item, "receipt");
+    const auto& serial = field_def(EntityType::collected_item, "serial");
+    const auto& override_ = field_def(EntityType::case_file, "requirements_override");
+    CHECK(permitted(Role::technician, status, OpKind::set));
+    CHECK_FALSE(permitted(Role::technician, status, OpKind::add)); // wrong kind
+    CHECK_FALSE(permitted(Role::technician, expected, OpKind::add));
+    CHECK(permitted(Role::back_office, expected, OpKind::add));
+    CHECK(permitted(Role::back_office, expected, OpKind::remove));
+    CHECK(permitted(Role::technician, serial, OpKind::set));
+    CHECK_FALSE(permitted(Role::warehouse_clerk, serial, OpKind::set));
+    CHECK(permitted(Role::warehouse_clerk, receipt, OpKind::set));
+    CHECK_FALSE(permitted(Role::technician, receipt, OpKind::set));
+    CHECK(permitted(Role::supervisor, override_, OpKind::set));
+    CHECK_FALSE(permitted(Role::sales_executive, override_, OpKind::set));
+    CHECK_FALSE(permitted(Role::customer_service, field_def(EntityType::case_file, "gpon_data"),
+                          OpKind::set));
+    // A technician's scope leaves out the Anexo 2 checklist and the fee.
+    CHECK_FALSE(visible_to_technician(field_def(EntityType::case_file, "requirements")));
+    CHECK_FALSE(visible_to_technician(field_def(EntityType::case_file, "fee")));
+    CHECK(visible_to_technician(field_def(EntityType::case_file, "new_address")));
+    CHECK(field_def(EntityType::case_file, "tax_id").sensitive);
+}
+
+TEST_CASE("transition tables") {
+    const auto& ot = work_order_lifecycle();
+    CHECK(transition_allowed(ot, "", "issued", Role::back_office));
+    CHECK(transition_allowed(ot, "issued", "assigned", Role::back_office));
+    CHECK(transition_allowed(ot, "assigned", "assigned", Role::back_office)); // reassign
+    CHECK(transition_allowed(ot, "on_site", "completed", Role::technician));
+    CHECK_FALSE(transition_allowed(ot, "on_site", "completed", Role::warehouse_clerk));
+    CHECK_FALSE(transition_allowed(ot, "completed", "cancelled", Role::back_office));
+    CHECK_FALSE(transition_allowed(ot, "issued", "completed", Role::technician));
+    CHECK(is_final(ot, "completed"));
+    CHECK(is_final(ot, "cancelled"));
+    CHECK_FALSE(is_final(ot, "failed"));
+    const auto& c = case_lifecycle();
+    CHECK(transition_allowed(c, "", "opened", Role::customer_service));
+    CHECK(transition_allowed(c, "opened", "routed", Role::commercial_head));
+    CHECK(transition_allowed(c, "opened", "routed", Role::platform_officer));
+    CHECK(transition_allowed(c, "in_review", "rejected", Role::sales_executive));
+    CHECK(transition_allowed(c, "in_progress", "closed", Role::system));
+    CHECK_FALSE(transition_allowed(c, "in_progress", "closed", Role::back_office));
+    for (const auto& t : c.transitions) {
+        CHECK((t.from.empty() || std::find(c.states.begin(), c.states.end(), t.from) != c.states.end()));
+        CHECK(std::find(c.states.begin(), c.states.end(), t.to) != c.states.end());
+    }
+}
+
+TEST_CASE("Anexo 2 requirements by person type and modality") {
+    CHECK(requirements_for(PersonType::natural, 1).size() == 5);
+    CHECK(requirements_for(PersonType::legal, 2).size() == 9);
+    auto has = [](std::span<const Requirement> reqs, std::string_view code) {
+        for (const auto& r : reqs) {
+            if (r.code == code) {
+                return true;
+            }
+        }
+        return false;
+    };
+    CHECK(has(requirements_for(PersonType::natural, 3), "formulario_plan_b"));
+    CHECK(has(requirements_for(PersonType::legal, 4), "fotocopia_ci"));
+    CHECK(has(requirements_for(PersonType::legal, 4), "fotocopia_nit"));
+    CHECK_FALSE(has(requirements_for(PersonType::natural, 1), "formulario_plan_b"));
+}
+
+TEST_CASE("transfer fee (Anexo 2, April 2019) in centavos") {
+    const auto table = default_fee_table();
+    std::vector<std::string_view> phone{"telefonia_fija"};
+    CHECK(transfer_fee(phone, table).centavos == 14628);
+    std::vector<std::string_view> two{"telefonia_fija", "internet"};
+    CHECK(transfer_fee(two, table).centavos == 34628);
+    std::vector<std::string_view> bundle{"duo_multipack", "internet", "tv_cable"};
+    CHECK(transfer_fee(bundle, table).centavos == 20000);
+    std::vector<std::string_view> bad{"satellite"};
+    CHECK_THROWS_AS(transfer_fee(bad, table), Error);
+}
+
+TEST_CASE("every modality has its steps and OTs") {
+    for (int m = 1; m <= 4; ++m) {
+        CAPTURE(m);
+        CHECK(steps_for(m).size() >= 10);
+        CHECK(!work_orders_for(m).empty());
+        for (const auto& s : steps_for(m)) {
+            CHECK(s.code.substr(0, 2) == "m" + std::to_string(m));
+        }
+    }
+    CHECK(work_orders_for(4)[0] == "withdraw_boot");
+    CHECK(work_orders_for(4)[1] == "install_copper");
+    CHECK(steps_for(0).empty());
+}

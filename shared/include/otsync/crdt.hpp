@@ -21,15 +21,24 @@
 
 namespace otsync::crdt {
 
-/// `set`: last writer by op order wins. Lifecycle registers also remember every write
-/// of a final state, so a concurrent completed-vs-cancelled is kept, not lost.
+/// One write of a lifecycle (status) register. `prev` is the status write the writer
+/// saw as current (carried as the op's single observed tag): the causal link that tells
+/// a reopen (sequential) from a concurrent completed-vs-cancelled.
+struct StatusWrite {
+    OrderKey key;
+    std::string state;
+    std::optional<OpId> prev;
+    bool final_state = false;
+    bool operator==(const StatusWrite&) const = default;
+};
+
+/// `set`: last writer by op order wins. Lifecycle registers also keep every status
+/// write, so two concurrent final states are both kept and shown, never lost.
 struct RegisterState {
     OrderKey key{};
     Value value;
     bool written = false;
-    // Lifecycle registers only:
-    OrderKey last_nonfinal{};                              // latest write of a non-final state
-    std::vector<std::pair<OrderKey, std::string>> finals;  // every final-state write, by key
+    std::vector<StatusWrite> history; // lifecycle registers only, sorted by key
 };
 
 /// `add`/`remove`: observed-remove set (Shapiro et al. 2011, OR-Set). Each add is
@@ -52,11 +61,10 @@ using FieldState = std::variant<RegisterState, SetState, LogState>;
 /// True when a write with `incoming` replaces the register's current value.
 bool register_wins(const RegisterState& r, const OrderKey& incoming) noexcept;
 void register_apply(RegisterState& r, const OrderKey& key, const Value& v);
-/// Lifecycle bookkeeping for one write of state `state` (final or not).
-void register_note_state(RegisterState& r, const OrderKey& key, const std::string& state,
-                         bool final_state);
-/// Distinct final states written after the latest non-final write; two or more is a
-/// conflict for a person to resolve.
+/// Lifecycle bookkeeping: records one status write.
+void register_note_state(RegisterState& r, StatusWrite w);
+/// The final-state writes that no later write has seen (heads of the status history);
+/// two or more distinct states among them is a conflict for a person to resolve.
 std::vector<std::pair<OrderKey, std::string>> register_final_rivals(const RegisterState& r);
 
 void set_add(SetState& s, const Value& element, OpId tag);
@@ -163,6 +171,10 @@ public:
         : m_replica(replica), m_clock(&clock), m_author(author), m_counter(last_counter) {}
 
     Op set(EntityType t, const Id& entity, std::string_view field, Value v);
+    /// A lifecycle write: carries the current status write of `replica` as its observed
+    /// tag, so a later reader can tell a sequence from concurrent final states.
+    Op set_status(const Replica& replica, EntityType t, const Id& entity, std::string_view field,
+                  Value state);
     Op add(EntityType t, const Id& entity, std::string_view field, Value element);
     /// Remove carries the tags `replica` has seen for the element.
     Op remove(const Replica& replica, EntityType t, const Id& entity, std::string_view field,
