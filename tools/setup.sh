@@ -9,7 +9,8 @@ packages=(
     doctest-dev libpq-dev zlib1g-dev
 )
 # Optional extras: the Yjs peer benchmark (tools/bench.sh --peers) needs Node.js.
-if [[ "${1:-}" == "--peers" ]]; then
+# A machine that already has node and npm (from any source) keeps them.
+if [[ "${1:-}" == "--peers" ]] && ! { command -v node && command -v npm; } >/dev/null; then
     packages+=(nodejs npm)
 fi
 
