@@ -1,0 +1,97 @@
+// libsodium wrappers; see crypto.hpp.
+#include "otsync/crypto.hpp"
+
+#include "otsync/error.hpp"
+#include "otsync/id.hpp"
+
+#include <sodium.h>
+
+namespace otsync {
+
+SecretKey::SecretKey(SecretKey&& other) noexcept : m_bytes(other.m_bytes) { other.wipe(); }
+
+SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
+    if (this != &other) {
+        m_bytes = other.m_bytes;
+        other.wipe();
+    }
+    return *this;
+}
+
+SecretKey::~SecretKey() { wipe(); }
+
+void SecretKey::wipe() noexcept { sodium_memzero(m_bytes.data(), m_bytes.size()); }
+
+SigningKeyPair SigningKeyPair::generate() {
+    ensure_sodium();
+    SigningKeyPair kp;
+    if (crypto_sign_keypair(kp.public_key.data(), kp.secret.bytes().data()) != 0) {
+        throw Error(ErrorCode::internal, "crypto_sign_keypair failed");
+    }
+    return kp;
+}
+
+Signature sign(std::string_view message, const SecretKey& key) {
+    ensure_sodium();
+    Signature sig{};
+    crypto_sign_detached(sig.data(), nullptr, reinterpret_cast<const unsigned char*>(message.data()),
+                         message.size(), key.bytes().data());
+    return sig;
+}
+
+bool verify(const Signature& sig, std::string_view message, const PublicKey& key) noexcept {
+    if (sodium_init() < 0) {
+        return false;
+    }
+    return crypto_sign_verify_detached(sig.data(),
+                                       reinterpret_cast<const unsigned char*>(message.data()),
+                                       message.size(), key.data()) == 0;
+}
+
+Hash256 blake2b_256(std::string_view data) {
+    ensure_sodium();
+    Hash256 h{};
+    crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                       data.size(), nullptr, 0);
+    return h;
+}
+
+bool equal_constant_time(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+    return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string to_hex(std::span<const std::uint8_t> bytes) {
+    ensure_sodium();
+    std::string out(bytes.size() * 2 + 1, '\0');
+    sodium_bin2hex(out.data(), out.size(), bytes.data(), bytes.size());
+    out.pop_back();
+    return out;
+}
+
+std::string sync_signing_string(std::string_view method, std::string_view path,
+                                std::uint64_t request_counter, std::string_view body) {
+    std::string s = "otsync-sync-v1\n";
+    s += method;
+    s += '\n';
+    s += path;
+    s += '\n';
+    s += std::to_string(request_counter);
+    s += '\n';
+    s += to_hex(blake2b_256(body));
+    return s;
+}
+
+std::string receipt_message(std::uint64_t replica, std::uint64_t request_counter,
+                            std::span<const OpId> accepted) {
+    std::string s = "otsync-receipt-v1\n" + std::to_string(replica) + "\n" +
+                    std::to_string(request_counter) + "\n";
+    for (const auto& id : accepted) {
+        s += std::to_string(id.replica);
+        s += ':';
+        s += std::to_string(id.counter);
+        s += '\n';
+    }
+    return s;
+}
+
+} // namespace otsync
