@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build ccache pkg-config git
     libboost1.81-dev libsqlite3-dev libcereal-dev rapidjson-dev libsodium-dev
-    doctest-dev libpq-dev zlib1g-dev
+    doctest-dev libpq-dev zlib1g-dev clang-format
 )
 # Optional extras: the Yjs peer benchmark (tools/bench.sh --peers) needs Node.js.
 # A machine that already has node and npm (from any source) keeps them.

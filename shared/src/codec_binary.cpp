@@ -130,9 +130,8 @@ public:
     std::size_t count(std::size_t limit, const char* what) {
         const std::uint64_t n = varint();
         if (n > limit) {
-            throw Error(ErrorCode::too_large,
-                        std::string(what) + ": " + std::to_string(n) + " exceeds the limit of " +
-                            std::to_string(limit));
+            throw Error(ErrorCode::too_large, std::string(what) + ": " + std::to_string(n) +
+                                                  " exceeds the limit of " + std::to_string(limit));
         }
         // Every element takes at least one byte: a count above the bytes left is a lie.
         if (n > remaining()) {
@@ -447,10 +446,10 @@ std::uint32_t read_header(Reader& r, std::uint8_t type) {
     }
     const std::uint32_t version = r.u32();
     if (version < k_protocol_min || version > k_protocol_version) {
-        throw Error(ErrorCode::unsupported_protocol,
-                    "protocol version " + std::to_string(version) + " is not supported (" +
-                        std::to_string(k_protocol_min) + "-" + std::to_string(k_protocol_version) +
-                        ")");
+        throw Error(ErrorCode::unsupported_protocol, "protocol version " + std::to_string(version) +
+                                                         " is not supported (" +
+                                                         std::to_string(k_protocol_min) + "-" +
+                                                         std::to_string(k_protocol_version) + ")");
     }
     return version;
 }

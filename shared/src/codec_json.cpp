@@ -17,10 +17,10 @@
 
 // RapidJSON asserts on misuse; we check every type before reading, so an assert firing
 // is a bug in this file: make it an exception, never an abort on network input.
-#define RAPIDJSON_ASSERT(x)                                                                    \
-    do {                                                                                       \
-        if (!(x))                                                                              \
-            throw std::logic_error("rapidjson assertion: " #x);                                 \
+#define RAPIDJSON_ASSERT(x)                                                                        \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            throw std::logic_error("rapidjson assertion: " #x);                                    \
     } while (0)
 #define RAPIDJSON_HAS_STDSTRING 1
 #include <rapidjson/document.h>
@@ -110,8 +110,8 @@ void write_op(JWriter& w, const Op& op) {
     w.Key("field");
     const FieldDef* f = find_field(op.entity_type, op.field);
     if (!f) {
-        throw Error(ErrorCode::unknown_entity_field, "cannot name field #" +
-                                                         std::to_string(op.field) + " in JSON");
+        throw Error(ErrorCode::unknown_entity_field,
+                    "cannot name field #" + std::to_string(op.field) + " in JSON");
     }
     write_string(w, f->name);
     w.Key("kind");
@@ -184,7 +184,9 @@ public:
         }
         return v.GetBool();
     }
-    std::string str(const char* name, std::size_t max) { return as_str(req(name), path(name), max); }
+    std::string str(const char* name, std::size_t max) {
+        return as_str(req(name), path(name), max);
+    }
 
     /// Rejects members not read and repeated members.
     void done() const {
@@ -229,7 +231,8 @@ public:
             fail(ErrorCode::wrong_type, path, "expected a string");
         }
         if (v.GetStringLength() > max) {
-            fail(ErrorCode::too_large, path, "string longer than " + std::to_string(max) + " bytes");
+            fail(ErrorCode::too_large, path,
+                 "string longer than " + std::to_string(max) + " bytes");
         }
         return std::string(v.GetString(), v.GetStringLength());
     }
@@ -299,8 +302,8 @@ std::vector<std::uint8_t> read_base64(const JValue& v, const std::string& path,
     if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
         end != b64.data() + b64.size() || len > max_bytes) {
-        fail(ErrorCode::malformed, path, "expected base64 of at most " +
-                                             std::to_string(max_bytes) + " bytes");
+        fail(ErrorCode::malformed, path,
+             "expected base64 of at most " + std::to_string(max_bytes) + " bytes");
     }
     out.resize(len);
     return out;

@@ -11,7 +11,9 @@ namespace otsync::crdt {
 
 namespace {
 
-void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+void put_u8(std::string& out, std::uint8_t v) {
+    out.push_back(static_cast<char>(v));
+}
 void put_u16(std::string& out, std::uint16_t v) {
     put_u8(out, static_cast<std::uint8_t>(v >> 8));
     put_u8(out, static_cast<std::uint8_t>(v));
@@ -119,9 +121,9 @@ void register_apply(RegisterState& r, const OrderKey& key, const Value& v) {
 }
 
 void register_note_state(RegisterState& r, StatusWrite w) {
-    const auto pos = std::lower_bound(
-        r.history.begin(), r.history.end(), w.key,
-        [](const StatusWrite& a, const OrderKey& k) { return a.key < k; });
+    const auto pos =
+        std::lower_bound(r.history.begin(), r.history.end(), w.key,
+                         [](const StatusWrite& a, const OrderKey& k) { return a.key < k; });
     if (pos == r.history.end() || pos->key != w.key) {
         r.history.insert(pos, std::move(w));
     }
@@ -198,7 +200,9 @@ std::vector<Value> set_elements(const SetState& s) {
     return out;
 }
 
-void log_append(LogState& l, const OrderKey& key, const Value& v) { l.events.emplace(key, v); }
+void log_append(LogState& l, const OrderKey& key, const Value& v) {
+    l.events.emplace(key, v);
+}
 
 // ---- Replica ----------------------------------------------------------------------------------
 
@@ -244,9 +248,9 @@ ApplyResult Replica::apply(const Op& op) {
             return {ApplyResult::Status::duplicate, std::nullopt};
         }
         return {ApplyResult::Status::rejected,
-                Error(ErrorCode::op_id_reused,
-                      "op " + std::to_string(op.id.replica) + ":" + std::to_string(op.id.counter) +
-                          " was already received with different content")};
+                Error(ErrorCode::op_id_reused, "op " + std::to_string(op.id.replica) + ":" +
+                                                   std::to_string(op.id.counter) +
+                                                   " was already received with different content")};
     }
     auto& top = m_max_counter[op.id.replica];
     top = std::max(top, op.id.counter);

@@ -8,7 +8,9 @@
 
 namespace otsync {
 
-SecretKey::SecretKey(SecretKey&& other) noexcept : m_bytes(other.m_bytes) { other.wipe(); }
+SecretKey::SecretKey(SecretKey&& other) noexcept : m_bytes(other.m_bytes) {
+    other.wipe();
+}
 
 SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
     if (this != &other) {
@@ -18,9 +20,13 @@ SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
     return *this;
 }
 
-SecretKey::~SecretKey() { wipe(); }
+SecretKey::~SecretKey() {
+    wipe();
+}
 
-void SecretKey::wipe() noexcept { sodium_memzero(m_bytes.data(), m_bytes.size()); }
+void SecretKey::wipe() noexcept {
+    sodium_memzero(m_bytes.data(), m_bytes.size());
+}
 
 SigningKeyPair SigningKeyPair::generate() {
     ensure_sodium();
@@ -34,8 +40,9 @@ SigningKeyPair SigningKeyPair::generate() {
 Signature sign(std::string_view message, const SecretKey& key) {
     ensure_sodium();
     Signature sig{};
-    crypto_sign_detached(sig.data(), nullptr, reinterpret_cast<const unsigned char*>(message.data()),
-                         message.size(), key.bytes().data());
+    crypto_sign_detached(sig.data(), nullptr,
+                         reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                         key.bytes().data());
     return sig;
 }
 
@@ -56,7 +63,8 @@ Hash256 blake2b_256(std::string_view data) {
     return h;
 }
 
-bool equal_constant_time(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+bool equal_constant_time(std::span<const std::uint8_t> a,
+                         std::span<const std::uint8_t> b) noexcept {
     return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 

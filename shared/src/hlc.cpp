@@ -23,7 +23,8 @@ bool hlc_within_skew(HlcTime remote, std::uint64_t local_ms, std::uint64_t max_a
     return hlc_ms(remote) <= local_ms || hlc_ms(remote) - local_ms <= max_ahead_ms;
 }
 
-Hlc::Hlc(ClockSource& clock, HlcTime persisted_state, std::optional<std::uint64_t> max_forward_skew_ms)
+Hlc::Hlc(ClockSource& clock, HlcTime persisted_state,
+         std::optional<std::uint64_t> max_forward_skew_ms)
     : m_clock(&clock), m_last(persisted_state), m_max_forward_skew_ms(max_forward_skew_ms) {}
 
 // The smallest timestamp > floor whose wall part is at least wall_ms.
@@ -47,15 +48,17 @@ HlcTime Hlc::advance_to(std::uint64_t wall_ms, HlcTime floor) {
     return next;
 }
 
-HlcTime Hlc::now() { return advance_to(m_clock->now_ms(), m_last); }
+HlcTime Hlc::now() {
+    return advance_to(m_clock->now_ms(), m_last);
+}
 
 HlcTime Hlc::receive(HlcTime remote) {
     const std::uint64_t wall = m_clock->now_ms();
     if (m_max_forward_skew_ms && !hlc_within_skew(remote, wall, *m_max_forward_skew_ms)) {
-        throw Error(ErrorCode::clock_skew,
-                    "remote clock is " + std::to_string(hlc_skew_ms(remote, wall)) +
-                        " ms ahead; the limit is " + std::to_string(*m_max_forward_skew_ms) +
-                        " ms");
+        throw Error(ErrorCode::clock_skew, "remote clock is " +
+                                               std::to_string(hlc_skew_ms(remote, wall)) +
+                                               " ms ahead; the limit is " +
+                                               std::to_string(*m_max_forward_skew_ms) + " ms");
     }
     return advance_to(wall, std::max(m_last, remote));
 }

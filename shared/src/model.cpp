@@ -21,12 +21,19 @@ constexpr RoleMask bits(std::initializer_list<Role> roles) {
 }
 
 constexpr std::array<std::string_view, k_role_count> k_role_names{
-    "customer_service", "commercial_head", "sales_executive", "platform_officer",
-    "commercial_advisor", "back_office", "technician", "warehouse_clerk", "supervisor", "system"};
+    "customer_service",   "commercial_head", "sales_executive", "platform_officer",
+    "commercial_advisor", "back_office",     "technician",      "warehouse_clerk",
+    "supervisor",         "system"};
 constexpr std::array<std::string_view, k_role_count> k_role_labels{
-    "Atención al Cliente COMTECO", "Jefe Administrativo Comercial INET", "Ejecutivo de Ventas",
-    "Encargada de Plataforma", "Asesor Comercial COMTECO", "Back Office BOOT",
-    "Técnico de Instalaciones", "Encargada de Almacén", "Gestión / Div. Servicio al Cliente",
+    "Atención al Cliente COMTECO",
+    "Jefe Administrativo Comercial INET",
+    "Ejecutivo de Ventas",
+    "Encargada de Plataforma",
+    "Asesor Comercial COMTECO",
+    "Back Office BOOT",
+    "Técnico de Instalaciones",
+    "Encargada de Almacén",
+    "Gestión / Div. Servicio al Cliente",
     "Sistema otsync"};
 
 constexpr std::array<std::string_view, 7> k_entity_names{
@@ -279,20 +286,35 @@ constexpr std::array<Requirement, 5> k_req_natural{{
     {"pago_traslado", "Pago del derecho de traslado"},
 }};
 constexpr std::array<Requirement, 7> k_req_natural_34{{
-    k_req_natural[0], k_req_natural[1], k_req_natural[2], k_req_natural[3], k_req_natural[4],
+    k_req_natural[0],
+    k_req_natural[1],
+    k_req_natural[2],
+    k_req_natural[3],
+    k_req_natural[4],
     {"fotocopia_ci", "Fotocopia de C.I."},
     {"formulario_plan_b", "Formulario Plan B"},
 }};
 constexpr std::array<Requirement, 9> k_req_legal{{
-    k_req_natural[0], k_req_natural[1], k_req_natural[2], k_req_natural[3], k_req_natural[4],
+    k_req_natural[0],
+    k_req_natural[1],
+    k_req_natural[2],
+    k_req_natural[3],
+    k_req_natural[4],
     {"nota_representante", "Nota del o los representantes legales que acredite al tramitador"},
     {"fotocopia_nit", "Fotocopia del NIT"},
     {"ci_representante", "Fotocopia de C.I. del representante legal y del tramitador"},
     {"direccion_institucion", "Dirección exacta de la institución y teléfono de referencia"},
 }};
 constexpr std::array<Requirement, 11> k_req_legal_34{{
-    k_req_legal[0], k_req_legal[1], k_req_legal[2], k_req_legal[3], k_req_legal[4],
-    k_req_legal[5], k_req_legal[6], k_req_legal[7], k_req_legal[8],
+    k_req_legal[0],
+    k_req_legal[1],
+    k_req_legal[2],
+    k_req_legal[3],
+    k_req_legal[4],
+    k_req_legal[5],
+    k_req_legal[6],
+    k_req_legal[7],
+    k_req_legal[8],
     {"fotocopia_ci", "Fotocopia de C.I."},
     {"formulario_plan_b", "Formulario Plan B"},
 }};
@@ -498,8 +520,9 @@ std::optional<Error> check_op_schema(const Op& op) {
     // the status write it replaced; nothing else carries any.
     if (op.kind != OpKind::remove && !op.observed.empty() &&
         !(f->lifecycle && op.observed.size() == 1)) {
-        return Error(ErrorCode::kind_mismatch,
-                     "only a remove, or a status write naming its predecessor, carries observed tags");
+        return Error(
+            ErrorCode::kind_mismatch,
+            "only a remove, or a status write naming its predecessor, carries observed tags");
     }
     if (op.id.counter == 0) {
         return Error(ErrorCode::invalid_value, "op counters start at 1");
@@ -519,8 +542,8 @@ std::optional<Error> check_op_schema(const Op& op) {
     }
     if (const auto* s = std::get_if<std::string>(&op.value)) {
         if (s->size() > f->max_bytes) {
-            return Error(ErrorCode::too_large, where + " is limited to " +
-                                                   std::to_string(f->max_bytes) + " bytes");
+            return Error(ErrorCode::too_large,
+                         where + " is limited to " + std::to_string(f->max_bytes) + " bytes");
         }
         if (!is_valid_utf8(*s)) {
             return Error(ErrorCode::invalid_utf8, where + " is not valid UTF-8");
@@ -530,8 +553,8 @@ std::optional<Error> check_op_schema(const Op& op) {
         }
     } else if (const auto* b = std::get_if<Bytes>(&op.value)) {
         if (b->data.size() > f->max_bytes) {
-            return Error(ErrorCode::too_large, where + " is limited to " +
-                                                   std::to_string(f->max_bytes) + " bytes");
+            return Error(ErrorCode::too_large,
+                         where + " is limited to " + std::to_string(f->max_bytes) + " bytes");
         }
     } else if (f->min < f->max) {
         std::int64_t n = 0;
@@ -561,8 +584,12 @@ bool visible_to_technician(const FieldDef& f) noexcept {
     return (f.technician_visible & role_bit(Role::technician)) != 0;
 }
 
-const Lifecycle& case_lifecycle() noexcept { return k_case_lifecycle; }
-const Lifecycle& work_order_lifecycle() noexcept { return k_ot_lifecycle; }
+const Lifecycle& case_lifecycle() noexcept {
+    return k_case_lifecycle;
+}
+const Lifecycle& work_order_lifecycle() noexcept {
+    return k_ot_lifecycle;
+}
 
 bool transition_allowed(const Lifecycle& lc, std::string_view from, std::string_view to,
                         Role role) noexcept {
@@ -586,7 +613,9 @@ std::span<const Requirement> requirements_for(PersonType p, int modality) noexce
     return extra ? std::span<const Requirement>(k_req_natural_34) : k_req_natural;
 }
 
-std::span<const FeeRow> default_fee_table() noexcept { return k_fees; }
+std::span<const FeeRow> default_fee_table() noexcept {
+    return k_fees;
+}
 
 Money transfer_fee(std::span<const std::string_view> products, std::span<const FeeRow> table) {
     auto price = [&](std::string_view product) -> std::int64_t {

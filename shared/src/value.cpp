@@ -1,6 +1,6 @@
 // Value helpers: type names and the UTF-8 check every text value passes.
-#include "otsync/op.hpp"
 #include "otsync/value.hpp"
+#include "otsync/op.hpp"
 
 #include <array>
 

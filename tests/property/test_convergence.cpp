@@ -32,7 +32,8 @@ constexpr Role k_roles[k_replicas] = {Role::system, Role::technician, Role::tech
 struct SimReplica {
     SimReplica(int index, std::uint64_t wall)
         : clock(wall), hlc(std::make_unique<Hlc>(clock)),
-          maker(std::make_unique<crdt::OpMaker>(index, *hlc, Id::natural("user", k_names[index]))) {}
+          maker(std::make_unique<crdt::OpMaker>(index, *hlc, Id::natural("user", k_names[index]))) {
+    }
 
     FakeClock clock;
     std::unique_ptr<Hlc> hlc;
@@ -81,15 +82,17 @@ struct World {
         const Id& ot = ots[pick(ots.size())];
         static const char* serials[] = {"ZTEG0001", "ZTEG0002", "DECO0003", "MODEM004", "ONT00005"};
         const std::string serial = serials[pick(5)];
-        static const char* ot_states[] = {"assigned", "en_route", "on_site", "completed", "failed",
-                                          "cancelled"};
+        static const char* ot_states[] = {"assigned",  "en_route", "on_site",
+                                          "completed", "failed",   "cancelled"};
         Op op;
         switch (pick(11)) {
         case 0:
-            op = m.set(EntityType::work_order, ot, "outcome", text(std::string(k_names[who]) + std::to_string(pick(100))));
+            op = m.set(EntityType::work_order, ot, "outcome",
+                       text(std::string(k_names[who]) + std::to_string(pick(100))));
             break;
         case 1:
-            op = m.set_status(n.state, EntityType::work_order, ot, "status", text(ot_states[pick(6)]));
+            op = m.set_status(n.state, EntityType::work_order, ot, "status",
+                              text(ot_states[pick(6)]));
             break;
         case 2:
             op = m.add(EntityType::work_order, ot, "expected_equipment", text(serial));
@@ -98,7 +101,8 @@ struct World {
             op = m.remove(n.state, EntityType::work_order, ot, "expected_equipment", text(serial));
             break;
         case 4:
-            op = m.event(EntityType::work_order, ot, "notes", text("nota " + std::to_string(pick(1000))));
+            op = m.event(EntityType::work_order, ot, "notes",
+                         text("nota " + std::to_string(pick(1000))));
             break;
         case 5: { // record a collected item: the Anexo 4 row, keyed by (OT, serial)
             const Id row = Id::collected_item(ot, serial);
@@ -110,7 +114,8 @@ struct World {
         }
         case 6: {
             const Id row = Id::collected_item(ot, serial);
-            op = m.set(EntityType::collected_item, row, "reason", text(chance(50) ? "migration" : "damaged"));
+            op = m.set(EntityType::collected_item, row, "reason",
+                       text(chance(50) ? "migration" : "damaged"));
             collected.insert(row);
             break;
         }
@@ -118,13 +123,16 @@ struct World {
             op = m.add(EntityType::handover, handover, "rows", Id::collected_item(ot, serial));
             break;
         case 8:
-            op = m.remove(n.state, EntityType::handover, handover, "rows", Id::collected_item(ot, serial));
+            op = m.remove(n.state, EntityType::handover, handover, "rows",
+                          Id::collected_item(ot, serial));
             break;
         case 9:
-            op = m.event(EntityType::case_file, the_case, "steps", text("m4." + std::to_string(pick(18))));
+            op = m.event(EntityType::case_file, the_case, "steps",
+                         text("m4." + std::to_string(pick(18))));
             break;
         default:
-            op = m.set(EntityType::case_file, the_case, "fee", Money{static_cast<std::int64_t>(14628 + pick(10000))});
+            op = m.set(EntityType::case_file, the_case, "fee",
+                       Money{static_cast<std::int64_t>(14628 + pick(10000))});
             break;
         }
         // The outbox is durable before anything is sent.
@@ -138,7 +146,8 @@ struct World {
             FAIL("local op not applied: " << (r.error ? r.error->what() : "duplicate"));
         }
         if (op.entity_type == EntityType::case_file || op.entity_type == EntityType::work_order ||
-            op.entity_type == EntityType::collected_item || op.entity_type == EntityType::handover) {
+            op.entity_type == EntityType::collected_item ||
+            op.entity_type == EntityType::handover) {
             if (op.kind == OpKind::event) {
                 events.insert({op.entity, op.field, op.id});
             }
@@ -268,15 +277,15 @@ std::string check_world(World& w) {
     for (auto type : {EntityType::work_order, EntityType::case_file}) {
         for (const Id& id : s.entities(type)) {
             const auto* notes = type == EntityType::work_order ? s.log(type, id, "notes")
-                                                                : s.log(type, id, "steps");
+                                                               : s.log(type, id, "steps");
             if (notes) {
                 events_in_state += notes->events.size();
             }
         }
     }
     if (events_in_state != w.events.size()) {
-        return "event count " + std::to_string(events_in_state) + " != " +
-               std::to_string(w.events.size()) + " appended";
+        return "event count " + std::to_string(events_in_state) +
+               " != " + std::to_string(w.events.size()) + " appended";
     }
     if (s.op_count() != w.all_ops.size()) {
         return "server holds " + std::to_string(s.op_count()) + " ops of " +

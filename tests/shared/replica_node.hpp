@@ -14,8 +14,8 @@ namespace otsync::test {
 
 struct Node {
     Node(std::string node_name, std::uint64_t replica, std::uint64_t wall_ms)
-        : name(std::move(node_name)), clock(wall_ms), hlc(clock), user(Id::natural("user", this->name)),
-          maker(replica, hlc, user) {}
+        : name(std::move(node_name)), clock(wall_ms), hlc(clock),
+          user(Id::natural("user", this->name)), maker(replica, hlc, user) {}
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
 

@@ -13,12 +13,14 @@ TEST_CASE("random ids differ and round-trip through hex") {
     CHECK_FALSE(a.is_zero());
     CHECK(a.hex().size() == 32);
     CHECK(Id::from_hex(a.hex()) == a);
-    CHECK(Id::from_hex("000102030405060708090A0B0C0D0E0F").hex() == "000102030405060708090a0b0c0d0e0f");
+    CHECK(Id::from_hex("000102030405060708090A0B0C0D0E0F").hex() ==
+          "000102030405060708090a0b0c0d0e0f");
 }
 
 TEST_CASE("malformed id text is rejected") {
-    for (const char* bad : {"", "00", "000102030405060708090a0b0c0d0e0", "000102030405060708090a0b0c0d0e0f0",
-                            "zz0102030405060708090a0b0c0d0e0f", "00010203040506070809 a0b0c0d0e0f"}) {
+    for (const char* bad :
+         {"", "00", "000102030405060708090a0b0c0d0e0", "000102030405060708090a0b0c0d0e0f0",
+          "zz0102030405060708090a0b0c0d0e0f", "00010203040506070809 a0b0c0d0e0f"}) {
         CAPTURE(bad);
         CHECK_THROWS_AS(Id::from_hex(bad), Error);
     }

@@ -25,7 +25,9 @@ std::vector<std::string> texts(const std::vector<Value>& values) {
     return out;
 }
 
-std::string text_of(const Value* v) { return v ? std::get<std::string>(*v) : "<unset>"; }
+std::string text_of(const Value* v) {
+    return v ? std::get<std::string>(*v) : "<unset>";
+}
 } // namespace
 
 TEST_CASE("register: the later write wins on every replica, in either delivery order") {
@@ -184,7 +186,8 @@ TEST_CASE("ops that do not fit the registry are rejected and change nothing") {
     CHECK(r.op_count() == 0);
 }
 
-TEST_CASE("lifecycle: completed by the technician vs cancelled by back office is kept as a conflict") {
+TEST_CASE(
+    "lifecycle: completed by the technician vs cancelled by back office is kept as a conflict") {
     Node tech("alice", 1, k_now);
     Node office("server", 0, k_now + 1);
     const Id ot = Id::random();

@@ -78,7 +78,8 @@ TEST_CASE("transition tables") {
     CHECK(transition_allowed(c, "in_progress", "closed", Role::system));
     CHECK_FALSE(transition_allowed(c, "in_progress", "closed", Role::back_office));
     for (const auto& t : c.transitions) {
-        CHECK((t.from.empty() || std::find(c.states.begin(), c.states.end(), t.from) != c.states.end()));
+        CHECK((t.from.empty() ||
+               std::find(c.states.begin(), c.states.end(), t.from) != c.states.end()));
         CHECK(std::find(c.states.begin(), c.states.end(), t.to) != c.states.end());
     }
 }

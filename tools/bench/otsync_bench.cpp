@@ -74,7 +74,9 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::size_t heap_in_use() { return mallinfo2().uordblks; }
+std::size_t heap_in_use() {
+    return mallinfo2().uordblks;
+}
 
 std::string random_text(std::mt19937_64& rng, std::size_t n) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -102,7 +104,9 @@ Value field_value(std::mt19937_64& rng, int i) {
     }
 }
 
-const char* field_name(int i) { return i < 5 ? k_text_fields[i] : k_int_fields[i - 5]; }
+const char* field_name(int i) {
+    return i < 5 ? k_text_fields[i] : k_int_fields[i - 5];
+}
 
 struct Actor {
     Actor(std::uint64_t replica, std::uint64_t wall, const char* name)
@@ -114,7 +118,8 @@ struct Actor {
 
 std::string gzip(const std::string& in) {
     z_stream z{};
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK) {
         throw std::runtime_error("deflateInit2 failed");
     }
     std::string out(deflateBound(&z, in.size()) + 32, '\0');
@@ -299,7 +304,8 @@ int run_merge(const Options& o) {
         {
             std::vector<std::unique_ptr<Actor>> src;
             for (int k = 0; k < 8; ++k) {
-                src.push_back(std::make_unique<Actor>(10 + k, k_epoch + static_cast<unsigned>(k), "src"));
+                src.push_back(
+                    std::make_unique<Actor>(10 + k, k_epoch + static_cast<unsigned>(k), "src"));
             }
             std::mt19937_64 r(o.seed + 0x85EBCA6Bull);
             for (std::size_t i = 0; i < o.million; ++i) {
@@ -312,9 +318,8 @@ int run_merge(const Options& o) {
                                           field_value(r, f)));
             }
             // Each source's ops arrive as one batch, as a sync page would.
-            std::stable_sort(ops.begin(), ops.end(), [](const Op& x, const Op& y) {
-                return x.id.replica < y.id.replica;
-            });
+            std::stable_sort(ops.begin(), ops.end(),
+                             [](const Op& x, const Op& y) { return x.id.replica < y.id.replica; });
         }
         malloc_trim(0);
         const std::size_t before = heap_in_use();
@@ -375,7 +380,8 @@ int main(int argc, char** argv) {
         } else if (a == "--seed") {
             o.seed = parse_number(next(), "--seed");
         } else if (a == "--repeats") {
-            o.repeats = static_cast<int>(std::clamp<std::uint64_t>(parse_number(next(), "--repeats"), 1, 1000));
+            o.repeats = static_cast<int>(
+                std::clamp<std::uint64_t>(parse_number(next(), "--repeats"), 1, 1000));
         } else if (a == "--json") {
             o.json = true;
         } else {

@@ -12,16 +12,16 @@
 namespace otsync {
 
 enum class ErrorCode : std::uint16_t {
-    internal = 1,            // a bug or an unexpected library failure
-    invalid_argument = 2,    // a caller passed something that makes no sense
-    truncated = 3,           // input ended before the message did
-    malformed = 4,           // input is not a valid encoding at all
-    too_large = 5,           // input or a part of it exceeds a configured limit
-    wrong_type = 6,          // a JSON member or value has the wrong type
-    unknown_field = 7,       // a JSON member that the message does not have
-    missing_field = 8,       // a required JSON member is absent
-    invalid_utf8 = 9,        // text that is not valid UTF-8
-    out_of_range = 10,       // a number outside what the field accepts
+    internal = 1,         // a bug or an unexpected library failure
+    invalid_argument = 2, // a caller passed something that makes no sense
+    truncated = 3,        // input ended before the message did
+    malformed = 4,        // input is not a valid encoding at all
+    too_large = 5,        // input or a part of it exceeds a configured limit
+    wrong_type = 6,       // a JSON member or value has the wrong type
+    unknown_field = 7,    // a JSON member that the message does not have
+    missing_field = 8,    // a required JSON member is absent
+    invalid_utf8 = 9,     // text that is not valid UTF-8
+    out_of_range = 10,    // a number outside what the field accepts
     unknown_entity_type = 11,
     unknown_entity_field = 12,
     kind_mismatch = 13,       // op kind does not fit the field (e.g. add on a register)
@@ -31,7 +31,7 @@ enum class ErrorCode : std::uint16_t {
     invalid_transition = 17,
     clock_skew = 18,
     unsupported_protocol = 19,
-    invalid_value = 20,       // value of the right type but not an allowed one
+    invalid_value = 20, // value of the right type but not an allowed one
 };
 
 /// The stable wire spelling of a code ("op_id_reused", ...).

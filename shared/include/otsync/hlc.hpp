@@ -18,8 +18,12 @@ constexpr std::uint64_t k_hlc_ms_max = (std::uint64_t{1} << 48) - 1;
 constexpr HlcTime hlc_make(std::uint64_t ms, std::uint64_t logical) {
     return (ms << k_hlc_logical_bits) | (logical & k_hlc_logical_max);
 }
-constexpr std::uint64_t hlc_ms(HlcTime t) { return t >> k_hlc_logical_bits; }
-constexpr std::uint64_t hlc_logical(HlcTime t) { return t & k_hlc_logical_max; }
+constexpr std::uint64_t hlc_ms(HlcTime t) {
+    return t >> k_hlc_logical_bits;
+}
+constexpr std::uint64_t hlc_logical(HlcTime t) {
+    return t & k_hlc_logical_max;
+}
 
 /// Where wall-clock milliseconds since the Unix epoch come from.
 class ClockSource {
@@ -40,7 +44,9 @@ public:
     explicit FakeClock(std::uint64_t ms = 0) : m_ms(ms) {}
     std::uint64_t now_ms() override { return m_ms; }
     void set(std::uint64_t ms) { m_ms = ms; }
-    void advance(std::int64_t delta_ms) { m_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(m_ms) + delta_ms); }
+    void advance(std::int64_t delta_ms) {
+        m_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(m_ms) + delta_ms);
+    }
 
 private:
     std::uint64_t m_ms;

@@ -31,7 +31,9 @@ enum class Role : std::uint8_t {
 };
 constexpr std::uint8_t k_role_count = 10;
 using RoleMask = std::uint16_t;
-constexpr RoleMask role_bit(Role r) { return static_cast<RoleMask>(1u << static_cast<unsigned>(r)); }
+constexpr RoleMask role_bit(Role r) {
+    return static_cast<RoleMask>(1u << static_cast<unsigned>(r));
+}
 constexpr RoleMask k_all_roles = (1u << k_role_count) - 1;
 
 std::string_view to_string(Role r) noexcept;
@@ -68,16 +70,16 @@ struct Lifecycle {
 
 struct FieldDef {
     EntityType entity;
-    FieldId id;             // stable wire number within the entity type: never reuse
-    std::string_view name;  // stable JSON name
+    FieldId id;            // stable wire number within the entity type: never reuse
+    std::string_view name; // stable JSON name
     FieldKind kind;
     ValueType type;
-    std::uint32_t max_bytes = 0;         // text and bytes: the limit on the value
-    std::int64_t min = 0, max = 0;       // int64 and money: range when min < max
-    RoleMask writers = 0;                // set / add / event
-    RoleMask removers = 0;               // remove (set fields)
-    RoleMask technician_visible = 0;     // nonzero: in a technician's scope
-    bool sensitive = false;              // encrypted at rest on devices (CI/NIT, signatures)
+    std::uint32_t max_bytes = 0;          // text and bytes: the limit on the value
+    std::int64_t min = 0, max = 0;        // int64 and money: range when min < max
+    RoleMask writers = 0;                 // set / add / event
+    RoleMask removers = 0;                // remove (set fields)
+    RoleMask technician_visible = 0;      // nonzero: in a technician's scope
+    bool sensitive = false;               // encrypted at rest on devices (CI/NIT, signatures)
     const Lifecycle* lifecycle = nullptr; // status registers
     std::span<const std::string_view> allowed{}; // text codes (enums); empty = free text
     std::string_view label_es{};

@@ -57,7 +57,7 @@ using FieldId = std::uint16_t;
 struct Op {
     OpId id;
     HlcTime hlc = 0;
-    Id author;                // the user who made the change, for audit
+    Id author; // the user who made the change, for audit
     EntityType entity_type = EntityType::case_file;
     Id entity;
     FieldId field = 0;

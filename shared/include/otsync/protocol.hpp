@@ -71,7 +71,7 @@ struct SyncResponse {
     std::uint64_t cursor = 0;      // the new cursor
     bool more = false;             // another page is waiting
     std::vector<EntityRef> evicted;
-    std::uint64_t remaining = 0;   // estimate of ops still to download
+    std::uint64_t remaining = 0;       // estimate of ops still to download
     std::vector<std::uint8_t> receipt; // Ed25519 signature over the accepted op ids (64 bytes)
     bool operator==(const SyncResponse&) const = default;
 };

@@ -32,7 +32,8 @@ struct Bytes {
 
 /// The value of a field. Text is std::string holding valid UTF-8.
 /// The alternative index is the wire tag: never reorder.
-using Value = std::variant<std::monostate, bool, std::int64_t, Money, std::string, Bytes, Id, Timestamp>;
+using Value =
+    std::variant<std::monostate, bool, std::int64_t, Money, std::string, Bytes, Id, Timestamp>;
 
 enum class ValueType : std::uint8_t {
     null = 0,
@@ -46,13 +47,17 @@ enum class ValueType : std::uint8_t {
 };
 constexpr std::uint8_t k_value_type_count = 8;
 
-inline ValueType type_of(const Value& v) noexcept { return static_cast<ValueType>(v.index()); }
+inline ValueType type_of(const Value& v) noexcept {
+    return static_cast<ValueType>(v.index());
+}
 std::string_view to_string(ValueType t) noexcept;
 
 /// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool is_valid_utf8(std::string_view s) noexcept;
 
 /// Text value helper for readable literals in code and tests.
-inline Value text(std::string s) { return Value{std::move(s)}; }
+inline Value text(std::string s) {
+    return Value{std::move(s)};
+}
 
 } // namespace otsync
