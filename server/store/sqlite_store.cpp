@@ -1,0 +1,609 @@
+// SQLite implementation of Store.
+//
+// Pragmas (set at open, commented where set): WAL so readers never block the writer;
+// synchronous=FULL by default because an acknowledged op must survive power loss, not
+// only a process crash (DESIGN §9–§10); foreign_keys on; a busy timeout so a second
+// process (otsync-admin) waits instead of failing.
+#include "store/store.hpp"
+
+#include "otsync/codec.hpp"
+#include "otsync/error.hpp"
+
+#include <sqlite3.h>
+
+#include <mutex>
+#include <string>
+
+namespace otsync::server {
+
+namespace {
+
+[[noreturn]] void sql_fail(sqlite3* db, const std::string& what) {
+    throw Error(ErrorCode::internal, what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+}
+
+/// A prepared statement; bind by 1-based index, step, read columns.
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) : m_db(db) {
+        if (sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr) != SQLITE_OK) {
+            sql_fail(db, std::string("prepare ") + sql);
+        }
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    ~Stmt() { sqlite3_finalize(m_stmt); }
+
+    Stmt& bind(int i, std::int64_t v) {
+        check(sqlite3_bind_int64(m_stmt, i, v));
+        return *this;
+    }
+    Stmt& bind_u64(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
+    Stmt& bind(int i, const std::string& v) {
+        check(sqlite3_bind_text(m_stmt, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+        return *this;
+    }
+    Stmt& bind_blob(int i, const void* p, std::size_t n) {
+        check(sqlite3_bind_blob(m_stmt, i, p, static_cast<int>(n), SQLITE_TRANSIENT));
+        return *this;
+    }
+    Stmt& bind(int i, const Id& id) { return bind_blob(i, id.bytes.data(), id.bytes.size()); }
+    Stmt& bind_null(int i) {
+        check(sqlite3_bind_null(m_stmt, i));
+        return *this;
+    }
+
+    /// True while a row is available.
+    bool step() {
+        const int rc = sqlite3_step(m_stmt);
+        if (rc == SQLITE_ROW) {
+            return true;
+        }
+        if (rc == SQLITE_DONE) {
+            return false;
+        }
+        sql_fail(m_db, "step");
+    }
+    void run() {
+        while (step()) {
+        }
+        reset();
+    }
+    void reset() {
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+    }
+
+    std::int64_t i64(int col) { return sqlite3_column_int64(m_stmt, col); }
+    std::uint64_t u64(int col) { return static_cast<std::uint64_t>(i64(col)); }
+    bool is_null(int col) { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
+    std::string text(int col) {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, col)))
+                 : std::string();
+    }
+    std::string blob(int col) {
+        const auto* p = static_cast<const char*>(sqlite3_column_blob(m_stmt, col));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, col)))
+                 : std::string();
+    }
+    Id id(int col) {
+        const std::string b = blob(col);
+        if (b.size() != 16) {
+            throw Error(ErrorCode::internal, "stored id is not 16 bytes");
+        }
+        Id id;
+        std::copy(b.begin(), b.end(), id.bytes.begin());
+        return id;
+    }
+
+private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) {
+            sql_fail(m_db, "bind");
+        }
+    }
+    sqlite3* m_db;
+    sqlite3_stmt* m_stmt = nullptr;
+};
+
+// Migrations, in order; migration i brings the schema from version i to i+1.
+const char* const k_migrations[] = {
+    // 0 -> 1
+    R"sql(
+    CREATE TABLE users(
+        id BLOB PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL);
+    -- Enrollment codes are stored hashed (BLAKE2b-256): a leaked database leaks no code.
+    CREATE TABLE enroll_codes(
+        code_hash BLOB PRIMARY KEY,
+        user_id BLOB NOT NULL REFERENCES users(id),
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER);
+    CREATE TABLE devices(
+        replica INTEGER PRIMARY KEY AUTOINCREMENT, -- replica ids are never reused
+        user_id BLOB NOT NULL REFERENCES users(id),
+        public_key BLOB NOT NULL,
+        label TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 0,
+        last_counter INTEGER NOT NULL DEFAULT 0,
+        cursor INTEGER NOT NULL DEFAULT 0,
+        last_seen INTEGER NOT NULL DEFAULT 0,
+        enrolled_at INTEGER NOT NULL);
+    -- The op log. seq is the server sequence; (replica, counter) is the op id.
+    CREATE TABLE ops(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        replica INTEGER NOT NULL,
+        counter INTEGER NOT NULL,
+        entity_type INTEGER NOT NULL,
+        entity BLOB NOT NULL,
+        body BLOB NOT NULL,            -- the op in the binary codec, as received
+        received_at INTEGER NOT NULL,
+        skew_ms INTEGER NOT NULL,
+        flagged INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(replica, counter));
+    CREATE INDEX ops_by_entity ON ops(entity_type, entity, seq);
+    -- Per-user delivery feed: what each technician's devices must receive, in order.
+    CREATE TABLE feed(
+        user_id BLOB NOT NULL,
+        fseq INTEGER NOT NULL,
+        op_seq INTEGER REFERENCES ops(seq),
+        evict_type INTEGER,
+        evict_id BLOB,
+        PRIMARY KEY(user_id, fseq)) WITHOUT ROWID;
+    CREATE TABLE feed_heads(user_id BLOB PRIMARY KEY, last_fseq INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE projections(
+        entity_type INTEGER NOT NULL,
+        entity BLOB NOT NULL,
+        state TEXT NOT NULL,
+        updated_seq INTEGER NOT NULL,
+        PRIMARY KEY(entity_type, entity)) WITHOUT ROWID;
+    CREATE TABLE server_key(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        public_key BLOB NOT NULL,
+        secret_key BLOB NOT NULL);
+    )sql",
+};
+static_assert(std::size(k_migrations) == k_schema_version);
+
+Op decode_one(const std::string& body) {
+    auto ops = decode_ops(body);
+    if (ops.size() != 1) {
+        throw Error(ErrorCode::internal,
+                    "stored op body holds " + std::to_string(ops.size()) + " ops");
+    }
+    return std::move(ops.front());
+}
+
+class SqliteStore final : public Store {
+public:
+    explicit SqliteStore(const SqliteOptions& o) {
+        if (sqlite3_open_v2(o.path.c_str(), &m_db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                            nullptr) != SQLITE_OK) {
+            const std::string msg = m_db ? sqlite3_errmsg(m_db) : "out of memory";
+            sqlite3_close(m_db);
+            throw Error(ErrorCode::internal, "cannot open database " + o.path + ": " + msg);
+        }
+        sqlite3_busy_timeout(m_db, o.busy_timeout_ms);
+        exec("PRAGMA journal_mode=WAL");                        // readers do not block the writer
+        exec(o.synchronous_full ? "PRAGMA synchronous=FULL"     // fsync at every commit
+                                : "PRAGMA synchronous=NORMAL"); // crash-safe, not power-safe
+        exec("PRAGMA foreign_keys=ON");
+        migrate(o.path);
+    }
+    ~SqliteStore() override { sqlite3_close(m_db); }
+
+    void add_user(const User& u) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "INSERT INTO users(id, name, role, disabled, created_at) VALUES(?,?,?,?,?)");
+        s.bind(1, u.id).bind(2, u.name).bind(3, std::string(to_string(u.role)));
+        s.bind(4, u.disabled ? 1 : 0).bind(5, u.created_at);
+        if (sqlite3_step_checked(s) == SQLITE_CONSTRAINT) {
+            throw Error(ErrorCode::invalid_argument,
+                        "a user named '" + u.name + "' already exists");
+        }
+    }
+
+    std::optional<User> user_by_name(const std::string& name) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users WHERE name=?");
+        s.bind(1, name);
+        return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
+    }
+
+    std::optional<User> user_by_id(const Id& id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users WHERE id=?");
+        s.bind(1, id);
+        return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
+    }
+
+    std::vector<User> users() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users ORDER BY name");
+        std::vector<User> out;
+        while (s.step()) {
+            out.push_back(read_user(s));
+        }
+        return out;
+    }
+
+    void add_enroll_code(const Hash256& code_hash, const Id& user,
+                         std::int64_t expires_at) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "INSERT INTO enroll_codes(code_hash, user_id, expires_at) VALUES(?,?,?)");
+        s.bind_blob(1, code_hash.data(), code_hash.size()).bind(2, user).bind(3, expires_at);
+        s.run();
+    }
+
+    std::optional<Device> enroll(const Hash256& code_hash, const PublicKey& key,
+                                 const std::string& label, std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this);
+        Stmt find(m_db, "SELECT user_id FROM enroll_codes WHERE code_hash=? AND used_at IS NULL "
+                        "AND expires_at>?");
+        find.bind_blob(1, code_hash.data(), code_hash.size()).bind(2, now);
+        if (!find.step()) {
+            return std::nullopt;
+        }
+        const Id user = find.id(0);
+        Stmt use(m_db, "UPDATE enroll_codes SET used_at=? WHERE code_hash=?");
+        use.bind(1, now).bind_blob(2, code_hash.data(), code_hash.size()).run();
+        Stmt add(m_db, "INSERT INTO devices(user_id, public_key, label, enrolled_at, last_seen) "
+                       "VALUES(?,?,?,?,?)");
+        add.bind(1, user)
+            .bind_blob(2, key.data(), key.size())
+            .bind(3, label)
+            .bind(4, now)
+            .bind(5, now);
+        add.run();
+        const auto replica = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(m_db));
+        tx.commit();
+        Device d;
+        d.replica = replica;
+        d.user = user;
+        d.public_key = key;
+        d.label = label;
+        d.enrolled_at = now;
+        d.last_seen = now;
+        return d;
+    }
+
+    std::optional<Device> device(std::uint64_t replica) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
+                     "last_seen, enrolled_at FROM devices WHERE replica=?");
+        s.bind_u64(1, replica);
+        return s.step() ? std::optional<Device>(read_device(s)) : std::nullopt;
+    }
+
+    std::vector<Device> devices() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
+                     "last_seen, enrolled_at FROM devices ORDER BY replica");
+        std::vector<Device> out;
+        while (s.step()) {
+            out.push_back(read_device(s));
+        }
+        return out;
+    }
+
+    bool revoke_device(std::uint64_t replica) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "UPDATE devices SET status=1 WHERE replica=?");
+        s.bind_u64(1, replica).run();
+        return sqlite3_changes(m_db) > 0;
+    }
+
+    bool claim_request_counter(std::uint64_t replica, std::uint64_t counter,
+                               std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db,
+               "UPDATE devices SET last_counter=?, last_seen=? WHERE replica=? AND last_counter<?");
+        s.bind_u64(1, counter).bind(2, now).bind_u64(3, replica).bind_u64(4, counter).run();
+        return sqlite3_changes(m_db) > 0;
+    }
+
+    std::vector<std::uint64_t> commit_sync(const SyncWrite& w) override {
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this);
+        std::vector<std::uint64_t> seqs;
+        seqs.reserve(w.ops.size());
+        Stmt ins(m_db, "INSERT INTO ops(replica, counter, entity_type, entity, body, received_at, "
+                       "skew_ms, flagged) VALUES(?,?,?,?,?,?,?,?)");
+        for (const auto& so : w.ops) {
+            const std::string body = encode_binary(std::span<const Op>(&so.op, 1));
+            ins.bind_u64(1, so.op.id.replica).bind_u64(2, so.op.id.counter);
+            ins.bind(3, static_cast<std::int64_t>(so.op.entity_type)).bind(4, so.op.entity);
+            ins.bind_blob(5, body.data(), body.size()).bind(6, so.received_at).bind(7, so.skew_ms);
+            ins.bind(8, so.flagged ? 1 : 0);
+            ins.run();
+            seqs.push_back(static_cast<std::uint64_t>(sqlite3_last_insert_rowid(m_db)));
+        }
+        Stmt head_get(m_db, "SELECT last_fseq FROM feed_heads WHERE user_id=?");
+        Stmt head_put(m_db, "INSERT INTO feed_heads(user_id, last_fseq) VALUES(?,?) "
+                            "ON CONFLICT(user_id) DO UPDATE SET last_fseq=excluded.last_fseq");
+        Stmt feed(
+            m_db,
+            "INSERT INTO feed(user_id, fseq, op_seq, evict_type, evict_id) VALUES(?,?,?,?,?)");
+        for (const auto& f : w.feed) {
+            head_get.bind(1, f.user);
+            std::uint64_t fseq = head_get.step() ? head_get.u64(0) + 1 : 1;
+            head_get.reset();
+            feed.bind(1, f.user).bind_u64(2, fseq);
+            if (f.new_op) {
+                feed.bind_u64(3, seqs.at(*f.new_op)).bind_null(4).bind_null(5);
+            } else if (f.old_seq) {
+                feed.bind_u64(3, *f.old_seq).bind_null(4).bind_null(5);
+            } else {
+                feed.bind_null(3)
+                    .bind(4, static_cast<std::int64_t>(f.evict->first))
+                    .bind(5, f.evict->second);
+            }
+            feed.run();
+            head_put.bind(1, f.user).bind_u64(2, fseq).run();
+        }
+        const std::uint64_t last = seqs.empty() ? 0 : seqs.back();
+        Stmt proj(m_db, "INSERT INTO projections(entity_type, entity, state, updated_seq) "
+                        "VALUES(?,?,?,?) ON CONFLICT(entity_type, entity) DO UPDATE SET "
+                        "state=excluded.state, updated_seq=excluded.updated_seq");
+        for (const auto& p : w.projections) {
+            proj.bind(1, static_cast<std::int64_t>(p.type))
+                .bind(2, p.id)
+                .bind(3, p.json)
+                .bind_u64(4, last);
+            proj.run();
+        }
+        if (w.replica != k_server_replica) {
+            Stmt dev(m_db, "UPDATE devices SET last_seen=?, cursor=max(cursor, ?) WHERE replica=?");
+            dev.bind(1, w.now).bind_u64(2, w.cursor).bind_u64(3, w.replica).run();
+        }
+        tx.commit();
+        return seqs;
+    }
+
+    std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq>? "
+                     "ORDER BY seq LIMIT ?");
+        s.bind_u64(1, after).bind(2, limit ? static_cast<std::int64_t>(limit) : -1);
+        std::vector<StoredOp> out;
+        while (s.step()) {
+            out.push_back(read_op(s));
+        }
+        return out;
+    }
+
+    std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq=?");
+        std::vector<StoredOp> out;
+        for (auto seq : seqs) {
+            s.bind_u64(1, seq);
+            if (s.step()) {
+                out.push_back(read_op(s));
+            }
+            s.reset();
+        }
+        return out;
+    }
+
+    std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT seq FROM ops WHERE entity_type=? AND entity=? ORDER BY seq");
+        s.bind(1, static_cast<std::int64_t>(t)).bind(2, id);
+        std::vector<std::uint64_t> out;
+        while (s.step()) {
+            out.push_back(s.u64(0));
+        }
+        return out;
+    }
+
+    std::optional<StoredOp> op_by_id(const OpId& id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE replica=? "
+                     "AND counter=?");
+        s.bind_u64(1, id.replica).bind_u64(2, id.counter);
+        return s.step() ? std::optional<StoredOp>(read_op(s)) : std::nullopt;
+    }
+
+    std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
+    std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
+
+    std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
+                                    std::size_t limit) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT fseq, op_seq, evict_type, evict_id FROM feed WHERE user_id=? AND "
+                     "fseq>? ORDER BY fseq LIMIT ?");
+        s.bind(1, user).bind_u64(2, after).bind(3, static_cast<std::int64_t>(limit));
+        std::vector<FeedRow> out;
+        while (s.step()) {
+            FeedRow r;
+            r.fseq = s.u64(0);
+            if (!s.is_null(1)) {
+                r.op_seq = s.u64(1);
+            } else {
+                r.evict = std::make_pair(static_cast<EntityType>(s.i64(2)), s.id(3));
+            }
+            out.push_back(r);
+        }
+        return out;
+    }
+
+    std::uint64_t feed_count_after(const Id& user, std::uint64_t after) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT coalesce((SELECT last_fseq FROM feed_heads WHERE user_id=?), 0)");
+        s.bind(1, user);
+        s.step();
+        const std::uint64_t head = s.u64(0);
+        return head > after ? head - after : 0;
+    }
+
+    void put_projection(EntityType t, const Id& id, const std::string& json,
+                        std::uint64_t seq) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db,
+               "INSERT INTO projections(entity_type, entity, state, updated_seq) VALUES(?,?,?,?) "
+               "ON CONFLICT(entity_type, entity) DO UPDATE SET state=excluded.state, "
+               "updated_seq=excluded.updated_seq");
+        s.bind(1, static_cast<std::int64_t>(t)).bind(2, id).bind(3, json).bind_u64(4, seq).run();
+    }
+
+    std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "SELECT public_key, secret_key FROM server_key WHERE id=1");
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        const std::string pk = s.blob(0);
+        const std::string sk = s.blob(1);
+        if (pk.size() != 32 || sk.size() != 64) {
+            throw Error(ErrorCode::internal, "stored server key is damaged");
+        }
+        PublicKey p{};
+        std::copy(pk.begin(), pk.end(), p.begin());
+        return std::make_pair(p, std::vector<std::uint8_t>(sk.begin(), sk.end()));
+    }
+
+    void set_server_key(const PublicKey& pk, const SecretKey& sk) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, "INSERT OR REPLACE INTO server_key(id, public_key, secret_key) VALUES(1,?,?)");
+        s.bind_blob(1, pk.data(), pk.size())
+            .bind_blob(2, sk.bytes().data(), sk.bytes().size())
+            .run();
+    }
+
+    bool healthy() override {
+        try {
+            return scalar("SELECT 1") == 1;
+        } catch (const Error&) {
+            return false;
+        }
+    }
+
+private:
+    /// BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted.
+    class Tx {
+    public:
+        explicit Tx(SqliteStore& s) : m_s(s) { m_s.exec("BEGIN IMMEDIATE"); }
+        void commit() {
+            m_s.exec("COMMIT");
+            m_done = true;
+        }
+        ~Tx() {
+            if (!m_done) {
+                sqlite3_exec(m_s.m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+            }
+        }
+
+    private:
+        SqliteStore& m_s;
+        bool m_done = false;
+    };
+
+    static int sqlite3_step_checked(Stmt& s) {
+        try {
+            s.run();
+            return SQLITE_OK;
+        } catch (const Error&) {
+            return SQLITE_CONSTRAINT;
+        }
+    }
+
+    void exec(const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(m_db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            const std::string msg = err ? err : "unknown error";
+            sqlite3_free(err);
+            throw Error(ErrorCode::internal, std::string(sql).substr(0, 60) + ": " + msg);
+        }
+    }
+
+    std::uint64_t scalar(const char* sql) {
+        std::lock_guard lock(m_mutex);
+        Stmt s(m_db, sql);
+        return s.step() ? s.u64(0) : 0;
+    }
+
+    void migrate(const std::string& path) {
+        Stmt v(m_db, "PRAGMA user_version");
+        v.step();
+        const auto version = v.i64(0);
+        v.reset();
+        if (version > k_schema_version) {
+            throw Error(ErrorCode::unsupported_protocol,
+                        "database " + path + " has schema version " + std::to_string(version) +
+                            ", newer than this otsync (" + std::to_string(k_schema_version) +
+                            "); upgrade otsync instead of opening it with an older one");
+        }
+        for (auto i = version; i < k_schema_version; ++i) {
+            exec("BEGIN IMMEDIATE");
+            try {
+                exec(k_migrations[i]);
+                exec(("PRAGMA user_version=" + std::to_string(i + 1)).c_str());
+                exec("COMMIT");
+            } catch (...) {
+                sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+                throw;
+            }
+        }
+    }
+
+    static User read_user(Stmt& s) {
+        User u;
+        u.id = s.id(0);
+        u.name = s.text(1);
+        const auto role = role_from_string(s.text(2));
+        if (!role) {
+            throw Error(ErrorCode::internal, "stored user has an unknown role");
+        }
+        u.role = *role;
+        u.disabled = s.i64(3) != 0;
+        u.created_at = s.i64(4);
+        return u;
+    }
+
+    static Device read_device(Stmt& s) {
+        Device d;
+        d.replica = s.u64(0);
+        d.user = s.id(1);
+        const std::string pk = s.blob(2);
+        if (pk.size() != d.public_key.size()) {
+            throw Error(ErrorCode::internal, "stored device key is damaged");
+        }
+        std::copy(pk.begin(), pk.end(), d.public_key.begin());
+        d.label = s.text(3);
+        d.status = s.i64(4) == 0 ? DeviceStatus::active : DeviceStatus::revoked;
+        d.last_counter = s.u64(5);
+        d.cursor = s.u64(6);
+        d.last_seen = s.i64(7);
+        d.enrolled_at = s.i64(8);
+        return d;
+    }
+
+    static StoredOp read_op(Stmt& s) {
+        StoredOp o;
+        o.seq = s.u64(0);
+        o.op = decode_one(s.blob(1));
+        o.received_at = s.i64(2);
+        o.skew_ms = s.i64(3);
+        o.flagged = s.i64(4) != 0;
+        return o;
+    }
+
+    sqlite3* m_db = nullptr;
+    std::recursive_mutex m_mutex;
+};
+
+} // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options) {
+    return std::make_unique<SqliteStore>(options);
+}
+
+} // namespace otsync::server

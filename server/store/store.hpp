@@ -1,0 +1,152 @@
+// The server's storage interface (DESIGN §3, STYLE.md "Storage sits behind one
+// interface"): users, enrollment codes, devices, the op log with its server sequence,
+// per-user sync feeds, and per-entity projections. SQLite implements it now
+// (sqlite_store.cpp); PostgreSQL can implement the same interface later.
+//
+// Every method is atomic. The sync path groups its writes in one transaction through
+// `transact`, so a response is sent only after everything it acknowledges is durable.
+#pragma once
+
+#include "otsync/crypto.hpp"
+#include "otsync/model.hpp"
+#include "otsync/op.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace otsync::server {
+
+struct User {
+    Id id;
+    std::string name;
+    Role role = Role::technician;
+    bool disabled = false;
+    std::int64_t created_at = 0;
+};
+
+enum class DeviceStatus : std::uint8_t { active = 0, revoked = 1 };
+
+struct Device {
+    std::uint64_t replica = 0;
+    Id user;
+    PublicKey public_key{};
+    std::string label;
+    DeviceStatus status = DeviceStatus::active;
+    std::uint64_t last_counter = 0; // highest request counter seen (replay guard)
+    std::uint64_t cursor = 0;       // last feed sequence acknowledged by a pull
+    std::int64_t last_seen = 0;     // ms
+    std::int64_t enrolled_at = 0;
+};
+
+/// One op as stored: the op, its server sequence, receipt time, skew and flags.
+struct StoredOp {
+    std::uint64_t seq = 0;
+    Op op;
+    std::int64_t received_at = 0; // server wall ms
+    std::int64_t skew_ms = 0;     // op HLC wall part minus received_at
+    bool flagged = false;         // accepted out of scope (a physical fact)
+};
+
+/// A row of a user's feed: an op to deliver, or an entity to evict.
+struct FeedRow {
+    std::uint64_t fseq = 0;
+    std::optional<std::uint64_t> op_seq;
+    std::optional<std::pair<EntityType, Id>> evict;
+};
+
+/// The writes of one sync request, applied in one transaction by `Store::commit_sync`.
+struct SyncWrite {
+    std::uint64_t replica = 0;
+    std::uint64_t request_counter = 0;
+    std::uint64_t cursor = 0; // what the device says it holds (for cursor lag)
+    std::int64_t now = 0;
+    std::vector<StoredOp> ops; // seq is assigned by the store, in order
+    /// Feed rows to add after the ops are appended: (user, index into `ops`) for new ops,
+    /// (user, existing op seq) for history, (user, evicted entity).
+    struct FeedAdd {
+        Id user;
+        std::optional<std::size_t> new_op;
+        std::optional<std::uint64_t> old_seq;
+        std::optional<std::pair<EntityType, Id>> evict;
+    };
+    std::vector<FeedAdd> feed;
+    /// Projection rows (entity state as JSON) to upsert, tagged with the last op seq.
+    struct Projection {
+        EntityType type;
+        Id id;
+        std::string json;
+    };
+    std::vector<Projection> projections;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // ---- users ----
+    virtual void add_user(const User& u) = 0;
+    virtual std::optional<User> user_by_name(const std::string& name) = 0;
+    virtual std::optional<User> user_by_id(const Id& id) = 0;
+    virtual std::vector<User> users() = 0;
+
+    // ---- enrollment and devices ----
+    virtual void add_enroll_code(const Hash256& code_hash, const Id& user,
+                                 std::int64_t expires_at) = 0;
+    /// Consumes a code (single use, not expired) and creates the device; nullopt when the
+    /// code is unknown, used or expired. Atomic: two devices racing for one code get one.
+    virtual std::optional<Device> enroll(const Hash256& code_hash, const PublicKey& key,
+                                         const std::string& label, std::int64_t now) = 0;
+    virtual std::optional<Device> device(std::uint64_t replica) = 0;
+    virtual std::vector<Device> devices() = 0;
+    virtual bool revoke_device(std::uint64_t replica) = 0;
+    /// Advances the request counter if `counter` is above the stored one; false = replay.
+    virtual bool claim_request_counter(std::uint64_t replica, std::uint64_t counter,
+                                       std::int64_t now) = 0;
+
+    // ---- op log ----
+    /// Appends ops, feed rows and the device's new counter and cursor in one durable
+    /// transaction; returns the assigned sequences.
+    virtual std::vector<std::uint64_t> commit_sync(const SyncWrite& w) = 0;
+    /// Ops with seq > after, ascending, at most `limit` (all when limit is 0).
+    virtual std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) = 0;
+    virtual std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) = 0;
+    virtual std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) = 0;
+    virtual std::optional<StoredOp> op_by_id(const OpId& id) = 0;
+    virtual std::uint64_t op_count() = 0;
+    virtual std::uint64_t last_seq() = 0;
+
+    // ---- feeds ----
+    virtual std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
+                                            std::size_t limit) = 0;
+    virtual std::uint64_t feed_count_after(const Id& user, std::uint64_t after) = 0;
+
+    // ---- projections ----
+    virtual void put_projection(EntityType t, const Id& id, const std::string& json,
+                                std::uint64_t seq) = 0;
+
+    // ---- server key ----
+    virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;
+    virtual void set_server_key(const PublicKey& pk, const SecretKey& sk) = 0;
+
+    /// Cheap liveness check of the underlying database.
+    virtual bool healthy() = 0;
+};
+
+struct SqliteOptions {
+    std::string path;             // database file
+    bool synchronous_full = true; // FULL: survives power loss (DESIGN §9); NORMAL otherwise
+    int busy_timeout_ms = 5000;
+};
+
+/// Opens (creating or migrating) a SQLite store. Throws otsync::Error with a clear
+/// message when the file is from a newer schema version or cannot be opened.
+std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
+
+/// The schema version this build writes.
+constexpr int k_schema_version = 1;
+
+} // namespace otsync::server

@@ -1,0 +1,748 @@
+// SyncService: see sync_service.hpp. The order of checks in sync() is deliberate:
+// authenticate (device, signature) before decoding anything large, then the protocol
+// version (426 keeps the outbox), then the replay counter, then each op on its own.
+#include "sync/sync_service.hpp"
+
+#include "otsync/error.hpp"
+#include "otsync/view.hpp"
+
+#include <sodium.h>
+
+#define RAPIDJSON_HAS_STDSTRING 1
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+
+namespace otsync::server {
+
+namespace {
+
+std::string json_escape(std::string_view s) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string b64(const std::uint8_t* p, std::size_t n) {
+    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
+    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
+    out.pop_back();
+    return out;
+}
+
+bool from_b64(const std::string& in, std::uint8_t* out, std::size_t n) {
+    std::size_t len = 0;
+    const char* end = nullptr;
+    return sodium_base642bin(out, n, in.data(), in.size(), nullptr, &len, &end,
+                             sodium_base64_VARIANT_ORIGINAL) == 0 &&
+           len == n && end == in.data() + in.size();
+}
+
+std::optional<std::uint64_t> parse_u64(const std::string& s) {
+    if (s.empty() || s.size() > 20) {
+        return std::nullopt;
+    }
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return std::nullopt;
+        }
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+std::string header(const std::map<std::string, std::string>& h, const std::string& name) {
+    const auto it = h.find(name);
+    return it == h.end() ? std::string() : it->second;
+}
+
+/// Enrollment codes: 12 characters from an alphabet without look-alikes, shown in
+/// groups of four; the hash ignores case, spaces and dashes.
+constexpr char k_code_alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+Hash256 code_hash(std::string_view code) {
+    std::string norm;
+    for (char c : code) {
+        if (c == '-' || c == ' ') {
+            continue;
+        }
+        norm += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return blake2b_256("otsync-enroll-v1\n" + norm);
+}
+
+bool is_link_field(EntityType t, std::string_view name) {
+    return (t == EntityType::work_order && (name == "technician" || name == "case")) ||
+           (t == EntityType::collected_item && name == "work_order") ||
+           (t == EntityType::handover && name == "technician");
+}
+
+std::optional<Id> value_id(const Value& v) {
+    return std::holds_alternative<Id>(v) ? std::optional<Id>(std::get<Id>(v)) : std::nullopt;
+}
+
+std::string opid_text(const OpId& id) {
+    return std::to_string(id.replica) + ":" + std::to_string(id.counter);
+}
+
+} // namespace
+
+Reply error_reply(unsigned status, ErrorCode code, const std::string& message) {
+    return Reply{status, "application/json",
+                 "{\"error\":{\"code\":" + json_escape(to_string(code)) +
+                     ",\"message\":" + json_escape(message) + "}}"};
+}
+
+SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
+    : m_store(store), m_clock(clock), m_config(std::move(config)) {
+    ensure_sodium();
+    if (auto k = m_store.server_key()) {
+        m_key.public_key = k->first;
+        std::copy(k->second.begin(), k->second.end(), m_key.secret.bytes().begin());
+        sodium_memzero(k->second.data(), k->second.size());
+    } else {
+        m_key = SigningKeyPair::generate();
+        m_store.set_server_key(m_key.public_key, m_key.secret);
+    }
+    reload();
+}
+
+void SyncService::reload() {
+    m_state = crdt::Replica{};
+    m_ot_tech.clear();
+    m_tech_ots.clear();
+    m_past_techs.clear();
+    m_ot_case.clear();
+    m_case_ots.clear();
+    m_item_ot.clear();
+    m_ot_items.clear();
+    m_handover_tech.clear();
+    m_tech_handovers.clear();
+    HlcTime latest = 0;
+    std::uint64_t after = 0;
+    for (;;) {
+        const auto page = m_store.ops_after(after, 10'000);
+        if (page.empty()) {
+            break;
+        }
+        for (const auto& so : page) {
+            m_state.apply(so.op);
+            index_op(so.op);
+            latest = std::max(latest, so.op.hlc);
+            after = so.seq;
+        }
+    }
+    m_hlc = std::make_unique<Hlc>(m_clock, latest, m_config.max_clock_skew_ms);
+}
+
+void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f) {
+    std::lock_guard lock(m_mutex);
+    f(m_state);
+}
+
+SyncCounters SyncService::counters() {
+    std::lock_guard lock(m_mutex);
+    return m_counters;
+}
+
+// ---- scope -------------------------------------------------------------------------------------
+
+namespace {
+template <class Map>
+void relink(Map& forward, std::unordered_map<Id, std::set<Id>>& reverse, const Id& from,
+            const std::optional<Id>& to) {
+    if (auto it = forward.find(from); it != forward.end()) {
+        if (auto r = reverse.find(it->second); r != reverse.end()) {
+            r->second.erase(from);
+        }
+        forward.erase(it);
+    }
+    if (to) {
+        forward[from] = *to;
+        reverse[*to].insert(from);
+    }
+}
+} // namespace
+
+void SyncService::index_op(const Op& op) {
+    const FieldDef* f = find_field(op.entity_type, op.field);
+    if (!f || !is_link_field(op.entity_type, f->name)) {
+        return;
+    }
+    const Value* v = m_state.get(op.entity_type, op.entity, f->name);
+    const std::optional<Id> target =
+        v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
+    if (op.entity_type == EntityType::work_order && f->name == "technician") {
+        relink(m_ot_tech, m_tech_ots, op.entity, target);
+        if (const auto tech = value_id(op.value)) {
+            m_past_techs[op.entity].insert(*tech);
+        }
+    } else if (op.entity_type == EntityType::work_order) {
+        relink(m_ot_case, m_case_ots, op.entity, target);
+    } else if (op.entity_type == EntityType::collected_item) {
+        relink(m_item_ot, m_ot_items, op.entity, target);
+    } else {
+        relink(m_handover_tech, m_tech_handovers, op.entity, target);
+    }
+}
+
+std::set<std::pair<EntityType, Id>> SyncService::scope_of(const Id& user) const {
+    std::set<std::pair<EntityType, Id>> out;
+    if (auto it = m_tech_ots.find(user); it != m_tech_ots.end()) {
+        for (const Id& ot : it->second) {
+            out.insert({EntityType::work_order, ot});
+            if (auto c = m_ot_case.find(ot); c != m_ot_case.end()) {
+                out.insert({EntityType::case_file, c->second});
+            }
+            if (auto items = m_ot_items.find(ot); items != m_ot_items.end()) {
+                for (const Id& i : items->second) {
+                    out.insert({EntityType::collected_item, i});
+                }
+            }
+        }
+    }
+    if (auto it = m_tech_handovers.find(user); it != m_tech_handovers.end()) {
+        for (const Id& h : it->second) {
+            out.insert({EntityType::handover, h});
+        }
+    }
+    return out;
+}
+
+std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
+    std::set<Id> out;
+    auto tech_of_ot = [&](const Id& ot) {
+        if (auto it = m_ot_tech.find(ot); it != m_ot_tech.end()) {
+            out.insert(it->second);
+        }
+    };
+    switch (t) {
+    case EntityType::work_order:
+        tech_of_ot(id);
+        break;
+    case EntityType::case_file:
+        if (auto it = m_case_ots.find(id); it != m_case_ots.end()) {
+            for (const Id& ot : it->second) {
+                tech_of_ot(ot);
+            }
+        }
+        break;
+    case EntityType::collected_item:
+        if (auto it = m_item_ot.find(id); it != m_item_ot.end()) {
+            tech_of_ot(it->second);
+        }
+        break;
+    case EntityType::handover:
+        if (auto it = m_handover_tech.find(id); it != m_handover_tech.end()) {
+            out.insert(it->second);
+        }
+        break;
+    default:
+        break;
+    }
+    return out;
+}
+
+bool SyncService::in_scope(const Id& user, EntityType t, const Id& id,
+                           const std::map<Id, Id>& batch_items) const {
+    auto owns_ot = [&](const Id& ot) {
+        auto it = m_ot_tech.find(ot);
+        return it != m_ot_tech.end() && it->second == user;
+    };
+    switch (t) {
+    case EntityType::work_order:
+        return owns_ot(id);
+    case EntityType::collected_item: {
+        if (auto it = m_item_ot.find(id); it != m_item_ot.end()) {
+            return owns_ot(it->second);
+        }
+        if (auto it = batch_items.find(id); it != batch_items.end()) {
+            return owns_ot(it->second);
+        }
+        return false;
+    }
+    case EntityType::handover: {
+        auto it = m_handover_tech.find(id);
+        return it == m_handover_tech.end() || it->second == user; // a new handover is its creator's
+    }
+    case EntityType::equipment:
+        return true; // custody and condition are physical facts; the permission table decides
+    default:
+        return false;
+    }
+}
+
+// ---- validation ---------------------------------------------------------------------------------
+
+OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
+                               const std::map<Id, Id>& batch_items) {
+    OpResult res{op.id, OpStatus::rejected, ErrorCode::internal, {}};
+    auto reject = [&](ErrorCode code, std::string message) {
+        res.code = code;
+        res.message = std::move(message);
+        return res;
+    };
+    if (op.id.replica != actor.replica) {
+        return reject(ErrorCode::permission_denied,
+                      "op " + opid_text(op.id) + " does not carry this device's replica id");
+    }
+    if (op.author != actor.user) {
+        return reject(ErrorCode::permission_denied, "op author is not this device's user");
+    }
+    if (auto err = check_op_schema(op)) {
+        return reject(err->code(), err->message());
+    }
+    if (actor.replica != k_server_replica &&
+        !hlc_within_skew(op.hlc, static_cast<std::uint64_t>(now), m_config.max_clock_skew_ms)) {
+        return reject(ErrorCode::clock_skew,
+                      "op clock is " +
+                          std::to_string(hlc_skew_ms(op.hlc, static_cast<std::uint64_t>(now))) +
+                          " ms ahead of the server; the limit is " +
+                          std::to_string(m_config.max_clock_skew_ms) +
+                          " ms: check the device's date and time");
+    }
+    const FieldDef& f = *find_field(op.entity_type, op.field);
+    if (!permitted(actor.role, f, op.kind)) {
+        return reject(ErrorCode::permission_denied,
+                      std::string(to_string(actor.role)) + " may not " +
+                          std::string(to_string(op.kind)) + " " +
+                          std::string(to_string(op.entity_type)) + "." + std::string(f.name));
+    }
+    flagged = false;
+    if (actor.role == Role::technician) {
+        std::map<Id, Id> items = batch_items;
+        if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
+            !m_item_ot.contains(op.entity) && value_id(op.value)) {
+            items[op.entity] = *value_id(op.value);
+        }
+        if (op.entity_type == EntityType::handover && f.name == "technician" &&
+            value_id(op.value) != actor.user) {
+            return reject(ErrorCode::permission_denied, "a handover is its own technician's");
+        }
+        if (!in_scope(actor.user, op.entity_type, op.entity, items)) {
+            // Work recorded before a reassignment still counts: accepted, flagged for review.
+            std::optional<Id> ot;
+            if (op.entity_type == EntityType::work_order) {
+                ot = op.entity;
+            } else if (op.entity_type == EntityType::collected_item) {
+                if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
+                    ot = it->second;
+                } else if (auto jt = items.find(op.entity); jt != items.end()) {
+                    ot = jt->second;
+                }
+            }
+            const auto past = ot ? m_past_techs.find(*ot) : m_past_techs.end();
+            if (past == m_past_techs.end() || !past->second.contains(actor.user)) {
+                return reject(ErrorCode::permission_denied,
+                              std::string(to_string(op.entity_type)) + " " + op.entity.hex() +
+                                  " is not assigned to this technician");
+            }
+            flagged = true;
+        }
+    }
+    // A collected item's id is its (OT, serial): check it when both are known.
+    if (op.entity_type == EntityType::collected_item && f.name == "serial") {
+        std::optional<Id> ot;
+        if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
+            ot = it->second;
+        } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
+            ot = jt->second;
+        }
+        if (ot && std::holds_alternative<std::string>(op.value) &&
+            Id::collected_item(*ot, std::get<std::string>(op.value)) != op.entity) {
+            return reject(ErrorCode::invalid_value,
+                          "a collected item's id must be the hash of its OT and serial");
+        }
+    }
+    if (f.lifecycle) {
+        std::string from;
+        if (!op.observed.empty()) {
+            const auto* reg = m_state.reg(op.entity_type, op.entity, f.name);
+            const auto* prev = reg ? [&]() -> const crdt::StatusWrite* {
+                for (const auto& w : reg->history) {
+                    if (w.key.op_id() == op.observed.front()) {
+                        return &w;
+                    }
+                }
+                return nullptr;
+            }()
+                : nullptr;
+            if (!prev) {
+                return reject(ErrorCode::invalid_transition,
+                              "the status this change replaces (op " +
+                                  opid_text(op.observed.front()) + ") is unknown to the server");
+            }
+            from = prev->state;
+        }
+        const auto& to = std::get<std::string>(op.value);
+        if (!transition_allowed(*f.lifecycle, from, to, actor.role) && !flagged) {
+            return reject(ErrorCode::invalid_transition,
+                          std::string(to_string(op.entity_type)) + " status may not go from '" +
+                              (from.empty() ? std::string("(none)") : from) + "' to '" + to +
+                              "' for " + std::string(to_string(actor.role)));
+        }
+    }
+    res.status = flagged ? OpStatus::flagged : OpStatus::accepted;
+    if (flagged) {
+        res.code = ErrorCode::permission_denied;
+        res.message = "accepted as a field fact; the OT is no longer assigned to this technician";
+    }
+    return res;
+}
+
+std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
+                                               std::uint64_t request_counter, std::uint64_t cursor,
+                                               std::int64_t now) {
+    std::vector<OpResult> results;
+    results.reserve(ops.size());
+    SyncWrite w;
+    w.replica = actor.replica;
+    w.request_counter = request_counter;
+    w.cursor = cursor;
+    w.now = now;
+    std::map<Id, Id> batch_items; // collected item -> OT, for items created in this batch
+    std::set<std::pair<EntityType, Id>> touched;
+    SyncCounters delta;
+    for (const Op& op : ops) {
+        if (m_state.has_op(op.id)) {
+            // Idempotent resend: same content is acknowledged again; other content is not.
+            const auto r = m_state.apply(op);
+            if (r.status == crdt::ApplyResult::Status::duplicate) {
+                results.push_back({op.id, OpStatus::accepted, ErrorCode::internal, {}});
+                delta.duplicates++;
+            } else {
+                results.push_back({op.id, OpStatus::rejected,
+                                   r.error ? r.error->code() : ErrorCode::internal,
+                                   r.error ? r.error->message() : "rejected"});
+                delta.rejected[results.back().code]++;
+            }
+            continue;
+        }
+        bool flagged = false;
+        OpResult res = validate(actor, op, now, flagged, batch_items);
+        if (res.status == OpStatus::rejected) {
+            delta.rejected[res.code]++;
+            results.push_back(std::move(res));
+            continue;
+        }
+        const FieldDef& f = *find_field(op.entity_type, op.field);
+        const bool link = is_link_field(op.entity_type, f.name);
+        // Users whose scope this op may change, and their scope before it.
+        std::map<Id, std::set<std::pair<EntityType, Id>>> before;
+        if (link) {
+            std::set<Id> users = scope_users(op.entity_type, op.entity);
+            if (const auto target = value_id(op.value)) {
+                if (f.name == "technician") {
+                    users.insert(*target); // the new technician or handover owner
+                } else if (op.entity_type == EntityType::collected_item) {
+                    const auto owners = scope_users(EntityType::work_order, *target);
+                    users.insert(owners.begin(), owners.end());
+                }
+            }
+            for (const Id& u : users) {
+                before[u] = scope_of(u);
+            }
+        }
+        const auto applied = m_state.apply(op);
+        if (!applied.applied()) {
+            results.push_back({op.id, OpStatus::rejected,
+                               applied.error ? applied.error->code() : ErrorCode::internal,
+                               applied.error ? applied.error->message() : "not applied"});
+            delta.rejected[results.back().code]++;
+            continue;
+        }
+        index_op(op);
+        if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
+            value_id(op.value)) {
+            batch_items[op.entity] = *value_id(op.value);
+        }
+        const std::size_t index = w.ops.size();
+        StoredOp so;
+        so.op = op;
+        so.received_at = now;
+        so.skew_ms = hlc_skew_ms(op.hlc, static_cast<std::uint64_t>(now));
+        so.flagged = flagged;
+        w.ops.push_back(std::move(so));
+        touched.insert({op.entity_type, op.entity});
+        // Scope changes: whole history for entities that came into a user's scope,
+        // evictions for those that left it.
+        for (auto& [u, old_scope] : before) {
+            const auto now_scope = scope_of(u);
+            for (const auto& e : now_scope) {
+                if (old_scope.contains(e)) {
+                    continue;
+                }
+                std::vector<std::uint64_t> seqs = m_store.op_seqs_of_entity(e.first, e.second);
+                for (const auto& old : m_store.ops_by_seq(seqs)) {
+                    const FieldDef* of = find_field(old.op.entity_type, old.op.field);
+                    if (of && visible_to_technician(*of)) {
+                        w.feed.push_back({u, std::nullopt, old.seq, std::nullopt});
+                    }
+                }
+                for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
+                    const Op& b = w.ops[i].op;
+                    const FieldDef* bf = find_field(b.entity_type, b.field);
+                    if (b.entity_type == e.first && b.entity == e.second && bf &&
+                        visible_to_technician(*bf)) {
+                        w.feed.push_back({u, i, std::nullopt, std::nullopt});
+                    }
+                }
+            }
+            for (const auto& e : old_scope) {
+                if (!now_scope.contains(e)) {
+                    w.feed.push_back({u, std::nullopt, std::nullopt, e});
+                }
+            }
+        }
+        if (visible_to_technician(f)) {
+            for (const Id& u : scope_users(op.entity_type, op.entity)) {
+                w.feed.push_back({u, index, std::nullopt, std::nullopt});
+            }
+        }
+        if (flagged) {
+            delta.flagged++;
+        } else {
+            delta.accepted++;
+        }
+        results.push_back(std::move(res));
+    }
+    for (const auto& [t, id] : touched) {
+        w.projections.push_back({t, id, entity_json(m_state, t, id)});
+    }
+    try {
+        m_store.commit_sync(w);
+    } catch (...) {
+        reload(); // memory had merged what the store refused: fold the log again
+        throw;
+    }
+    m_counters.accepted += delta.accepted;
+    m_counters.flagged += delta.flagged;
+    m_counters.duplicates += delta.duplicates;
+    for (const auto& [code, n] : delta.rejected) {
+        m_counters.rejected[code] += n;
+    }
+    return results;
+}
+
+std::vector<OpResult> SyncService::submit(
+    const Id& author, Role role,
+    const std::function<std::vector<Op>(crdt::OpMaker&, const crdt::Replica&)>& make) {
+    std::lock_guard lock(m_mutex);
+    crdt::OpMaker maker(k_server_replica, *m_hlc, author, m_state.max_counter(k_server_replica));
+    const auto ops = make(maker, m_state);
+    return apply_batch(Actor{author, role, k_server_replica}, ops, 0, 0,
+                       static_cast<std::int64_t>(m_clock.now_ms()));
+}
+
+std::string SyncService::new_enroll_code(const Id& user) {
+    ensure_sodium();
+    std::string code;
+    for (int i = 0; i < 12; ++i) {
+        if (i && i % 4 == 0) {
+            code += '-';
+        }
+        code += k_code_alphabet[randombytes_uniform(sizeof k_code_alphabet - 1)];
+    }
+    m_store.add_enroll_code(code_hash(code), user,
+                            static_cast<std::int64_t>(m_clock.now_ms()) +
+                                m_config.enroll_code_ttl_ms);
+    return code;
+}
+
+// ---- endpoints ----------------------------------------------------------------------------------
+
+Reply SyncService::enroll(const std::string& body) {
+    if (body.size() > 4096) {
+        return error_reply(413, ErrorCode::too_large, "enrollment body over 4096 bytes");
+    }
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
+                                                                                      body.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+        return error_reply(400, ErrorCode::malformed,
+                           "expected a JSON object {code, public_key, label}");
+    }
+    auto member = [&](const char* name) -> std::optional<std::string> {
+        auto it = doc.FindMember(name);
+        if (it == doc.MemberEnd() || !it->value.IsString()) {
+            return std::nullopt;
+        }
+        return std::string(it->value.GetString(), it->value.GetStringLength());
+    };
+    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+        const std::string_view n(it->name.GetString(), it->name.GetStringLength());
+        if (n != "code" && n != "public_key" && n != "label") {
+            return error_reply(400, ErrorCode::unknown_field,
+                               "unknown member '" + std::string(n) + "'");
+        }
+    }
+    const auto code = member("code");
+    const auto key = member("public_key");
+    const auto label = member("label");
+    if (!code || !key || !label) {
+        return error_reply(400, ErrorCode::missing_field,
+                           "code, public_key and label are strings and required");
+    }
+    if (label->size() > 200 || !is_valid_utf8(*label)) {
+        return error_reply(400, ErrorCode::invalid_value,
+                           "label must be UTF-8 of at most 200 bytes");
+    }
+    PublicKey pk{};
+    if (!from_b64(*key, pk.data(), pk.size())) {
+        return error_reply(400, ErrorCode::malformed, "public_key must be base64 of 32 bytes");
+    }
+    const auto device =
+        m_store.enroll(code_hash(*code), pk, *label, static_cast<std::int64_t>(m_clock.now_ms()));
+    if (!device) {
+        return error_reply(401, ErrorCode::permission_denied,
+                           "the enrollment code is unknown, already used or expired");
+    }
+    return Reply{200, "application/json",
+                 "{\"replica\":" + std::to_string(device->replica) + ",\"user\":\"" +
+                     device->user.hex() + "\",\"server_public_key\":\"" +
+                     b64(m_key.public_key.data(), m_key.public_key.size()) +
+                     "\",\"protocol_version\":" + std::to_string(k_protocol_version) + "}"};
+}
+
+Reply SyncService::sync(const std::string& path, const std::map<std::string, std::string>& headers,
+                        const std::string& body) {
+    const std::string content_type = header(headers, "content-type");
+    const bool json = content_type.rfind(k_content_type_json, 0) == 0;
+    if (!json && content_type.rfind(k_content_type_binary, 0) != 0) {
+        return error_reply(415, ErrorCode::invalid_argument,
+                           std::string("Content-Type must be ") + k_content_type_binary + " or " +
+                               k_content_type_json);
+    }
+    const auto replica = parse_u64(header(headers, "x-otsync-replica"));
+    const auto counter = parse_u64(header(headers, "x-otsync-counter"));
+    Signature sig{};
+    if (!replica || !counter ||
+        !from_b64(header(headers, "x-otsync-signature"), sig.data(), sig.size())) {
+        return error_reply(
+            401, ErrorCode::permission_denied,
+            "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");
+    }
+    const auto device = m_store.device(*replica);
+    if (!device || device->status != DeviceStatus::active) {
+        return error_reply(401, ErrorCode::permission_denied,
+                           device ? "this device has been revoked" : "unknown device");
+    }
+    if (!verify(sig, sync_signing_string("POST", path, *counter, body), device->public_key)) {
+        return error_reply(401, ErrorCode::permission_denied, "signature does not verify");
+    }
+    const auto user = m_store.user_by_id(device->user);
+    if (!user || user->disabled) {
+        return error_reply(401, ErrorCode::permission_denied, "the device's user is disabled");
+    }
+    std::uint32_t version = 0;
+    try {
+        version = peek_protocol_version(body, json);
+    } catch (const Error& e) {
+        return error_reply(400, e.code(), e.message());
+    }
+    if (version < k_protocol_min || version > k_protocol_version) {
+        return Reply{
+            426, "application/json",
+            "{\"error\":{\"code\":\"unsupported_protocol\",\"message\":\"protocol version " +
+                std::to_string(version) +
+                " is not supported; update the app\"},"
+                "\"supported\":{\"min\":" +
+                std::to_string(k_protocol_min) + ",\"max\":" + std::to_string(k_protocol_version) +
+                "}}"};
+    }
+    SyncRequest req;
+    try {
+        req = json ? sync_request_from_json(body, m_config.limits)
+                   : decode_sync_request(body, m_config.limits);
+    } catch (const Error& e) {
+        return error_reply(e.code() == ErrorCode::too_large ? 413 : 400, e.code(),
+                           e.field().empty() ? e.message() : e.field() + ": " + e.message());
+    }
+    if (req.replica != *replica || req.request_counter != *counter) {
+        return error_reply(400, ErrorCode::invalid_argument,
+                           "replica and request counter in the body differ from the headers");
+    }
+    const auto now = static_cast<std::int64_t>(m_clock.now_ms());
+    if (!m_store.claim_request_counter(*replica, *counter, now)) {
+        return error_reply(409, ErrorCode::invalid_argument,
+                           "request counter " + std::to_string(*counter) +
+                               " is not above the last one seen (replay)");
+    }
+
+    SyncResponse resp;
+    std::lock_guard lock(m_mutex);
+    try {
+        m_hlc->receive(req.hlc);
+    } catch (const Error&) {
+        // The device's clock is far ahead: its ops are refused one by one below.
+    }
+    const Actor actor{user->id, user->role, *replica};
+    resp.results = apply_batch(actor, req.ops, *counter, req.cursor, now);
+
+    // Pull: the technician's feed, or the whole log for office devices.
+    const std::uint32_t page =
+        std::min(req.page_size ? req.page_size : m_config.default_page, m_config.max_page);
+    resp.cursor = req.cursor;
+    if (user->role == Role::technician) {
+        auto rows = m_store.feed_after(user->id, req.cursor, page + 1);
+        resp.more = rows.size() > page;
+        if (resp.more) {
+            rows.resize(page);
+        }
+        std::vector<std::uint64_t> seqs;
+        for (const auto& r : rows) {
+            if (r.op_seq) {
+                seqs.push_back(*r.op_seq);
+            }
+        }
+        std::unordered_map<std::uint64_t, StoredOp> by_seq;
+        for (auto& so : m_store.ops_by_seq(seqs)) {
+            by_seq.emplace(so.seq, std::move(so));
+        }
+        for (const auto& r : rows) {
+            resp.cursor = r.fseq;
+            if (r.evict) {
+                resp.evicted.push_back({r.evict->first, r.evict->second});
+            } else if (auto it = by_seq.find(*r.op_seq);
+                       it != by_seq.end() && it->second.op.id.replica != *replica) {
+                resp.ops.push_back({r.fseq, it->second.op});
+            }
+        }
+        resp.remaining = m_store.feed_count_after(user->id, resp.cursor);
+    } else {
+        auto ops = m_store.ops_after(req.cursor, page + 1);
+        resp.more = ops.size() > page;
+        if (resp.more) {
+            ops.resize(page);
+        }
+        for (auto& so : ops) {
+            resp.cursor = so.seq;
+            if (so.op.id.replica != *replica) {
+                resp.ops.push_back({so.seq, std::move(so.op)});
+            }
+        }
+        const std::uint64_t last = m_store.last_seq();
+        resp.remaining = last > resp.cursor ? last - resp.cursor : 0;
+    }
+    std::vector<OpId> acked;
+    for (const auto& r : resp.results) {
+        if (r.status != OpStatus::rejected) {
+            acked.push_back(r.id);
+        }
+    }
+    const Signature receipt = sign(receipt_message(*replica, *counter, acked), m_key.secret);
+    resp.receipt.assign(receipt.begin(), receipt.end());
+    resp.server_hlc = m_hlc->now();
+    return Reply{200, json ? k_content_type_json : k_content_type_binary,
+                 json ? to_json(resp) : encode_binary(resp)};
+}
+
+} // namespace otsync::server

@@ -1,0 +1,118 @@
+// The sync endpoint's logic (DESIGN §5), free of HTTP: enrollment, signed and
+// idempotent POST /v1/sync with per-op validation, technician scope, paging,
+// eviction and signed receipts. Routes call it with bytes and headers; tests can
+// call it without a socket.
+//
+// The service keeps the whole merged state in memory (a crdt::Replica folded from
+// the op log at start) for validation and scope; the store is the durable truth.
+#pragma once
+
+#include "otsync/codec.hpp"
+#include "otsync/crdt.hpp"
+#include "otsync/crypto.hpp"
+#include "store/store.hpp"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+namespace otsync::server {
+
+struct SyncConfig {
+    std::uint64_t max_clock_skew_ms = 10 * 60 * 1000; // ops further ahead are rejected
+    std::uint32_t default_page = 500;                 // ops per response when the device asks 0
+    std::uint32_t max_page = 5000;
+    std::int64_t enroll_code_ttl_ms = 24 * 3600 * 1000;
+    CodecLimits limits;
+};
+
+/// An answer to hand to HTTP: status, content type, body.
+struct Reply {
+    unsigned status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+};
+
+/// {"error":{"code":..,"message":..}} with the status that fits the code.
+Reply error_reply(unsigned status, ErrorCode code, const std::string& message);
+
+struct SyncCounters {
+    std::uint64_t accepted = 0;
+    std::uint64_t flagged = 0;
+    std::uint64_t duplicates = 0;
+    std::map<ErrorCode, std::uint64_t> rejected;
+};
+
+class SyncService {
+public:
+    SyncService(Store& store, ClockSource& clock, SyncConfig config);
+
+    /// POST /v1/devices/enroll: {"code","public_key" (base64 of 32 bytes),"label"}.
+    Reply enroll(const std::string& json_body);
+
+    /// POST /v1/sync. `headers` holds lower-cased names: content-type, x-otsync-replica,
+    /// x-otsync-counter, x-otsync-signature (base64 Ed25519 over sync_signing_string).
+    Reply sync(const std::string& path, const std::map<std::string, std::string>& headers,
+               const std::string& body);
+
+    /// Ops made on the server (replica 0) by a user with a role, through the same
+    /// validation as a device's; `make` builds them with the server's OpMaker.
+    std::vector<OpResult>
+    submit(const Id& author, Role role,
+           const std::function<std::vector<Op>(crdt::OpMaker&, const crdt::Replica&)>& make);
+
+    /// A one-time enrollment code for a user (printed once; stored hashed).
+    std::string new_enroll_code(const Id& user);
+
+    PublicKey server_public_key() const { return m_key.public_key; }
+    /// Run `f` with the merged state under the service lock.
+    void read_state(const std::function<void(const crdt::Replica&)>& f);
+    SyncCounters counters();
+
+private:
+    struct Actor {
+        Id user;
+        Role role;
+        std::uint64_t replica;
+    };
+    struct Scope; // link indices, see .cpp
+
+    std::vector<OpResult> apply_batch(const Actor& actor, const std::vector<Op>& ops,
+                                      std::uint64_t request_counter, std::uint64_t cursor,
+                                      std::int64_t now);
+    OpResult validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
+                      const std::map<Id, Id>& batch_items);
+    bool in_scope(const Id& user, EntityType t, const Id& id,
+                  const std::map<Id, Id>& batch_items) const;
+    void index_op(const Op& op);
+    std::set<std::pair<EntityType, Id>> scope_of(const Id& user) const;
+    std::set<Id> scope_users(EntityType t, const Id& id) const;
+    void reload();
+
+    Store& m_store;
+    ClockSource& m_clock;
+    SyncConfig m_config;
+    SigningKeyPair m_key;
+
+    std::mutex m_mutex; // one writer: validation, merge and commit are serialized
+    std::unique_ptr<Hlc> m_hlc;
+    crdt::Replica m_state;
+    // Link indices kept current as ops merge (rebuilt by reload()).
+    std::unordered_map<Id, Id> m_ot_tech;                  // OT -> technician
+    std::unordered_map<Id, std::set<Id>> m_tech_ots;       // technician -> OTs
+    std::unordered_map<Id, std::set<Id>> m_past_techs;     // OT -> every technician it had
+    std::unordered_map<Id, Id> m_ot_case;                  // OT -> case
+    std::unordered_map<Id, std::set<Id>> m_case_ots;       // case -> OTs
+    std::unordered_map<Id, Id> m_item_ot;                  // collected item -> OT
+    std::unordered_map<Id, std::set<Id>> m_ot_items;       // OT -> collected items
+    std::unordered_map<Id, Id> m_handover_tech;            // handover -> technician
+    std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
+    std::unordered_map<Id, Role> m_roles;                  // user -> role (cache)
+    SyncCounters m_counters;
+};
+
+} // namespace otsync::server

@@ -1,0 +1,21 @@
+// Read-side views of a replica's state as JSON, for projections, pages and CLIs.
+#pragma once
+
+#include "otsync/crdt.hpp"
+
+#include <string>
+
+namespace otsync {
+
+/// The entity's current state as one JSON object: {"type":..,"id":..,"fields":{name: value}}.
+/// Registers give their value (tagged as in the codec), sets their live elements, logs
+/// their events in op order as {"at": hlc ms, "replica": r, "value": ...}.
+/// `technician_view` leaves out the fields a technician's scope does not include.
+std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id,
+                        bool technician_view = false);
+
+/// A value as plain JSON for people and pages: text as a string, money as a number of
+/// centavos, ids as hex, bytes as base64, timestamps as ms.
+std::string value_json(const Value& v);
+
+} // namespace otsync

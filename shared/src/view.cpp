@@ -1,0 +1,108 @@
+// JSON views of entity state (see view.hpp).
+#include "otsync/view.hpp"
+
+#include "otsync/model.hpp"
+
+#include <sodium.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace otsync {
+
+namespace {
+
+using W = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void str(W& w, std::string_view s) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void plain(W& w, const Value& v) {
+    std::visit(
+        [&](const auto& x) {
+            using X = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<X, std::monostate>) {
+                w.Null();
+            } else if constexpr (std::is_same_v<X, bool>) {
+                w.Bool(x);
+            } else if constexpr (std::is_same_v<X, std::int64_t>) {
+                w.Int64(x);
+            } else if constexpr (std::is_same_v<X, Money>) {
+                w.Int64(x.centavos);
+            } else if constexpr (std::is_same_v<X, Timestamp>) {
+                w.Int64(x.ms);
+            } else if constexpr (std::is_same_v<X, std::string>) {
+                str(w, x);
+            } else if constexpr (std::is_same_v<X, Bytes>) {
+                ensure_sodium();
+                std::string out(
+                    sodium_base64_ENCODED_LEN(x.data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+                sodium_bin2base64(out.data(), out.size(), x.data.data(), x.data.size(),
+                                  sodium_base64_VARIANT_ORIGINAL);
+                out.pop_back();
+                str(w, out);
+            } else if constexpr (std::is_same_v<X, Id>) {
+                str(w, x.hex());
+            }
+        },
+        v);
+}
+
+} // namespace
+
+std::string value_json(const Value& v) {
+    rapidjson::StringBuffer sb;
+    W w(sb);
+    plain(w, v);
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
+    rapidjson::StringBuffer sb;
+    W w(sb);
+    w.StartObject();
+    w.Key("type");
+    str(w, to_string(t));
+    w.Key("id");
+    str(w, id.hex());
+    w.Key("fields");
+    w.StartObject();
+    if (const crdt::Entity* e = r.entity(t, id)) {
+        for (const auto& [fid, state] : e->fields) {
+            const FieldDef* f = find_field(t, fid);
+            if (!f || (technician_view && !visible_to_technician(*f))) {
+                continue;
+            }
+            str(w, f->name);
+            if (const auto* reg = std::get_if<crdt::RegisterState>(&state)) {
+                plain(w, reg->value);
+            } else if (const auto* set = std::get_if<crdt::SetState>(&state)) {
+                w.StartArray();
+                for (const auto& v : crdt::set_elements(*set)) {
+                    plain(w, v);
+                }
+                w.EndArray();
+            } else {
+                const auto& log = std::get<crdt::LogState>(state);
+                w.StartArray();
+                for (const auto& [key, v] : log.events) {
+                    w.StartObject();
+                    w.Key("at");
+                    w.Uint64(hlc_ms(key.hlc));
+                    w.Key("replica");
+                    w.Uint64(key.replica);
+                    w.Key("value");
+                    plain(w, v);
+                    w.EndObject();
+                }
+                w.EndArray();
+            }
+        }
+    }
+    w.EndObject();
+    w.EndObject();
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+} // namespace otsync
