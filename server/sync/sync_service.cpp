@@ -542,7 +542,7 @@ std::vector<OpResult> SyncService::submit(
                        static_cast<std::int64_t>(m_clock.now_ms()));
 }
 
-std::string SyncService::new_enroll_code(const Id& user) {
+std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, std::int64_t ttl_ms) {
     ensure_sodium();
     std::string code;
     for (int i = 0; i < 12; ++i) {
@@ -551,10 +551,13 @@ std::string SyncService::new_enroll_code(const Id& user) {
         }
         code += k_code_alphabet[randombytes_uniform(sizeof k_code_alphabet - 1)];
     }
-    m_store.add_enroll_code(code_hash(code), user,
-                            static_cast<std::int64_t>(m_clock.now_ms()) +
-                                m_config.enroll_code_ttl_ms);
+    store.add_enroll_code(code_hash(code), user, now + ttl_ms);
     return code;
+}
+
+std::string SyncService::new_enroll_code(const Id& user) {
+    return issue_enroll_code(m_store, user, static_cast<std::int64_t>(m_clock.now_ms()),
+                             m_config.enroll_code_ttl_ms);
 }
 
 // ---- endpoints ----------------------------------------------------------------------------------

@@ -40,6 +40,10 @@ struct Reply {
 /// {"error":{"code":..,"message":..}} with the status that fits the code.
 Reply error_reply(unsigned status, ErrorCode code, const std::string& message);
 
+/// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
+/// characters without look-alikes, shown as XXXX-XXXX-XXXX. Only its hash is stored.
+std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, std::int64_t ttl_ms);
+
 struct SyncCounters {
     std::uint64_t accepted = 0;
     std::uint64_t flagged = 0;

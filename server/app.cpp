@@ -1,0 +1,137 @@
+// Routes and metrics; see app.hpp.
+#include "app.hpp"
+
+#include <cstdio>
+
+namespace otsync::server {
+
+std::string_view route_label(std::string_view path) {
+    for (std::string_view known : {"/v1/sync", "/v1/devices/enroll", "/healthz", "/metrics"}) {
+        if (path == known) {
+            return known;
+        }
+    }
+    return "other";
+}
+
+void Metrics::observe(std::string_view route, unsigned status, double ms) {
+    std::lock_guard lock(m_mutex);
+    m_requests[{std::string(route), status}]++;
+    std::size_t i = 0;
+    while (i < k_buckets_ms.size() && ms > k_buckets_ms[i]) {
+        ++i;
+    }
+    m_latency[i]++;
+    m_latency_sum_ms += ms;
+    m_latency_count++;
+}
+
+std::string Metrics::render(Store& store, SyncService& sync, std::int64_t now_ms) {
+    std::string out;
+    char line[1024];
+    {
+        std::lock_guard lock(m_mutex);
+        out += "# HELP otsync_http_requests_total HTTP requests by route and status.\n"
+               "# TYPE otsync_http_requests_total counter\n";
+        for (const auto& [key, n] : m_requests) {
+            std::snprintf(line, sizeof line,
+                          "otsync_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+                          key.first.c_str(), key.second, static_cast<unsigned long long>(n));
+            out += line;
+        }
+        out += "# HELP otsync_http_request_duration_seconds Request latency.\n"
+               "# TYPE otsync_http_request_duration_seconds histogram\n";
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < k_buckets_ms.size(); ++i) {
+            cumulative += m_latency[i];
+            std::snprintf(line, sizeof line,
+                          "otsync_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                          k_buckets_ms[i] / 1000.0, static_cast<unsigned long long>(cumulative));
+            out += line;
+        }
+        cumulative += m_latency.back();
+        std::snprintf(line, sizeof line,
+                      "otsync_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                      "otsync_http_request_duration_seconds_sum %.6f\n"
+                      "otsync_http_request_duration_seconds_count %llu\n",
+                      static_cast<unsigned long long>(cumulative), m_latency_sum_ms / 1000.0,
+                      static_cast<unsigned long long>(m_latency_count));
+        out += line;
+    }
+    const SyncCounters c = sync.counters();
+    out += "# HELP otsync_ops_total Ops received by outcome (rejected by code).\n"
+           "# TYPE otsync_ops_total counter\n";
+    std::snprintf(line, sizeof line,
+                  "otsync_ops_total{outcome=\"accepted\"} %llu\n"
+                  "otsync_ops_total{outcome=\"flagged\"} %llu\n"
+                  "otsync_ops_total{outcome=\"duplicate\"} %llu\n",
+                  static_cast<unsigned long long>(c.accepted),
+                  static_cast<unsigned long long>(c.flagged),
+                  static_cast<unsigned long long>(c.duplicates));
+    out += line;
+    for (const auto& [code, n] : c.rejected) {
+        std::snprintf(line, sizeof line,
+                      "otsync_ops_total{outcome=\"rejected\",code=\"%s\"} %llu\n",
+                      std::string(to_string(code)).c_str(), static_cast<unsigned long long>(n));
+        out += line;
+    }
+    std::uint64_t known = 0, recent = 0;
+    for (const auto& d : store.devices()) {
+        if (d.status == DeviceStatus::active) {
+            ++known;
+            if (now_ms - d.last_seen < 5 * 60 * 1000) {
+                ++recent;
+            }
+        }
+    }
+    std::snprintf(
+        line, sizeof line,
+        "# HELP otsync_devices Enrolled active devices, and those seen in the last 5 minutes.\n"
+        "# TYPE otsync_devices gauge\n"
+        "otsync_devices{state=\"known\"} %llu\n"
+        "otsync_devices{state=\"connected\"} %llu\n"
+        "# HELP otsync_http_connections Open HTTP connections.\n"
+        "# TYPE otsync_http_connections gauge\n"
+        "otsync_http_connections %llu\n"
+        "# HELP otsync_oplog_ops Ops in the server's log.\n"
+        "# TYPE otsync_oplog_ops gauge\n"
+        "otsync_oplog_ops %llu\n",
+        static_cast<unsigned long long>(known), static_cast<unsigned long long>(recent),
+        static_cast<unsigned long long>(m_connections.load()),
+        static_cast<unsigned long long>(store.op_count()));
+    out += line;
+    return out;
+}
+
+Reply App::handle(const RouteRequest& r) {
+    if (r.path == "/healthz") {
+        if (r.method != "GET" && r.method != "HEAD") {
+            return error_reply(405, ErrorCode::invalid_argument, "use GET");
+        }
+        return m_store.healthy() ? Reply{200, "application/json", "{\"status\":\"ok\"}"}
+                                 : error_reply(503, ErrorCode::internal, "store unreachable");
+    }
+    if (r.path == "/metrics") {
+        if (r.method != "GET") {
+            return error_reply(405, ErrorCode::invalid_argument, "use GET");
+        }
+        return Reply{
+            200, "text/plain; version=0.0.4",
+            m_metrics.render(m_store, m_sync, static_cast<std::int64_t>(m_clock.now_ms()))};
+    }
+    if (r.path == "/v1/sync") {
+        if (r.method != "POST") {
+            return error_reply(405, ErrorCode::invalid_argument, "use POST");
+        }
+        return m_sync.sync(std::string(r.path), r.headers, r.body);
+    }
+    if (r.path == "/v1/devices/enroll") {
+        if (r.method != "POST") {
+            return error_reply(405, ErrorCode::invalid_argument, "use POST");
+        }
+        return m_sync.enroll(r.body);
+    }
+    return error_reply(404, ErrorCode::invalid_argument, "no such route: " + std::string(r.path));
+}
+
+} // namespace otsync::server

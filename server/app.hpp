@@ -1,0 +1,66 @@
+// The server's routes as plain functions, request → reply, with no sockets: main.cpp
+// hands them to the HTTP layer, tests call them directly. Also the metrics that
+// GET /metrics renders in Prometheus text format.
+#pragma once
+
+#include "store/store.hpp"
+#include "sync/sync_service.hpp"
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace otsync::server {
+
+struct RouteRequest {
+    std::string_view method;
+    std::string_view path;
+    const std::map<std::string, std::string>& headers; // lower-cased names
+    const std::string& body;
+};
+
+/// Request counts by route and status, and a latency histogram.
+class Metrics {
+public:
+    static constexpr std::array<double, 10> k_buckets_ms{1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000};
+
+    void observe(std::string_view route, unsigned status, double ms);
+    void set_open_connections(std::size_t n) { m_connections = n; }
+    std::string render(Store& store, SyncService& sync, std::int64_t now_ms);
+
+private:
+    std::mutex m_mutex;
+    std::map<std::pair<std::string, unsigned>, std::uint64_t> m_requests;
+    std::array<std::uint64_t, k_buckets_ms.size() + 1> m_latency{};
+    double m_latency_sum_ms = 0;
+    std::uint64_t m_latency_count = 0;
+    std::atomic<std::size_t> m_connections{0};
+};
+
+/// The route label for metrics: a known path, or "other" (never the raw path).
+std::string_view route_label(std::string_view path);
+
+class App {
+public:
+    App(Store& store, SyncService& sync, ClockSource& clock)
+        : m_store(store), m_sync(sync), m_clock(clock) {}
+
+    Reply handle(const RouteRequest& r);
+    Metrics& metrics() { return m_metrics; }
+
+    /// Body limit by route: sync gets `sync_limit`, everything else `default_limit`.
+    static std::size_t body_limit(std::string_view path, std::size_t sync_limit,
+                                  std::size_t default_limit) {
+        return path == "/v1/sync" ? sync_limit : default_limit;
+    }
+
+private:
+    Store& m_store;
+    SyncService& m_sync;
+    ClockSource& m_clock;
+    Metrics m_metrics;
+};
+
+} // namespace otsync::server

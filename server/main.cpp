@@ -1,0 +1,279 @@
+// otsync-server: parses options, opens the store, starts the HTTP loop, and shuts
+// down gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests,
+// close the store). Everything else lives in otsync_server_lib.
+//
+// Options (flags override OTSYNC_* environment variables):
+//   --listen HOST:PORT      OTSYNC_LISTEN       127.0.0.1:8080
+//   --data-dir DIR          OTSYNC_DATA_DIR     ./var
+//   --threads N             OTSYNC_THREADS      2
+//   --demo                  OTSYNC_DEMO=1       seed demo data into an empty database
+//   --sync-mode full|normal OTSYNC_SYNC_MODE    full (fsync every commit)
+//   --max-body-sync BYTES   OTSYNC_MAX_BODY_SYNC      8 MiB
+//   --max-body BYTES        OTSYNC_MAX_BODY           64 KiB
+//   --max-header BYTES      OTSYNC_MAX_HEADER         8 KiB
+//   --max-connections N     OTSYNC_MAX_CONNECTIONS    10000
+//   --header-timeout-ms MS  OTSYNC_HEADER_TIMEOUT_MS  10000
+//   --body-timeout-ms MS    OTSYNC_BODY_TIMEOUT_MS    60000
+//   --idle-timeout-ms MS    OTSYNC_IDLE_TIMEOUT_MS    60000
+//   --max-clock-skew-ms MS  OTSYNC_MAX_CLOCK_SKEW_MS  600000
+//   --page-size N           OTSYNC_PAGE_SIZE          500
+//   --max-ops N             OTSYNC_MAX_OPS            10000 (ops per request)
+#include "app.hpp"
+#include "demo.hpp"
+#include "http/http_server.hpp"
+#include "store/store.hpp"
+#include "sync/sync_service.hpp"
+
+#include "otsync/error.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+using namespace otsync;
+using namespace otsync::server;
+
+namespace {
+
+struct Options {
+    std::string host = "127.0.0.1";
+    unsigned short port = 8080;
+    std::string data_dir = "var";
+    unsigned threads = 2;
+    bool demo = false;
+    bool sync_full = true;
+    HttpLimits http;
+    std::size_t max_body_sync = 8u << 20;
+    std::size_t max_body = 64u << 10;
+    SyncConfig sync;
+};
+
+[[noreturn]] void fail(const std::string& why) {
+    std::cerr << "otsync-server: " << why << "\n";
+    std::exit(2);
+}
+
+std::uint64_t number(const std::string& name, const std::string& v, std::uint64_t min,
+                     std::uint64_t max) {
+    char* end = nullptr;
+    errno = 0;
+    const auto n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || errno || *end || v[0] == '-' || n < min || n > max) {
+        fail(name + " must be a whole number from " + std::to_string(min) + " to " +
+             std::to_string(max));
+    }
+    return n;
+}
+
+Options parse(int argc, char** argv) {
+    // Environment first, flags after: a flag wins.
+    std::vector<std::pair<std::string, std::string>> settings;
+    const std::map<std::string, std::string> env_names{
+        {"OTSYNC_LISTEN", "--listen"},
+        {"OTSYNC_DATA_DIR", "--data-dir"},
+        {"OTSYNC_THREADS", "--threads"},
+        {"OTSYNC_SYNC_MODE", "--sync-mode"},
+        {"OTSYNC_MAX_BODY_SYNC", "--max-body-sync"},
+        {"OTSYNC_MAX_BODY", "--max-body"},
+        {"OTSYNC_MAX_HEADER", "--max-header"},
+        {"OTSYNC_MAX_CONNECTIONS", "--max-connections"},
+        {"OTSYNC_HEADER_TIMEOUT_MS", "--header-timeout-ms"},
+        {"OTSYNC_BODY_TIMEOUT_MS", "--body-timeout-ms"},
+        {"OTSYNC_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
+        {"OTSYNC_MAX_CLOCK_SKEW_MS", "--max-clock-skew-ms"},
+        {"OTSYNC_PAGE_SIZE", "--page-size"},
+        {"OTSYNC_MAX_OPS", "--max-ops"},
+    };
+    for (const auto& [env, flag] : env_names) {
+        if (const char* v = std::getenv(env.c_str())) {
+            settings.emplace_back(flag, v);
+        }
+    }
+    if (const char* v = std::getenv("OTSYNC_DEMO"); v && std::string(v) == "1") {
+        settings.emplace_back("--demo", "");
+    }
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--demo") {
+            settings.emplace_back(a, "");
+        } else if (a == "-h" || a == "--help") {
+            std::cout << "usage: otsync-server [--listen HOST:PORT] [--data-dir DIR] [--threads N] "
+                         "[--demo] [--sync-mode full|normal] [limits...]\n(see the header of "
+                         "server/main.cpp or README.md for every option)\n";
+            std::exit(0);
+        } else if (a.rfind("--", 0) == 0 && i + 1 < argc) {
+            settings.emplace_back(a, argv[++i]);
+        } else {
+            fail("unknown or incomplete option '" + a + "'");
+        }
+    }
+    Options o;
+    for (const auto& [k, v] : settings) {
+        if (k == "--listen") {
+            const auto colon = v.rfind(':');
+            if (colon == std::string::npos || colon == 0) {
+                fail("--listen takes HOST:PORT");
+            }
+            o.host = v.substr(0, colon);
+            o.port =
+                static_cast<unsigned short>(number("--listen port", v.substr(colon + 1), 0, 65535));
+        } else if (k == "--data-dir") {
+            o.data_dir = v;
+        } else if (k == "--threads") {
+            o.threads = static_cast<unsigned>(number(k, v, 1, 256));
+        } else if (k == "--demo") {
+            o.demo = true;
+        } else if (k == "--sync-mode") {
+            if (v != "full" && v != "normal") {
+                fail("--sync-mode is full or normal");
+            }
+            o.sync_full = v == "full";
+        } else if (k == "--max-body-sync") {
+            o.max_body_sync = number(k, v, 1024, 1u << 30);
+        } else if (k == "--max-body") {
+            o.max_body = number(k, v, 1024, 1u << 30);
+        } else if (k == "--max-header") {
+            o.http.header_bytes = number(k, v, 1024, 1u << 20);
+        } else if (k == "--max-connections") {
+            o.http.max_connections = number(k, v, 1, 1'000'000);
+        } else if (k == "--header-timeout-ms") {
+            o.http.header_timeout = std::chrono::milliseconds(number(k, v, 10, 3'600'000));
+        } else if (k == "--body-timeout-ms") {
+            o.http.body_timeout = std::chrono::milliseconds(number(k, v, 10, 3'600'000));
+        } else if (k == "--idle-timeout-ms") {
+            o.http.idle_timeout = std::chrono::milliseconds(number(k, v, 10, 3'600'000));
+        } else if (k == "--max-clock-skew-ms") {
+            o.sync.max_clock_skew_ms = number(k, v, 0, 365ull * 24 * 3600 * 1000);
+        } else if (k == "--page-size") {
+            o.sync.default_page = static_cast<std::uint32_t>(number(k, v, 1, 100'000));
+            o.sync.max_page = std::max(o.sync.max_page, o.sync.default_page);
+        } else if (k == "--max-ops") {
+            o.sync.limits.max_ops = number(k, v, 1, 1'000'000);
+        } else {
+            fail("unknown option '" + k + "'");
+        }
+    }
+    o.sync.limits.max_message_bytes = o.max_body_sync;
+    o.http.read_buffer_max = o.http.header_bytes + o.max_body_sync + 16 * 1024;
+    return o;
+}
+
+std::string json_str(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse(argc, argv);
+    try {
+        std::filesystem::create_directories(o.data_dir);
+        SqliteOptions so;
+        so.path = (std::filesystem::path(o.data_dir) / "otsync.db").string();
+        so.synchronous_full = o.sync_full;
+        auto store = open_sqlite_store(so);
+        SystemClock clock;
+        SyncService sync(*store, clock, o.sync);
+        App app(*store, sync, clock);
+        if (o.demo) {
+            const auto summary = seed_demo(*store, sync, clock, o.data_dir);
+            for (const auto& line : summary.lines) {
+                std::cerr << "demo: " << line << "\n";
+            }
+        }
+
+        boost::asio::io_context ioc(static_cast<int>(o.threads));
+        const std::size_t sync_limit = o.max_body_sync, default_limit = o.max_body;
+        HttpServer* server_ptr = nullptr;
+        HttpServer server(
+            ioc, o.host, o.port, o.http,
+            [=](std::string_view, std::string_view path) {
+                return App::body_limit(path, sync_limit, default_limit);
+            },
+            [&](const HttpRequest& req) {
+                const RouteRequest r{req.method, req.path, req.headers, req.body};
+                Reply reply = app.handle(r);
+                HttpResponse resp;
+                resp.status = reply.status;
+                resp.content_type = std::move(reply.content_type);
+                resp.body = std::move(reply.body);
+                return resp;
+            },
+            [&](const AccessLogLine& l) {
+                app.metrics().observe(route_label(l.path), l.status, l.ms);
+                if (server_ptr) {
+                    app.metrics().set_open_connections(server_ptr->connections());
+                }
+                // One structured line per request, JSON, on stdout.
+                std::printf("{\"remote\":%s,\"method\":%s,\"path\":%s,\"status\":%u,\"in\":%zu,"
+                            "\"out\":%zu,\"ms\":%.3f}\n",
+                            json_str(l.remote).c_str(), json_str(l.method).c_str(),
+                            json_str(l.path).c_str(), l.status, l.bytes_in, l.bytes_out, l.ms);
+                std::fflush(stdout);
+            });
+        server_ptr = &server;
+        server.start();
+        std::cerr << "otsync-server listening on http://" << o.host << ":" << server.port()
+                  << " (data in " << o.data_dir << ", " << o.threads
+                  << " threads, synchronous=" << (o.sync_full ? "FULL" : "NORMAL") << ")"
+                  << std::endl;
+
+        boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+        signals.async_wait([&](const boost::system::error_code&, int sig) {
+            std::cerr << "otsync-server: signal " << sig << ", stopping: no new connections, "
+                      << "finishing requests in flight" << std::endl;
+            server.stop_accepting();
+            // In-flight requests finish; idle keep-alive connections end at their timeout.
+            // Give them a bounded grace period, then stop the loop.
+            auto timer = std::make_shared<boost::asio::steady_timer>(ioc);
+            auto poll = std::make_shared<std::function<void(int)>>();
+            *poll = [&, timer, poll](int left) {
+                if (server.connections() == 0 || left == 0) {
+                    ioc.stop();
+                    return;
+                }
+                timer->expires_after(std::chrono::milliseconds(100));
+                timer->async_wait(
+                    [poll, left](const boost::system::error_code&) { (*poll)(left - 1); });
+            };
+            (*poll)(100);
+        });
+        std::vector<std::thread> pool;
+        for (unsigned i = 1; i < o.threads; ++i) {
+            pool.emplace_back([&] { ioc.run(); });
+        }
+        ioc.run();
+        for (auto& t : pool) {
+            t.join();
+        }
+        std::cerr << "otsync-server: stopped; store closed cleanly" << std::endl;
+        return 0;
+    } catch (const Error& e) {
+        std::cerr << "otsync-server: " << e.message() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "otsync-server: " << e.what() << "\n";
+        return 1;
+    }
+}
