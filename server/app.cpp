@@ -104,6 +104,19 @@ std::string Metrics::render(Store& store, SyncService& sync, std::int64_t now_ms
 }
 
 Reply App::handle(const RouteRequest& r) {
+    try {
+        return dispatch(r);
+    } catch (const Error& e) {
+        // A failure of ours (the store, a bug) is a 5xx: the device retries later.
+        if (e.code() == ErrorCode::internal) {
+            return error_reply(503, ErrorCode::internal,
+                               "the server could not complete the request; retry later");
+        }
+        return error_reply(400, e.code(), e.message());
+    }
+}
+
+Reply App::dispatch(const RouteRequest& r) {
     if (r.path == "/healthz") {
         if (r.method != "GET" && r.method != "HEAD") {
             return error_reply(405, ErrorCode::invalid_argument, "use GET");

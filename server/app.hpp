@@ -57,6 +57,8 @@ public:
     }
 
 private:
+    Reply dispatch(const RouteRequest& r);
+
     Store& m_store;
     SyncService& m_sync;
     ClockSource& m_clock;

@@ -283,7 +283,8 @@ bool SyncService::in_scope(const Id& user, EntityType t, const Id& id,
 // ---- validation ---------------------------------------------------------------------------------
 
 OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
-                               const std::map<Id, Id>& batch_items) {
+                               const std::map<Id, Id>& batch_items,
+                               const std::map<Id, std::string>& batch_serials) {
     OpResult res{op.id, OpStatus::rejected, ErrorCode::internal, {}};
     auto reject = [&](ErrorCode code, std::string message) {
         res.code = code;
@@ -348,16 +349,30 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             flagged = true;
         }
     }
-    // A collected item's id is its (OT, serial): check it when both are known.
-    if (op.entity_type == EntityType::collected_item && f.name == "serial") {
+    // A collected item's id is its (OT, serial): checked whichever of the two comes last.
+    if (op.entity_type == EntityType::collected_item &&
+        (f.name == "serial" || f.name == "work_order")) {
         std::optional<Id> ot;
-        if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
-            ot = it->second;
-        } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
-            ot = jt->second;
+        std::optional<std::string> serial;
+        if (f.name == "work_order") {
+            ot = value_id(op.value);
+            if (const Value* v = m_state.get(EntityType::collected_item, op.entity, "serial");
+                v && std::holds_alternative<std::string>(*v)) {
+                serial = std::get<std::string>(*v);
+            } else if (auto it = batch_serials.find(op.entity); it != batch_serials.end()) {
+                serial = it->second;
+            }
+        } else {
+            if (std::holds_alternative<std::string>(op.value)) {
+                serial = std::get<std::string>(op.value);
+            }
+            if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
+                ot = it->second;
+            } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
+                ot = jt->second;
+            }
         }
-        if (ot && std::holds_alternative<std::string>(op.value) &&
-            Id::collected_item(*ot, std::get<std::string>(op.value)) != op.entity) {
+        if (ot && serial && Id::collected_item(*ot, *serial) != op.entity) {
             return reject(ErrorCode::invalid_value,
                           "a collected item's id must be the hash of its OT and serial");
         }
@@ -383,7 +398,7 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             from = prev->state;
         }
         const auto& to = std::get<std::string>(op.value);
-        if (!transition_allowed(*f.lifecycle, from, to, actor.role) && !flagged) {
+        if (!transition_allowed(*f.lifecycle, from, to, actor.role)) {
             return reject(ErrorCode::invalid_transition,
                           std::string(to_string(op.entity_type)) + " status may not go from '" +
                               (from.empty() ? std::string("(none)") : from) + "' to '" + to +
@@ -408,10 +423,18 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
     w.request_counter = request_counter;
     w.cursor = cursor;
     w.now = now;
-    std::map<Id, Id> batch_items; // collected item -> OT, for items created in this batch
+    std::map<Id, Id> batch_items;            // collected item -> OT, for items made in this batch
+    std::map<Id, std::string> batch_serials; // collected item -> serial, likewise
     std::set<std::pair<EntityType, Id>> touched;
     SyncCounters delta;
     for (const Op& op : ops) {
+        if (op.id.replica != actor.replica || op.author != actor.user) {
+            // Checked before anything else, so no device learns about another's ops.
+            results.push_back({op.id, OpStatus::rejected, ErrorCode::permission_denied,
+                               "an op must carry this device's replica id and user"});
+            delta.rejected[ErrorCode::permission_denied]++;
+            continue;
+        }
         if (m_state.has_op(op.id)) {
             // Idempotent resend: same content is acknowledged again; other content is not.
             const auto r = m_state.apply(op);
@@ -427,7 +450,7 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
             continue;
         }
         bool flagged = false;
-        OpResult res = validate(actor, op, now, flagged, batch_items);
+        OpResult res = validate(actor, op, now, flagged, batch_items, batch_serials);
         if (res.status == OpStatus::rejected) {
             delta.rejected[res.code]++;
             results.push_back(std::move(res));
@@ -463,6 +486,10 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
         if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
             value_id(op.value)) {
             batch_items[op.entity] = *value_id(op.value);
+        }
+        if (op.entity_type == EntityType::collected_item && f.name == "serial" &&
+            std::holds_alternative<std::string>(op.value)) {
+            batch_serials[op.entity] = std::get<std::string>(op.value);
         }
         const std::size_t index = w.ops.size();
         StoredOp so;
@@ -617,9 +644,14 @@ Reply SyncService::enroll(const std::string& body) {
 
 Reply SyncService::sync(const std::string& path, const std::map<std::string, std::string>& headers,
                         const std::string& body) {
-    const std::string content_type = header(headers, "content-type");
-    const bool json = content_type.rfind(k_content_type_json, 0) == 0;
-    if (!json && content_type.rfind(k_content_type_binary, 0) != 0) {
+    // The media type, without parameters such as "; charset=utf-8".
+    std::string content_type = header(headers, "content-type");
+    content_type = content_type.substr(0, content_type.find(';'));
+    while (!content_type.empty() && content_type.back() == ' ') {
+        content_type.pop_back();
+    }
+    const bool json = content_type == k_content_type_json;
+    if (!json && content_type != k_content_type_binary) {
         return error_reply(415, ErrorCode::invalid_argument,
                            std::string("Content-Type must be ") + k_content_type_binary + " or " +
                                k_content_type_json);
@@ -647,9 +679,10 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     std::uint32_t version = 0;
     try {
-        version = peek_protocol_version(body, json);
+        version = peek_protocol_version(body, json, m_config.limits);
     } catch (const Error& e) {
-        return error_reply(400, e.code(), e.message());
+        return error_reply(e.code() == ErrorCode::too_large ? 413 : 400, e.code(),
+                           e.field().empty() ? e.message() : e.field() + ": " + e.message());
     }
     if (version < k_protocol_min || version > k_protocol_version) {
         return Reply{

@@ -89,7 +89,8 @@ private:
                                       std::uint64_t request_counter, std::uint64_t cursor,
                                       std::int64_t now);
     OpResult validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
-                      const std::map<Id, Id>& batch_items);
+                      const std::map<Id, Id>& batch_items,
+                      const std::map<Id, std::string>& batch_serials);
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
     void index_op(const Op& op);

@@ -73,7 +73,8 @@ public:
     }
     void raw(const void* p, std::size_t n) {
         if (n) {
-            m_ar(cereal::binary_data(p, n));
+            // A byte pointer, so cereal's element size is 1 (a void*& would make it 8).
+            m_ar(cereal::binary_data(static_cast<const std::uint8_t*>(p), n));
         }
     }
     void blob(const void* p, std::size_t n) {
@@ -89,7 +90,7 @@ private:
 class Reader {
 public:
     Reader(std::string_view bytes, const CodecLimits& limits)
-        : m_buf(bytes), m_is(&m_buf), m_ar(m_is), m_limits(limits) {}
+        : m_buf(check_endianness(bytes)), m_is(&m_buf), m_ar(m_is), m_limits(limits) {}
 
     const CodecLimits& limits() const { return m_limits; }
     std::size_t remaining() const { return m_buf.remaining(); }
@@ -142,7 +143,9 @@ public:
     void raw(void* p, std::size_t n) {
         if (n) {
             need(n);
-            m_ar(cereal::binary_data(p, n));
+            // A byte pointer, so cereal's element size is 1: with a void*& it would be 8
+            // and a byte-swapping (big-endian) stream would swap past the buffer's end.
+            m_ar(cereal::binary_data(static_cast<std::uint8_t*>(p), n));
         }
     }
     std::string text(std::size_t limit, const char* what) {
@@ -175,6 +178,17 @@ public:
     }
 
 private:
+    /// cereal's first byte says the writer's byte order; ours always write little
+    /// endian (1), so anything else is not our message.
+    static std::string_view check_endianness(std::string_view bytes) {
+        if (bytes.empty()) {
+            throw Error(ErrorCode::truncated, "empty message");
+        }
+        if (bytes[0] != 1) {
+            throw Error(ErrorCode::malformed, "not a little-endian otsync message");
+        }
+        return bytes;
+    }
     void need(std::size_t n) {
         if (remaining() < n) {
             throw Error(ErrorCode::truncated, "input ends in the middle of the message");
@@ -620,14 +634,17 @@ SyncResponse decode_sync_response(std::string_view bytes, const CodecLimits& lim
     });
 }
 
-std::uint32_t peek_protocol_version(std::string_view body, bool json) {
+std::uint32_t peek_protocol_version(std::string_view body, bool json, const CodecLimits& limits) {
     if (json) {
-        return detail::json_protocol_version(body, CodecLimits{});
+        return detail::json_protocol_version(body, limits);
     }
-    CodecLimits limits;
-    limits.max_message_bytes = SIZE_MAX; // only the first bytes are read
+    if (body.size() > limits.max_message_bytes) {
+        throw Error(ErrorCode::too_large, "message of " + std::to_string(body.size()) +
+                                              " bytes exceeds the limit of " +
+                                              std::to_string(limits.max_message_bytes));
+    }
     try {
-        Reader r(body.substr(0, 6), limits);
+        Reader r(body.substr(0, 6), limits); // only the first bytes are read
         r.u8(); // message type
         return r.u32();
     } catch (const cereal::Exception&) {

@@ -40,7 +40,8 @@ std::vector<Op> decode_ops(std::string_view bytes, const CodecLimits& limits = {
 
 /// The protocol version of a binary or JSON sync message, read before anything else
 /// so an unsupported version can be answered with 426 whatever follows it.
-std::uint32_t peek_protocol_version(std::string_view body, bool json);
+std::uint32_t peek_protocol_version(std::string_view body, bool json,
+                                    const CodecLimits& limits = {});
 
 // ---- JSON --------------------------------------------------------------------------------------
 

@@ -1,0 +1,252 @@
+// Runs the real otsync-server binary for integration tests: on an ephemeral loopback
+// port, in a temporary data folder, stopped (SIGTERM) or killed (SIGKILL) on demand.
+// Also a minimal blocking HTTP client (Boost.Beast) and signed sync calls.
+#pragma once
+
+#include "otsync/codec.hpp"
+#include "otsync/crypto.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sodium.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace otsync::test {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+inline std::string b64(const std::uint8_t* p, std::size_t n) {
+    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
+    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
+    out.pop_back();
+    return out;
+}
+
+struct DataDir {
+    DataDir() {
+        std::random_device rd;
+        path = std::filesystem::temp_directory_path() /
+               ("otsync-it-" + std::to_string(rd()) + std::to_string(rd()));
+        std::filesystem::create_directories(path);
+    }
+    ~DataDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::filesystem::path path;
+};
+
+/// Runs a command to completion; returns (exit code, stdout).
+inline std::pair<int, std::string> run_command(const std::vector<std::string>& argv) {
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+        args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(out[0], buf, sizeof buf)) > 0) {
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+class ServerProcess {
+public:
+    ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra = {})
+        : m_dir(std::move(data_dir)), m_extra(std::move(extra)) {}
+    ~ServerProcess() { kill(); }
+
+    void start() {
+        int err[2];
+        REQUIRE(::pipe(err) == 0);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+        posix_spawn_file_actions_addclose(&fa, err[0]);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        std::vector<std::string> argv{
+            OTSYNC_SERVER_BIN, "--listen", "127.0.0.1:0", "--data-dir", m_dir.string(),
+            "--threads",       "2"};
+        argv.insert(argv.end(), m_extra.begin(), m_extra.end());
+        std::vector<char*> args;
+        for (auto& a : argv) {
+            args.push_back(a.data());
+        }
+        args.push_back(nullptr);
+        REQUIRE(posix_spawn(&m_pid, args[0], &fa, nullptr, args.data(), environ) == 0);
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(err[1]);
+        m_err = err[0];
+        // Wait for "listening on http://127.0.0.1:PORT" (bounded).
+        std::string seen;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        char c;
+        while (std::chrono::steady_clock::now() < deadline && ::read(m_err, &c, 1) == 1) {
+            seen += c;
+            const auto pos = seen.find("listening on http://127.0.0.1:");
+            if (pos != std::string::npos && c == ' ' && seen.size() > pos + 30) {
+                port = static_cast<unsigned short>(std::stoi(seen.substr(pos + 30)));
+                break;
+            }
+        }
+        REQUIRE_MESSAGE(port != 0, "server did not start: " << seen);
+        // Keep draining stderr so the server never blocks on a full pipe.
+        m_drain = std::thread([fd = m_err] {
+            char buf[4096];
+            while (::read(fd, buf, sizeof buf) > 0) {
+            }
+        });
+    }
+
+    /// SIGTERM and wait: returns the exit code.
+    int stop() {
+        if (m_pid <= 0) {
+            return -1;
+        }
+        ::kill(m_pid, SIGTERM);
+        return reap();
+    }
+    /// SIGKILL: no goodbye, no flush.
+    void kill() {
+        if (m_pid > 0) {
+            ::kill(m_pid, SIGKILL);
+            reap();
+        }
+    }
+    bool running() const { return m_pid > 0; }
+
+    unsigned short port = 0;
+
+private:
+    int reap() {
+        int status = 0;
+        ::waitpid(m_pid, &status, 0);
+        m_pid = -1;
+        if (m_drain.joinable()) {
+            m_drain.join();
+        }
+        ::close(m_err);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+
+    std::filesystem::path m_dir;
+    std::vector<std::string> m_extra;
+    pid_t m_pid = -1;
+    int m_err = -1;
+    std::thread m_drain;
+};
+
+struct HttpResult {
+    unsigned status = 0; // 0: connection failed or cut
+    std::string body;
+    std::string content_type;
+};
+
+inline HttpResult http_call(unsigned short port, const std::string& method,
+                            const std::string& target, const std::string& body = {},
+                            const std::map<std::string, std::string>& headers = {}) {
+    try {
+        boost::asio::io_context ioc;
+        beast::tcp_stream stream(ioc);
+        stream.expires_after(std::chrono::seconds(30));
+        stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+        http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+        req.set(http::field::host, "127.0.0.1");
+        for (const auto& [k, v] : headers) {
+            req.set(k, v);
+        }
+        req.body() = body;
+        req.prepare_payload();
+        http::write(stream, req);
+        beast::flat_buffer buffer;
+        http::response<http::string_body> res;
+        http::read(stream, buffer, res);
+        beast::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+        return {res.result_int(), res.body(), std::string(res[http::field::content_type])};
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
+/// A device over real HTTP.
+struct HttpDevice {
+    SigningKeyPair key = SigningKeyPair::generate();
+    std::uint64_t replica = 0;
+    Id user;
+    std::uint64_t counter = 0;
+    std::uint64_t cursor = 0;
+
+    bool enroll(unsigned short port, const std::string& code) {
+        const auto r = http_call(port, "POST", "/v1/devices/enroll",
+                                 "{\"code\":\"" + code + "\",\"public_key\":\"" +
+                                     b64(key.public_key.data(), 32) + "\",\"label\":\"test\"}");
+        if (r.status != 200) {
+            return false;
+        }
+        replica = std::stoull(r.body.substr(r.body.find("\"replica\":") + 10));
+        user = Id::from_hex(r.body.substr(r.body.find("\"user\":\"") + 8, 32));
+        return true;
+    }
+
+    HttpResult post(unsigned short port, const SyncRequest& req, bool json) {
+        const std::string body = json ? to_json(req) : encode_binary(req);
+        const Signature sig =
+            sign(sync_signing_string("POST", "/v1/sync", req.request_counter, body), key.secret);
+        return http_call(port, "POST", "/v1/sync", body,
+                         {{"Content-Type", json ? k_content_type_json : k_content_type_binary},
+                          {"X-Otsync-Replica", std::to_string(replica)},
+                          {"X-Otsync-Counter", std::to_string(req.request_counter)},
+                          {"X-Otsync-Signature", b64(sig.data(), sig.size())}});
+    }
+
+    SyncRequest request(std::vector<Op> ops, HlcTime hlc) {
+        SyncRequest r;
+        r.replica = replica;
+        r.request_counter = ++counter;
+        r.cursor = cursor;
+        r.hlc = hlc;
+        r.ops = std::move(ops);
+        return r;
+    }
+};
+
+} // namespace otsync::test

@@ -1,0 +1,148 @@
+// The real otsync-server process on a loopback port: quick start with demo data,
+// enrollment and sync over HTTP in both encodings, admin commands against a running
+// server, bad input answered with JSON errors, graceful shutdown.
+#include "server_process.hpp"
+
+#include "otsync/crdt.hpp"
+
+#include <sqlite3.h>
+
+using namespace otsync;
+using namespace otsync::test;
+
+namespace {
+
+std::string admin(const DataDir& dir, std::vector<std::string> args, int expect = 0) {
+    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.path.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto [code, out] = run_command(argv);
+    CHECK_MESSAGE(code == expect, "otsync-admin exit " << code << ": " << out);
+    return out;
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+        s.pop_back();
+    }
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("quick start: demo data, health, metrics, devices") {
+    DataDir dir;
+    ServerProcess server(dir.path, {"--demo"});
+    server.start();
+    const auto health = http_call(server.port, "GET", "/healthz");
+    CHECK(health.status == 200);
+    CHECK(health.body == "{\"status\":\"ok\"}");
+    const auto metrics = http_call(server.port, "GET", "/metrics");
+    CHECK(metrics.status == 200);
+    CHECK(metrics.body.find("otsync_oplog_ops ") != std::string::npos);
+    CHECK(metrics.body.find("otsync_devices{state=\"known\"} 2") != std::string::npos);
+    CHECK(metrics.body.find("otsync_http_requests_total{route=\"/healthz\",status=\"200\"} 1") !=
+          std::string::npos);
+    const auto missing = http_call(server.port, "GET", "/nope");
+    CHECK(missing.status == 404);
+    CHECK(missing.body.find("\"error\":{\"code\":") != std::string::npos);
+    const std::string devices = admin(dir, {"device", "list"});
+    CHECK(devices.find("tec.mamani") != std::string::npos);
+    CHECK(devices.find("tec.quispe") != std::string::npos);
+    CHECK(std::filesystem::exists(dir.path / "demo-devices" / "tec.mamani.json"));
+    CHECK(server.stop() == 0); // SIGTERM: graceful
+}
+
+TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server") {
+    DataDir dir;
+    ServerProcess server(dir.path);
+    server.start();
+    admin(dir, {"user", "add", "--role", "back_office", "bo.ana"});
+    admin(dir, {"user", "add", "--role", "technician", "tec.luis"});
+    admin(dir, {"user", "add", "--role", "wizard", "x"}, 2);
+    admin(dir, {"device", "enroll-code", "nobody"}, 1);
+    HttpDevice office, tech;
+    REQUIRE(office.enroll(server.port, trim(admin(dir, {"device", "enroll-code", "bo.ana"}))));
+    const std::string code = trim(admin(dir, {"device", "enroll-code", "tec.luis"}));
+    REQUIRE(tech.enroll(server.port, code));
+    CHECK_FALSE(HttpDevice{}.enroll(server.port, code)); // single use
+
+    // Back office issues and assigns an OT from its device, in JSON.
+    FakeClock wall(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count()));
+    Hlc hlc(wall);
+    crdt::Replica office_state;
+    crdt::OpMaker bo(office.replica, hlc, office.user);
+    const Id ot = Id::random();
+    std::vector<Op> ops{
+        bo.set(EntityType::work_order, ot, "kind", text("install_copper")),
+        bo.add(EntityType::work_order, ot, "expected_equipment", text("HWTC00000001")),
+        bo.set(EntityType::work_order, ot, "technician", tech.user)};
+    ops.push_back(bo.set(EntityType::work_order, ot, "status", text("issued")));
+    Op assigned = bo.set(EntityType::work_order, ot, "status", text("assigned"));
+    assigned.observed = {ops.back().id};
+    ops.push_back(assigned);
+    auto r = office.post(server.port, office.request(ops, hlc.now()), true);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    const auto office_resp = sync_response_from_json(r.body);
+    for (const auto& res : office_resp.results) {
+        CHECK_MESSAGE(res.status == OpStatus::accepted, res.message);
+    }
+
+    // The technician pulls it in binary.
+    r = tech.post(server.port, tech.request({}, hlc.now()), false);
+    REQUIRE(r.status == 200);
+    CHECK(r.content_type == k_content_type_binary);
+    const auto pulled = decode_sync_response(r.body);
+    crdt::Replica tech_state;
+    for (const auto& s : pulled.ops) {
+        tech_state.apply(s.op);
+    }
+    CHECK(tech_state.elements(EntityType::work_order, ot, "expected_equipment").size() == 1);
+
+    // Garbage, properly signed: a clear 400, and the server keeps answering.
+    for (const bool json : {false, true}) {
+        const std::string garbage =
+            json ? "{\"protocol_version\":1,\"ops\":" : std::string("\x01Q\x01\x00\x00\x00zz", 9);
+        tech.counter++;
+        const Signature sig =
+            sign(sync_signing_string("POST", "/v1/sync", tech.counter, garbage), tech.key.secret);
+        const auto bad =
+            http_call(server.port, "POST", "/v1/sync", garbage,
+                      {{"Content-Type", json ? k_content_type_json : k_content_type_binary},
+                       {"X-Otsync-Replica", std::to_string(tech.replica)},
+                       {"X-Otsync-Counter", std::to_string(tech.counter)},
+                       {"X-Otsync-Signature", b64(sig.data(), sig.size())}});
+        CHECK(bad.status == 400);
+        CHECK(bad.body.find("\"code\":") != std::string::npos);
+        CHECK(http_call(server.port, "GET", "/healthz").status == 200);
+    }
+
+    admin(dir, {"device", "revoke", std::to_string(tech.replica)});
+    r = tech.post(server.port, tech.request({}, hlc.now()), false);
+    CHECK(r.status == 401);
+    CHECK(http_call(server.port, "GET", "/healthz").status == 200);
+    CHECK(server.stop() == 0);
+}
+
+TEST_CASE("a database from a newer schema is refused with a clear message") {
+    DataDir dir;
+    {
+        ServerProcess server(dir.path);
+        server.start();
+        CHECK(server.stop() == 0);
+    }
+    // Pretend a newer otsync wrote it.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((dir.path / "otsync.db").c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    const auto [admin_code, admin_out] =
+        run_command({OTSYNC_ADMIN_BIN, "--data-dir", dir.path.string(), "user", "list"});
+    CHECK(admin_code == 1);
+    CHECK(admin_out.empty());
+    const auto [server_code, server_out] = run_command(
+        {OTSYNC_SERVER_BIN, "--data-dir", dir.path.string(), "--listen", "127.0.0.1:0"});
+    CHECK(server_code == 1);
+}
