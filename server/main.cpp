@@ -232,6 +232,25 @@ int main(int argc, char** argv) {
                             json_str(l.path).c_str(), l.status, l.bytes_in, l.bytes_out, l.ms);
                 std::fflush(stdout);
             });
+        // Signals first, so a SIGTERM right after start-up is already graceful.
+        boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+        boost::asio::steady_timer grace(ioc);
+        std::function<void(int)> poll = [&](int left) {
+            // In-flight requests finish; idle keep-alive connections are closed by
+            // stop_accepting. Bounded: at most 10 s, then the loop stops anyway.
+            if (server.connections() == 0 || left == 0) {
+                ioc.stop();
+                return;
+            }
+            grace.expires_after(std::chrono::milliseconds(100));
+            grace.async_wait([&poll, left](const boost::system::error_code&) { poll(left - 1); });
+        };
+        signals.async_wait([&](const boost::system::error_code&, int sig) {
+            std::cerr << "otsync-server: signal " << sig << ", stopping: no new connections, "
+                      << "finishing requests in flight" << std::endl;
+            server.stop_accepting();
+            poll(100);
+        });
         server_ptr = &server;
         server.start();
         std::cerr << "otsync-server listening on http://" << o.host << ":" << server.port()
@@ -239,26 +258,6 @@ int main(int argc, char** argv) {
                   << " threads, synchronous=" << (o.sync_full ? "FULL" : "NORMAL") << ")"
                   << std::endl;
 
-        boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-        signals.async_wait([&](const boost::system::error_code&, int sig) {
-            std::cerr << "otsync-server: signal " << sig << ", stopping: no new connections, "
-                      << "finishing requests in flight" << std::endl;
-            server.stop_accepting();
-            // In-flight requests finish; idle keep-alive connections end at their timeout.
-            // Give them a bounded grace period, then stop the loop.
-            auto timer = std::make_shared<boost::asio::steady_timer>(ioc);
-            auto poll = std::make_shared<std::function<void(int)>>();
-            *poll = [&, timer, poll](int left) {
-                if (server.connections() == 0 || left == 0) {
-                    ioc.stop();
-                    return;
-                }
-                timer->expires_after(std::chrono::milliseconds(100));
-                timer->async_wait(
-                    [poll, left](const boost::system::error_code&) { (*poll)(left - 1); });
-            };
-            (*poll)(100);
-        });
         std::vector<std::thread> pool;
         for (unsigned i = 1; i < o.threads; ++i) {
             pool.emplace_back([&] { ioc.run(); });

@@ -273,7 +273,7 @@ public:
         const bool same_replica = m_any && op.id.replica == m_prev.id.replica;
         if (same_replica) {
             h |= k_same_replica;
-            if (op.id.counter == m_prev.id.counter + 1) {
+            if (m_prev.id.counter != UINT64_MAX && op.id.counter == m_prev.id.counter + 1) {
                 h |= k_next_counter;
             }
         }
@@ -645,7 +645,7 @@ std::uint32_t peek_protocol_version(std::string_view body, bool json, const Code
     }
     try {
         Reader r(body.substr(0, 6), limits); // only the first bytes are read
-        r.u8(); // message type
+        r.u8();                              // message type
         return r.u32();
     } catch (const cereal::Exception&) {
         throw Error(ErrorCode::truncated, "message too short for a protocol version");

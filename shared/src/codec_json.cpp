@@ -234,7 +234,12 @@ public:
             fail(ErrorCode::too_large, path,
                  "string longer than " + std::to_string(max) + " bytes");
         }
-        return std::string(v.GetString(), v.GetStringLength());
+        std::string s(v.GetString(), v.GetStringLength());
+        // The parser checks the bytes but lets a lone surrogate escape (\udc00) through.
+        if (!is_valid_utf8(s)) {
+            fail(ErrorCode::invalid_utf8, path, "not valid UTF-8 (a lone surrogate escape?)");
+        }
+        return s;
     }
 
     const CodecLimits& limits() const { return m_limits; }
@@ -301,9 +306,11 @@ std::vector<std::uint8_t> read_base64(const JValue& v, const std::string& path,
     ensure_sodium();
     if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        end != b64.data() + b64.size() || len > max_bytes) {
-        fail(ErrorCode::malformed, path,
-             "expected base64 of at most " + std::to_string(max_bytes) + " bytes");
+        end != b64.data() + b64.size()) {
+        fail(ErrorCode::malformed, path, "expected base64");
+    }
+    if (len > max_bytes) {
+        fail(ErrorCode::too_large, path, "more than " + std::to_string(max_bytes) + " bytes");
     }
     out.resize(len);
     return out;
@@ -407,6 +414,10 @@ void precheck(std::string_view json, const CodecLimits& limits) {
     bool in_string = false;
     bool escaped = false;
     for (char c : json) {
+        if (c == '\0') {
+            // RapidJSON would stop reading here and ignore the rest.
+            fail(ErrorCode::malformed, "$", "NUL byte in JSON text");
+        }
         if (in_string) {
             if (escaped) {
                 escaped = false;
@@ -432,11 +443,26 @@ rapidjson::Document parse(std::string_view json, const CodecLimits& limits) {
     precheck(json, limits);
     rapidjson::Document doc;
     // Iterative: no recursion on nesting. Validate: invalid UTF-8 is an error.
-    constexpr unsigned flags = rapidjson::kParseIterativeFlag |
-                               rapidjson::kParseValidateEncodingFlag |
-                               rapidjson::kParseFullPrecisionFlag;
+    // No kParseFullPrecisionFlag: Debian's RapidJSON 1.1.0 has undefined behaviour on
+    // that path (Tencent/rapidjson#1249), and every number we accept is a whole one.
+    constexpr unsigned flags =
+        rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
     doc.Parse<flags>(json.data(), json.size());
     if (doc.HasParseError()) {
+        if (doc.GetParseError() == rapidjson::kParseErrorNumberTooBig) {
+            // Name the member whose number does not fit: the last "name": before it.
+            const std::size_t at = std::min(doc.GetErrorOffset(), json.size());
+            const std::size_t colon = json.rfind(':', at);
+            const std::size_t close =
+                colon == std::string_view::npos ? colon : json.rfind('"', colon);
+            const std::size_t open = close == std::string_view::npos || close == 0
+                                         ? std::string_view::npos
+                                         : json.rfind('"', close - 1);
+            const std::string name = open == std::string_view::npos
+                                         ? std::string("$")
+                                         : std::string(json.substr(open + 1, close - open - 1));
+            fail(ErrorCode::out_of_range, name, "number too large");
+        }
         const auto code = doc.GetParseError() == rapidjson::kParseErrorStringInvalidEncoding
                               ? ErrorCode::invalid_utf8
                               : ErrorCode::malformed;

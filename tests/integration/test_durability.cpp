@@ -28,12 +28,6 @@ std::string admin(const DataDir& dir, std::vector<std::string> args) {
     return out;
 }
 
-std::uint64_t now_ms() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
-}
-
 struct FieldDevice {
     HttpDevice http;
     Id ot;

@@ -356,11 +356,21 @@ int run_merge(const Options& o) {
 
 } // namespace
 
+int run_server_bench(int argc, char** argv); // server_bench.cpp
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         usage("missing subcommand");
     }
     const std::string cmd = argv[1];
+    if (cmd == "server") {
+        try {
+            return run_server_bench(argc, argv);
+        } catch (const std::exception& e) {
+            std::cerr << "otsync-bench: " << e.what() << "\n";
+            return 1;
+        }
+    }
     if (cmd != "merge") {
         usage("unknown subcommand '" + cmd + "'");
     }
