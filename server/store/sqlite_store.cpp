@@ -189,12 +189,17 @@ public:
             sqlite3_close(m_db);
             throw Error(ErrorCode::internal, "cannot open database " + o.path + ": " + msg);
         }
-        sqlite3_busy_timeout(m_db, o.busy_timeout_ms);
-        exec("PRAGMA journal_mode=WAL");                        // readers do not block the writer
-        exec(o.synchronous_full ? "PRAGMA synchronous=FULL"     // fsync at every commit
-                                : "PRAGMA synchronous=NORMAL"); // crash-safe, not power-safe
-        exec("PRAGMA foreign_keys=ON");
-        migrate(o.path);
+        try {
+            sqlite3_busy_timeout(m_db, o.busy_timeout_ms);
+            exec("PRAGMA journal_mode=WAL"); // readers do not block the writer
+            // FULL: fsync at every commit (survives power loss); NORMAL: crash-safe only.
+            exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            exec("PRAGMA foreign_keys=ON");
+            migrate(o.path);
+        } catch (...) {
+            sqlite3_close(m_db); // a throwing constructor runs no destructor
+            throw;
+        }
     }
     ~SqliteStore() override { sqlite3_close(m_db); }
 
