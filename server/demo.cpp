@@ -3,7 +3,6 @@
 
 #include "otsync/model.hpp"
 
-#include <sodium.h>
 
 #include <fstream>
 #include <sys/stat.h>
@@ -28,13 +27,6 @@ struct DemoCase {
     std::vector<const char*> products;
     std::vector<DemoEquipment> equipment;
 };
-
-std::string b64(const std::uint8_t* p, std::size_t n) {
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.pop_back();
-    return out;
-}
 
 } // namespace
 
@@ -89,9 +81,9 @@ DemoSummary seed_demo(Store& store, SyncService& sync, ClockSource& clock,
         {
             std::ofstream out(path, std::ios::trunc);
             out << "{\"replica\":" << device->replica << ",\"user\":\"" << techs[i].hex()
-                << "\",\"public_key\":\"" << b64(kp.public_key.data(), 32) << "\",\"secret_key\":\""
-                << b64(kp.secret.bytes().data(), 64) << "\",\"server_public_key\":\""
-                << b64(sync.server_public_key().data(), 32) << "\"}\n";
+                << "\",\"public_key\":\"" << to_base64(kp.public_key) << "\",\"secret_key\":\""
+                << to_base64(kp.secret.bytes()) << "\",\"server_public_key\":\""
+                << to_base64(sync.server_public_key()) << "\"}\n";
         }
         ::chmod(path.c_str(), 0600);
         summary.lines.push_back(std::string("device ") + std::to_string(device->replica) + " of " +

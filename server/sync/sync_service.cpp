@@ -26,19 +26,15 @@ std::string json_escape(std::string_view s) {
     return std::string(sb.GetString(), sb.GetSize());
 }
 
-std::string b64(const std::uint8_t* p, std::size_t n) {
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.pop_back();
-    return out;
-}
-
-bool from_b64(const std::string& in, std::uint8_t* out, std::size_t n) {
-    std::size_t len = 0;
-    const char* end = nullptr;
-    return sodium_base642bin(out, n, in.data(), in.size(), nullptr, &len, &end,
-                             sodium_base64_VARIANT_ORIGINAL) == 0 &&
-           len == n && end == in.data() + in.size();
+/// Exactly N bytes of base64 into `out`; false otherwise.
+template <std::size_t N>
+bool decode_fixed(const std::string& text, std::array<std::uint8_t, N>& out) {
+    const auto bytes = from_base64(text, N);
+    if (!bytes || bytes->size() != N) {
+        return false;
+    }
+    std::copy(bytes->begin(), bytes->end(), out.begin());
+    return true;
 }
 
 std::optional<std::uint64_t> parse_u64(const std::string& s) {
@@ -626,7 +622,7 @@ Reply SyncService::enroll(const std::string& body) {
                            "label must be UTF-8 of at most 200 bytes");
     }
     PublicKey pk{};
-    if (!from_b64(*key, pk.data(), pk.size())) {
+    if (!decode_fixed(*key, pk)) {
         return error_reply(400, ErrorCode::malformed, "public_key must be base64 of 32 bytes");
     }
     const auto device =
@@ -638,7 +634,7 @@ Reply SyncService::enroll(const std::string& body) {
     return Reply{200, "application/json",
                  "{\"replica\":" + std::to_string(device->replica) + ",\"user\":\"" +
                      device->user.hex() + "\",\"server_public_key\":\"" +
-                     b64(m_key.public_key.data(), m_key.public_key.size()) +
+                     to_base64(m_key.public_key) +
                      "\",\"protocol_version\":" + std::to_string(k_protocol_version) + "}"};
 }
 
@@ -659,8 +655,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     const auto replica = parse_u64(header(headers, "x-otsync-replica"));
     const auto counter = parse_u64(header(headers, "x-otsync-counter"));
     Signature sig{};
-    if (!replica || !counter ||
-        !from_b64(header(headers, "x-otsync-signature"), sig.data(), sig.size())) {
+    if (!replica || !counter || !decode_fixed(header(headers, "x-otsync-signature"), sig)) {
         return error_reply(
             401, ErrorCode::permission_denied,
             "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");

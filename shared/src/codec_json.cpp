@@ -9,6 +9,7 @@
 // is an object with exactly one member named by its type: {"text": "..."}.
 #include "otsync/codec.hpp"
 
+#include "otsync/crypto.hpp"
 #include "otsync/model.hpp"
 
 #include <sodium.h>
@@ -36,14 +37,6 @@ using JWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 using JValue = rapidjson::Value;
 
 // ---- writing ------------------------------------------------------------------------------
-
-std::string base64(const std::uint8_t* p, std::size_t n) {
-    ensure_sodium();
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.resize(out.size() - 1); // the terminating NUL
-    return out;
-}
 
 void write_hlc(JWriter& w, HlcTime t) {
     w.StartObject();
@@ -86,7 +79,7 @@ void write_value(JWriter& w, const Value& v) {
             } else if constexpr (std::is_same_v<X, std::string>) {
                 write_string(w, x);
             } else if constexpr (std::is_same_v<X, Bytes>) {
-                write_string(w, base64(x.data.data(), x.data.size()));
+                write_string(w, to_base64(x.data));
             } else if constexpr (std::is_same_v<X, Id>) {
                 write_string(w, x.hex());
             }
@@ -300,20 +293,14 @@ OpId read_opid(const JValue& v, const std::string& path, const CodecLimits& limi
 std::vector<std::uint8_t> read_base64(const JValue& v, const std::string& path,
                                       std::size_t max_bytes) {
     const std::string b64 = Obj::as_str(v, path, (max_bytes + 2) / 3 * 4);
-    std::vector<std::uint8_t> out(b64.size() / 4 * 3 + 3);
-    std::size_t len = 0;
-    const char* end = nullptr;
-    ensure_sodium();
-    if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        end != b64.data() + b64.size()) {
+    auto out = from_base64(b64, max_bytes + 2);
+    if (!out) {
         fail(ErrorCode::malformed, path, "expected base64");
     }
-    if (len > max_bytes) {
+    if (out->size() > max_bytes) {
         fail(ErrorCode::too_large, path, "more than " + std::to_string(max_bytes) + " bytes");
     }
-    out.resize(len);
-    return out;
+    return std::move(*out);
 }
 
 Value read_value(const JValue& v, const std::string& path, const CodecLimits& limits) {
@@ -591,7 +578,7 @@ std::string to_json(const SyncResponse& m) {
         w.Key("remaining");
         w.Uint64(m.remaining);
         w.Key("receipt");
-        write_string(w, base64(m.receipt.data(), m.receipt.size()));
+        write_string(w, to_base64(m.receipt));
         w.EndObject();
     });
 }

@@ -76,6 +76,32 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
     return out;
 }
 
+std::string to_base64(std::span<const std::uint8_t> bytes) {
+    ensure_sodium();
+    std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+    sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
+                      sodium_base64_VARIANT_ORIGINAL);
+    out.pop_back(); // the terminating NUL
+    return out;
+}
+
+std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text, std::size_t max_bytes) {
+    ensure_sodium();
+    if (text.size() / 4 * 3 > max_bytes + 2) {
+        return std::nullopt;
+    }
+    std::vector<std::uint8_t> out(text.size() / 4 * 3 + 3);
+    std::size_t len = 0;
+    const char* end = nullptr;
+    if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &len, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    out.resize(len);
+    return out;
+}
+
 std::string sync_signing_string(std::string_view method, std::string_view path,
                                 std::uint64_t request_counter, std::string_view body) {
     std::string s = "otsync-sync-v1\n";

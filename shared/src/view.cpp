@@ -1,6 +1,7 @@
 // JSON views of entity state (see view.hpp).
 #include "otsync/view.hpp"
 
+#include "otsync/crypto.hpp"
 #include "otsync/model.hpp"
 
 #include <sodium.h>
@@ -35,13 +36,7 @@ void plain(W& w, const Value& v) {
             } else if constexpr (std::is_same_v<X, std::string>) {
                 str(w, x);
             } else if constexpr (std::is_same_v<X, Bytes>) {
-                ensure_sodium();
-                std::string out(
-                    sodium_base64_ENCODED_LEN(x.data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-                sodium_bin2base64(out.data(), out.size(), x.data.data(), x.data.size(),
-                                  sodium_base64_VARIANT_ORIGINAL);
-                out.pop_back();
-                str(w, out);
+                str(w, to_base64(x.data));
             } else if constexpr (std::is_same_v<X, Id>) {
                 str(w, x.hex());
             }

@@ -38,13 +38,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 
-inline std::string b64(const std::uint8_t* p, std::size_t n) {
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.pop_back();
-    return out;
-}
-
 struct DataDir {
     DataDir() {
         std::random_device rd;
@@ -218,7 +211,7 @@ struct HttpDevice {
     bool enroll(unsigned short port, const std::string& code) {
         const auto r = http_call(port, "POST", "/v1/devices/enroll",
                                  "{\"code\":\"" + code + "\",\"public_key\":\"" +
-                                     b64(key.public_key.data(), 32) + "\",\"label\":\"test\"}");
+                                     to_base64(key.public_key) + "\",\"label\":\"test\"}");
         if (r.status != 200) {
             return false;
         }
@@ -235,7 +228,7 @@ struct HttpDevice {
                          {{"Content-Type", json ? k_content_type_json : k_content_type_binary},
                           {"X-Otsync-Replica", std::to_string(replica)},
                           {"X-Otsync-Counter", std::to_string(req.request_counter)},
-                          {"X-Otsync-Signature", b64(sig.data(), sig.size())}});
+                          {"X-Otsync-Signature", to_base64(sig)}});
     }
 
     SyncRequest request(std::vector<Op> ops, HlcTime hlc) {

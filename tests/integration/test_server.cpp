@@ -113,7 +113,7 @@ TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server
                       {{"Content-Type", json ? k_content_type_json : k_content_type_binary},
                        {"X-Otsync-Replica", std::to_string(tech.replica)},
                        {"X-Otsync-Counter", std::to_string(tech.counter)},
-                       {"X-Otsync-Signature", b64(sig.data(), sig.size())}});
+                       {"X-Otsync-Signature", to_base64(sig)}});
         CHECK(bad.status == 400);
         CHECK(bad.body.find("\"code\":") != std::string::npos);
         CHECK(http_call(server.port, "GET", "/healthz").status == 200);

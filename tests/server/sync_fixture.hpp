@@ -17,13 +17,6 @@
 
 namespace otsync::test {
 
-inline std::string b64(const std::uint8_t* p, std::size_t n) {
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.pop_back();
-    return out;
-}
-
 struct TempDir {
     TempDir() {
         std::random_device rd;
@@ -75,7 +68,7 @@ struct Fixture {
         const std::string code = service->new_enroll_code(user);
         const auto reply =
             service->enroll("{\"code\":\"" + code + "\",\"public_key\":\"" +
-                            b64(d->key.public_key.data(), 32) + "\",\"label\":\"Samsung A14\"}");
+                            to_base64(d->key.public_key) + "\",\"label\":\"Samsung A14\"}");
         REQUIRE(reply.status == 200);
         const auto pos = reply.body.find("\"replica\":");
         d->replica = std::stoull(reply.body.substr(pos + 10));
@@ -94,7 +87,7 @@ struct Fixture {
             {"content-type", json ? k_content_type_json : k_content_type_binary},
             {"x-otsync-replica", std::to_string(d.replica)},
             {"x-otsync-counter", std::to_string(counter)},
-            {"x-otsync-signature", b64(sig.data(), sig.size())}};
+            {"x-otsync-signature", to_base64(sig)}};
         return service->sync("/v1/sync", h, body);
     }
 

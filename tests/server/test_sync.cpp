@@ -47,12 +47,12 @@ TEST_CASE("enrollment codes are single use; bad input gets a clear error") {
     CHECK(d->replica > 0);
     const std::string code = f.service->new_enroll_code(tech);
     const std::string body = "{\"code\":\"" + code + "\",\"public_key\":\"" +
-                             test::b64(d->key.public_key.data(), 32) + "\",\"label\":\"x\"}";
+                             to_base64(d->key.public_key) + "\",\"label\":\"x\"}";
     CHECK(f.service->enroll(body).status == 200);
     CHECK(f.service->enroll(body).status == 401); // used
     CHECK(f.service
               ->enroll("{\"code\":\"AAAA-BBBB-CCCC\",\"public_key\":\"" +
-                       test::b64(d->key.public_key.data(), 32) + "\",\"label\":\"x\"}")
+                       to_base64(d->key.public_key) + "\",\"label\":\"x\"}")
               .status == 401);
     CHECK(f.service->enroll("not json").status == 400);
     CHECK(f.service->enroll("{\"code\":\"x\",\"public_key\":\"short\",\"label\":\"x\"}").status ==
@@ -158,7 +158,7 @@ TEST_CASE("replayed counters, flipped bits, revoked devices and unknown versions
             {"content-type", k_content_type_binary},
             {"x-otsync-replica", std::to_string(d->replica)},
             {"x-otsync-counter", std::to_string(fresh.request_counter)},
-            {"x-otsync-signature", test::b64(sig.data(), 64)}};
+            {"x-otsync-signature", to_base64(sig)}};
         const auto reply = f.service->sync("/v1/sync", h, bad);
         if (reply.status != 401) {
             FAIL_CHECK("bit " << i << " flipped got " << reply.status);

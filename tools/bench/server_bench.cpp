@@ -23,7 +23,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include <sodium.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -87,13 +86,6 @@ std::size_t rss_kib(pid_t pid) {
     return 0;
 }
 
-std::string b64(const std::uint8_t* p, std::size_t n) {
-    std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
-    out.pop_back();
-    return out;
-}
-
 struct SimDevice {
     SigningKeyPair key;
     std::uint64_t replica = 0;
@@ -130,9 +122,8 @@ std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std
     for (std::size_t i = 0; i < n; ++i) {
         auto& d = devices[i];
         const std::string code = server::issue_enroll_code(*store, d.user, now, 3'600'000);
-        const auto reply =
-            sync.enroll("{\"code\":\"" + code + "\",\"public_key\":\"" +
-                        b64(d.key.public_key.data(), 32) + "\",\"label\":\"bench\"}");
+        const auto reply = sync.enroll("{\"code\":\"" + code + "\",\"public_key\":\"" +
+                                       to_base64(d.key.public_key) + "\",\"label\":\"bench\"}");
         d.replica = std::stoull(reply.body.substr(reply.body.find("\"replica\":") + 10));
     }
     for (std::size_t start = 0; start < n; start += 1000) {
@@ -292,7 +283,7 @@ http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, H
     req.set(http::field::content_type, k_content_type_binary);
     req.set("X-Otsync-Replica", std::to_string(d.replica));
     req.set("X-Otsync-Counter", std::to_string(r.request_counter));
-    req.set("X-Otsync-Signature", b64(sig.data(), sig.size()));
+    req.set("X-Otsync-Signature", to_base64(sig));
     req.body() = body;
     req.prepare_payload();
     return req;

@@ -7,9 +7,11 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace otsync {
 
@@ -49,6 +51,12 @@ Hash256 blake2b_256(std::string_view data);
 bool equal_constant_time(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept;
 
 std::string to_hex(std::span<const std::uint8_t> bytes);
+
+/// Standard base64 (RFC 4648, with padding), as every JSON body of the protocol uses.
+std::string to_base64(std::span<const std::uint8_t> bytes);
+/// Strict base64 decode: nullopt for anything that is not standard padded base64;
+/// `max_bytes` bounds the result (and the allocation) before decoding.
+std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text, std::size_t max_bytes);
 
 /// What a device signs for every sync request (DESIGN §5): method, path, request
 /// counter and the BLAKE2b-256 of the exact body bytes, one per line after a
