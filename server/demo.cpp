@@ -3,7 +3,6 @@
 
 #include "otsync/model.hpp"
 
-
 #include <fstream>
 #include <sys/stat.h>
 

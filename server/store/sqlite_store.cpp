@@ -13,6 +13,7 @@
 
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace otsync::server {
 
@@ -25,14 +26,11 @@ namespace {
 /// A prepared statement; bind by 1-based index, step, read columns.
 class Stmt {
 public:
-    Stmt(sqlite3* db, const char* sql) : m_db(db) {
-        if (sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr) != SQLITE_OK) {
-            sql_fail(db, std::string("prepare ") + sql);
-        }
-    }
+    /// Borrows a statement prepared once and cached by the store: reset on release.
+    Stmt(sqlite3* db, sqlite3_stmt* cached) : m_db(db), m_stmt(cached) {}
     Stmt(const Stmt&) = delete;
     Stmt& operator=(const Stmt&) = delete;
-    ~Stmt() { sqlite3_finalize(m_stmt); }
+    ~Stmt() { reset(); }
 
     Stmt& bind(int i, std::int64_t v) {
         check(sqlite3_bind_int64(m_stmt, i, v));
@@ -181,7 +179,7 @@ Op decode_one(const std::string& body) {
 
 class SqliteStore final : public Store {
 public:
-    explicit SqliteStore(const SqliteOptions& o) {
+    explicit SqliteStore(const SqliteOptions& o) : m_full(o.synchronous_full) {
         if (sqlite3_open_v2(o.path.c_str(), &m_db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                             nullptr) != SQLITE_OK) {
@@ -197,15 +195,25 @@ public:
             exec("PRAGMA foreign_keys=ON");
             migrate(o.path);
         } catch (...) {
-            sqlite3_close(m_db); // a throwing constructor runs no destructor
+            // A throwing constructor runs no destructor.
+            for (auto& [sql, stmt] : m_statements) {
+                sqlite3_finalize(stmt);
+            }
+            sqlite3_close(m_db);
             throw;
         }
     }
-    ~SqliteStore() override { sqlite3_close(m_db); }
+    ~SqliteStore() override {
+        for (auto& [sql, stmt] : m_statements) {
+            sqlite3_finalize(stmt);
+        }
+        sqlite3_close(m_db);
+    }
 
     void add_user(const User& u) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "INSERT INTO users(id, name, role, disabled, created_at) VALUES(?,?,?,?,?)");
+        Stmt s =
+            prepared("INSERT INTO users(id, name, role, disabled, created_at) VALUES(?,?,?,?,?)");
         s.bind(1, u.id).bind(2, u.name).bind(3, std::string(to_string(u.role)));
         s.bind(4, u.disabled ? 1 : 0).bind(5, u.created_at);
         if (sqlite3_step_checked(s) == SQLITE_CONSTRAINT) {
@@ -216,21 +224,21 @@ public:
 
     std::optional<User> user_by_name(const std::string& name) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users WHERE name=?");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users WHERE name=?");
         s.bind(1, name);
         return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
     }
 
     std::optional<User> user_by_id(const Id& id) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users WHERE id=?");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users WHERE id=?");
         s.bind(1, id);
         return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
     }
 
     std::vector<User> users() override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT id, name, role, disabled, created_at FROM users ORDER BY name");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users ORDER BY name");
         std::vector<User> out;
         while (s.step()) {
             out.push_back(read_user(s));
@@ -241,7 +249,7 @@ public:
     void add_enroll_code(const Hash256& code_hash, const Id& user,
                          std::int64_t expires_at) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "INSERT INTO enroll_codes(code_hash, user_id, expires_at) VALUES(?,?,?)");
+        Stmt s = prepared("INSERT INTO enroll_codes(code_hash, user_id, expires_at) VALUES(?,?,?)");
         s.bind_blob(1, code_hash.data(), code_hash.size()).bind(2, user).bind(3, expires_at);
         s.run();
     }
@@ -250,17 +258,19 @@ public:
                                  const std::string& label, std::int64_t now) override {
         std::lock_guard lock(m_mutex);
         Tx tx(*this);
-        Stmt find(m_db, "SELECT user_id FROM enroll_codes WHERE code_hash=? AND used_at IS NULL "
-                        "AND expires_at>?");
+        Stmt find =
+            prepared("SELECT user_id FROM enroll_codes WHERE code_hash=? AND used_at IS NULL "
+                     "AND expires_at>?");
         find.bind_blob(1, code_hash.data(), code_hash.size()).bind(2, now);
         if (!find.step()) {
             return std::nullopt;
         }
         const Id user = find.id(0);
-        Stmt use(m_db, "UPDATE enroll_codes SET used_at=? WHERE code_hash=?");
+        Stmt use = prepared("UPDATE enroll_codes SET used_at=? WHERE code_hash=?");
         use.bind(1, now).bind_blob(2, code_hash.data(), code_hash.size()).run();
-        Stmt add(m_db, "INSERT INTO devices(user_id, public_key, label, enrolled_at, last_seen) "
-                       "VALUES(?,?,?,?,?)");
+        Stmt add =
+            prepared("INSERT INTO devices(user_id, public_key, label, enrolled_at, last_seen) "
+                     "VALUES(?,?,?,?,?)");
         add.bind(1, user)
             .bind_blob(2, key.data(), key.size())
             .bind(3, label)
@@ -281,7 +291,8 @@ public:
 
     std::optional<Device> device(std::uint64_t replica) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
+        Stmt s =
+            prepared("SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
                      "last_seen, enrolled_at FROM devices WHERE replica=?");
         s.bind_u64(1, replica);
         return s.step() ? std::optional<Device>(read_device(s)) : std::nullopt;
@@ -289,7 +300,8 @@ public:
 
     std::vector<Device> devices() override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
+        Stmt s =
+            prepared("SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
                      "last_seen, enrolled_at FROM devices ORDER BY replica");
         std::vector<Device> out;
         while (s.step()) {
@@ -300,27 +312,35 @@ public:
 
     bool revoke_device(std::uint64_t replica) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "UPDATE devices SET status=1 WHERE replica=?");
+        Stmt s = prepared("UPDATE devices SET status=1 WHERE replica=?");
         s.bind_u64(1, replica).run();
-        return sqlite3_changes(m_db) > 0;
-    }
-
-    bool claim_request_counter(std::uint64_t replica, std::uint64_t counter,
-                               std::int64_t now) override {
-        std::lock_guard lock(m_mutex);
-        Stmt s(m_db,
-               "UPDATE devices SET last_counter=?, last_seen=? WHERE replica=? AND last_counter<?");
-        s.bind_u64(1, counter).bind(2, now).bind_u64(3, replica).bind_u64(4, counter).run();
         return sqlite3_changes(m_db) > 0;
     }
 
     std::vector<std::uint64_t> commit_sync(const SyncWrite& w) override {
         std::lock_guard lock(m_mutex);
+        // A request that carries no op acknowledges nothing: its commit (counter, cursor,
+        // last seen) need not wait for fsync. WAL keeps commits in order, so the next
+        // FULL commit makes it durable too.
+        const bool relaxed = w.ops.empty() && m_full;
+        if (relaxed) {
+            exec("PRAGMA synchronous=NORMAL");
+        }
+        struct Restore {
+            SqliteStore& s;
+            bool on;
+            ~Restore() {
+                if (on) {
+                    sqlite3_exec(s.m_db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+                }
+            }
+        } restore{*this, relaxed};
         Tx tx(*this);
         std::vector<std::uint64_t> seqs;
         seqs.reserve(w.ops.size());
-        Stmt ins(m_db, "INSERT INTO ops(replica, counter, entity_type, entity, body, received_at, "
-                       "skew_ms, flagged) VALUES(?,?,?,?,?,?,?,?)");
+        Stmt ins =
+            prepared("INSERT INTO ops(replica, counter, entity_type, entity, body, received_at, "
+                     "skew_ms, flagged) VALUES(?,?,?,?,?,?,?,?)");
         for (const auto& so : w.ops) {
             const std::string body = encode_binary(std::span<const Op>(&so.op, 1));
             ins.bind_u64(1, so.op.id.replica).bind_u64(2, so.op.id.counter);
@@ -330,11 +350,10 @@ public:
             ins.run();
             seqs.push_back(static_cast<std::uint64_t>(sqlite3_last_insert_rowid(m_db)));
         }
-        Stmt head_get(m_db, "SELECT last_fseq FROM feed_heads WHERE user_id=?");
-        Stmt head_put(m_db, "INSERT INTO feed_heads(user_id, last_fseq) VALUES(?,?) "
-                            "ON CONFLICT(user_id) DO UPDATE SET last_fseq=excluded.last_fseq");
-        Stmt feed(
-            m_db,
+        Stmt head_get = prepared("SELECT last_fseq FROM feed_heads WHERE user_id=?");
+        Stmt head_put = prepared("INSERT INTO feed_heads(user_id, last_fseq) VALUES(?,?) "
+                                 "ON CONFLICT(user_id) DO UPDATE SET last_fseq=excluded.last_fseq");
+        Stmt feed = prepared(
             "INSERT INTO feed(user_id, fseq, op_seq, evict_type, evict_id) VALUES(?,?,?,?,?)");
         for (const auto& f : w.feed) {
             head_get.bind(1, f.user);
@@ -354,9 +373,9 @@ public:
             head_put.bind(1, f.user).bind_u64(2, fseq).run();
         }
         const std::uint64_t last = seqs.empty() ? 0 : seqs.back();
-        Stmt proj(m_db, "INSERT INTO projections(entity_type, entity, state, updated_seq) "
-                        "VALUES(?,?,?,?) ON CONFLICT(entity_type, entity) DO UPDATE SET "
-                        "state=excluded.state, updated_seq=excluded.updated_seq");
+        Stmt proj = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "
+                             "VALUES(?,?,?,?) ON CONFLICT(entity_type, entity) DO UPDATE SET "
+                             "state=excluded.state, updated_seq=excluded.updated_seq");
         for (const auto& p : w.projections) {
             proj.bind(1, static_cast<std::int64_t>(p.type))
                 .bind(2, p.id)
@@ -365,8 +384,10 @@ public:
             proj.run();
         }
         if (w.replica != k_server_replica) {
-            Stmt dev(m_db, "UPDATE devices SET last_seen=?, cursor=max(cursor, ?) WHERE replica=?");
-            dev.bind(1, w.now).bind_u64(2, w.cursor).bind_u64(3, w.replica).run();
+            Stmt dev = prepared("UPDATE devices SET last_seen=?, cursor=max(cursor, ?), "
+                                "last_counter=max(last_counter, ?) WHERE replica=?");
+            dev.bind(1, w.now).bind_u64(2, w.cursor).bind_u64(3, w.request_counter);
+            dev.bind_u64(4, w.replica).run();
         }
         tx.commit();
         return seqs;
@@ -374,8 +395,8 @@ public:
 
     std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq>? "
-                     "ORDER BY seq LIMIT ?");
+        Stmt s = prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq>? "
+                          "ORDER BY seq LIMIT ?");
         s.bind_u64(1, after).bind(2, limit ? static_cast<std::int64_t>(limit) : -1);
         std::vector<StoredOp> out;
         while (s.step()) {
@@ -386,7 +407,7 @@ public:
 
     std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq=?");
+        Stmt s = prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq=?");
         std::vector<StoredOp> out;
         for (auto seq : seqs) {
             s.bind_u64(1, seq);
@@ -400,7 +421,7 @@ public:
 
     std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT seq FROM ops WHERE entity_type=? AND entity=? ORDER BY seq");
+        Stmt s = prepared("SELECT seq FROM ops WHERE entity_type=? AND entity=? ORDER BY seq");
         s.bind(1, static_cast<std::int64_t>(t)).bind(2, id);
         std::vector<std::uint64_t> out;
         while (s.step()) {
@@ -411,7 +432,8 @@ public:
 
     std::optional<StoredOp> op_by_id(const OpId& id) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE replica=? "
+        Stmt s =
+            prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE replica=? "
                      "AND counter=?");
         s.bind_u64(1, id.replica).bind_u64(2, id.counter);
         return s.step() ? std::optional<StoredOp>(read_op(s)) : std::nullopt;
@@ -423,8 +445,8 @@ public:
     std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                     std::size_t limit) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT fseq, op_seq, evict_type, evict_id FROM feed WHERE user_id=? AND "
-                     "fseq>? ORDER BY fseq LIMIT ?");
+        Stmt s = prepared("SELECT fseq, op_seq, evict_type, evict_id FROM feed WHERE user_id=? AND "
+                          "fseq>? ORDER BY fseq LIMIT ?");
         s.bind(1, user).bind_u64(2, after).bind(3, static_cast<std::int64_t>(limit));
         std::vector<FeedRow> out;
         while (s.step()) {
@@ -442,7 +464,7 @@ public:
 
     std::uint64_t feed_count_after(const Id& user, std::uint64_t after) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT coalesce((SELECT last_fseq FROM feed_heads WHERE user_id=?), 0)");
+        Stmt s = prepared("SELECT coalesce((SELECT last_fseq FROM feed_heads WHERE user_id=?), 0)");
         s.bind(1, user);
         s.step();
         const std::uint64_t head = s.u64(0);
@@ -452,16 +474,16 @@ public:
     void put_projection(EntityType t, const Id& id, const std::string& json,
                         std::uint64_t seq) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db,
-               "INSERT INTO projections(entity_type, entity, state, updated_seq) VALUES(?,?,?,?) "
-               "ON CONFLICT(entity_type, entity) DO UPDATE SET state=excluded.state, "
-               "updated_seq=excluded.updated_seq");
+        Stmt s = prepared(
+            "INSERT INTO projections(entity_type, entity, state, updated_seq) VALUES(?,?,?,?) "
+            "ON CONFLICT(entity_type, entity) DO UPDATE SET state=excluded.state, "
+            "updated_seq=excluded.updated_seq");
         s.bind(1, static_cast<std::int64_t>(t)).bind(2, id).bind(3, json).bind_u64(4, seq).run();
     }
 
     std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "SELECT public_key, secret_key FROM server_key WHERE id=1");
+        Stmt s = prepared("SELECT public_key, secret_key FROM server_key WHERE id=1");
         if (!s.step()) {
             return std::nullopt;
         }
@@ -477,7 +499,8 @@ public:
 
     void set_server_key(const PublicKey& pk, const SecretKey& sk) override {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, "INSERT OR REPLACE INTO server_key(id, public_key, secret_key) VALUES(1,?,?)");
+        Stmt s =
+            prepared("INSERT OR REPLACE INTO server_key(id, public_key, secret_key) VALUES(1,?,?)");
         s.bind_blob(1, pk.data(), pk.size())
             .bind_blob(2, sk.bytes().data(), sk.bytes().size())
             .run();
@@ -531,12 +554,12 @@ private:
 
     std::uint64_t scalar(const char* sql) {
         std::lock_guard lock(m_mutex);
-        Stmt s(m_db, sql);
+        Stmt s = prepared(sql);
         return s.step() ? s.u64(0) : 0;
     }
 
     void migrate(const std::string& path) {
-        Stmt v(m_db, "PRAGMA user_version");
+        Stmt v = prepared("PRAGMA user_version");
         v.step();
         const auto version = v.i64(0);
         v.reset();
@@ -601,8 +624,21 @@ private:
         return o;
     }
 
+    /// Each SQL text is prepared once per connection and reused (keyed by the literal's
+    /// address: every statement here is a string literal).
+    Stmt prepared(const char* sql) {
+        auto& stmt = m_statements[sql];
+        if (!stmt && sqlite3_prepare_v2(m_db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+            stmt = nullptr;
+            sql_fail(m_db, std::string("prepare ") + sql);
+        }
+        return Stmt(m_db, stmt);
+    }
+
     sqlite3* m_db = nullptr;
+    bool m_full = true;
     std::recursive_mutex m_mutex;
+    std::unordered_map<const char*, sqlite3_stmt*> m_statements;
 };
 
 } // namespace

@@ -103,13 +103,11 @@ public:
     virtual std::optional<Device> device(std::uint64_t replica) = 0;
     virtual std::vector<Device> devices() = 0;
     virtual bool revoke_device(std::uint64_t replica) = 0;
-    /// Advances the request counter if `counter` is above the stored one; false = replay.
-    virtual bool claim_request_counter(std::uint64_t replica, std::uint64_t counter,
-                                       std::int64_t now) = 0;
 
     // ---- op log ----
-    /// Appends ops, feed rows and the device's new counter and cursor in one durable
-    /// transaction; returns the assigned sequences.
+    /// Appends ops, feed rows, projections and the device's request counter, cursor and
+    /// last-seen time in one transaction, durable before it returns when it holds ops;
+    /// returns the assigned sequences.
     virtual std::vector<std::uint64_t> commit_sync(const SyncWrite& w) = 0;
     /// Ops with seq > after, ascending, at most `limit` (all when limit is 0).
     virtual std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) = 0;

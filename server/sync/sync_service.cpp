@@ -702,14 +702,16 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
                            "replica and request counter in the body differ from the headers");
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
-    if (!m_store.claim_request_counter(*replica, *counter, now)) {
+    SyncResponse resp;
+    std::lock_guard lock(m_mutex);
+    // Replay guard: one writer holds the lock, so the in-memory counter is exact; the
+    // store persists it in the same transaction as the request's ops.
+    const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
+    if (*counter <= last_counter->second) {
         return error_reply(409, ErrorCode::invalid_argument,
                            "request counter " + std::to_string(*counter) +
                                " is not above the last one seen (replay)");
     }
-
-    SyncResponse resp;
-    std::lock_guard lock(m_mutex);
     try {
         m_hlc->receive(req.hlc);
     } catch (const Error&) {
@@ -717,6 +719,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     const Actor actor{user->id, user->role, *replica};
     resp.results = apply_batch(actor, req.ops, *counter, req.cursor, now);
+    last_counter->second = *counter; // committed
 
     // Pull: the technician's feed, or the whole log for office devices.
     const std::uint32_t page =

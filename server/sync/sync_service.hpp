@@ -116,7 +116,7 @@ private:
     std::unordered_map<Id, std::set<Id>> m_ot_items;       // OT -> collected items
     std::unordered_map<Id, Id> m_handover_tech;            // handover -> technician
     std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
-    std::unordered_map<Id, Role> m_roles;                  // user -> role (cache)
+    std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
     SyncCounters m_counters;
 };
 

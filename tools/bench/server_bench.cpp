@@ -197,15 +197,20 @@ struct LoadResult {
 
 /// Drives `total` requests over `connections` keep-alive connections on one thread.
 /// `make` builds the i-th request (it picks the device).
-LoadResult drive(unsigned short port, std::size_t connections, std::size_t total,
-                 const std::function<http::request<http::string_body>(std::size_t)>& make,
-                 std::size_t ops_per_request) {
+/// `make(conn, k)` builds the k-th request of connection `conn`; a device must belong
+/// to one connection only, or its request counters would race (409 replay).
+LoadResult
+drive(unsigned short port, std::size_t connections, std::size_t total,
+      const std::function<http::request<http::string_body>(std::size_t, std::size_t)>& make,
+      std::size_t ops_per_request) {
     net::io_context ioc;
     LoadResult res;
     std::size_t next = 0;
     struct Conn : std::enable_shared_from_this<Conn> {
-        explicit Conn(net::io_context& io) : stream(io) {}
+        Conn(net::io_context& io, std::size_t i) : stream(io), index(i) {}
         beast::tcp_stream stream;
+        std::size_t index;
+        std::size_t sent = 0;
         beast::flat_buffer buf;
         http::request<http::string_body> req;
         http::response<http::string_body> resp;
@@ -215,7 +220,8 @@ LoadResult drive(unsigned short port, std::size_t connections, std::size_t total
         if (next >= total) {
             return;
         }
-        c->req = make(next++);
+        ++next;
+        c->req = make(c->index, c->sent++);
         c->t0 = Clock::now();
         http::async_write(c->stream, c->req, [&, c](beast::error_code ec, std::size_t) {
             if (ec) {
@@ -243,7 +249,7 @@ LoadResult drive(unsigned short port, std::size_t connections, std::size_t total
     };
     const auto start = Clock::now();
     for (std::size_t i = 0; i < connections; ++i) {
-        auto c = std::make_shared<Conn>(ioc);
+        auto c = std::make_shared<Conn>(ioc, i);
         c->stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
         fire(c);
     }
@@ -468,10 +474,20 @@ int run_server_bench(int argc, char** argv) {
     auto devices = seed(root / "small", o.devices, 10'000);
     ServerRun srv = start_server(o, root / "small");
     const pid_t server_pid = server_pid_of(srv.pid);
-    auto push = [&](std::size_t i) {
-        return sync_request(devices[i % devices.size()], o.batch, hlc_now());
+    // Connection c drives devices c, c + C, c + 2C, ... in turn: a device belongs to one
+    // connection, so its request counters never race.
+    auto device_of = [&](std::vector<SimDevice>& ds, std::size_t conn,
+                         std::size_t k) -> SimDevice& {
+        const std::size_t per_conn = std::max<std::size_t>(1, ds.size() / o.connections);
+        return ds[(conn + (k % per_conn) * o.connections) % ds.size()];
     };
-    auto pull = [&](std::size_t i) {
+    auto push = [&](std::size_t c, std::size_t k) {
+        return sync_request(device_of(devices, c, k), o.batch, hlc_now());
+    };
+    auto pull = [&](std::size_t c, std::size_t k) {
+        return sync_request(device_of(devices, c, k), 0, hlc_now());
+    };
+    auto pull_one = [&](std::size_t i) {
         return sync_request(devices[i % devices.size()], 0, hlc_now());
     };
     auto r = drive(srv.port, o.connections, o.requests, push, o.batch);
@@ -487,7 +503,7 @@ int run_server_bench(int argc, char** argv) {
     out["pull.p99_ms"] = r.percentile(0.99);
     out["pull.errors"] = static_cast<double>(r.errors);
     out["mem.server_bytes_per_connected_device"] =
-        static_cast<double>(memory_per_connection(server_pid, srv.port, o.devices, pull));
+        static_cast<double>(memory_per_connection(server_pid, srv.port, o.devices, pull_one));
     stop(srv.pid);
 
     // ---- the bare baseline: same HTTP layer, constant handler ----
@@ -506,7 +522,7 @@ int run_server_bench(int argc, char** argv) {
         ioc.run();
     });
     const unsigned short bare_port = wait_port(bare_port_file);
-    auto get = [&](std::size_t) {
+    auto get = [&](std::size_t, std::size_t) {
         http::request<http::string_body> req{http::verb::get, "/ping", 11};
         req.set(http::field::host, "127.0.0.1");
         return req;
@@ -515,8 +531,8 @@ int run_server_bench(int argc, char** argv) {
     out["bare.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["bare.p50_ms"] = r.percentile(0.50);
     out["bare.p99_ms"] = r.percentile(0.99);
-    out["mem.bare_bytes_per_connection"] =
-        static_cast<double>(memory_per_connection(bare, bare_port, o.devices, get));
+    out["mem.bare_bytes_per_connection"] = static_cast<double>(memory_per_connection(
+        bare, bare_port, o.devices, [&](std::size_t i) { return get(i, 0); }));
     kill(bare, SIGKILL);
     waitpid(bare, nullptr, 0);
 
@@ -529,8 +545,8 @@ int run_server_bench(int argc, char** argv) {
         auto big_devices = seed(root / "big", std::min<std::size_t>(o.devices, 200), o.big_log);
         ServerRun big = start_server(o, root / "big");
         catch_up(big.port, big_devices);
-        auto big_pull = [&](std::size_t i) {
-            return sync_request(big_devices[i % big_devices.size()], 0, hlc_now());
+        auto big_pull = [&](std::size_t c, std::size_t k) {
+            return sync_request(device_of(big_devices, c, k), 0, hlc_now());
         };
         r = drive(big.port, o.connections, o.requests, big_pull, 0);
         out["pull_big_log.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
