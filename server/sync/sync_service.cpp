@@ -190,29 +190,6 @@ void SyncService::index_op(const Op& op) {
     }
 }
 
-std::set<std::pair<EntityType, Id>> SyncService::scope_of(const Id& user) const {
-    std::set<std::pair<EntityType, Id>> out;
-    if (auto it = m_tech_ots.find(user); it != m_tech_ots.end()) {
-        for (const Id& ot : it->second) {
-            out.insert({EntityType::work_order, ot});
-            if (auto c = m_ot_case.find(ot); c != m_ot_case.end()) {
-                out.insert({EntityType::case_file, c->second});
-            }
-            if (auto items = m_ot_items.find(ot); items != m_ot_items.end()) {
-                for (const Id& i : items->second) {
-                    out.insert({EntityType::collected_item, i});
-                }
-            }
-        }
-    }
-    if (auto it = m_tech_handovers.find(user); it != m_tech_handovers.end()) {
-        for (const Id& h : it->second) {
-            out.insert({EntityType::handover, h});
-        }
-    }
-    return out;
-}
-
 std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
     std::set<Id> out;
     auto tech_of_ot = [&](const Id& ot) {
@@ -245,6 +222,53 @@ std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
         break;
     }
     return out;
+}
+
+std::vector<std::pair<EntityType, Id>> SyncService::affected_by_link(const Op& op,
+                                                                     const FieldDef& f) const {
+    std::vector<std::pair<EntityType, Id>> out{{op.entity_type, op.entity}};
+    if (op.entity_type == EntityType::work_order) {
+        // The OT, its case (old and new), and its collected items.
+        if (auto c = m_ot_case.find(op.entity); c != m_ot_case.end()) {
+            out.emplace_back(EntityType::case_file, c->second);
+        }
+        if (f.name == "case") {
+            if (const auto nc = value_id(op.value)) {
+                out.emplace_back(EntityType::case_file, *nc);
+            }
+        }
+        if (auto items = m_ot_items.find(op.entity); items != m_ot_items.end()) {
+            for (const Id& i : items->second) {
+                out.emplace_back(EntityType::collected_item, i);
+            }
+        }
+    }
+    return out;
+}
+
+bool SyncService::has_in_scope(const Id& user, EntityType t, const Id& id) const {
+    auto owns_ot = [&](const Id& ot) {
+        const auto it = m_ot_tech.find(ot);
+        return it != m_ot_tech.end() && it->second == user;
+    };
+    switch (t) {
+    case EntityType::work_order:
+        return owns_ot(id);
+    case EntityType::case_file: {
+        const auto it = m_case_ots.find(id);
+        return it != m_case_ots.end() && std::any_of(it->second.begin(), it->second.end(), owns_ot);
+    }
+    case EntityType::collected_item: {
+        const auto it = m_item_ot.find(id);
+        return it != m_item_ot.end() && owns_ot(it->second);
+    }
+    case EntityType::handover: {
+        const auto it = m_handover_tech.find(id);
+        return it != m_handover_tech.end() && it->second == user;
+    }
+    default:
+        return false;
+    }
 }
 
 bool SyncService::in_scope(const Id& user, EntityType t, const Id& id,
@@ -455,19 +479,29 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
         const FieldDef& f = *find_field(op.entity_type, op.field);
         const bool link = is_link_field(op.entity_type, f.name);
         // Users whose scope this op may change, and their scope before it.
-        std::map<Id, std::set<std::pair<EntityType, Id>>> before;
+        // A link op (who has an OT, which case or OT a row belongs to) can move a few
+        // entities in or out of a few users' scope: note their membership before it.
+        std::vector<std::pair<EntityType, Id>> affected;
+        std::set<Id> users;
+        std::map<std::pair<Id, std::pair<EntityType, Id>>, bool> was_in;
         if (link) {
-            std::set<Id> users = scope_users(op.entity_type, op.entity);
+            affected = affected_by_link(op, f);
+            for (const auto& e : affected) {
+                const auto owners = scope_users(e.first, e.second);
+                users.insert(owners.begin(), owners.end());
+            }
             if (const auto target = value_id(op.value)) {
                 if (f.name == "technician") {
                     users.insert(*target); // the new technician or handover owner
-                } else if (op.entity_type == EntityType::collected_item) {
+                } else {
                     const auto owners = scope_users(EntityType::work_order, *target);
                     users.insert(owners.begin(), owners.end());
                 }
             }
             for (const Id& u : users) {
-                before[u] = scope_of(u);
+                for (const auto& e : affected) {
+                    was_in[{u, e}] = has_in_scope(u, e.first, e.second);
+                }
             }
         }
         const auto applied = m_state.apply(op);
@@ -497,30 +531,35 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
         touched.insert({op.entity_type, op.entity});
         // Scope changes: whole history for entities that came into a user's scope,
         // evictions for those that left it.
-        for (auto& [u, old_scope] : before) {
-            const auto now_scope = scope_of(u);
-            for (const auto& e : now_scope) {
-                if (old_scope.contains(e)) {
-                    continue;
-                }
-                std::vector<std::uint64_t> seqs = m_store.op_seqs_of_entity(e.first, e.second);
-                for (const auto& old : m_store.ops_by_seq(seqs)) {
-                    const FieldDef* of = find_field(old.op.entity_type, old.op.field);
-                    if (of && visible_to_technician(*of)) {
-                        w.feed.push_back({u, std::nullopt, old.seq, std::nullopt});
-                    }
-                }
-                for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
-                    const Op& b = w.ops[i].op;
-                    const FieldDef* bf = find_field(b.entity_type, b.field);
-                    if (b.entity_type == e.first && b.entity == e.second && bf &&
-                        visible_to_technician(*bf)) {
-                        w.feed.push_back({u, i, std::nullopt, std::nullopt});
-                    }
+        if (link) {
+            for (const auto& e : affected_by_link(op, f)) {
+                if (std::find(affected.begin(), affected.end(), e) == affected.end()) {
+                    affected.push_back(e); // e.g. the new case of a relinked OT
                 }
             }
-            for (const auto& e : old_scope) {
-                if (!now_scope.contains(e)) {
+        }
+        for (const Id& u : users) {
+            for (const auto& e : affected) {
+                const auto it = was_in.find({u, e});
+                const bool before = it != was_in.end() && it->second;
+                const bool after = has_in_scope(u, e.first, e.second);
+                if (after && !before) {
+                    const auto seqs = m_store.op_seqs_of_entity(e.first, e.second);
+                    for (const auto& old : m_store.ops_by_seq(seqs)) {
+                        const FieldDef* of = find_field(old.op.entity_type, old.op.field);
+                        if (of && visible_to_technician(*of)) {
+                            w.feed.push_back({u, std::nullopt, old.seq, std::nullopt});
+                        }
+                    }
+                    for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
+                        const Op& b = w.ops[i].op;
+                        const FieldDef* bf = find_field(b.entity_type, b.field);
+                        if (b.entity_type == e.first && b.entity == e.second && bf &&
+                            visible_to_technician(*bf)) {
+                            w.feed.push_back({u, i, std::nullopt, std::nullopt});
+                        }
+                    }
+                } else if (before && !after) {
                     w.feed.push_back({u, std::nullopt, std::nullopt, e});
                 }
             }

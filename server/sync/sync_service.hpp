@@ -94,7 +94,10 @@ private:
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
     void index_op(const Op& op);
-    std::set<std::pair<EntityType, Id>> scope_of(const Id& user) const;
+    /// Entities whose scope membership a link op may change (the OT, its cases, its rows).
+    std::vector<std::pair<EntityType, Id>> affected_by_link(const Op& op, const FieldDef& f) const;
+    /// Whether `user`'s devices currently receive the entity.
+    bool has_in_scope(const Id& user, EntityType t, const Id& id) const;
     std::set<Id> scope_users(EntityType t, const Id& id) const;
     void reload();
 
