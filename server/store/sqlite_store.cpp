@@ -193,6 +193,8 @@ public:
             // FULL: fsync at every commit (survives power loss); NORMAL: crash-safe only.
             exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
             exec("PRAGMA foreign_keys=ON");
+            // Read pages through a memory map instead of copying them with pread.
+            exec("PRAGMA mmap_size=268435456");
             migrate(o.path);
         } catch (...) {
             // A throwing constructor runs no destructor.
@@ -445,8 +447,10 @@ public:
     std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                     std::size_t limit) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT fseq, op_seq, evict_type, evict_id FROM feed WHERE user_id=? AND "
-                          "fseq>? ORDER BY fseq LIMIT ?");
+        Stmt s =
+            prepared("SELECT f.fseq, f.op_seq, f.evict_type, f.evict_id, o.replica FROM feed f "
+                     "LEFT JOIN ops o ON o.seq = f.op_seq WHERE f.user_id=? AND f.fseq>? "
+                     "ORDER BY f.fseq LIMIT ?");
         s.bind(1, user).bind_u64(2, after).bind(3, static_cast<std::int64_t>(limit));
         std::vector<FeedRow> out;
         while (s.step()) {
@@ -454,6 +458,7 @@ public:
             r.fseq = s.u64(0);
             if (!s.is_null(1)) {
                 r.op_seq = s.u64(1);
+                r.op_replica = s.u64(4);
             } else {
                 r.evict = std::make_pair(static_cast<EntityType>(s.i64(2)), s.id(3));
             }

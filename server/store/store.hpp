@@ -55,6 +55,7 @@ struct StoredOp {
 struct FeedRow {
     std::uint64_t fseq = 0;
     std::optional<std::uint64_t> op_seq;
+    std::uint64_t op_replica = 0; // who made the op (a device skips its own echo)
     std::optional<std::pair<EntityType, Id>> evict;
 };
 

@@ -772,7 +772,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         }
         std::vector<std::uint64_t> seqs;
         for (const auto& r : rows) {
-            if (r.op_seq) {
+            if (r.op_seq && r.op_replica != *replica) { // not its own echo
                 seqs.push_back(*r.op_seq);
             }
         }
@@ -784,8 +784,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
             resp.cursor = r.fseq;
             if (r.evict) {
                 resp.evicted.push_back({r.evict->first, r.evict->second});
-            } else if (auto it = by_seq.find(*r.op_seq);
-                       it != by_seq.end() && it->second.op.id.replica != *replica) {
+            } else if (auto it = by_seq.find(*r.op_seq); it != by_seq.end()) {
                 resp.ops.push_back({r.fseq, it->second.op});
             }
         }
