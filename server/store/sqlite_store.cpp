@@ -357,10 +357,16 @@ public:
                                  "ON CONFLICT(user_id) DO UPDATE SET last_fseq=excluded.last_fseq");
         Stmt feed = prepared(
             "INSERT INTO feed(user_id, fseq, op_seq, evict_type, evict_id) VALUES(?,?,?,?,?)");
+        // Feed sequences per user: read each user's head once, write it back once.
+        std::unordered_map<Id, std::uint64_t> heads;
         for (const auto& f : w.feed) {
-            head_get.bind(1, f.user);
-            std::uint64_t fseq = head_get.step() ? head_get.u64(0) + 1 : 1;
-            head_get.reset();
+            auto [head, fresh] = heads.try_emplace(f.user, 0);
+            if (fresh) {
+                head_get.bind(1, f.user);
+                head->second = head_get.step() ? head_get.u64(0) : 0;
+                head_get.reset();
+            }
+            const std::uint64_t fseq = ++head->second;
             feed.bind(1, f.user).bind_u64(2, fseq);
             if (f.new_op) {
                 feed.bind_u64(3, seqs.at(*f.new_op)).bind_null(4).bind_null(5);
@@ -372,7 +378,9 @@ public:
                     .bind(5, f.evict->second);
             }
             feed.run();
-            head_put.bind(1, f.user).bind_u64(2, fseq).run();
+        }
+        for (const auto& [user, fseq] : heads) {
+            head_put.bind(1, user).bind_u64(2, fseq).run();
         }
         const std::uint64_t last = seqs.empty() ? 0 : seqs.back();
         Stmt proj = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "

@@ -478,6 +478,8 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
         }
         const FieldDef& f = *find_field(op.entity_type, op.field);
         const bool link = is_link_field(op.entity_type, f.name);
+        // An entity first seen in this op has no history in the store to replay.
+        const bool existed = m_state.entity(op.entity_type, op.entity) != nullptr;
         // Users whose scope this op may change, and their scope before it.
         // A link op (who has an OT, which case or OT a row belongs to) can move a few
         // entities in or out of a few users' scope: note their membership before it.
@@ -544,7 +546,10 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
                 const bool before = it != was_in.end() && it->second;
                 const bool after = has_in_scope(u, e.first, e.second);
                 if (after && !before) {
-                    const auto seqs = m_store.op_seqs_of_entity(e.first, e.second);
+                    const bool new_entity =
+                        !existed && e.first == op.entity_type && e.second == op.entity;
+                    const auto seqs = new_entity ? std::vector<std::uint64_t>{}
+                                                 : m_store.op_seqs_of_entity(e.first, e.second);
                     for (const auto& old : m_store.ops_by_seq(seqs)) {
                         const FieldDef* of = find_field(old.op.entity_type, old.op.field);
                         if (of && visible_to_technician(*of)) {
@@ -810,8 +815,10 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
             acked.push_back(r.id);
         }
     }
-    const Signature receipt = sign(receipt_message(*replica, *counter, acked), m_key.secret);
-    resp.receipt.assign(receipt.begin(), receipt.end());
+    if (!acked.empty()) { // a receipt proves ops arrived; a pull acknowledges none
+        const Signature receipt = sign(receipt_message(*replica, *counter, acked), m_key.secret);
+        resp.receipt.assign(receipt.begin(), receipt.end());
+    }
     resp.server_hlc = m_hlc->now();
     return Reply{200, json ? k_content_type_json : k_content_type_binary,
                  json ? to_json(resp) : encode_binary(resp)};
