@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -320,11 +321,18 @@ public:
     }
 
     std::vector<std::uint64_t> commit_sync(const SyncWrite& w) override {
+        return commit_many({&w}).front();
+    }
+
+    std::vector<std::vector<std::uint64_t>>
+    commit_many(const std::vector<const SyncWrite*>& ws) override {
         std::lock_guard lock(m_mutex);
-        // A request that carries no op acknowledges nothing: its commit (counter, cursor,
+        // Requests that carry no op acknowledge nothing: their commit (counter, cursor,
         // last seen) need not wait for fsync. WAL keeps commits in order, so the next
         // FULL commit makes it durable too.
-        const bool relaxed = w.ops.empty() && m_full;
+        const bool relaxed = m_full && std::all_of(ws.begin(), ws.end(), [](const SyncWrite* w) {
+                                 return w->ops.empty();
+                             });
         if (relaxed) {
             exec("PRAGMA synchronous=NORMAL");
         }
@@ -338,6 +346,17 @@ public:
             }
         } restore{*this, relaxed};
         Tx tx(*this);
+        std::vector<std::vector<std::uint64_t>> out;
+        out.reserve(ws.size());
+        for (const SyncWrite* w : ws) {
+            out.push_back(write_one(*w));
+        }
+        tx.commit();
+        return out;
+    }
+
+    /// One request's writes, inside the caller's transaction.
+    std::vector<std::uint64_t> write_one(const SyncWrite& w) {
         std::vector<std::uint64_t> seqs;
         seqs.reserve(w.ops.size());
         Stmt ins =
@@ -399,7 +418,6 @@ public:
             dev.bind(1, w.now).bind_u64(2, w.cursor).bind_u64(3, w.request_counter);
             dev.bind_u64(4, w.replica).run();
         }
-        tx.commit();
         return seqs;
     }
 

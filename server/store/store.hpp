@@ -110,6 +110,10 @@ public:
     /// last-seen time in one transaction, durable before it returns when it holds ops;
     /// returns the assigned sequences.
     virtual std::vector<std::uint64_t> commit_sync(const SyncWrite& w) = 0;
+    /// Several requests' writes in one transaction (group commit): one fsync for all of
+    /// them. All or nothing; returns each write's sequences.
+    virtual std::vector<std::vector<std::uint64_t>>
+    commit_many(const std::vector<const SyncWrite*>& ws) = 0;
     /// Ops with seq > after, ascending, at most `limit` (all when limit is 0).
     virtual std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) = 0;
     virtual std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) = 0;

@@ -109,6 +109,7 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
         m_store.set_server_key(m_key.public_key, m_key.secret);
     }
     reload();
+    m_committer = std::thread([this] { committer(); });
 }
 
 void SyncService::reload() {
@@ -433,9 +434,9 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
     return res;
 }
 
-std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
-                                               std::uint64_t request_counter, std::uint64_t cursor,
-                                               std::int64_t now) {
+std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>
+SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
+                         std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now) {
     std::vector<OpResult> results;
     results.reserve(ops.size());
     SyncWrite w;
@@ -584,29 +585,99 @@ std::vector<OpResult> SyncService::apply_batch(const Actor& actor, const std::ve
     for (const auto& [t, id] : touched) {
         w.projections.push_back({t, id, entity_json(m_state, t, id)});
     }
-    try {
-        m_store.commit_sync(w);
-    } catch (...) {
-        reload(); // memory had merged what the store refused: fold the log again
-        throw;
+    auto pending = std::make_shared<PendingCommit>();
+    pending->write = std::move(w);
+    pending->delta = std::move(delta);
+    {
+        std::lock_guard q(m_commit_mutex);
+        m_commit_queue.push_back(pending);
     }
-    m_counters.accepted += delta.accepted;
-    m_counters.flagged += delta.flagged;
-    m_counters.duplicates += delta.duplicates;
-    for (const auto& [code, n] : delta.rejected) {
+    m_commit_cv.notify_one();
+    return {std::move(results), std::move(pending)};
+}
+
+void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
+    {
+        std::unique_lock q(m_commit_mutex);
+        m_done_cv.wait(q, [&] { return p->done; });
+    }
+    if (p->error) {
+        throw Error(ErrorCode::internal, "the store did not commit the request");
+    }
+    std::lock_guard lock(m_mutex);
+    m_counters.accepted += p->delta.accepted;
+    m_counters.flagged += p->delta.flagged;
+    m_counters.duplicates += p->delta.duplicates;
+    for (const auto& [code, n] : p->delta.rejected) {
         m_counters.rejected[code] += n;
     }
-    return results;
+}
+
+void SyncService::committer() {
+    std::unique_lock q(m_commit_mutex);
+    for (;;) {
+        m_commit_cv.wait(q, [&] { return m_stopping || !m_commit_queue.empty(); });
+        if (m_commit_queue.empty()) {
+            return; // stopping, nothing left
+        }
+        std::vector<std::shared_ptr<PendingCommit>> group(m_commit_queue.begin(),
+                                                          m_commit_queue.end());
+        m_commit_queue.clear();
+        q.unlock();
+        std::exception_ptr error;
+        try {
+            std::vector<const SyncWrite*> writes;
+            writes.reserve(group.size());
+            for (const auto& p : group) {
+                writes.push_back(&p->write);
+            }
+            m_store.commit_many(writes);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (error) {
+            // Memory merged what the store refused. Everything queued after it was
+            // validated against that memory, so it fails too; then fold the log again.
+            std::lock_guard lock(m_mutex);
+            {
+                std::lock_guard again(m_commit_mutex);
+                group.insert(group.end(), m_commit_queue.begin(), m_commit_queue.end());
+                m_commit_queue.clear();
+            }
+            m_last_counter.clear();
+            reload();
+        }
+        q.lock();
+        for (const auto& p : group) {
+            p->error = error;
+            p->done = true;
+        }
+        m_done_cv.notify_all();
+    }
+}
+
+SyncService::~SyncService() {
+    {
+        std::lock_guard q(m_commit_mutex);
+        m_stopping = true;
+    }
+    m_commit_cv.notify_all();
+    if (m_committer.joinable()) {
+        m_committer.join();
+    }
 }
 
 std::vector<OpResult> SyncService::submit(
     const Id& author, Role role,
     const std::function<std::vector<Op>(crdt::OpMaker&, const crdt::Replica&)>& make) {
-    std::lock_guard lock(m_mutex);
+    std::unique_lock lock(m_mutex);
     crdt::OpMaker maker(k_server_replica, *m_hlc, author, m_state.max_counter(k_server_replica));
     const auto ops = make(maker, m_state);
-    return apply_batch(Actor{author, role, k_server_replica}, ops, 0, 0,
-                       static_cast<std::int64_t>(m_clock.now_ms()));
+    auto [results, pending] = apply_batch(Actor{author, role, k_server_replica}, ops, 0, 0,
+                                          static_cast<std::int64_t>(m_clock.now_ms()));
+    lock.unlock();
+    wait_commit(pending);
+    return results;
 }
 
 std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, std::int64_t ttl_ms) {
@@ -747,23 +818,30 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
-    std::lock_guard lock(m_mutex);
-    // Replay guard: one writer holds the lock, so the in-memory counter is exact; the
-    // store persists it in the same transaction as the request's ops.
-    const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
-    if (*counter <= last_counter->second) {
-        return error_reply(409, ErrorCode::invalid_argument,
-                           "request counter " + std::to_string(*counter) +
-                               " is not above the last one seen (replay)");
+    std::shared_ptr<PendingCommit> pending;
+    {
+        std::lock_guard lock(m_mutex);
+        // Replay guard: validation and merge are serialized by the lock, so the in-memory
+        // counter is exact; the store persists it with the request's ops.
+        const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
+        if (*counter <= last_counter->second) {
+            return error_reply(409, ErrorCode::invalid_argument,
+                               "request counter " + std::to_string(*counter) +
+                                   " is not above the last one seen (replay)");
+        }
+        last_counter->second = *counter;
+        try {
+            m_hlc->receive(req.hlc);
+        } catch (const Error&) {
+            // The device's clock is far ahead: its ops are refused one by one below.
+        }
+        const Actor actor{user->id, user->role, *replica};
+        auto [results, p] = apply_batch(actor, req.ops, *counter, req.cursor, now);
+        resp.results = std::move(results);
+        pending = std::move(p);
     }
-    try {
-        m_hlc->receive(req.hlc);
-    } catch (const Error&) {
-        // The device's clock is far ahead: its ops are refused one by one below.
-    }
-    const Actor actor{user->id, user->role, *replica};
-    resp.results = apply_batch(actor, req.ops, *counter, req.cursor, now);
-    last_counter->second = *counter; // committed
+    // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
+    wait_commit(pending);
 
     // Pull: the technician's feed, or the whole log for office devices.
     const std::uint32_t page =
@@ -819,7 +897,10 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         const Signature receipt = sign(receipt_message(*replica, *counter, acked), m_key.secret);
         resp.receipt.assign(receipt.begin(), receipt.end());
     }
-    resp.server_hlc = m_hlc->now();
+    {
+        std::lock_guard lock(m_mutex);
+        resp.server_hlc = m_hlc->now();
+    }
     return Reply{200, json ? k_content_type_json : k_content_type_binary,
                  json ? to_json(resp) : encode_binary(resp)};
 }

@@ -13,11 +13,15 @@
 #include "store/store.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace otsync::server {
@@ -54,6 +58,9 @@ struct SyncCounters {
 class SyncService {
 public:
     SyncService(Store& store, ClockSource& clock, SyncConfig config);
+    ~SyncService();
+    SyncService(const SyncService&) = delete;
+    SyncService& operator=(const SyncService&) = delete;
 
     /// POST /v1/devices/enroll: {"code","public_key" (base64 of 32 bytes),"label"}.
     Reply enroll(const std::string& json_body);
@@ -83,11 +90,22 @@ private:
         Role role;
         std::uint64_t replica;
     };
-    struct Scope; // link indices, see .cpp
+    /// One request's writes on their way to the store (group commit).
+    struct PendingCommit {
+        SyncWrite write;
+        SyncCounters delta;
+        bool done = false;
+        std::exception_ptr error;
+    };
 
-    std::vector<OpResult> apply_batch(const Actor& actor, const std::vector<Op>& ops,
-                                      std::uint64_t request_counter, std::uint64_t cursor,
-                                      std::int64_t now);
+    /// Validates and merges in memory, then queues the writes; the caller holds m_mutex.
+    std::pair<std::vector<OpResult>, std::shared_ptr<PendingCommit>>
+    apply_batch(const Actor& actor, const std::vector<Op>& ops, std::uint64_t request_counter,
+                std::uint64_t cursor, std::int64_t now);
+    /// Waits, without m_mutex, until the committer has made the writes durable; throws
+    /// Error(internal) when the store refused them.
+    void wait_commit(const std::shared_ptr<PendingCommit>& p);
+    void committer();
     OpResult validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
                       const std::map<Id, Id>& batch_items,
                       const std::map<Id, std::string>& batch_serials);
@@ -121,6 +139,15 @@ private:
     std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
     SyncCounters m_counters;
+
+    // Group commit: requests merged in memory queue their writes in merge order; one
+    // thread commits everything queued in one transaction and wakes the waiters.
+    std::mutex m_commit_mutex; // lock order: m_mutex, then m_commit_mutex
+    std::condition_variable m_commit_cv;
+    std::condition_variable m_done_cv;
+    std::deque<std::shared_ptr<PendingCommit>> m_commit_queue;
+    bool m_stopping = false;
+    std::thread m_committer;
 };
 
 } // namespace otsync::server

@@ -5,6 +5,8 @@
 #include "otsync/view.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 using namespace otsync;
 using otsync::test::Fixture;
@@ -316,4 +318,42 @@ TEST_CASE("the service folds the op log again on restart") {
     // And the device carries on where it was.
     const auto r = f.sync(*d, collect(*d, ot, "ONT0002"));
     CHECK(r.results[0].status == OpStatus::accepted);
+}
+
+TEST_CASE("concurrent devices share commits and every op lands once") {
+    Fixture f;
+    constexpr int k_devices = 8;
+    std::vector<std::unique_ptr<test::Device>> devices;
+    std::vector<Id> ots;
+    for (int i = 0; i < k_devices; ++i) {
+        const Id tech = f.add_user("tec.par" + std::to_string(i), Role::technician);
+        devices.push_back(f.enroll(tech));
+        ots.push_back(f.issue_ot(tech, Id::random()));
+    }
+    const auto before = f.store->op_count();
+    std::vector<std::thread> threads;
+    std::atomic<int> accepted{0};
+    for (int i = 0; i < k_devices; ++i) {
+        threads.emplace_back([&, i] {
+            auto& d = *devices[static_cast<std::size_t>(i)];
+            for (int round = 0; round < 10; ++round) {
+                std::vector<Op> ops =
+                    collect(d, ots[static_cast<std::size_t>(i)],
+                            "PAR" + std::to_string(i) + "-" + std::to_string(round));
+                const SyncRequest req = f.request(d, ops);
+                const auto reply = f.post(d, encode_binary(req), false);
+                if (reply.status != 200) {
+                    continue;
+                }
+                for (const auto& r : decode_sync_response(reply.body).results) {
+                    accepted += r.status == OpStatus::accepted ? 1 : 0;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    CHECK(accepted == k_devices * 10 * 4);
+    CHECK(f.store->op_count() == before + static_cast<std::uint64_t>(accepted.load()));
 }

@@ -5,7 +5,7 @@
 // The server (and the bare baseline) run pinned to CPU 0, the load to CPU 1.
 //
 //   otsync-bench server [--server-bin PATH] [--devices N] [--connections C]
-//                       [--requests R] [--batch B] [--big-log N] [--json]
+//                       [--requests R] [--batch B] [--big-log N] [--server-threads T] [--json]
 //
 // Phases: push (each request carries B new Anexo 4 ops: durable ops/s), no-op pull
 // (nothing to send, nothing new: the cost of asking), the same no-op pull with a big
@@ -58,6 +58,7 @@ struct Options {
     std::size_t requests = 4000;
     std::size_t batch = 10;
     std::size_t big_log = 1'000'000;
+    unsigned server_threads = 8; // io threads of the server (all on CPU 0): lets commits group
     bool json = false;
 };
 
@@ -391,8 +392,9 @@ ServerRun start_server(const Options& o, const std::filesystem::path& dir) {
         // The real binary, listening on an ephemeral port that it reports on stderr;
         // a shell pipeline would unpin it, so read the line ourselves.
         const std::string cmd =
-            o.server_bin + " --listen 127.0.0.1:0 --threads 1 --max-connections 20000 --data-dir " +
-            dir.string() + " 2>&1 >/dev/null | sed -un 's/.*127.0.0.1:\\([0-9]*\\) .*/\\1/p' > " +
+            o.server_bin + " --listen 127.0.0.1:0 --threads " + std::to_string(o.server_threads) +
+            " --max-connections 20000 --data-dir " + dir.string() +
+            " 2>&1 >/dev/null | sed -un 's/.*127.0.0.1:\\([0-9]*\\) .*/\\1/p' > " +
             port_file.string();
         execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     });
@@ -449,6 +451,8 @@ int run_server_bench(int argc, char** argv) {
             o.requests = std::stoul(next());
         } else if (a == "--batch") {
             o.batch = std::stoul(next());
+        } else if (a == "--server-threads") {
+            o.server_threads = static_cast<unsigned>(std::stoul(next()));
         } else if (a == "--big-log") {
             o.big_log = std::stoul(next());
         } else if (a == "--json") {
