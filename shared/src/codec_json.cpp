@@ -29,6 +29,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "json_value.hpp" // after the RapidJSON configuration above
+
 namespace otsync {
 
 namespace {
@@ -63,28 +65,7 @@ void write_string(JWriter& w, std::string_view s) {
 void write_value(JWriter& w, const Value& v) {
     w.StartObject();
     write_string(w, to_string(type_of(v)));
-    std::visit(
-        [&](const auto& x) {
-            using X = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<X, std::monostate>) {
-                w.Null();
-            } else if constexpr (std::is_same_v<X, bool>) {
-                w.Bool(x);
-            } else if constexpr (std::is_same_v<X, std::int64_t>) {
-                w.Int64(x);
-            } else if constexpr (std::is_same_v<X, Money>) {
-                w.Int64(x.centavos);
-            } else if constexpr (std::is_same_v<X, Timestamp>) {
-                w.Int64(x.ms);
-            } else if constexpr (std::is_same_v<X, std::string>) {
-                write_string(w, x);
-            } else if constexpr (std::is_same_v<X, Bytes>) {
-                write_string(w, to_base64(x.data));
-            } else if constexpr (std::is_same_v<X, Id>) {
-                write_string(w, x.hex());
-            }
-        },
-        v);
+    detail::write_plain_value(w, v);
     w.EndObject();
 }
 

@@ -4,6 +4,8 @@
 #include "otsync/crypto.hpp"
 #include "otsync/model.hpp"
 
+#include "json_value.hpp"
+
 #include <sodium.h>
 
 #include <rapidjson/stringbuffer.h>
@@ -20,28 +22,7 @@ void str(W& w, std::string_view s) {
 }
 
 void plain(W& w, const Value& v) {
-    std::visit(
-        [&](const auto& x) {
-            using X = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<X, std::monostate>) {
-                w.Null();
-            } else if constexpr (std::is_same_v<X, bool>) {
-                w.Bool(x);
-            } else if constexpr (std::is_same_v<X, std::int64_t>) {
-                w.Int64(x);
-            } else if constexpr (std::is_same_v<X, Money>) {
-                w.Int64(x.centavos);
-            } else if constexpr (std::is_same_v<X, Timestamp>) {
-                w.Int64(x.ms);
-            } else if constexpr (std::is_same_v<X, std::string>) {
-                str(w, x);
-            } else if constexpr (std::is_same_v<X, Bytes>) {
-                str(w, to_base64(x.data));
-            } else if constexpr (std::is_same_v<X, Id>) {
-                str(w, x.hex());
-            }
-        },
-        v);
+    detail::write_plain_value(w, v);
 }
 
 } // namespace

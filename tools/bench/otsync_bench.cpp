@@ -15,6 +15,7 @@
 //             one fresh replica.
 // Sizes: bytes per op of the base and of one replica's edits, binary, JSON, gzipped.
 // Memory: heap bytes per OT after the base, and per op after the million.
+#include "figures.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crdt.hpp"
 
@@ -336,21 +337,10 @@ int run_merge(const Options& o) {
         delete r;
     }
 
-    if (o.json) {
-        std::cout << "{";
-        bool first = true;
-        for (const auto& [k, v] : out) {
-            std::cout << (first ? "" : ",") << "\"" << k << "\":" << v;
-            first = false;
-        }
-        std::cout << "}\n";
-    } else {
-        std::cout << "otsync-bench merge (ots=" << o.ots << ", million=" << o.million
-                  << ", seed=" << o.seed << ", repeats=" << o.repeats << ")\n";
-        for (const auto& [k, v] : out) {
-            std::printf("%-36s %.2f\n", k.c_str(), v);
-        }
-    }
+    bench::print_figures("otsync-bench merge (ots=" + std::to_string(o.ots) + ", million=" +
+                             std::to_string(o.million) + ", seed=" + std::to_string(o.seed) +
+                             ", repeats=" + std::to_string(o.repeats) + ")",
+                         out, o.json);
     return converged ? 0 : 1;
 }
 

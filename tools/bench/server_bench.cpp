@@ -15,6 +15,7 @@
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
+#include "figures.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
 
@@ -568,21 +569,10 @@ int run_server_bench(int argc, char** argv) {
         out["ratio.pull_time_big_vs_small"] =
             out["pull.requests_per_s"] / out["pull_big_log.requests_per_s"];
     }
-    if (o.json) {
-        std::cout << "{";
-        bool first = true;
-        for (const auto& [k, v] : out) {
-            std::cout << (first ? "" : ",") << "\"" << k << "\":" << v;
-            first = false;
-        }
-        std::cout << "}\n";
-    } else {
-        std::cout << "otsync-bench server (devices=" << o.devices
-                  << ", connections=" << o.connections << ", requests=" << o.requests
-                  << ", batch=" << o.batch << ", big log=" << o.big_log << ")\n";
-        for (const auto& [k, v] : out) {
-            std::printf("%-40s %.3f\n", k.c_str(), v);
-        }
-    }
+    bench::print_figures("otsync-bench server (devices=" + std::to_string(o.devices) +
+                             ", connections=" + std::to_string(o.connections) + ", requests=" +
+                             std::to_string(o.requests) + ", batch=" + std::to_string(o.batch) +
+                             ", big log=" + std::to_string(o.big_log) + ")",
+                         out, o.json);
     return 0;
 }
