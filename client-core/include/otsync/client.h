@@ -1,0 +1,135 @@
+/* otsync client-core C API: the offline replica of a technician's handheld, for
+ * Android (JNI) and iOS (Swift) bindings and for otsync-tech.
+ *
+ * Conventions (STYLE.md):
+ *  - Opaque handles; every function is safe to call with NULL handles (it fails).
+ *  - Every function that can fail takes an `otsync_error*` (may be NULL) that is
+ *    filled only on failure; the return value says whether it failed (0 = ok for int
+ *    returns, NULL for pointer returns).
+ *  - Strings in and out are UTF-8. Returned strings are JSON documents owned by the
+ *    caller: free them with otsync_string_free.
+ *  - Destroy functions take T** and set it to NULL.
+ *  - Ids (OTs, items, handovers) are 32 lowercase hex digits.
+ *  - Nothing here blocks on the network except otsync_client_enroll and
+ *    otsync_client_sync. */
+#ifndef OTSYNC_CLIENT_H
+#define OTSYNC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes: the same numbers and meanings as otsync::ErrorCode (error.hpp) and the
+ * "code" of the server's JSON errors; client-only conditions follow from 100. */
+typedef enum otsync_error_code {
+    OTSYNC_OK = 0,
+    OTSYNC_ERR_INTERNAL = 1,
+    OTSYNC_ERR_INVALID_ARGUMENT = 2,
+    OTSYNC_ERR_TRUNCATED = 3,
+    OTSYNC_ERR_MALFORMED = 4,
+    OTSYNC_ERR_TOO_LARGE = 5,
+    OTSYNC_ERR_WRONG_TYPE = 6,
+    OTSYNC_ERR_UNKNOWN_FIELD = 7,
+    OTSYNC_ERR_MISSING_FIELD = 8,
+    OTSYNC_ERR_INVALID_UTF8 = 9,
+    OTSYNC_ERR_OUT_OF_RANGE = 10,
+    OTSYNC_ERR_UNKNOWN_ENTITY_TYPE = 11,
+    OTSYNC_ERR_UNKNOWN_ENTITY_FIELD = 12,
+    OTSYNC_ERR_KIND_MISMATCH = 13,
+    OTSYNC_ERR_VALUE_TYPE_MISMATCH = 14,
+    OTSYNC_ERR_OP_ID_REUSED = 15,
+    OTSYNC_ERR_PERMISSION_DENIED = 16,
+    OTSYNC_ERR_INVALID_TRANSITION = 17,
+    OTSYNC_ERR_CLOCK_SKEW = 18,
+    OTSYNC_ERR_UNSUPPORTED_PROTOCOL = 19,
+    OTSYNC_ERR_INVALID_VALUE = 20,
+    OTSYNC_ERR_NOT_ENROLLED = 100, /* enroll first */
+    OTSYNC_ERR_NOT_FOUND = 101,    /* no such OT / item in this device's scope */
+    OTSYNC_ERR_NETWORK = 102,      /* server unreachable or the connection was cut: retry later */
+    OTSYNC_ERR_REVOKED = 103,      /* the server revoked this device: its data was wiped */
+    OTSYNC_ERR_WRONG_KEY = 104     /* the database key does not open this database */
+} otsync_error_code;
+
+typedef struct otsync_error {
+    int code;          /* otsync_error_code */
+    char message[512]; /* one line, UTF-8, for logs; user-facing text comes from the app */
+} otsync_error;
+
+typedef struct otsync_client otsync_client_t;
+
+/* The verdict of a scanned serial against the OT's expected equipment. */
+typedef enum otsync_verdict {
+    OTSYNC_VERDICT_MATCHED = 0,         /* expected on this OT, first time recorded */
+    OTSYNC_VERDICT_UNEXPECTED = 1,      /* not on the expected list: recorded anyway */
+    OTSYNC_VERDICT_ALREADY_RECORDED = 2 /* this serial was already recorded on this OT */
+} otsync_verdict;
+
+/* Opens (creating if needed) the device database at `db_path`. `key` is the 32-byte
+ * database key from the platform keystore; it encrypts the device's secret key and
+ * every stored op at rest (XChaCha20-Poly1305). The caller may wipe `key` afterwards. */
+otsync_client_t* otsync_client_open(const char* db_path, const uint8_t key[32], otsync_error* err);
+void otsync_client_close(otsync_client_t** client);
+
+/* Enrolls this device with the server at `server_url` (e.g. "http://127.0.0.1:8080")
+ * using a one-time code from otsync-admin. */
+int otsync_client_enroll(otsync_client_t* client, const char* server_url, const char* code,
+                         const char* label, otsync_error* err);
+
+/* My OTs as a JSON array of {"id","kind","status","address","window_start","window_end",
+ * "customer_name","modality"}; `status` filters when not NULL. */
+char* otsync_client_list_ots(otsync_client_t* client, const char* status, otsync_error* err);
+
+/* One OT with its case summary, address, contact, expected equipment and recorded rows,
+ * as a JSON object. */
+char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id, otsync_error* err);
+
+/* Moves my OT: "en_route" (start), "on_site" (arrive), "completed", or "failed" with a
+ * reason (required for failed). */
+int otsync_client_set_status(otsync_client_t* client, const char* ot_id, const char* status,
+                             const char* reason, otsync_error* err);
+
+/* Records a collected item: the Anexo 4 row. `reason` is "migration" or "damaged";
+ * `defect` is required for "damaged"; `description` and `observations` may be NULL.
+ * The verdict against the expected list is immediate and local. */
+int otsync_client_collect(otsync_client_t* client, const char* ot_id, const char* serial,
+                          const char* description, const char* reason, const char* defect,
+                          const char* observations, otsync_verdict* verdict, otsync_error* err);
+
+/* Voids a mistaken row: it stays on record, marked void (field facts are never deleted). */
+int otsync_client_void_item(otsync_client_t* client, const char* ot_id, const char* serial,
+                            otsync_error* err);
+
+/* Records that equipment the customer carried (modalities 2 and 3) was verified. */
+int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char* serial,
+                         otsync_verdict* verdict, otsync_error* err);
+
+/* The customer's signature as PNG bytes (at most 256 KiB), bound to a BLAKE2b-256 hash
+ * of the exact rows recorded on the OT at this moment. */
+int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,
+                       size_t png_len, otsync_error* err);
+
+/* A handover (Anexo 4) of every item in my custody not yet handed over; returns its id
+ * as a JSON string ("...") to free with otsync_string_free. */
+char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err);
+
+/* Progress of a sync: ops received so far, and the server's estimate of what remains. */
+typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* user);
+
+/* Pushes the outbox and pulls until the server has nothing more, over HTTP. */
+int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
+                       otsync_error* err);
+
+/* {"enrolled","replica","pending","last_sync":{"at","result"},"rejections":[...],
+ *  "conflicts":[...]} */
+char* otsync_client_status(otsync_client_t* client, otsync_error* err);
+
+void otsync_string_free(char** s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OTSYNC_CLIENT_H */

@@ -1,0 +1,812 @@
+// Client: the device's replica, outbox and sync engine; see client.hpp.
+#include "otsync/client.hpp"
+
+#include "local_db.hpp"
+
+#include "otsync/codec.hpp"
+#include "otsync/error.hpp"
+#include "otsync/model.hpp"
+#include "otsync/view.hpp"
+
+#include <sodium.h>
+
+#define RAPIDJSON_HAS_STDSTRING 1
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace otsync::client {
+
+namespace {
+
+constexpr int k_local_schema = 1;
+constexpr std::size_t k_push_batch = 500; // ops per request
+constexpr std::size_t k_max_signature_png = 256 * 1024;
+constexpr int k_max_pages = 100'000; // bound on one sync's loop
+constexpr const char* k_key_check = "otsync-client-key-check-v1";
+
+const char* const k_schema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB);
+-- Every op of this device's scope and its own, encrypted (body = nonce || ciphertext).
+CREATE TABLE IF NOT EXISTS ops(replica INTEGER NOT NULL, counter INTEGER NOT NULL,
+    entity_type INTEGER NOT NULL, entity BLOB NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY(replica, counter));
+CREATE INDEX IF NOT EXISTS ops_by_entity ON ops(entity_type, entity);
+-- Own ops not yet acknowledged, oldest first.
+CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    replica INTEGER NOT NULL, counter INTEGER NOT NULL, UNIQUE(replica, counter));
+CREATE TABLE IF NOT EXISTS rejections(replica INTEGER NOT NULL, counter INTEGER NOT NULL,
+    code INTEGER NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(replica, counter));
+CREATE TABLE IF NOT EXISTS receipts(request_counter INTEGER PRIMARY KEY, signature BLOB NOT NULL,
+    op_ids TEXT NOT NULL);
+-- Evictions received while own ops on the entity were still pending.
+CREATE TABLE IF NOT EXISTS evictions(entity_type INTEGER NOT NULL, entity BLOB NOT NULL,
+    PRIMARY KEY(entity_type, entity));
+-- Signature images, encrypted.
+CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, data BLOB NOT NULL);
+)sql";
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::vector<std::uint8_t> bytes_of(std::string_view s) {
+    return {s.begin(), s.end()};
+}
+
+Id parse_id(const std::string& hex) {
+    try {
+        return Id::from_hex(hex);
+    } catch (const Error&) {
+        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                          "'" + hex + "' is not an id (32 hex digits)");
+    }
+}
+
+std::string text_of(const Value* v) {
+    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
+}
+
+int code_of(ErrorCode c) {
+    return static_cast<int>(c);
+}
+
+} // namespace
+
+struct Client::Impl {
+    Impl(const std::string& path, const std::array<std::uint8_t, 32>& k) : db(path), key(k) {}
+    ~Impl() { sodium_memzero(key.data(), key.size()); }
+
+    LocalDb db;
+    std::array<std::uint8_t, 32> key;
+    SystemClock wall;
+    std::unique_ptr<Hlc> hlc;
+    std::unique_ptr<crdt::OpMaker> maker;
+    crdt::Replica state;
+    // Enrollment.
+    std::uint64_t replica = 0;
+    Id user;
+    std::string server;
+    PublicKey server_key{};
+    SecretKey secret;
+    std::uint64_t request_counter = 0;
+    std::uint64_t cursor = 0;
+
+    // ---- meta ----
+    std::optional<std::vector<std::uint8_t>> meta(const char* k) {
+        std::optional<std::vector<std::uint8_t>> out;
+        db.run("SELECT value FROM meta WHERE key=?", {std::string(k)},
+               [&](const LocalDb::Row& r) { out = r.blob(0); });
+        return out;
+    }
+    std::string meta_text(const char* k) {
+        const auto v = meta(k);
+        return v ? std::string(v->begin(), v->end()) : std::string();
+    }
+    std::uint64_t meta_u64(const char* k) {
+        const auto t = meta_text(k);
+        return t.empty() ? 0 : std::stoull(t);
+    }
+    void put_meta(const char* k, std::vector<std::uint8_t> v) {
+        db.run("INSERT INTO meta(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET "
+               "value=excluded.value",
+               {std::string(k), std::move(v)});
+    }
+    void put_meta(const char* k, const std::string& v) { put_meta(k, bytes_of(v)); }
+
+    // ---- ops ----
+    void store_op(const Op& op) {
+        const std::string body = encode_binary(std::span<const Op>(&op, 1));
+        db.run("INSERT OR IGNORE INTO ops(replica, counter, entity_type, entity, body) "
+               "VALUES(?,?,?,?,?)",
+               {static_cast<std::int64_t>(op.id.replica), static_cast<std::int64_t>(op.id.counter),
+                static_cast<std::int64_t>(op.entity_type),
+                std::vector<std::uint8_t>(op.entity.bytes.begin(), op.entity.bytes.end()),
+                seal(key, body)});
+    }
+
+    Op load_body(const std::vector<std::uint8_t>& sealed) {
+        const auto plain = unseal(key, sealed);
+        if (!plain) {
+            throw ClientError(OTSYNC_ERR_WRONG_KEY,
+                              "a stored op does not decrypt: wrong key or damaged file");
+        }
+        auto ops = decode_ops(*plain);
+        if (ops.size() != 1) {
+            throw ClientError(OTSYNC_ERR_INTERNAL, "a stored op is damaged");
+        }
+        return std::move(ops.front());
+    }
+
+    void fold() {
+        state = crdt::Replica{};
+        db.run("SELECT body FROM ops", {},
+               [&](const LocalDb::Row& r) { state.apply(load_body(r.blob(0))); });
+    }
+
+    /// Records ops made here: durable (ops + outbox + clocks) before they count.
+    void record(std::vector<Op> ops) {
+        require_enrolled();
+        for (const auto& op : ops) {
+            if (auto err = check_op_schema(op)) {
+                throw ClientError(code_of(err->code()), err->message());
+            }
+            const FieldDef* f = find_field(op.entity_type, op.field);
+            if (!permitted(Role::technician, *f, op.kind)) {
+                throw ClientError(OTSYNC_ERR_PERMISSION_DENIED,
+                                  "a technician may not change " +
+                                      std::string(to_string(op.entity_type)) + "." +
+                                      std::string(f->name));
+            }
+        }
+        db.transaction([&] {
+            for (const auto& op : ops) {
+                store_op(op);
+                db.run("INSERT OR IGNORE INTO outbox(replica, counter) VALUES(?,?)",
+                       {static_cast<std::int64_t>(op.id.replica),
+                        static_cast<std::int64_t>(op.id.counter)});
+            }
+            put_meta("op_counter", std::to_string(maker->counter()));
+            put_meta("hlc", std::to_string(hlc->state()));
+        });
+        for (const auto& op : ops) {
+            state.apply(op);
+        }
+    }
+
+    void require_enrolled() const {
+        if (replica == 0) {
+            throw ClientError(OTSYNC_ERR_NOT_ENROLLED,
+                              "this device is not enrolled: run enroll first");
+        }
+    }
+
+    void load_enrollment() {
+        replica = meta_u64("replica");
+        if (replica == 0) {
+            return;
+        }
+        const auto u = meta("user");
+        const auto pk = meta("server_key");
+        const auto sk = meta("secret_key");
+        if (!u || u->size() != 16 || !pk || pk->size() != 32 || !sk) {
+            throw ClientError(OTSYNC_ERR_INTERNAL, "the enrollment record is damaged");
+        }
+        std::copy(u->begin(), u->end(), user.bytes.begin());
+        std::copy(pk->begin(), pk->end(), server_key.begin());
+        auto plain = unseal(key, *sk);
+        if (!plain || plain->size() != 64) {
+            throw ClientError(OTSYNC_ERR_WRONG_KEY, "the device key does not decrypt");
+        }
+        std::copy(plain->begin(), plain->end(), secret.bytes().begin());
+        sodium_memzero(plain->data(), plain->size());
+        server = meta_text("server");
+        request_counter = meta_u64("request_counter");
+        cursor = meta_u64("cursor");
+    }
+
+    void make_clock() {
+        hlc = std::make_unique<Hlc>(wall, meta_u64("hlc"));
+        maker = std::make_unique<crdt::OpMaker>(
+            replica, *hlc, user, std::max(meta_u64("op_counter"), state.max_counter(replica)));
+    }
+
+    /// Revoked: the server will never take this device's data; wipe keys and data.
+    void wipe() {
+        db.transaction([&] {
+            db.exec(
+                "DELETE FROM ops; DELETE FROM outbox; DELETE FROM rejections; DELETE FROM receipts;"
+                "DELETE FROM blobs; DELETE FROM meta WHERE key <> 'key_check' AND key <> "
+                "'schema';");
+        });
+        put_meta("last_sync_result",
+                 std::string("revoked: this device was revoked; its data was wiped"));
+        secret.wipe();
+        replica = 0;
+        state = crdt::Replica{};
+    }
+
+    // ---- domain helpers ----
+    bool my_ot(const Id& ot) const {
+        const Value* t = state.get(EntityType::work_order, ot, "technician");
+        return t && std::holds_alternative<Id>(*t) && std::get<Id>(*t) == user;
+    }
+    Id ot_in_scope(const std::string& hex) const {
+        const Id ot = parse_id(hex);
+        if (!state.entity(EntityType::work_order, ot) || !my_ot(ot)) {
+            throw ClientError(OTSYNC_ERR_NOT_FOUND,
+                              "OT " + hex + " is not assigned to this device");
+        }
+        return ot;
+    }
+    std::vector<std::string> expected(const Id& ot) const {
+        std::vector<std::string> out;
+        for (const auto& v : state.elements(EntityType::work_order, ot, "expected_equipment")) {
+            out.push_back(normalize_serial(std::get<std::string>(v)));
+        }
+        return out;
+    }
+    /// Items recorded on an OT (not voided), by serial.
+    std::vector<std::pair<Id, std::string>> rows(const Id& ot) const {
+        std::vector<std::pair<Id, std::string>> out;
+        for (const Id& item : state.entities(EntityType::collected_item)) {
+            const Value* w = state.get(EntityType::collected_item, item, "work_order");
+            const Value* voided = state.get(EntityType::collected_item, item, "voided");
+            if (w && std::holds_alternative<Id>(*w) && std::get<Id>(*w) == ot &&
+                !(voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided))) {
+                out.emplace_back(item,
+                                 text_of(state.get(EntityType::collected_item, item, "serial")));
+            }
+        }
+        std::sort(out.begin(), out.end(),
+                  [](const auto& a, const auto& b) { return a.second < b.second; });
+        return out;
+    }
+};
+
+Client::Client(const std::string& db_path, const std::array<std::uint8_t, 32>& key)
+    : m(std::make_unique<Impl>(db_path, key)) {
+    m->db.exec(k_schema);
+    const auto check = m->meta("key_check");
+    if (!check) {
+        m->put_meta("key_check", seal(m->key, k_key_check));
+        m->put_meta("schema", std::to_string(k_local_schema));
+    } else {
+        const auto plain = unseal(m->key, *check);
+        if (!plain || *plain != k_key_check) {
+            throw ClientError(OTSYNC_ERR_WRONG_KEY, "this key does not open this database");
+        }
+        if (m->meta_u64("schema") > static_cast<std::uint64_t>(k_local_schema)) {
+            throw ClientError(OTSYNC_ERR_UNSUPPORTED_PROTOCOL,
+                              "the database is from a newer otsync; update the app");
+        }
+    }
+    m->load_enrollment();
+    m->fold();
+    m->make_clock();
+}
+
+Client::~Client() = default;
+
+bool Client::enrolled() const {
+    return m->replica != 0;
+}
+std::string Client::server_url() const {
+    return m->server;
+}
+const crdt::Replica& Client::state() const {
+    return m->state;
+}
+Id Client::user() const {
+    return m->user;
+}
+std::uint64_t Client::replica() const {
+    return m->replica;
+}
+
+std::size_t Client::pending() const {
+    std::size_t n = 0;
+    m->db.run("SELECT count(*) FROM outbox", {},
+              [&](const LocalDb::Row& r) { n = static_cast<std::size_t>(r.i64(0)); });
+    return n;
+}
+
+void Client::enroll(Transport& transport, const std::string& server_url, const std::string& code,
+                    const std::string& label) {
+    if (enrolled()) {
+        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                          "this device is already enrolled as replica " +
+                              std::to_string(m->replica));
+    }
+    auto kp = SigningKeyPair::generate();
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("code");
+    w.String(code);
+    w.Key("public_key");
+    w.String(to_base64(kp.public_key));
+    w.Key("label");
+    w.String(label);
+    w.EndObject();
+    const auto reply = transport.post("/v1/devices/enroll", {{"content-type", "application/json"}},
+                                      sb.GetString());
+    if (reply.status == 0) {
+        throw ClientError(OTSYNC_ERR_NETWORK,
+                          "the server did not answer; check the address and the connection");
+    }
+    rapidjson::Document doc;
+    doc.Parse(reply.body.c_str());
+    if (reply.status != 200) {
+        std::string message = "enrollment refused (HTTP " + std::to_string(reply.status) + ")";
+        if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("error") &&
+            doc["error"].IsObject() && doc["error"].HasMember("message") &&
+            doc["error"]["message"].IsString()) {
+            message += ": " + std::string(doc["error"]["message"].GetString());
+        }
+        throw ClientError(OTSYNC_ERR_PERMISSION_DENIED, message);
+    }
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("replica") ||
+        !doc["replica"].IsUint64() || !doc.HasMember("user") || !doc["user"].IsString() ||
+        !doc.HasMember("server_public_key") || !doc["server_public_key"].IsString()) {
+        throw ClientError(OTSYNC_ERR_MALFORMED, "the server's enrollment answer is not understood");
+    }
+    const auto server_key = from_base64(doc["server_public_key"].GetString(), 32);
+    if (!server_key || server_key->size() != 32) {
+        throw ClientError(OTSYNC_ERR_MALFORMED, "the server's public key is not 32 bytes");
+    }
+    const Id user = parse_id(doc["user"].GetString());
+    const std::uint64_t replica = doc["replica"].GetUint64();
+    m->db.transaction([&] {
+        m->put_meta("replica", std::to_string(replica));
+        m->put_meta("user", std::vector<std::uint8_t>(user.bytes.begin(), user.bytes.end()));
+        m->put_meta("server_key", *server_key);
+        const std::string sk(reinterpret_cast<const char*>(kp.secret.bytes().data()), 64);
+        m->put_meta("secret_key", seal(m->key, sk));
+        m->put_meta("server", server_url);
+        m->put_meta("request_counter", std::string("0"));
+        m->put_meta("cursor", std::string("0"));
+    });
+    m->load_enrollment();
+    m->make_clock();
+}
+
+std::string Client::list_ots_json(const std::string& status_filter) const {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartArray();
+    for (const Id& ot : m->state.entities(EntityType::work_order)) {
+        if (!m->my_ot(ot)) {
+            continue;
+        }
+        const std::string status = text_of(m->state.get(EntityType::work_order, ot, "status"));
+        if (!status_filter.empty() && status != status_filter) {
+            continue;
+        }
+        w.StartObject();
+        w.Key("id");
+        w.String(ot.hex());
+        w.Key("kind");
+        w.String(text_of(m->state.get(EntityType::work_order, ot, "kind")));
+        w.Key("status");
+        w.String(status);
+        w.Key("address");
+        w.String(text_of(m->state.get(EntityType::work_order, ot, "address")));
+        for (const char* f : {"window_start", "window_end"}) {
+            w.Key(f);
+            const Value* v = m->state.get(EntityType::work_order, ot, f);
+            if (v && std::holds_alternative<Timestamp>(*v)) {
+                w.Int64(std::get<Timestamp>(*v).ms);
+            } else {
+                w.Null();
+            }
+        }
+        const Value* c = m->state.get(EntityType::work_order, ot, "case");
+        const Id case_id = c && std::holds_alternative<Id>(*c) ? std::get<Id>(*c) : Id{};
+        w.Key("customer_name");
+        w.String(text_of(m->state.get(EntityType::case_file, case_id, "customer_name")));
+        w.Key("modality");
+        const Value* mod = m->state.get(EntityType::case_file, case_id, "modality");
+        if (mod && std::holds_alternative<std::int64_t>(*mod)) {
+            w.Int64(std::get<std::int64_t>(*mod));
+        } else {
+            w.Null();
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+    return sb.GetString();
+}
+
+std::string Client::show_ot_json(const std::string& ot_hex) const {
+    const Id ot = m->ot_in_scope(ot_hex);
+    const Value* c = m->state.get(EntityType::work_order, ot, "case");
+    std::string out = "{\"ot\":" + entity_json(m->state, EntityType::work_order, ot, true);
+    out += ",\"case\":";
+    out += c && std::holds_alternative<Id>(*c)
+               ? entity_json(m->state, EntityType::case_file, std::get<Id>(*c), true)
+               : std::string("null");
+    out += ",\"rows\":[";
+    bool first = true;
+    for (const auto& [item, serial] : m->rows(ot)) {
+        out += (first ? "" : ",") + entity_json(m->state, EntityType::collected_item, item, true);
+        first = false;
+    }
+    out += "]}";
+    return out;
+}
+
+void Client::set_status(const std::string& ot_hex, const std::string& status,
+                        const std::string& reason) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    if (status == "failed" && reason.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "a failed visit needs its reason");
+    }
+    const std::string from = text_of(m->state.get(EntityType::work_order, ot, "status"));
+    if (!transition_allowed(work_order_lifecycle(), from, status, Role::technician)) {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
+                          "the OT cannot go from '" + from + "' to '" + status + "'");
+    }
+    std::vector<Op> ops;
+    ops.push_back(
+        m->maker->set_status(m->state, EntityType::work_order, ot, "status", text(status)));
+    if (!reason.empty()) {
+        ops.push_back(m->maker->set(EntityType::work_order, ot, "outcome", text(reason)));
+    }
+    if (status == "completed") {
+        ops.push_back(
+            m->maker->set(EntityType::work_order, ot, "completed_at", Timestamp{now_ms()}));
+    }
+    m->record(std::move(ops));
+}
+
+otsync_verdict Client::collect(const std::string& ot_hex, const std::string& serial_in,
+                               const std::string& description, const std::string& reason,
+                               const std::string& defect, const std::string& observations) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    const std::string serial = normalize_serial(serial_in);
+    if (serial.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "scan or type the serial");
+    }
+    if (reason != "migration" && reason != "damaged") {
+        throw ClientError(OTSYNC_ERR_INVALID_VALUE, "the reason is 'migration' or 'damaged'");
+    }
+    if (reason == "damaged" && defect.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "a damaged item needs its defect");
+    }
+    const Id row = Id::collected_item(ot, serial);
+    for (const auto& [item, s] : m->rows(ot)) {
+        if (item == row) {
+            return OTSYNC_VERDICT_ALREADY_RECORDED;
+        }
+    }
+    const auto exp = m->expected(ot);
+    const otsync_verdict verdict = std::find(exp.begin(), exp.end(), serial) != exp.end()
+                                       ? OTSYNC_VERDICT_MATCHED
+                                       : OTSYNC_VERDICT_UNEXPECTED;
+    const auto T = EntityType::collected_item;
+    std::vector<Op> ops;
+    ops.push_back(m->maker->set(T, row, "work_order", ot)); // the link first: it scopes the row
+    ops.push_back(m->maker->set(T, row, "serial", text(serial)));
+    ops.push_back(m->maker->set(T, row, "reason", text(reason)));
+    if (!description.empty()) {
+        ops.push_back(m->maker->set(T, row, "description", text(description)));
+    }
+    if (!defect.empty()) {
+        ops.push_back(m->maker->set(T, row, "defect", text(defect)));
+    }
+    if (!observations.empty()) {
+        ops.push_back(m->maker->set(T, row, "observations", text(observations)));
+    }
+    ops.push_back(m->maker->set(T, row, "collected_at", Timestamp{now_ms()}));
+    if (m->state.get(T, row, "voided")) {
+        ops.push_back(m->maker->set(T, row, "voided", false)); // recorded again after a void
+    }
+    m->record(std::move(ops));
+    return verdict;
+}
+
+void Client::void_item(const std::string& ot_hex, const std::string& serial) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    const Id row = Id::collected_item(ot, serial);
+    if (!m->state.entity(EntityType::collected_item, row)) {
+        throw ClientError(OTSYNC_ERR_NOT_FOUND, "no row for serial " + serial + " on this OT");
+    }
+    m->record({m->maker->set(EntityType::collected_item, row, "voided", true)});
+}
+
+otsync_verdict Client::verify(const std::string& ot_hex, const std::string& serial_in) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    const std::string serial = normalize_serial(serial_in);
+    if (serial.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "scan or type the serial");
+    }
+    for (const auto& v : m->state.elements(EntityType::work_order, ot, "verified_equipment")) {
+        if (std::get<std::string>(v) == serial) {
+            return OTSYNC_VERDICT_ALREADY_RECORDED;
+        }
+    }
+    const auto exp = m->expected(ot);
+    m->record({m->maker->add(EntityType::work_order, ot, "verified_equipment", text(serial))});
+    return std::find(exp.begin(), exp.end(), serial) != exp.end() ? OTSYNC_VERDICT_MATCHED
+                                                                  : OTSYNC_VERDICT_UNEXPECTED;
+}
+
+void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    if (!png || len == 0) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "the signature image is empty");
+    }
+    if (len > k_max_signature_png) {
+        throw ClientError(OTSYNC_ERR_TOO_LARGE, "the signature image is over 256 KiB");
+    }
+    // The hash binds the signature to the exact rows recorded at this moment.
+    std::string rows;
+    for (const auto& [item, serial] : m->rows(ot)) {
+        rows += item.hex() + " " + serial + "\n";
+    }
+    const Hash256 h = blake2b_256(rows);
+    const Id sig_id = Id::random();
+    m->db.run("INSERT INTO blobs(id, data) VALUES(?,?)",
+              {std::vector<std::uint8_t>(sig_id.bytes.begin(), sig_id.bytes.end()),
+               seal(m->key, std::string_view(reinterpret_cast<const char*>(png), len))});
+    std::vector<Op> ops;
+    ops.push_back(m->maker->set(EntityType::work_order, ot, "signature_ref", sig_id));
+    ops.push_back(
+        m->maker->set(EntityType::work_order, ot, "signed_rows_hash", Bytes{{h.begin(), h.end()}}));
+    for (const auto& [item, serial] : m->rows(ot)) {
+        ops.push_back(m->maker->set(EntityType::collected_item, item, "signature_ref", sig_id));
+    }
+    m->record(std::move(ops));
+}
+
+std::string Client::create_handover(const std::string& zone) {
+    m->require_enrolled();
+    const Id h = Id::random();
+    std::vector<Op> ops;
+    ops.push_back(m->maker->set(EntityType::handover, h, "technician", m->user));
+    ops.push_back(m->maker->set(EntityType::handover, h, "date", Timestamp{now_ms()}));
+    if (!zone.empty()) {
+        ops.push_back(m->maker->set(EntityType::handover, h, "zone", text(zone)));
+    }
+    ops.push_back(m->maker->set_status(m->state, EntityType::handover, h, "status", text("draft")));
+    std::size_t n = 0;
+    for (const Id& ot : m->state.entities(EntityType::work_order)) {
+        if (!m->my_ot(ot)) {
+            continue;
+        }
+        for (const auto& [item, serial] : m->rows(ot)) {
+            if (m->state.get(EntityType::collected_item, item, "handover")) {
+                continue; // already handed over
+            }
+            ops.push_back(m->maker->add(EntityType::handover, h, "rows", item));
+            ops.push_back(m->maker->set(EntityType::collected_item, item, "handover", h));
+            ++n;
+        }
+    }
+    if (n == 0) {
+        throw ClientError(OTSYNC_ERR_NOT_FOUND, "no collected item is waiting for a handover");
+    }
+    m->record(std::move(ops));
+    return h.hex();
+}
+
+std::string Client::status_json() const {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("enrolled");
+    w.Bool(enrolled());
+    w.Key("replica");
+    w.Uint64(m->replica);
+    w.Key("pending");
+    w.Uint64(pending());
+    w.Key("last_sync");
+    w.StartObject();
+    w.Key("at");
+    w.Int64(static_cast<std::int64_t>(m->meta_u64("last_sync_at")));
+    w.Key("result");
+    w.String(m->meta_text("last_sync_result"));
+    w.EndObject();
+    w.Key("rejections");
+    w.StartArray();
+    m->db.run("SELECT replica, counter, code, message FROM rejections ORDER BY at", {},
+              [&](const LocalDb::Row& r) {
+                  w.StartObject();
+                  w.Key("op");
+                  w.String(std::to_string(r.i64(0)) + ":" + std::to_string(r.i64(1)));
+                  w.Key("code");
+                  w.String(std::string(to_string(static_cast<ErrorCode>(r.i64(2)))));
+                  w.Key("message");
+                  w.String(r.text(3));
+                  w.EndObject();
+              });
+    w.EndArray();
+    w.Key("conflicts");
+    w.StartArray();
+    for (const auto& c : m->state.conflicts()) {
+        w.StartObject();
+        w.Key("entity");
+        w.String(c.entity.id.hex());
+        w.Key("winner");
+        w.String(c.winner);
+        w.Key("states");
+        w.StartArray();
+        for (const auto& [k, s] : c.finals) {
+            w.String(s);
+        }
+        w.EndArray();
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return sb.GetString();
+}
+
+// ---- sync ---------------------------------------------------------------------------------
+
+SyncStats Client::sync(Transport& transport,
+                       const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+    m->require_enrolled();
+    SyncStats stats;
+    std::mt19937 jitter(std::random_device{}());
+    int failures = 0;
+    for (int page = 0; page < k_max_pages; ++page) {
+        // The outbox, oldest first, one batch.
+        std::vector<Op> batch;
+        m->db.run("SELECT o.body FROM outbox x JOIN ops o ON o.replica = x.replica AND o.counter = "
+                  "x.counter "
+                  "ORDER BY x.seq LIMIT ?",
+                  {static_cast<std::int64_t>(k_push_batch)},
+                  [&](const LocalDb::Row& r) { batch.push_back(m->load_body(r.blob(0))); });
+        SyncRequest req;
+        req.replica = m->replica;
+        req.request_counter = m->request_counter + 1;
+        req.cursor = m->cursor;
+        req.hlc = m->hlc->now();
+        req.ops = batch;
+        // The counter is durable before it is used, so a crash never reuses one.
+        m->put_meta("request_counter", std::to_string(req.request_counter));
+        m->request_counter = req.request_counter;
+        const std::string body = encode_binary(req);
+        const Signature sig = otsync::sign(
+            sync_signing_string("POST", "/v1/sync", req.request_counter, body), m->secret);
+        const HttpReply reply =
+            transport.post("/v1/sync",
+                           {{"content-type", k_content_type_binary},
+                            {"x-otsync-replica", std::to_string(m->replica)},
+                            {"x-otsync-counter", std::to_string(req.request_counter)},
+                            {"x-otsync-signature", to_base64(sig)}},
+                           body);
+        stats.requests++;
+        if (reply.status == 0 || reply.status >= 500) {
+            // Nothing is lost: the outbox stays; retry with backoff and jitter, then give up.
+            if (++failures > 3) {
+                m->put_meta("last_sync_result", std::string("network: the server did not answer"));
+                throw ClientError(
+                    OTSYNC_ERR_NETWORK,
+                    "the server did not answer; your work is kept and will be sent later");
+            }
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds((100 << failures) + jitter() % 100));
+            continue;
+        }
+        failures = 0;
+        if (reply.status == 401) {
+            m->wipe();
+            throw ClientError(OTSYNC_ERR_REVOKED,
+                              "this device was revoked by the server; its data was wiped");
+        }
+        if (reply.status == 426) {
+            m->put_meta("last_sync_result",
+                        std::string("update required: the server needs a newer app"));
+            throw ClientError(OTSYNC_ERR_UNSUPPORTED_PROTOCOL,
+                              "update required: the server needs a newer app; your work is kept");
+        }
+        if (reply.status != 200) {
+            m->put_meta("last_sync_result", "refused: HTTP " + std::to_string(reply.status));
+            throw ClientError(OTSYNC_ERR_INTERNAL, "the server refused the sync (HTTP " +
+                                                       std::to_string(reply.status) +
+                                                       "): " + reply.body.substr(0, 300));
+        }
+        SyncResponse resp;
+        try {
+            resp = decode_sync_response(reply.body);
+        } catch (const Error& e) {
+            throw ClientError(code_of(e.code()),
+                              "the server's answer is not understood: " + e.message());
+        }
+        // Apply in one transaction: acks, rejections, pulled ops, cursor, evictions.
+        std::set<std::pair<EntityType, Id>> evict_now;
+        m->db.transaction([&] {
+            for (const auto& r : resp.results) {
+                m->db.run("DELETE FROM outbox WHERE replica=? AND counter=?",
+                          {static_cast<std::int64_t>(r.id.replica),
+                           static_cast<std::int64_t>(r.id.counter)});
+                if (r.status == OpStatus::rejected) {
+                    m->db.run("INSERT OR REPLACE INTO rejections(replica, counter, code, message, "
+                              "at) VALUES(?,?,?,?,?)",
+                              {static_cast<std::int64_t>(r.id.replica),
+                               static_cast<std::int64_t>(r.id.counter),
+                               static_cast<std::int64_t>(r.code), r.message, now_ms()});
+                    stats.rejected++;
+                } else {
+                    stats.pushed++;
+                }
+            }
+            for (const auto& s : resp.ops) {
+                m->store_op(s.op);
+            }
+            if (!resp.receipt.empty()) {
+                std::string ids;
+                for (const auto& r : resp.results) {
+                    if (r.status != OpStatus::rejected) {
+                        ids += std::to_string(r.id.replica) + ":" + std::to_string(r.id.counter) +
+                               "\n";
+                    }
+                }
+                m->db.run("INSERT OR REPLACE INTO receipts(request_counter, signature, op_ids) "
+                          "VALUES(?,?,?)",
+                          {static_cast<std::int64_t>(req.request_counter), resp.receipt, ids});
+            }
+            m->cursor = resp.cursor;
+            m->put_meta("cursor", std::to_string(resp.cursor));
+            m->hlc->receive(resp.server_hlc);
+            m->put_meta("hlc", std::to_string(m->hlc->state()));
+            for (const auto& e : resp.evicted) {
+                evict_now.insert({e.type, e.id});
+            }
+        });
+        for (const auto& s : resp.ops) {
+            m->state.apply(s.op);
+        }
+        stats.received += resp.ops.size();
+        // An eviction applies once this device's pending ops on that entity are in.
+        bool evicted = false;
+        m->db.transaction([&] {
+            for (const auto& [t, id] : evict_now) {
+                m->db.run("INSERT OR IGNORE INTO evictions(entity_type, entity) VALUES(?,?)",
+                          {static_cast<std::int64_t>(t),
+                           std::vector<std::uint8_t>(id.bytes.begin(), id.bytes.end())});
+            }
+            std::vector<std::pair<std::int64_t, std::vector<std::uint8_t>>> ready;
+            m->db.run("SELECT e.entity_type, e.entity FROM evictions e WHERE NOT EXISTS (SELECT 1 "
+                      "FROM outbox x "
+                      "JOIN ops o ON o.replica = x.replica AND o.counter = x.counter "
+                      "WHERE o.entity_type = e.entity_type AND o.entity = e.entity)",
+                      {}, [&](const LocalDb::Row& r) { ready.emplace_back(r.i64(0), r.blob(1)); });
+            for (const auto& [t, id] : ready) {
+                m->db.run("DELETE FROM ops WHERE entity_type=? AND entity=?", {t, id});
+                m->db.run("DELETE FROM evictions WHERE entity_type=? AND entity=?", {t, id});
+                evicted = true;
+            }
+        });
+        if (evicted) {
+            m->fold();
+        }
+        if (progress) {
+            progress(stats.received, resp.remaining);
+        }
+        if (!resp.more && pending() == 0) {
+            break;
+        }
+        if (!resp.more && batch.empty()) {
+            break;
+        }
+    }
+    m->put_meta("last_sync_at", std::to_string(now_ms()));
+    m->put_meta("last_sync_result", "ok: " + std::to_string(stats.pushed) + " sent, " +
+                                        std::to_string(stats.rejected) + " rejected, " +
+                                        std::to_string(stats.received) + " received");
+    return stats;
+}
+
+} // namespace otsync::client
