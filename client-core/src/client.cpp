@@ -254,14 +254,16 @@ struct Client::Impl {
         }
         return out;
     }
-    /// Items recorded on an OT (not voided), by serial.
-    std::vector<std::pair<Id, std::string>> rows(const Id& ot) const {
+    /// Items recorded on an OT by serial; voided ones only when asked.
+    std::vector<std::pair<Id, std::string>> rows(const Id& ot, bool with_voided = false) const {
         std::vector<std::pair<Id, std::string>> out;
         for (const Id& item : state.entities(EntityType::collected_item)) {
             const Value* w = state.get(EntityType::collected_item, item, "work_order");
             const Value* voided = state.get(EntityType::collected_item, item, "voided");
+            const bool is_void =
+                voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided);
             if (w && std::holds_alternative<Id>(*w) && std::get<Id>(*w) == ot &&
-                !(voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided))) {
+                (with_voided || !is_void)) {
                 out.emplace_back(item,
                                  text_of(state.get(EntityType::collected_item, item, "serial")));
             }
@@ -436,7 +438,7 @@ std::string Client::show_ot_json(const std::string& ot_hex) const {
                : std::string("null");
     out += ",\"rows\":[";
     bool first = true;
-    for (const auto& [item, serial] : m->rows(ot)) {
+    for (const auto& [item, serial] : m->rows(ot, true)) { // voided rows stay on record
         out += (first ? "" : ",") + entity_json(m->state, EntityType::collected_item, item, true);
         first = false;
     }
@@ -516,7 +518,7 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
 
 void Client::void_item(const std::string& ot_hex, const std::string& serial) {
     const Id ot = m->ot_in_scope(ot_hex);
-    const Id row = Id::collected_item(ot, serial);
+    const Id row = Id::collected_item(ot, normalize_serial(serial));
     if (!m->state.entity(EntityType::collected_item, row)) {
         throw ClientError(OTSYNC_ERR_NOT_FOUND, "no row for serial " + serial + " on this OT");
     }

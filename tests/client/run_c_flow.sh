@@ -50,6 +50,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# A signal (a ctest timeout) ends the script through the EXIT trap too.
+trap 'exit 143' TERM INT HUP
 
 # The server's stderr shows the flow's failures from its side; print its end on failure.
 show_server_log() {
