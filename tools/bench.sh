@@ -22,6 +22,8 @@ cmake --build build/release --target otsync-bench
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 ours=$(build/release/tools/otsync-bench merge --json "${args[@]}")
 build/release/tools/otsync-bench merge "${args[@]}"
+client=$(build/release/tools/otsync-bench client --json)
+build/release/tools/otsync-bench client
 
 if ((peers)); then
     (cd tools/bench/peers && npm ci --silent --no-audit --no-fund)
@@ -30,8 +32,9 @@ if ((peers)); then
     echo "yjs $(node -p "require('./tools/bench/peers/node_modules/yjs/package.json').version") on node $(node --version):"
     (cd tools/bench/peers && node --expose-gc yjs_merge.mjs)
     echo
-    OURS="$ours" THEIRS="$theirs" node -e '
+    OURS="$ours" CLIENT="$client" THEIRS="$theirs" node -e '
         const o = JSON.parse(process.env.OURS), y = JSON.parse(process.env.THEIRS);
+        const c = JSON.parse(process.env.CLIENT);
         const row = (label, a, b) => console.log(label.padEnd(34), (a / b).toFixed(1) + "x");
         console.log("otsync / yjs (higher is better for speed, lower for size):");
         row("merge ops/s (in memory)", o["merge.ops_per_s"], y["merge.ops_per_s"]);
@@ -40,6 +43,7 @@ if ((peers)); then
         row("bytes/op base", o["bytes_per_op.base"], y["bytes_per_op.base"]);
         row("bytes/op edits", o["bytes_per_op.edits"], y["bytes_per_op.edits"]);
         row("memory per OT", o["mem.bytes_per_ot"], y["mem.bytes_per_ot"]);
+        row("client persisted download vs yjs merge", c["download.10000.persisted_ops_per_s"], y["merge.ops_per_s"]);
         const ok = o["merge.ops_per_s"] >= 2 * y["merge.ops_per_s"] && o["bytes_per_op.edits"] <= 34 && o["bytes_per_op.base"] <= 34;
         console.log(ok ? "targets met: merge >= 2x Yjs, <= 34 bytes/op" : "TARGETS MISSED");
     '

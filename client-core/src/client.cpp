@@ -33,11 +33,17 @@ constexpr const char* k_key_check = "otsync-client-key-check-v1";
 
 const char* const k_schema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB);
--- Every op of this device's scope and its own, encrypted (body = nonce || ciphertext).
+-- The ops this device made, one encrypted row each (body = nonce || ciphertext), so each is
+-- durable the moment it is recorded.
 CREATE TABLE IF NOT EXISTS ops(replica INTEGER NOT NULL, counter INTEGER NOT NULL,
     entity_type INTEGER NOT NULL, entity BLOB NOT NULL, body BLOB NOT NULL,
     PRIMARY KEY(replica, counter));
 CREATE INDEX IF NOT EXISTS ops_by_entity ON ops(entity_type, entity);
+-- Ops pulled from the server: one encrypted, delta-coded batch per response page.
+CREATE TABLE IF NOT EXISTS pages(id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);
+-- Entities evicted from this device's scope: their pulled ops are skipped when folding.
+CREATE TABLE IF NOT EXISTS evicted(entity_type INTEGER NOT NULL, entity BLOB NOT NULL,
+    PRIMARY KEY(entity_type, entity));
 -- Own ops not yet acknowledged, oldest first.
 CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,
     replica INTEGER NOT NULL, counter INTEGER NOT NULL, UNIQUE(replica, counter));
@@ -146,10 +152,54 @@ struct Client::Impl {
         return std::move(ops.front());
     }
 
+    /// One response page of pulled ops, sealed as one batch; entities that come back
+    /// into scope stop being skipped.
+    void store_page(const std::vector<Op>& ops) {
+        if (ops.empty()) {
+            return;
+        }
+        db.run("INSERT INTO pages(body) VALUES(?)",
+               {seal(key, encode_binary(std::span<const Op>(ops)))});
+        std::set<std::pair<EntityType, Id>> entities;
+        for (const auto& op : ops) {
+            entities.insert({op.entity_type, op.entity});
+        }
+        for (const auto& [t, id] : entities) {
+            db.run("DELETE FROM evicted WHERE entity_type=? AND entity=?",
+                   {static_cast<std::int64_t>(t),
+                    std::vector<std::uint8_t>(id.bytes.begin(), id.bytes.end())});
+        }
+    }
+
     void fold() {
         state = crdt::Replica{};
+        std::set<std::pair<std::int64_t, std::vector<std::uint8_t>>> skip;
+        db.run("SELECT entity_type, entity FROM evicted", {}, [&](const LocalDb::Row& r) {
+            skip.insert({r.i64(0), r.blob(1)});
+        });
+        const auto apply = [&](const Op& op) {
+            if (skip.empty() ||
+                !skip.contains(
+                    {static_cast<std::int64_t>(op.entity_type),
+                     std::vector<std::uint8_t>(op.entity.bytes.begin(), op.entity.bytes.end())})) {
+                state.apply(op);
+            }
+        };
+        CodecLimits limits;
+        limits.max_ops = 1'000'000;
+        limits.max_message_bytes = 1u << 30;
+        db.run("SELECT body FROM pages ORDER BY id", {}, [&](const LocalDb::Row& r) {
+            const auto plain = unseal(key, r.blob(0));
+            if (!plain) {
+                throw ClientError(OTSYNC_ERR_WRONG_KEY,
+                                  "a stored page does not decrypt: wrong key or damaged file");
+            }
+            for (const auto& op : decode_ops(*plain, limits)) {
+                apply(op);
+            }
+        });
         db.run("SELECT body FROM ops", {},
-               [&](const LocalDb::Row& r) { state.apply(load_body(r.blob(0))); });
+               [&](const LocalDb::Row& r) { apply(load_body(r.blob(0))); });
     }
 
     /// Records ops made here: durable (ops + outbox + clocks) before they count.
@@ -222,10 +272,10 @@ struct Client::Impl {
     /// Revoked: the server will never take this device's data; wipe keys and data.
     void wipe() {
         db.transaction([&] {
-            db.exec(
-                "DELETE FROM ops; DELETE FROM outbox; DELETE FROM rejections; DELETE FROM receipts;"
-                "DELETE FROM blobs; DELETE FROM meta WHERE key <> 'key_check' AND key <> "
-                "'schema';");
+            db.exec("DELETE FROM ops; DELETE FROM pages; DELETE FROM evicted; DELETE FROM "
+                    "evictions; DELETE FROM outbox; DELETE FROM rejections; DELETE FROM receipts;"
+                    "DELETE FROM blobs; DELETE FROM meta WHERE key <> 'key_check' AND key <> "
+                    "'schema';");
         });
         put_meta("last_sync_result",
                  std::string("revoked: this device was revoked; its data was wiped"));
@@ -744,9 +794,12 @@ SyncStats Client::sync(Transport& transport,
                     stats.pushed++;
                 }
             }
+            std::vector<Op> pulled;
+            pulled.reserve(resp.ops.size());
             for (const auto& s : resp.ops) {
-                m->store_op(s.op);
+                pulled.push_back(s.op);
             }
+            m->store_page(pulled);
             if (!resp.receipt.empty()) {
                 std::string ids;
                 for (const auto& r : resp.results) {
@@ -788,6 +841,8 @@ SyncStats Client::sync(Transport& transport,
             for (const auto& [t, id] : ready) {
                 m->db.run("DELETE FROM ops WHERE entity_type=? AND entity=?", {t, id});
                 m->db.run("DELETE FROM evictions WHERE entity_type=? AND entity=?", {t, id});
+                m->db.run("INSERT OR IGNORE INTO evicted(entity_type, entity) VALUES(?,?)",
+                          {t, id});
                 evicted = true;
             }
         });
