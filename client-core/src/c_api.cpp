@@ -119,6 +119,13 @@ char* otsync_client_list_ots(otsync_client_t* client, const char* status, otsync
     return out;
 }
 
+char* otsync_client_list_ots_between(otsync_client_t* client, const char* status, int64_t from_ms,
+                                     int64_t to_ms, otsync_error* err) {
+    char* out = nullptr;
+    try_catch(err, [&] { out = dup(need(client).list_ots_json(str(status), from_ms, to_ms)); });
+    return out;
+}
+
 char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id, otsync_error* err) {
     char* out = nullptr;
     try_catch(err, [&] { out = dup(need(client).show_ot_json(need_str(ot_id, "the OT"))); });

@@ -431,7 +431,8 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
     m->make_clock();
 }
 
-std::string Client::list_ots_json(const std::string& status_filter) const {
+std::string Client::list_ots_json(const std::string& status_filter, std::int64_t from_ms,
+                                  std::int64_t to_ms) const {
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartArray();
@@ -442,6 +443,18 @@ std::string Client::list_ots_json(const std::string& status_filter) const {
         const std::string status = text_of(m->state.get(EntityType::work_order, ot, "status"));
         if (!status_filter.empty() && status != status_filter) {
             continue;
+        }
+        if (from_ms || to_ms) {
+            const Value* ws = m->state.get(EntityType::work_order, ot, "window_start");
+            const Value* we = m->state.get(EntityType::work_order, ot, "window_end");
+            const std::int64_t start =
+                ws && std::holds_alternative<Timestamp>(*ws) ? std::get<Timestamp>(*ws).ms : 0;
+            const std::int64_t end =
+                we && std::holds_alternative<Timestamp>(*we) ? std::get<Timestamp>(*we).ms : start;
+            const bool has_window = ws != nullptr; // an OT without a window is always listed
+            if (has_window && ((to_ms && start >= to_ms) || (from_ms && end < from_ms))) {
+                continue;
+            }
         }
         w.StartObject();
         w.Key("id");
@@ -548,15 +561,15 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
     std::vector<Op> ops;
     ops.push_back(m->maker->set(T, row, "work_order", ot)); // the link first: it scopes the row
     ops.push_back(m->maker->set(T, row, "serial", text(serial)));
-    ops.push_back(m->maker->set(T, row, "reason", text(reason)));
+    ops.push_back(m->maker->set_status(m->state, T, row, "reason", text(reason)));
     if (!description.empty()) {
-        ops.push_back(m->maker->set(T, row, "description", text(description)));
+        ops.push_back(m->maker->set_status(m->state, T, row, "description", text(description)));
     }
     if (!defect.empty()) {
-        ops.push_back(m->maker->set(T, row, "defect", text(defect)));
+        ops.push_back(m->maker->set_status(m->state, T, row, "defect", text(defect)));
     }
     if (!observations.empty()) {
-        ops.push_back(m->maker->set(T, row, "observations", text(observations)));
+        ops.push_back(m->maker->set_status(m->state, T, row, "observations", text(observations)));
     }
     ops.push_back(m->maker->set(T, row, "collected_at", Timestamp{now_ms()}));
     if (m->state.get(T, row, "voided")) {
@@ -739,7 +752,10 @@ SyncStats Client::sync(Transport& transport,
                             {"x-otsync-signature", to_base64(sig)}},
                            body);
         stats.requests++;
-        if (reply.status == 0 || reply.status >= 500) {
+        // 409: this counter was already used (the network delivered a request twice and
+        // the answer that came back is the duplicate's): the original was processed or
+        // not; either way resend under a new counter, the ops are idempotent.
+        if (reply.status == 0 || reply.status >= 500 || reply.status == 409) {
             // Nothing is lost: the outbox stays; retry with backoff and jitter, then give up.
             if (++failures > 3) {
                 m->put_meta("last_sync_result", std::string("network: the server did not answer"));

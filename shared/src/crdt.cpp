@@ -262,13 +262,13 @@ ApplyResult Replica::apply(const Op& op) {
     switch (op.kind) {
     case OpKind::set: {
         auto& r = std::get<RegisterState>(slot);
-        if (def.lifecycle) {
+        if ((def.lifecycle || def.tracked) && std::holds_alternative<std::string>(op.value)) {
             const auto& state = std::get<std::string>(op.value);
             register_note_state(r, StatusWrite{key, state,
                                                op.observed.empty()
                                                    ? std::nullopt
                                                    : std::optional<OpId>(op.observed.front()),
-                                               is_final(*def.lifecycle, state)});
+                                               def.tracked || is_final(*def.lifecycle, state)});
         }
         register_apply(r, key, op.value);
         break;
@@ -412,7 +412,11 @@ std::vector<LifecycleConflict> Replica::conflicts() const {
             }
             auto rivals = register_final_rivals(*r);
             if (!rivals.empty()) {
-                out.push_back({k, fid, std::get<std::string>(r->value), std::move(rivals)});
+                out.push_back({k, fid,
+                               std::holds_alternative<std::string>(r->value)
+                                   ? std::get<std::string>(r->value)
+                                   : std::string(),
+                               std::move(rivals)});
             }
         }
     }

@@ -231,10 +231,10 @@ constexpr RoleMask k_collectors = bits({R::technician, R::supervisor, R::system}
 constexpr std::array<FieldDef, 14> k_item_fields{{
     {E::collected_item, 1, "work_order", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "OT"},
     {E::collected_item, 2, "serial", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Código"},
-    {E::collected_item, 3, "description", K::register_, T::text, k_name, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Descripción"},
-    {E::collected_item, 4, "reason", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, k_reasons, "Motivo (migración/dañado)"},
-    {E::collected_item, 5, "defect", K::register_, T::text, k_line, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Defecto"},
-    {E::collected_item, 6, "observations", K::register_, T::text, k_line, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Observaciones"},
+    {E::collected_item, 3, "description", K::register_, T::text, k_name, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Descripción", true},
+    {E::collected_item, 4, "reason", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, k_reasons, "Motivo (migración/dañado)", true},
+    {E::collected_item, 5, "defect", K::register_, T::text, k_line, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Defecto", true},
+    {E::collected_item, 6, "observations", K::register_, T::text, k_line, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Observaciones", true},
     {E::collected_item, 7, "collected_at", K::register_, T::timestamp, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Fecha"},
     {E::collected_item, 8, "signature_ref", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, true, nullptr, {}, "Firma del cliente"},
     {E::collected_item, 9, "receipt", K::register_, T::text, k_short, 0, 0, k_warehouse, 0, k_tv, false, nullptr, k_receipts, "Recepción en almacén"},
@@ -519,7 +519,7 @@ std::optional<Error> check_op_schema(const Op& op) {
     // A remove carries the add tags it observed; a lifecycle write carries at most one,
     // the status write it replaced; nothing else carries any.
     if (op.kind != OpKind::remove && !op.observed.empty() &&
-        !(f->lifecycle && op.observed.size() == 1)) {
+        !((f->lifecycle || f->tracked) && op.observed.size() == 1)) {
         return Error(
             ErrorCode::kind_mismatch,
             "only a remove, or a status write naming its predecessor, carries observed tags");

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <thread>
 
 using namespace otsync;
 using namespace otsync::client;
@@ -57,6 +58,10 @@ public:
             call();
         }
         HttpReply reply = call();
+        if (roll()) { // a slow network
+            ++delayed;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1 + m_rng() % 5));
+        }
         if (roll()) { // the server committed, but the answer is lost
             ++dropped_answers;
             return {};
@@ -64,7 +69,7 @@ public:
         return reply;
     }
 
-    int dropped_requests = 0, dropped_answers = 0, duplicated = 0;
+    int dropped_requests = 0, dropped_answers = 0, duplicated = 0, delayed = 0;
 
 private:
     bool roll() { return m_faults > 0 && static_cast<int>(m_rng() % 100) < m_faults; }
@@ -181,6 +186,7 @@ TEST_CASE(
     c.enroll(good, "http://loopback", s.code(tech), "Samsung A14");
     c.sync(good);
     REQUIRE(c.list_ots_json("assigned").find(ots[0].hex()) != std::string::npos);
+    CHECK(c.list_ots_json("", 1, 2).find(ots[0].hex()) != std::string::npos); // no window: listed
 
     // Offline: 200 items across the OTs, every OT completed.
     int matched = 0;
@@ -206,7 +212,17 @@ TEST_CASE(
 
     LoopbackTransport faulty(*s.app, 42, 15);
     sync_until_done(c, faulty);
-    CHECK(faulty.dropped_requests + faulty.dropped_answers + faulty.duplicated > 0);
+    for (int i = 0; i < 40; ++i) { // more round trips, so every kind of fault happens
+        try {
+            c.sync(faulty);
+        } catch (const ClientError& e) {
+            REQUIRE_MESSAGE(e.code() == OTSYNC_ERR_NETWORK, e.what());
+        }
+    }
+    CHECK(faulty.dropped_requests > 0);
+    CHECK(faulty.dropped_answers > 0);
+    CHECK(faulty.duplicated > 0);
+    CHECK(faulty.delayed > 0);
     CHECK(c.pending() == 0);
     CHECK(s.store->op_count() == server_ops_before + made); // each op stored exactly once
     s.sync->read_state([&](const crdt::Replica& st) {

@@ -82,6 +82,11 @@ int otsync_client_enroll(otsync_client_t* client, const char* server_url, const 
  * "customer_name","modality"}; `status` filters when not NULL. */
 char* otsync_client_list_ots(otsync_client_t* client, const char* status, otsync_error* err);
 
+/* The same, only OTs whose visit window overlaps [from_ms, to_ms) (Unix ms; 0 = open end):
+ * "my OTs for today". */
+char* otsync_client_list_ots_between(otsync_client_t* client, const char* status, int64_t from_ms,
+                                     int64_t to_ms, otsync_error* err);
+
 /* One OT with its case summary, address, contact, expected equipment and recorded rows,
  * as a JSON object. */
 char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id, otsync_error* err);

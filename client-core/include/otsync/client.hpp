@@ -69,7 +69,10 @@ public:
     bool enrolled() const;
     std::string server_url() const;
 
-    std::string list_ots_json(const std::string& status_filter) const;
+    /// My OTs; `status_filter` empty = all; a window [from_ms, to_ms) keeps OTs whose
+    /// visit window overlaps it (0 = open end).
+    std::string list_ots_json(const std::string& status_filter, std::int64_t from_ms = 0,
+                              std::int64_t to_ms = 0) const;
     std::string show_ot_json(const std::string& ot_hex) const;
     void set_status(const std::string& ot_hex, const std::string& status,
                     const std::string& reason);

@@ -171,8 +171,9 @@ public:
         : m_replica(replica), m_clock(&clock), m_author(author), m_counter(last_counter) {}
 
     Op set(EntityType t, const Id& entity, std::string_view field, Value v);
-    /// A lifecycle write: carries the current status write of `replica` as its observed
-    /// tag, so a later reader can tell a sequence from concurrent final states.
+    /// A lifecycle or field-fact (tracked) write: carries the write it replaces in
+    /// `replica` as its observed tag, so a later reader can tell a sequence of changes
+    /// from concurrent ones (a conflict for a person).
     Op set_status(const Replica& replica, EntityType t, const Id& entity, std::string_view field,
                   Value state);
     Op add(EntityType t, const Id& entity, std::string_view field, Value element);

@@ -83,6 +83,10 @@ struct FieldDef {
     const Lifecycle* lifecycle = nullptr; // status registers
     std::span<const std::string_view> allowed{}; // text codes (enums); empty = free text
     std::string_view label_es{};
+    /// A field fact (an Anexo 4 row's details): every write is kept, and two devices
+    /// writing different values without seeing each other is a conflict for a person,
+    /// like two final states of a lifecycle. Writes name the write they replace.
+    bool tracked = false;
 };
 
 std::span<const FieldDef> fields_of(EntityType t) noexcept;
