@@ -193,7 +193,11 @@ int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t
 
 char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err) {
     char* out = nullptr;
-    try_catch(err, [&] { out = dup("\"" + need(client).create_handover(str(zone)) + "\""); });
+    try_catch(err, [&] {
+        std::string quoted(1, '"'); // built by appends: GCC 12 -O3 misreads "\"" + s (-Wrestrict)
+        quoted.append(need(client).create_handover(str(zone))).push_back('"');
+        out = dup(quoted);
+    });
     return out;
 }
 
