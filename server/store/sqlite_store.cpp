@@ -320,10 +320,6 @@ public:
         return sqlite3_changes(m_db) > 0;
     }
 
-    std::vector<std::uint64_t> commit_sync(const SyncWrite& w) override {
-        return commit_many({&w}).front();
-    }
-
     std::vector<std::vector<std::uint64_t>>
     commit_many(const std::vector<const SyncWrite*>& ws) override {
         std::lock_guard lock(m_mutex);
@@ -458,15 +454,6 @@ public:
         return out;
     }
 
-    std::optional<StoredOp> op_by_id(const OpId& id) override {
-        std::lock_guard lock(m_mutex);
-        Stmt s =
-            prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE replica=? "
-                     "AND counter=?");
-        s.bind_u64(1, id.replica).bind_u64(2, id.counter);
-        return s.step() ? std::optional<StoredOp>(read_op(s)) : std::nullopt;
-    }
-
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
 
@@ -500,16 +487,6 @@ public:
         s.step();
         const std::uint64_t head = s.u64(0);
         return head > after ? head - after : 0;
-    }
-
-    void put_projection(EntityType t, const Id& id, const std::string& json,
-                        std::uint64_t seq) override {
-        std::lock_guard lock(m_mutex);
-        Stmt s = prepared(
-            "INSERT INTO projections(entity_type, entity, state, updated_seq) VALUES(?,?,?,?) "
-            "ON CONFLICT(entity_type, entity) DO UPDATE SET state=excluded.state, "
-            "updated_seq=excluded.updated_seq");
-        s.bind(1, static_cast<std::int64_t>(t)).bind(2, id).bind(3, json).bind_u64(4, seq).run();
     }
 
     std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {

@@ -106,19 +106,16 @@ public:
     virtual bool revoke_device(std::uint64_t replica) = 0;
 
     // ---- op log ----
-    /// Appends ops, feed rows, projections and the device's request counter, cursor and
-    /// last-seen time in one transaction, durable before it returns when it holds ops;
-    /// returns the assigned sequences.
-    virtual std::vector<std::uint64_t> commit_sync(const SyncWrite& w) = 0;
-    /// Several requests' writes in one transaction (group commit): one fsync for all of
-    /// them. All or nothing; returns each write's sequences.
+    /// Several requests' writes in one transaction (group commit): for each, its ops, feed
+    /// rows, projections and the device's request counter, cursor and last-seen time.
+    /// Durable before it returns when any write holds ops; all or nothing; returns each
+    /// write's sequences.
     virtual std::vector<std::vector<std::uint64_t>>
     commit_many(const std::vector<const SyncWrite*>& ws) = 0;
     /// Ops with seq > after, ascending, at most `limit` (all when limit is 0).
     virtual std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) = 0;
     virtual std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) = 0;
     virtual std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) = 0;
-    virtual std::optional<StoredOp> op_by_id(const OpId& id) = 0;
     virtual std::uint64_t op_count() = 0;
     virtual std::uint64_t last_seq() = 0;
 
@@ -126,10 +123,6 @@ public:
     virtual std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                             std::size_t limit) = 0;
     virtual std::uint64_t feed_count_after(const Id& user, std::uint64_t after) = 0;
-
-    // ---- projections ----
-    virtual void put_projection(EntityType t, const Id& id, const std::string& json,
-                                std::uint64_t seq) = 0;
 
     // ---- server key ----
     virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;

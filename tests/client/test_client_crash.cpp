@@ -15,44 +15,13 @@ using namespace otsync::test;
 
 namespace {
 
-std::string admin(const DataDir& dir, std::vector<std::string> args) {
-    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.path.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto [code, out] = run_command(argv);
-    REQUIRE_MESSAGE(code == 0, out);
-    while (!out.empty() && out.back() == '\n') {
-        out.pop_back();
-    }
-    return out;
-}
-
 /// Runs the driver for `ms` milliseconds, then SIGKILL; returns the serials it reported.
 std::vector<std::string> run_and_kill(const std::vector<std::string>& argv, int ms) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-        args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
+    const auto [pid, fd] = spawn_with_stdout(argv);
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(out[0], buf, sizeof buf)) > 0) {
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(out[0]);
+    const std::string text = drain(fd);
     std::vector<std::string> serials;
     std::size_t pos = 0;
     while ((pos = text.find("recorded ", pos)) != std::string::npos) {
@@ -75,13 +44,13 @@ TEST_CASE(
     DataDir dir;
     ServerProcess server(dir.path);
     server.start();
-    admin(dir, {"user", "add", "--role", "back_office", "bo"});
-    admin(dir, {"user", "add", "--role", "technician", "tec"});
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo"});
+    admin(dir.path, {"user", "add", "--role", "technician", "tec"});
     HttpDevice office;
-    REQUIRE(office.enroll(server.port, admin(dir, {"device", "enroll-code", "bo"})));
+    REQUIRE(office.enroll(server.port, admin(dir.path, {"device", "enroll-code", "bo"})));
     const Id tech = Id::from_hex(
-        admin(dir, {"user", "list"})
-            .substr(admin(dir, {"user", "list"}).find("tec\ttechnician\tactive\t") + 22, 32));
+        admin(dir.path, {"user", "list"})
+            .substr(admin(dir.path, {"user", "list"}).find("tec\ttechnician\tactive\t") + 22, 32));
     SystemClock wall;
     Hlc hlc(wall);
     crdt::OpMaker bo(office.replica, hlc, office.user);
@@ -99,7 +68,7 @@ TEST_CASE(
 
     const std::string db = (dir.path / "handheld.db").string();
     const std::string url = "http://127.0.0.1:" + std::to_string(server.port);
-    const std::string code = admin(dir, {"device", "enroll-code", "tec"});
+    const std::string code = admin(dir.path, {"device", "enroll-code", "tec"});
     std::array<std::uint8_t, 32> key{};
     key.fill(0x5a);
     std::set<std::string> recorded;

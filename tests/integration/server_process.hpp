@@ -52,8 +52,8 @@ struct DataDir {
     std::filesystem::path path;
 };
 
-/// Runs a command to completion; returns (exit code, stdout).
-inline std::pair<int, std::string> run_command(const std::vector<std::string>& argv) {
+/// Starts `argv` with its stdout on a pipe; returns the pid and the pipe's read end.
+inline std::pair<pid_t, int> spawn_with_stdout(const std::vector<std::string>& argv) {
     int out[2];
     REQUIRE(::pipe(out) == 0);
     posix_spawn_file_actions_t fa;
@@ -69,17 +69,45 @@ inline std::pair<int, std::string> run_command(const std::vector<std::string>& a
     REQUIRE(posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) == 0);
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
+    return {pid, out[0]};
+}
+
+/// Reads a pipe to its end and closes it.
+inline std::string drain(int fd) {
     std::string text;
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(out[0], buf, sizeof buf)) > 0) {
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
         text.append(buf, static_cast<std::size_t>(n));
     }
-    ::close(out[0]);
+    ::close(fd);
+    return text;
+}
+
+/// Runs a command to completion; returns (exit code, stdout).
+inline std::pair<int, std::string> run_command(const std::vector<std::string>& argv) {
+    const auto [pid, fd] = spawn_with_stdout(argv);
+    std::string text = drain(fd);
     int status = 0;
     ::waitpid(pid, &status, 0);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
 }
+
+#ifdef OTSYNC_ADMIN_BIN
+/// otsync-admin on a data folder; checks its exit code, returns stdout without the
+/// trailing newline.
+inline std::string admin(const std::filesystem::path& dir, std::vector<std::string> args,
+                         int expect = 0) {
+    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [code, out] = run_command(argv);
+    CHECK_MESSAGE(code == expect, "otsync-admin exit " << code << ": " << out);
+    while (!out.empty() && out.back() == '\n') {
+        out.pop_back();
+    }
+    return out;
+}
+#endif
 
 class ServerProcess {
 public:

@@ -17,17 +17,6 @@ using namespace otsync::test;
 
 namespace {
 
-std::string admin(const DataDir& dir, std::vector<std::string> args) {
-    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.path.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto [code, out] = run_command(argv);
-    REQUIRE_MESSAGE(code == 0, out);
-    while (!out.empty() && out.back() == '\n') {
-        out.pop_back();
-    }
-    return out;
-}
-
 struct FieldDevice {
     HttpDevice http;
     Id ot;
@@ -78,9 +67,9 @@ TEST_CASE("kill -9 during concurrent syncs loses no acknowledged op and applies 
     auto server = std::make_unique<ServerProcess>(dir.path);
     server->start();
 
-    admin(dir, {"user", "add", "--role", "back_office", "bo"});
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo"});
     HttpDevice office;
-    REQUIRE(office.enroll(server->port, admin(dir, {"device", "enroll-code", "bo"})));
+    REQUIRE(office.enroll(server->port, admin(dir.path, {"device", "enroll-code", "bo"})));
     SystemClock wall;
     Hlc office_hlc(wall);
     crdt::OpMaker bo(office.replica, office_hlc, office.user);
@@ -88,9 +77,9 @@ TEST_CASE("kill -9 during concurrent syncs loses no acknowledged op and applies 
     std::vector<std::unique_ptr<FieldDevice>> devices;
     for (int i = 0; i < 3; ++i) {
         const std::string name = "tec" + std::to_string(i);
-        admin(dir, {"user", "add", "--role", "technician", name});
+        admin(dir.path, {"user", "add", "--role", "technician", name});
         auto d = std::make_unique<FieldDevice>();
-        REQUIRE(d->http.enroll(server->port, admin(dir, {"device", "enroll-code", name})));
+        REQUIRE(d->http.enroll(server->port, admin(dir.path, {"device", "enroll-code", name})));
         d->hlc = std::make_unique<Hlc>(d->wall);
         d->maker = std::make_unique<crdt::OpMaker>(d->http.replica, *d->hlc, d->http.user);
         d->ot = Id::random();

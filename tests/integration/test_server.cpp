@@ -10,24 +10,7 @@
 using namespace otsync;
 using namespace otsync::test;
 
-namespace {
-
-std::string admin(const DataDir& dir, std::vector<std::string> args, int expect = 0) {
-    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.path.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const auto [code, out] = run_command(argv);
-    CHECK_MESSAGE(code == expect, "otsync-admin exit " << code << ": " << out);
-    return out;
-}
-
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
-        s.pop_back();
-    }
-    return s;
-}
-
-} // namespace
+namespace {} // namespace
 
 TEST_CASE("quick start: demo data, health, metrics, devices") {
     DataDir dir;
@@ -45,7 +28,7 @@ TEST_CASE("quick start: demo data, health, metrics, devices") {
     const auto missing = http_call(server.port, "GET", "/nope");
     CHECK(missing.status == 404);
     CHECK(missing.body.find("\"error\":{\"code\":") != std::string::npos);
-    const std::string devices = admin(dir, {"device", "list"});
+    const std::string devices = admin(dir.path, {"device", "list"});
     CHECK(devices.find("tec.mamani") != std::string::npos);
     CHECK(devices.find("tec.quispe") != std::string::npos);
     CHECK(std::filesystem::exists(dir.path / "demo-devices" / "tec.mamani.json"));
@@ -56,13 +39,13 @@ TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server
     DataDir dir;
     ServerProcess server(dir.path);
     server.start();
-    admin(dir, {"user", "add", "--role", "back_office", "bo.ana"});
-    admin(dir, {"user", "add", "--role", "technician", "tec.luis"});
-    admin(dir, {"user", "add", "--role", "wizard", "x"}, 2);
-    admin(dir, {"device", "enroll-code", "nobody"}, 1);
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo.ana"});
+    admin(dir.path, {"user", "add", "--role", "technician", "tec.luis"});
+    admin(dir.path, {"user", "add", "--role", "wizard", "x"}, 2);
+    admin(dir.path, {"device", "enroll-code", "nobody"}, 1);
     HttpDevice office, tech;
-    REQUIRE(office.enroll(server.port, trim(admin(dir, {"device", "enroll-code", "bo.ana"}))));
-    const std::string code = trim(admin(dir, {"device", "enroll-code", "tec.luis"}));
+    REQUIRE(office.enroll(server.port, admin(dir.path, {"device", "enroll-code", "bo.ana"})));
+    const std::string code = admin(dir.path, {"device", "enroll-code", "tec.luis"});
     REQUIRE(tech.enroll(server.port, code));
     CHECK_FALSE(HttpDevice{}.enroll(server.port, code)); // single use
 
@@ -119,7 +102,7 @@ TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server
         CHECK(http_call(server.port, "GET", "/healthz").status == 200);
     }
 
-    admin(dir, {"device", "revoke", std::to_string(tech.replica)});
+    admin(dir.path, {"device", "revoke", std::to_string(tech.replica)});
     r = tech.post(server.port, tech.request({}, hlc.now()), false);
     CHECK(r.status == 401);
     CHECK(http_call(server.port, "GET", "/healthz").status == 200);
