@@ -12,7 +12,6 @@
 #include "otsync/crypto.hpp"
 #include "store/store.hpp"
 
-#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
