@@ -212,12 +212,14 @@ int main(int argc, char** argv) {
                 return App::body_limit(path, sync_limit, default_limit);
             },
             [&](const HttpRequest& req) {
-                const RouteRequest r{req.method, req.path, req.headers, req.body};
+                const RouteRequest r{req.method, req.path,  req.headers,
+                                     req.body,   req.query, req.remote};
                 Reply reply = app.handle(r);
                 HttpResponse resp;
                 resp.status = reply.status;
                 resp.content_type = std::move(reply.content_type);
                 resp.body = std::move(reply.body);
+                resp.headers = std::move(reply.headers);
                 return resp;
             },
             [&](const AccessLogLine& l) {

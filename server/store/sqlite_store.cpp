@@ -166,6 +166,48 @@ const char* const k_migrations[] = {
         public_key BLOB NOT NULL,
         secret_key BLOB NOT NULL);
     )sql",
+    // 1 -> 2: people and the procedure's reference data (issue: the procedure end to end).
+    R"sql(
+    ALTER TABLE users ADD COLUMN full_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+    -- Sessions: the token is 32 random bytes given to the client; only its hash is kept.
+    CREATE TABLE sessions(
+        token_hash BLOB PRIMARY KEY,
+        user_id BLOB NOT NULL REFERENCES users(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+    -- The dated transfer fee table (Anexo 2). Money in centavos, dates in ms UTC.
+    CREATE TABLE fee_table(
+        product TEXT NOT NULL,
+        effective_from INTEGER NOT NULL,
+        centavos INTEGER NOT NULL CHECK (centavos >= 0),
+        set_by BLOB,
+        set_at INTEGER NOT NULL,
+        PRIMARY KEY(product, effective_from)) WITHOUT ROWID;
+    -- Prices of April 2019 (2019-04-01T00:00:00-04:00, Bolivia).
+    INSERT INTO fee_table(product, effective_from, centavos, set_at) VALUES
+        ('telefonia_fija', 1554091200000, 14628, 0),
+        ('internet', 1554091200000, 20000, 0),
+        ('tv_cable', 1554091200000, 20000, 0),
+        ('duo_multipack', 1554091200000, 20000, 0);
+    -- Contracts and their equipment, from the inventory import.
+    CREATE TABLE contracts(
+        contract TEXT PRIMARY KEY,
+        customer_name TEXT NOT NULL,
+        person_type TEXT NOT NULL,
+        tax_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        imported_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE inventory(
+        serial TEXT PRIMARY KEY,
+        contract TEXT NOT NULL REFERENCES contracts(contract),
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        description TEXT NOT NULL,
+        imported_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX inventory_by_contract ON inventory(contract);
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -215,10 +257,16 @@ public:
 
     void add_user(const User& u) override {
         std::lock_guard lock(m_mutex);
-        Stmt s =
-            prepared("INSERT INTO users(id, name, role, disabled, created_at) VALUES(?,?,?,?,?)");
+        Stmt s = prepared("INSERT INTO users(id, name, role, disabled, created_at, password_hash, "
+                          "full_name, unit) VALUES(?,?,?,?,?,?,?,?)");
         s.bind(1, u.id).bind(2, u.name).bind(3, std::string(to_string(u.role)));
         s.bind(4, u.disabled ? 1 : 0).bind(5, u.created_at);
+        if (u.password_hash.empty()) {
+            s.bind_null(6);
+        } else {
+            s.bind(6, u.password_hash);
+        }
+        s.bind(7, u.full_name).bind(8, u.unit);
         if (sqlite3_step_checked(s) == SQLITE_CONSTRAINT) {
             throw Error(ErrorCode::invalid_argument,
                         "a user named '" + u.name + "' already exists");
@@ -227,21 +275,24 @@ public:
 
     std::optional<User> user_by_name(const std::string& name) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users WHERE name=?");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at, password_hash, full_name, "
+                          "unit FROM users WHERE name=?");
         s.bind(1, name);
         return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
     }
 
     std::optional<User> user_by_id(const Id& id) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users WHERE id=?");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at, password_hash, full_name, "
+                          "unit FROM users WHERE id=?");
         s.bind(1, id);
         return s.step() ? std::optional<User>(read_user(s)) : std::nullopt;
     }
 
     std::vector<User> users() override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT id, name, role, disabled, created_at FROM users ORDER BY name");
+        Stmt s = prepared("SELECT id, name, role, disabled, created_at, password_hash, full_name, "
+                          "unit FROM users ORDER BY name");
         std::vector<User> out;
         while (s.step()) {
             out.push_back(read_user(s));
@@ -514,6 +565,166 @@ public:
             .run();
     }
 
+    void set_password_hash(const Id& user, const std::string& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("UPDATE users SET password_hash=? WHERE id=?");
+        s.bind(1, hash).bind(2, user).run();
+    }
+
+    void set_user_disabled(const Id& user, bool disabled) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("UPDATE users SET disabled=? WHERE id=?");
+        s.bind(1, disabled ? 1 : 0).bind(2, user).run();
+    }
+
+    void set_user_profile(const Id& user, const std::string& full_name,
+                          const std::string& unit) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("UPDATE users SET full_name=?, unit=? WHERE id=?");
+        s.bind(1, full_name).bind(2, unit).bind(3, user).run();
+    }
+
+    void add_session(const Session& x) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared(
+            "INSERT INTO sessions(token_hash, user_id, created_at, expires_at) VALUES(?,?,?,?)");
+        s.bind_blob(1, x.token_hash.data(), x.token_hash.size()).bind(2, x.user);
+        s.bind(3, x.created_at).bind(4, x.expires_at).run();
+    }
+
+    std::optional<Session> session(const Hash256& token_hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s =
+            prepared("SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash=?");
+        s.bind_blob(1, token_hash.data(), token_hash.size());
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        Session x;
+        x.token_hash = token_hash;
+        x.user = s.id(0);
+        x.created_at = s.i64(1);
+        x.expires_at = s.i64(2);
+        return x;
+    }
+
+    void delete_session(const Hash256& token_hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("DELETE FROM sessions WHERE token_hash=?");
+        s.bind_blob(1, token_hash.data(), token_hash.size()).run();
+    }
+
+    std::size_t delete_sessions_of(const Id& user) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("DELETE FROM sessions WHERE user_id=?");
+        s.bind(1, user).run();
+        return static_cast<std::size_t>(sqlite3_changes(m_db));
+    }
+
+    std::size_t delete_expired_sessions(std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("DELETE FROM sessions WHERE expires_at<=?");
+        s.bind(1, now).run();
+        return static_cast<std::size_t>(sqlite3_changes(m_db));
+    }
+
+    std::vector<FeeRecord> fee_records() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT product, effective_from, centavos, set_by, set_at FROM fee_table "
+                          "ORDER BY product, effective_from");
+        std::vector<FeeRecord> out;
+        while (s.step()) {
+            FeeRecord r;
+            r.product = s.text(0);
+            r.effective_from = s.i64(1);
+            r.centavos = s.i64(2);
+            if (!s.is_null(3)) {
+                r.set_by = s.id(3);
+            }
+            r.set_at = s.i64(4);
+            out.push_back(std::move(r));
+        }
+        return out;
+    }
+
+    void put_fee_record(const FeeRecord& r) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("INSERT OR REPLACE INTO fee_table(product, effective_from, centavos, "
+                          "set_by, set_at) VALUES(?,?,?,?,?)");
+        s.bind(1, r.product).bind(2, r.effective_from).bind(3, r.centavos);
+        if (r.set_by) {
+            s.bind(4, *r.set_by);
+        } else {
+            s.bind_null(4);
+        }
+        s.bind(5, r.set_at).run();
+    }
+
+    void import_inventory(const std::vector<Contract>& contracts,
+                          const std::vector<InventoryItem>& items) override {
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this);
+        {
+            Stmt c = prepared("INSERT INTO contracts(contract, customer_name, person_type, tax_id, "
+                              "address, imported_at) VALUES(?,?,?,?,?,?) ON CONFLICT(contract) DO "
+                              "UPDATE SET customer_name=excluded.customer_name, "
+                              "person_type=excluded.person_type, tax_id=excluded.tax_id, "
+                              "address=excluded.address, imported_at=excluded.imported_at");
+            for (const auto& x : contracts) {
+                c.bind(1, x.contract).bind(2, x.customer_name).bind(3, x.person_type);
+                c.bind(4, x.tax_id).bind(5, x.address).bind(6, x.imported_at).run();
+            }
+        }
+        {
+            Stmt e = prepared("INSERT INTO inventory(serial, contract, kind, model, description, "
+                              "imported_at) VALUES(?,?,?,?,?,?) ON CONFLICT(serial) DO UPDATE SET "
+                              "contract=excluded.contract, kind=excluded.kind, "
+                              "model=excluded.model, description=excluded.description, "
+                              "imported_at=excluded.imported_at");
+            for (const auto& x : items) {
+                e.bind(1, x.serial).bind(2, x.contract).bind(3, x.kind).bind(4, x.model);
+                e.bind(5, x.description).bind(6, x.imported_at).run();
+            }
+        }
+        tx.commit();
+    }
+
+    std::optional<Contract> contract(const std::string& number) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT contract, customer_name, person_type, tax_id, address, "
+                          "imported_at FROM contracts WHERE contract=?");
+        s.bind(1, number);
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        return Contract{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5)};
+    }
+
+    std::vector<InventoryItem> inventory_of(const std::string& contract) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT serial, contract, kind, model, description, imported_at FROM "
+                          "inventory WHERE contract=? ORDER BY serial");
+        s.bind(1, contract);
+        std::vector<InventoryItem> out;
+        while (s.step()) {
+            out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5)});
+        }
+        return out;
+    }
+
+    std::optional<InventoryItem> inventory_item(const std::string& serial) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT serial, contract, kind, model, description, imported_at FROM "
+                          "inventory WHERE serial=?");
+        s.bind(1, serial);
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        return InventoryItem{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5)};
+    }
+
+    std::uint64_t inventory_count() override { return scalar("SELECT count(*) FROM inventory"); }
+
     bool healthy() override {
         try {
             return scalar("SELECT 1") == 1;
@@ -601,6 +812,9 @@ private:
         u.role = *role;
         u.disabled = s.i64(3) != 0;
         u.created_at = s.i64(4);
+        u.password_hash = s.text(5);
+        u.full_name = s.text(6);
+        u.unit = s.text(7);
         return u;
     }
 

@@ -26,6 +26,47 @@ struct User {
     Role role = Role::technician;
     bool disabled = false;
     std::int64_t created_at = 0;
+    std::string password_hash; // argon2id string (crypto_pwhash_str); empty = cannot log in
+    std::string full_name;     // shown on pages and printed forms (Anexo 4); may be empty
+    std::string unit;          // organisational unit, for indicators per unit
+};
+
+/// A web/API session: only the BLAKE2b-256 hash of its 32-byte token is stored.
+struct Session {
+    Hash256 token_hash{};
+    Id user;
+    std::int64_t created_at = 0;
+    std::int64_t expires_at = 0;
+};
+
+/// One dated row of the transfer fee table (Anexo 2): the price of a product from
+/// `effective_from` (ms, UTC) until a later row for the same product.
+struct FeeRecord {
+    std::string product;
+    std::int64_t effective_from = 0;
+    std::int64_t centavos = 0;
+    std::optional<Id> set_by; // empty for the table of April 2019 the schema ships with
+    std::int64_t set_at = 0;
+};
+
+/// A customer contract from the inventory import.
+struct Contract {
+    std::string contract;
+    std::string customer_name;
+    std::string person_type; // natural | legal
+    std::string tax_id;      // CI or NIT
+    std::string address;
+    std::int64_t imported_at = 0;
+};
+
+/// One piece of equipment on a contract, from the inventory import.
+struct InventoryItem {
+    std::string serial; // normalized: trimmed, upper case
+    std::string contract;
+    std::string kind; // gpon_ont, decoder, ... (model.cpp's equipment kinds)
+    std::string model;
+    std::string description;
+    std::int64_t imported_at = 0;
 };
 
 enum class DeviceStatus : std::uint8_t { active = 0, revoked = 1 };
@@ -93,6 +134,33 @@ public:
     virtual std::optional<User> user_by_name(const std::string& name) = 0;
     virtual std::optional<User> user_by_id(const Id& id) = 0;
     virtual std::vector<User> users() = 0;
+    virtual void set_password_hash(const Id& user, const std::string& hash) = 0;
+    virtual void set_user_disabled(const Id& user, bool disabled) = 0;
+    virtual void set_user_profile(const Id& user, const std::string& full_name,
+                                  const std::string& unit) = 0;
+
+    // ---- sessions ----
+    virtual void add_session(const Session& s) = 0;
+    virtual std::optional<Session> session(const Hash256& token_hash) = 0;
+    virtual void delete_session(const Hash256& token_hash) = 0;
+    /// Ends every session of a user (password change, disable); returns how many.
+    virtual std::size_t delete_sessions_of(const Id& user) = 0;
+    virtual std::size_t delete_expired_sessions(std::int64_t now) = 0;
+
+    // ---- transfer fee table ----
+    /// Every row, ordered by product then effective date.
+    virtual std::vector<FeeRecord> fee_records() = 0;
+    /// Adds a row; one with the same product and date replaces it.
+    virtual void put_fee_record(const FeeRecord& r) = 0;
+
+    // ---- inventory ----
+    /// Upserts contracts and equipment in one transaction: all or nothing.
+    virtual void import_inventory(const std::vector<Contract>& contracts,
+                                  const std::vector<InventoryItem>& items) = 0;
+    virtual std::optional<Contract> contract(const std::string& number) = 0;
+    virtual std::vector<InventoryItem> inventory_of(const std::string& contract) = 0;
+    virtual std::optional<InventoryItem> inventory_item(const std::string& serial) = 0;
+    virtual std::uint64_t inventory_count() = 0;
 
     // ---- enrollment and devices ----
     virtual void add_enroll_code(const Hash256& code_hash, const Id& user,
@@ -143,6 +211,6 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 1;
+constexpr int k_schema_version = 2;
 
 } // namespace otsync::server

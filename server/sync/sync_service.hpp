@@ -38,6 +38,7 @@ struct Reply {
     unsigned status = 200;
     std::string content_type = "application/json";
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers{}; // e.g. Set-Cookie
 };
 
 /// {"error":{"code":..,"message":..}} with the status that fits the code.

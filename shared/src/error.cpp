@@ -7,7 +7,7 @@
 namespace otsync {
 
 namespace {
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> k_names{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 25> k_names{{
     {ErrorCode::internal, "internal"},
     {ErrorCode::invalid_argument, "invalid_argument"},
     {ErrorCode::truncated, "truncated"},
@@ -28,6 +28,11 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> k_names{{
     {ErrorCode::clock_skew, "clock_skew"},
     {ErrorCode::unsupported_protocol, "unsupported_protocol"},
     {ErrorCode::invalid_value, "invalid_value"},
+    {ErrorCode::unauthenticated, "unauthenticated"},
+    {ErrorCode::not_found, "not_found"},
+    {ErrorCode::conflict, "conflict"},
+    {ErrorCode::rate_limited, "rate_limited"},
+    {ErrorCode::requirements_incomplete, "requirements_incomplete"},
 }};
 } // namespace
 

@@ -46,6 +46,11 @@ typedef enum otsync_error_code {
     OTSYNC_ERR_CLOCK_SKEW = 18,
     OTSYNC_ERR_UNSUPPORTED_PROTOCOL = 19,
     OTSYNC_ERR_INVALID_VALUE = 20,
+    OTSYNC_ERR_UNAUTHENTICATED = 21,
+    OTSYNC_ERR_SERVER_NOT_FOUND = 22, /* the server has no such record */
+    OTSYNC_ERR_CONFLICT = 23,
+    OTSYNC_ERR_RATE_LIMITED = 24,
+    OTSYNC_ERR_REQUIREMENTS_INCOMPLETE = 25,
     OTSYNC_ERR_NOT_ENROLLED = 100, /* enroll first */
     OTSYNC_ERR_NOT_FOUND = 101,    /* no such OT / item in this device's scope */
     OTSYNC_ERR_NETWORK = 102,      /* server unreachable or the connection was cut: retry later */

@@ -31,7 +31,12 @@ enum class ErrorCode : std::uint16_t {
     invalid_transition = 17,
     clock_skew = 18,
     unsupported_protocol = 19,
-    invalid_value = 20, // value of the right type but not an allowed one
+    invalid_value = 20,           // value of the right type but not an allowed one
+    unauthenticated = 21,         // no session, or an expired, unknown or revoked one
+    not_found = 22,               // no such case, OT, handover, user, contract...
+    conflict = 23,                // the state changed under the request (e.g. already received)
+    rate_limited = 24,            // too many attempts: wait and retry
+    requirements_incomplete = 25, // Anexo 2 checklist not complete and no supervisor override
 };
 
 /// The stable wire spelling of a code ("op_id_reused", ...).
