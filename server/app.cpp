@@ -1,6 +1,8 @@
 // Routes and metrics; see app.hpp.
 #include "app.hpp"
 
+#include "api.hpp"
+
 #include <cstdio>
 
 namespace otsync::server {
@@ -9,6 +11,12 @@ std::string_view route_label(std::string_view path) {
     for (std::string_view known : {"/v1/sync", "/v1/devices/enroll", "/healthz", "/metrics"}) {
         if (path == known) {
             return known;
+        }
+    }
+    // API routes by their pattern, so ids never become label values.
+    for (const auto& route : Api::routes()) {
+        if (route_matches(route.pattern, path)) {
+            return route.pattern;
         }
     }
     return "other";
@@ -144,7 +152,12 @@ Reply App::dispatch(const RouteRequest& r) {
         }
         return m_sync.enroll(r.body);
     }
-    return error_reply(404, ErrorCode::invalid_argument, "no such route: " + std::string(r.path));
+    if (m_api && r.path.rfind("/v1/", 0) == 0) {
+        if (auto reply = m_api->handle(r)) {
+            return std::move(*reply);
+        }
+    }
+    return error_reply(404, ErrorCode::not_found, "no such route: " + std::string(r.path));
 }
 
 } // namespace otsync::server

@@ -50,12 +50,15 @@ public:
         : m_store(store), m_sync(sync), m_clock(clock) {}
 
     Reply handle(const RouteRequest& r);
+    /// The people's REST API (/v1/...), when the server offers it.
+    void set_api(class Api* api) { m_api = api; }
     Metrics& metrics() { return m_metrics; }
 
     /// Body limit by route: sync gets `sync_limit`, everything else `default_limit`.
     static std::size_t body_limit(std::string_view path, std::size_t sync_limit,
                                   std::size_t default_limit) {
-        return path == "/v1/sync" ? sync_limit : default_limit;
+        // The sync endpoint and the inventory import take large bodies; nothing else does.
+        return path == "/v1/sync" || path == "/v1/inventory/import" ? sync_limit : default_limit;
     }
 
 private:
@@ -65,6 +68,7 @@ private:
     SyncService& m_sync;
     ClockSource& m_clock;
     Metrics m_metrics;
+    class Api* m_api = nullptr;
 };
 
 } // namespace otsync::server

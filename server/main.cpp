@@ -18,6 +18,14 @@
 //   --max-clock-skew-ms MS  OTSYNC_MAX_CLOCK_SKEW_MS  600000
 //   --page-size N           OTSYNC_PAGE_SIZE          500
 //   --max-ops N             OTSYNC_MAX_OPS            10000 (ops per request)
+//   --pwhash-opslimit N     OTSYNC_PWHASH_OPSLIMIT    2 (argon2id, libsodium INTERACTIVE)
+//   --pwhash-memlimit BYTES OTSYNC_PWHASH_MEMLIMIT    67108864 (64 MiB)
+//   --session-ttl-ms MS     OTSYNC_SESSION_TTL_MS     43200000 (12 h)
+//   --login-max-failures N  OTSYNC_LOGIN_MAX_FAILURES 5 per user name (4× per address)
+//   --login-window-ms MS    OTSYNC_LOGIN_WINDOW_MS    900000 (15 min)
+//   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
+//   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
+#include "api.hpp"
 #include "app.hpp"
 #include "demo.hpp"
 #include "http/http_server.hpp"
@@ -54,6 +62,8 @@ struct Options {
     std::size_t max_body_sync = 8u << 20;
     std::size_t max_body = 64u << 10;
     SyncConfig sync;
+    AuthConfig auth;
+    ProcedureConfig procedure;
 };
 
 [[noreturn]] void fail(const std::string& why) {
@@ -91,6 +101,13 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_MAX_CLOCK_SKEW_MS", "--max-clock-skew-ms"},
         {"OTSYNC_PAGE_SIZE", "--page-size"},
         {"OTSYNC_MAX_OPS", "--max-ops"},
+        {"OTSYNC_PWHASH_OPSLIMIT", "--pwhash-opslimit"},
+        {"OTSYNC_PWHASH_MEMLIMIT", "--pwhash-memlimit"},
+        {"OTSYNC_SESSION_TTL_MS", "--session-ttl-ms"},
+        {"OTSYNC_LOGIN_MAX_FAILURES", "--login-max-failures"},
+        {"OTSYNC_LOGIN_WINDOW_MS", "--login-window-ms"},
+        {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
+        {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
     };
     for (const auto& [env, flag] : env_names) {
         if (const char* v = std::getenv(env.c_str())) {
@@ -157,6 +174,24 @@ Options parse(int argc, char** argv) {
             o.sync.max_page = std::max(o.sync.max_page, o.sync.default_page);
         } else if (k == "--max-ops") {
             o.sync.limits.max_ops = number(k, v, 1, 1'000'000);
+        } else if (k == "--pwhash-opslimit") {
+            o.auth.pwhash_opslimit = number(k, v, 1, 100);
+        } else if (k == "--pwhash-memlimit") {
+            o.auth.pwhash_memlimit = number(k, v, 8192, 4ull << 30);
+        } else if (k == "--session-ttl-ms") {
+            o.auth.session_ttl_ms = static_cast<std::int64_t>(number(k, v, 1000, 31ull * 86400000));
+        } else if (k == "--login-max-failures") {
+            o.auth.max_failures_per_user = static_cast<unsigned>(number(k, v, 1, 1000));
+            o.auth.max_failures_per_address = 4 * o.auth.max_failures_per_user;
+        } else if (k == "--login-window-ms") {
+            o.auth.failure_window_ms = static_cast<std::int64_t>(number(k, v, 1000, 86400000));
+        } else if (k == "--custody-days") {
+            o.procedure.custody_limit_ms =
+                static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
+        } else if (k == "--tz-offset-minutes") {
+            const bool neg = !v.empty() && v[0] == '-';
+            const auto m = static_cast<int>(number(k, neg ? v.substr(1) : v, 0, 14 * 60));
+            o.procedure.tz_offset_minutes = neg ? -m : m;
         } else {
             fail("unknown option '" + k + "'");
         }
@@ -195,9 +230,20 @@ int main(int argc, char** argv) {
         auto store = open_sqlite_store(so);
         SystemClock clock;
         SyncService sync(*store, clock, o.sync);
+        AuthConfig auth_config = o.auth;
+        auth_config.max_concurrent_hashes = std::max(1u, o.threads);
+        AuthService auth(*store, clock, auth_config);
+        Procedure procedure(*store, sync, clock, o.procedure);
+        // Field work that completes a case closes it (DESIGN §6), in the server's own ops.
+        sync.set_after_sync([&procedure](const std::vector<Op>& ops) {
+            procedure.close_ready(procedure.cases_touched_by(ops));
+        });
+        procedure.close_all_ready(); // a restart between an ack and its follow-up
+        Api api(*store, auth, procedure, sync);
         App app(*store, sync, clock);
+        app.set_api(&api);
         if (o.demo) {
-            const auto summary = seed_demo(*store, sync, clock, o.data_dir);
+            const auto summary = seed_demo(*store, sync, auth, procedure, clock, o.data_dir);
             for (const auto& line : summary.lines) {
                 std::cerr << "demo: " << line << "\n";
             }

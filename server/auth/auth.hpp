@@ -50,6 +50,9 @@ struct Principal {
     Hash256 token_hash{};
     bool via_cookie = false; // writes then need the CSRF header
     std::int64_t expires_at = 0;
+    /// The CSRF token that goes with this session (csrf_for(token)), set by authenticate
+    /// for csrf_ok; the page got it at login.
+    std::string csrf;
 };
 
 struct LoginResult {
@@ -105,6 +108,8 @@ private:
         std::vector<std::int64_t> at; // times of recent failures, oldest first
     };
     std::int64_t wait_for(const Failures* f, unsigned max, std::int64_t now) const;
+    std::int64_t seconds_to_wait(const std::string& user_key, const std::string& addr_key,
+                                 std::int64_t now) const;
     void note_failure(const std::string& name, const std::string& address, std::int64_t now);
     bool verify(const std::string& hash, std::string_view password);
 

@@ -678,6 +678,10 @@ std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, st
     return code;
 }
 
+Signature SyncService::sign(std::string_view message) const {
+    return otsync::sign(message, m_key.secret);
+}
+
 std::string SyncService::new_enroll_code(const Id& user) {
     return issue_enroll_code(m_store, user, static_cast<std::int64_t>(m_clock.now_ms()),
                              m_config.enroll_code_ttl_ms);
@@ -827,6 +831,23 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
     wait_commit(pending);
+    if (m_after_sync && !req.ops.empty()) {
+        // Follow-ups of field work (a case that can close now) are the server's own ops, in
+        // their own transaction; the device's ops are already durable whatever happens here.
+        std::vector<Op> accepted;
+        for (std::size_t i = 0; i < req.ops.size() && i < resp.results.size(); ++i) {
+            if (resp.results[i].status != OpStatus::rejected) {
+                accepted.push_back(req.ops[i]);
+            }
+        }
+        if (!accepted.empty()) {
+            try {
+                m_after_sync(accepted);
+            } catch (const std::exception&) {
+                // Not the device's concern: the follow-up is retried at the next change.
+            }
+        }
+    }
 
     // Pull: the technician's feed, or the whole log for office devices.
     const std::uint32_t page =
@@ -879,7 +900,8 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         }
     }
     if (!acked.empty()) { // a receipt proves ops arrived; a pull acknowledges none
-        const Signature receipt = sign(receipt_message(*replica, *counter, acked), m_key.secret);
+        const Signature receipt =
+            otsync::sign(receipt_message(*replica, *counter, acked), m_key.secret);
         resp.receipt.assign(receipt.begin(), receipt.end());
     }
     {

@@ -80,6 +80,13 @@ public:
     std::string new_enroll_code(const Id& user);
 
     PublicKey server_public_key() const { return m_key.public_key; }
+    /// Called after a device's ops are durable, with those accepted (not under the lock):
+    /// the procedure closes cases from here. Set once, before serving.
+    void set_after_sync(std::function<void(const std::vector<Op>&)> f) {
+        m_after_sync = std::move(f);
+    }
+    /// Signs `message` with the server's Ed25519 key (receipts, custody proofs).
+    Signature sign(std::string_view message) const;
     /// Run `f` with the merged state under the service lock.
     void read_state(const std::function<void(const crdt::Replica&)>& f);
     SyncCounters counters();
@@ -139,6 +146,7 @@ private:
     std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
     SyncCounters m_counters;
+    std::function<void(const std::vector<Op>&)> m_after_sync;
 
     // Group commit: requests merged in memory queue their writes in merge order; one
     // thread commits everything queued in one transaction and wakes the waiters.

@@ -152,7 +152,7 @@ constexpr std::uint32_t k_long = 4000;
 constexpr RoleMask k_tv = role_bit(R::technician); // technician_visible
 
 // clang-format off
-constexpr std::array<FieldDef, 38> k_case_fields{{
+constexpr std::array<FieldDef, 39> k_case_fields{{
     {E::case_file, 1, "modality", K::register_, T::int64, 0, 1, 4, k_intake, 0, k_tv, false, nullptr, {}, "Modalidad de traslado"},
     {E::case_file, 2, "contract", K::register_, T::text, k_short, 0, 0, k_intake, 0, k_tv, false, nullptr, {}, "Contrato"},
     {E::case_file, 3, "customer_name", K::register_, T::text, k_name, 0, 0, k_intake, 0, k_tv, false, nullptr, {}, "Nombre del cliente"},
@@ -191,6 +191,7 @@ constexpr std::array<FieldDef, 38> k_case_fields{{
     {E::case_file, 36, "unit", K::register_, T::text, k_short, 0, 0, k_intake, 0, 0, false, nullptr, {}, "Unidad"},
     {E::case_file, 37, "fee_products_withdrawn", K::register_, T::boolean, 0, 0, 0, k_office, 0, 0, false, nullptr, {}, "Producto retirado (baja)"},
     {E::case_file, 38, "fee_charged", K::register_, T::boolean, 0, 0, 0, k_office | k_commercial, 0, 0, false, nullptr, {}, "Cobro de traslado digitado"},
+    {E::case_file, 39, "cancel_reason", K::register_, T::text, k_line, 0, 0, k_cancel, 0, 0, false, nullptr, {}, "Motivo de anulación"},
 }};
 
 constexpr RoleMask k_tech_field = bits({R::technician, R::supervisor, R::system});

@@ -94,7 +94,7 @@ struct Server {
         office = add_user("bo", Role::back_office);
     }
     Id add_user(const std::string& name, Role role) {
-        server::User u{Id::random(), name, role, false, 0};
+        server::User u{Id::random(), name, role, false, 0, {}, {}, {}};
         store->add_user(u);
         return u.id;
     }

@@ -1,24 +1,42 @@
 // otsync-admin: the operator's command line, working on the server's data folder.
 //
-//   otsync-admin [--data-dir DIR] user add --role ROLE NAME
+//   otsync-admin [--data-dir DIR] user add --role ROLE [--full-name NAME] [--unit UNIT]
+//                                          [--password-stdin] NAME
+//   otsync-admin [--data-dir DIR] user set-password NAME      (new password on stdin)
+//   otsync-admin [--data-dir DIR] user disable NAME | user enable NAME
 //   otsync-admin [--data-dir DIR] user list
 //   otsync-admin [--data-dir DIR] device enroll-code USER [--ttl-hours H]
 //   otsync-admin [--data-dir DIR] device revoke REPLICA
 //   otsync-admin [--data-dir DIR] device list
+//   otsync-admin [--data-dir DIR] inventory import FILE.csv
 //
 // The data folder defaults to $OTSYNC_DATA_DIR, then ./var. It is safe to run while
 // the server runs (SQLite WAL with a busy timeout); revocation takes effect on the
-// device's next request. Errors: one line on stderr, exit 1 (2 for usage).
+// device's next request, and disabling a user or setting a password ends the user's web
+// sessions at once. A password is read as one line from stdin (a trailing \r\n is
+// dropped; nothing is echoed when stdin is a terminal) and stored as argon2id through
+// AuthService, at the cost of $OTSYNC_PWHASH_OPSLIMIT and $OTSYNC_PWHASH_MEMLIMIT (bytes)
+// when set, else AuthConfig's defaults: set them as the server's are set, or the server
+// rehashes at the first login. Errors: one line on stderr, exit 1 (2 for usage).
+#include "auth/auth.hpp"
+#include "inventory/csv_import.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
 #include "otsync/error.hpp"
 
+#include <sodium.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,10 +46,14 @@ using namespace otsync::server;
 namespace {
 
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr
-        << "otsync-admin: " << why << "\n"
-        << "usage: otsync-admin [--data-dir DIR] user add --role ROLE NAME | user list |\n"
-        << "       device enroll-code USER [--ttl-hours H] | device revoke REPLICA | device list\n";
+    std::cerr << "otsync-admin: " << why << "\n"
+              << "usage: otsync-admin [--data-dir DIR] COMMAND\n"
+              << "  user add --role ROLE [--full-name NAME] [--unit UNIT] [--password-stdin] NAME\n"
+              << "  user set-password NAME      (reads the new password from stdin)\n"
+              << "  user disable NAME | user enable NAME | user list\n"
+              << "  device enroll-code USER [--ttl-hours H] | device revoke REPLICA | device list\n"
+              << "  inventory import FILE.csv   (all or nothing; lists every bad line)\n"
+              << "env: OTSYNC_DATA_DIR, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
     std::exit(2);
 }
 
@@ -61,6 +83,109 @@ std::uint64_t number(const std::string& s, const char* what) {
     return v;
 }
 
+/// A whole number from the environment, or nullopt when the variable is unset.
+std::optional<std::uint64_t> env_number(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) {
+        return std::nullopt;
+    }
+    const std::string s(v);
+    char* end = nullptr;
+    errno = 0;
+    const auto n = std::strtoull(s.c_str(), &end, 10);
+    if (s.empty() || errno || *end || s[0] == '-') {
+        throw Error(ErrorCode::invalid_argument, std::string(name) + " must be a whole number");
+    }
+    return n;
+}
+
+/// The argon2id cost the server uses unless told otherwise, overridden by the environment.
+AuthConfig auth_config() {
+    AuthConfig c;
+    if (const auto ops = env_number("OTSYNC_PWHASH_OPSLIMIT")) {
+        c.pwhash_opslimit = *ops;
+    }
+    if (const auto mem = env_number("OTSYNC_PWHASH_MEMLIMIT")) {
+        c.pwhash_memlimit = static_cast<std::size_t>(*mem);
+    }
+    return c;
+}
+
+/// A password held in memory only as long as needed: wiped on destruction.
+struct Password {
+    std::string text;
+    Password() { text.reserve(4096); } // getline rarely reallocates (and leaves copies)
+    Password(const Password&) = delete;
+    Password& operator=(const Password&) = delete;
+    ~Password() {
+        if (!text.empty()) {
+            sodium_memzero(text.data(), text.size());
+        }
+    }
+};
+
+/// Turns terminal echo off while a password is typed; a no-op when stdin is not a tty.
+class NoEcho {
+public:
+    NoEcho() {
+        if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &m_saved) == 0) {
+            termios quiet = m_saved;
+            quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+            m_active = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+        }
+    }
+    ~NoEcho() {
+        if (m_active) {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &m_saved);
+            std::cerr << "\n";
+        }
+    }
+    NoEcho(const NoEcho&) = delete;
+    NoEcho& operator=(const NoEcho&) = delete;
+
+private:
+    termios m_saved{};
+    bool m_active = false;
+};
+
+/// One line of stdin, without its line ending; refuses an empty one.
+void read_password(Password& p, const std::string& user) {
+    if (isatty(STDIN_FILENO)) {
+        std::cerr << "password for " << user << ": " << std::flush;
+    }
+    {
+        NoEcho quiet;
+        if (!std::getline(std::cin, p.text) && p.text.empty()) {
+            throw Error(ErrorCode::invalid_argument, "no password on stdin");
+        }
+    }
+    while (!p.text.empty() && (p.text.back() == '\r' || p.text.back() == '\n')) {
+        p.text.pop_back();
+    }
+    if (p.text.empty()) {
+        throw Error(ErrorCode::invalid_argument, "the password is empty");
+    }
+}
+
+User find_user(Store& store, const std::string& name) {
+    auto u = store.user_by_name(name);
+    if (!u) {
+        throw Error(ErrorCode::invalid_argument, "no user named '" + name + "'");
+    }
+    return *u;
+}
+
+/// Free text for a profile field: valid UTF-8, no control characters, bounded.
+void check_text(const std::string& s, const char* what) {
+    bool control = false;
+    for (const char c : s) {
+        control = control || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    }
+    if (s.size() > 200 || !is_valid_utf8(s) || control) {
+        usage(std::string(what) + " must be at most 200 bytes of UTF-8 text on one line");
+    }
+}
+
 int run(std::vector<std::string> args) {
     std::string data_dir = std::getenv("OTSYNC_DATA_DIR") ? std::getenv("OTSYNC_DATA_DIR") : "var";
     if (args.size() >= 2 && args[0] == "--data-dir") {
@@ -81,10 +206,17 @@ int run(std::vector<std::string> args) {
     const std::string noun = args[0], verb = args[1];
 
     if (noun == "user" && verb == "add") {
-        std::string role_name, name;
+        std::string role_name, name, full_name, unit;
+        bool password_stdin = false;
         for (std::size_t i = 2; i < args.size(); ++i) {
             if (args[i] == "--role" && i + 1 < args.size()) {
                 role_name = args[++i];
+            } else if (args[i] == "--full-name" && i + 1 < args.size()) {
+                full_name = args[++i];
+            } else if (args[i] == "--unit" && i + 1 < args.size()) {
+                unit = args[++i];
+            } else if (args[i] == "--password-stdin") {
+                password_stdin = true;
             } else if (name.empty() && args[i].rfind("--", 0) != 0) {
                 name = args[i];
             } else {
@@ -100,20 +232,64 @@ int run(std::vector<std::string> args) {
         if (name.empty() || name.size() > 64 || !is_valid_utf8(name)) {
             usage("a user name of 1 to 64 bytes is required");
         }
+        check_text(full_name, "--full-name");
+        check_text(unit, "--unit");
         User u;
         u.id = Id::random();
         u.name = name;
         u.role = *role;
         u.created_at = now_ms();
+        u.full_name = full_name;
+        u.unit = unit;
+        if (password_stdin) {
+            // Hashed before the user exists, so a bad password adds nobody.
+            SystemClock clock;
+            AuthService auth(*store, clock, auth_config());
+            Password p;
+            read_password(p, name);
+            u.password_hash = auth.hash_password(p.text);
+        }
         store->add_user(u);
         std::cout << "user " << name << " (" << to_string(*role) << ") added: " << u.id.hex()
-                  << "\n";
+                  << (password_stdin ? ", with a password" : "") << "\n";
+        return 0;
+    }
+    if (noun == "user" && verb == "set-password") {
+        if (args.size() != 3) {
+            usage("user set-password needs a user name (the password comes on stdin)");
+        }
+        const User u = find_user(*store, args[2]);
+        SystemClock clock;
+        AuthService auth(*store, clock, auth_config());
+        Password p;
+        read_password(p, u.name);
+        auth.set_password(u.id, p.text);
+        std::cout << "password of " << u.name << " set; the user's sessions were ended\n";
+        return 0;
+    }
+    if (noun == "user" && (verb == "disable" || verb == "enable")) {
+        if (args.size() != 3) {
+            usage("user " + verb + " needs a user name");
+        }
+        const User u = find_user(*store, args[2]);
+        const bool disable = verb == "disable";
+        store->set_user_disabled(u.id, disable);
+        if (disable) {
+            const std::size_t ended = store->delete_sessions_of(u.id);
+            std::cout << "user " << u.name << " disabled; " << ended << " session"
+                      << (ended == 1 ? "" : "s") << " ended (revoke devices with device revoke)\n";
+        } else {
+            std::cout << "user " << u.name << " enabled\n";
+        }
         return 0;
     }
     if (noun == "user" && verb == "list") {
+        std::cout << "name\trole\tstate\tid\tpassword\tfull name\tunit\n";
         for (const auto& u : store->users()) {
             std::cout << u.name << "\t" << to_string(u.role) << "\t"
-                      << (u.disabled ? "disabled" : "active") << "\t" << u.id.hex() << "\n";
+                      << (u.disabled ? "disabled" : "active") << "\t" << u.id.hex() << "\t"
+                      << (u.password_hash.empty() ? "none" : "set") << "\t" << u.full_name << "\t"
+                      << u.unit << "\n";
         }
         return 0;
     }
@@ -161,6 +337,41 @@ int run(std::vector<std::string> args) {
                       << "\t" << (d.status == DeviceStatus::active ? "active" : "revoked") << "\t"
                       << when(d.last_seen) << "\t" << d.cursor << "\t" << lag << "\n";
         }
+        return 0;
+    }
+    if (noun == "inventory" && verb == "import") {
+        // All or nothing: the report on stdout when imported, every problem on stderr if not.
+        if (args.size() != 3) {
+            usage("inventory import needs one FILE.csv");
+        }
+        const std::filesystem::path file = args[2];
+        const ImportLimits limits;
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(file, ec);
+        if (ec) {
+            throw Error(ErrorCode::invalid_argument,
+                        "cannot read " + file.string() + ": " + ec.message());
+        }
+        if (size > limits.max_bytes) {
+            throw Error(ErrorCode::invalid_argument, file.string() + " is " + std::to_string(size) +
+                                                         " bytes, more than the limit of " +
+                                                         std::to_string(limits.max_bytes));
+        }
+        std::ifstream in(file, std::ios::binary);
+        std::string csv(static_cast<std::size_t>(size), '\0');
+        if (!in || !in.read(csv.data(), static_cast<std::streamsize>(csv.size())) ||
+            in.peek() != std::ifstream::traits_type::eof()) {
+            throw Error(ErrorCode::invalid_argument,
+                        "cannot read " + file.string() + " (or it changed while being read)");
+        }
+        const ImportResult r = import_inventory_csv(csv, *store, now_ms(), limits);
+        if (!r.ok()) {
+            const std::size_t n = r.problem_count();
+            std::cerr << "otsync-admin: inventory not imported, " << n
+                      << (n == 1 ? " problem:\n" : " problems:\n") << r.report() << "\n";
+            return 1;
+        }
+        std::cout << r.report() << "\n";
         return 0;
     }
     usage("unknown command '" + noun + " " + verb + "'");

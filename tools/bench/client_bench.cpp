@@ -90,8 +90,8 @@ int run_client_bench(int argc, char** argv) {
         auto store = server::open_sqlite_store(so);
         server::SyncService sync(*store, clock, {});
         server::App app(*store, sync, clock);
-        const server::User bo{Id::random(), "bo", Role::back_office, false, 0};
-        const server::User tech{Id::random(), "tec", Role::technician, false, 0};
+        const server::User bo{Id::random(), "bo", Role::back_office, false, 0, {}, {}, {}};
+        const server::User tech{Id::random(), "tec", Role::technician, false, 0, {}, {}, {}};
         store->add_user(bo);
         store->add_user(tech);
         std::vector<Id> ots;

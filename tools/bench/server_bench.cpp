@@ -109,7 +109,7 @@ std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std
     auto store = server::open_sqlite_store(so);
     SystemClock clock;
     server::SyncService sync(*store, clock, {});
-    server::User bo{Id::random(), "bench.bo", Role::back_office, false, 0};
+    server::User bo{Id::random(), "bench.bo", Role::back_office, false, 0, {}, {}, {}};
     store->add_user(bo);
     std::vector<SimDevice> devices(n);
     const auto now = static_cast<std::int64_t>(clock.now_ms());
@@ -118,7 +118,8 @@ std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std
         d.key = SigningKeyPair::generate();
         d.user = Id::random();
         d.ot = Id::random();
-        store->add_user({d.user, "bench.tec" + std::to_string(i), Role::technician, false, now});
+        store->add_user(
+            {d.user, "bench.tec" + std::to_string(i), Role::technician, false, now, {}, {}, {}});
     }
     // Enroll through the public endpoint, as devices do.
     for (std::size_t i = 0; i < n; ++i) {

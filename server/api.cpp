@@ -1,0 +1,457 @@
+// The REST routes and their role table; see api.hpp and docs/api.md.
+#include "api.hpp"
+
+#include "procedure/json_body.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <functional>
+
+namespace otsync::server {
+
+namespace {
+
+using R = Role;
+constexpr RoleMask bits(std::initializer_list<Role> roles) {
+    RoleMask m = 0;
+    for (Role r : roles) {
+        m = static_cast<RoleMask>(m | role_bit(r));
+    }
+    return m;
+}
+
+// Role groups of the route table.
+constexpr RoleMask k_people = k_all_roles & ~role_bit(R::system); // any signed-in person
+constexpr RoleMask k_office = k_people & ~role_bit(R::technician);
+constexpr RoleMask k_openers = bits({R::customer_service, R::sales_executive, R::supervisor});
+constexpr RoleMask k_editors = bits({R::customer_service, R::sales_executive, R::commercial_advisor,
+                                     R::back_office, R::supervisor});
+constexpr RoleMask k_steppers =
+    bits({R::customer_service, R::commercial_head, R::sales_executive, R::platform_officer,
+          R::commercial_advisor, R::back_office, R::supervisor});
+constexpr RoleMask k_routers = bits({R::commercial_head, R::platform_officer, R::supervisor});
+constexpr RoleMask k_reviewers = bits({R::sales_executive, R::commercial_advisor, R::supervisor});
+constexpr RoleMask k_dispatch = bits({R::back_office, R::supervisor});
+constexpr RoleMask k_supervisor = role_bit(R::supervisor);
+constexpr RoleMask k_warehouse_read = bits({R::warehouse_clerk, R::back_office, R::supervisor});
+constexpr RoleMask k_receivers = bits({R::warehouse_clerk, R::supervisor});
+constexpr RoleMask k_reports = bits({R::supervisor, R::back_office, R::commercial_head,
+                                     R::commercial_advisor, R::platform_officer});
+
+struct Ctx {
+    const RouteRequest& req;
+    const User& user;
+    std::vector<std::string> params;
+    std::map<std::string, std::string> query;
+};
+using Handler = std::function<Reply(Api&, Ctx&)>;
+
+struct Route {
+    const char* method;
+    const char* pattern;
+    RoleMask roles;
+    std::function<Reply(Procedure&, Ctx&)> handler;
+};
+
+Reply json(std::string body, unsigned status = 200) {
+    return Reply{status, "application/json", std::move(body)};
+}
+
+Id parse_id(const std::string& s, const char* what) {
+    try {
+        return Id::from_hex(s);
+    } catch (const Error&) {
+        throw Error(ErrorCode::not_found, std::string("no ") + what + " '" + s + "'");
+    }
+}
+
+const std::vector<Route>& table() {
+    using P = Procedure;
+    static const std::vector<Route> k{
+        // ---- cases ----
+        {"POST", "/v1/cases", k_openers,
+         [](P& p, Ctx& c) { return json(p.open_case(c.user, c.req.body), 201); }},
+        {"GET", "/v1/cases", k_office, [](P& p, Ctx& c) { return json(p.list_cases(c.query)); }},
+        {"GET", "/v1/cases/{id}", k_office,
+         [](P& p, Ctx& c) { return json(p.case_detail(parse_id(c.params[0], "case"))); }},
+        {"PATCH", "/v1/cases/{id}", k_editors,
+         [](P& p, Ctx& c) {
+             return json(p.edit_case(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/steps", k_steppers,
+         [](P& p, Ctx& c) {
+             return json(p.record_step(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/route", k_routers,
+         [](P& p, Ctx& c) {
+             return json(p.route_case(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/contact", k_reviewers,
+         [](P& p, Ctx& c) {
+             return json(p.contact(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/feasibility", k_reviewers,
+         [](P& p, Ctx& c) {
+             return json(p.feasibility(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/requirements", k_reviewers,
+         [](P& p, Ctx& c) {
+             return json(p.requirements(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/override", k_supervisor,
+         [](P& p, Ctx& c) {
+             return json(
+                 p.override_requirements(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/approve", k_reviewers,
+         [](P& p, Ctx& c) {
+             return json(p.approve(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/reject", k_reviewers,
+         [](P& p, Ctx& c) {
+             return json(p.reject(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/cancel", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.cancel_case(c.user, parse_id(c.params[0], "case"), c.req.body));
+         }},
+        {"POST", "/v1/cases/{id}/ots", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.issue_ots(c.user, parse_id(c.params[0], "case"), c.req.body), 201);
+         }},
+        {"GET", "/v1/cases/{id}/reconciliation", k_office,
+         [](P& p, Ctx& c) { return json(p.case_reconciliation(parse_id(c.params[0], "case"))); }},
+        // ---- OTs and items ----
+        {"GET", "/v1/ots", k_office, [](P& p, Ctx& c) { return json(p.list_ots(c.query)); }},
+        {"GET", "/v1/ots/{id}", k_office,
+         [](P& p, Ctx& c) { return json(p.ot_detail(parse_id(c.params[0], "OT"))); }},
+        {"POST", "/v1/ots/{id}/assign", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.assign_ot(c.user, parse_id(c.params[0], "OT"), c.req.body));
+         }},
+        {"POST", "/v1/ots/{id}/cancel", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.cancel_ot(c.user, parse_id(c.params[0], "OT"), c.req.body));
+         }},
+        {"POST", "/v1/ots/{id}/missing", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.missing_reason(c.user, parse_id(c.params[0], "OT"), c.req.body));
+         }},
+        {"GET", "/v1/ots/{id}/reconciliation", k_office,
+         [](P& p, Ctx& c) { return json(p.ot_reconciliation(parse_id(c.params[0], "OT"))); }},
+        {"POST", "/v1/items/{id}/resolve", k_dispatch,
+         [](P& p, Ctx& c) {
+             return json(p.resolve_item(c.user, parse_id(c.params[0], "item"), c.req.body));
+         }},
+        // ---- handovers ----
+        {"GET", "/v1/handovers", k_warehouse_read,
+         [](P& p, Ctx& c) { return json(p.list_handovers(c.query)); }},
+        {"GET", "/v1/handovers/{id}", k_warehouse_read,
+         [](P& p, Ctx& c) { return json(p.handover_detail(parse_id(c.params[0], "handover"))); }},
+        {"POST", "/v1/handovers/{id}/receipt", k_receivers,
+         [](P& p, Ctx& c) {
+             return json(p.receive_handover(c.user, parse_id(c.params[0], "handover"), c.req.body));
+         }},
+        {"GET", "/v1/handovers/{id}/anexo4", k_warehouse_read,
+         [](P& p, Ctx& c) {
+             return Reply{200, "text/html; charset=utf-8",
+                          p.anexo4_html(parse_id(c.params[0], "handover"))};
+         }},
+        // ---- fees and inventory ----
+        {"GET", "/v1/fees", k_office, [](P& p, Ctx& c) { return json(p.fees(c.query)); }},
+        {"POST", "/v1/fees", k_supervisor,
+         [](P& p, Ctx& c) { return json(p.put_fee(c.user, c.req.body), 201); }},
+        {"POST", "/v1/inventory/import", k_dispatch,
+         [](P& p, Ctx& c) { return json(p.import_inventory(c.req.body)); }},
+        {"GET", "/v1/inventory/contracts/{id}", k_office,
+         [](P& p, Ctx& c) { return json(p.contract_detail(c.params[0])); }},
+        // ---- reports and conflicts ----
+        {"GET", "/v1/reports/indicators", k_reports,
+         [](P& p, Ctx& c) {
+             const bool csv = c.query.count("format") && c.query.at("format") == "csv";
+             return csv ? Reply{200, "text/csv; charset=utf-8", p.indicators(c.query, true)}
+                        : json(p.indicators(c.query, false));
+         }},
+        {"GET", "/v1/reports/discrepancies", k_warehouse_read,
+         [](P& p, Ctx& c) { return json(p.discrepancies(c.query)); }},
+        {"GET", "/v1/conflicts", k_warehouse_read, [](P& p, Ctx&) { return json(p.conflicts()); }},
+        {"POST", "/v1/conflicts/resolve", k_warehouse_read,
+         [](P& p, Ctx& c) { return json(p.resolve_conflict(c.user, c.req.body)); }},
+        // ---- people and devices ----
+        {"GET", "/v1/users", k_office, [](P& p, Ctx&) { return json(p.users_json()); }},
+        {"GET", "/v1/devices", k_supervisor, [](P& p, Ctx&) { return json(p.devices_json()); }},
+    };
+    return k;
+}
+
+/// Matches "/v1/cases/{id}/approve" against a path; fills the {..} captures.
+bool match(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
+    params.clear();
+    while (!pattern.empty() || !path.empty()) {
+        if (pattern.empty() || path.empty()) {
+            return false;
+        }
+        if (pattern.front() != '/' || path.front() != '/') {
+            return false;
+        }
+        pattern.remove_prefix(1);
+        path.remove_prefix(1);
+        const auto pe = std::min(pattern.find('/'), pattern.size());
+        const auto se = std::min(path.find('/'), path.size());
+        const auto pseg = pattern.substr(0, pe);
+        const auto sseg = path.substr(0, se);
+        if (pseg.size() > 2 && pseg.front() == '{') {
+            if (sseg.empty() || sseg.size() > 200) {
+                return false;
+            }
+            params.emplace_back(sseg);
+        } else if (pseg != sseg) {
+            return false;
+        }
+        pattern.remove_prefix(pe);
+        path.remove_prefix(se);
+    }
+    return true;
+}
+
+std::string header(const RouteRequest& r, const std::string& name) {
+    auto it = r.headers.find(name);
+    return it == r.headers.end() ? std::string() : it->second;
+}
+
+std::string user_json(const User& u) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("id");
+    w.String(u.id.hex());
+    w.Key("name");
+    w.String(u.name);
+    w.Key("full_name");
+    w.String(u.full_name);
+    w.Key("role");
+    w.String(std::string(to_string(u.role)));
+    w.Key("role_label");
+    w.String(std::string(label_es(u.role)));
+    w.Key("unit");
+    w.String(u.unit);
+    w.EndObject();
+    return sb.GetString();
+}
+
+std::string remote_ip(std::string_view remote) {
+    if (!remote.empty() && remote.front() == '[') {
+        return std::string(remote.substr(0, remote.find(']') + 1));
+    }
+    return std::string(remote.substr(0, remote.rfind(':')));
+}
+
+} // namespace
+
+unsigned http_status(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::unauthenticated:
+        return 401;
+    case ErrorCode::permission_denied:
+        return 403;
+    case ErrorCode::not_found:
+        return 404;
+    case ErrorCode::conflict:
+    case ErrorCode::invalid_transition:
+    case ErrorCode::requirements_incomplete:
+        return 409;
+    case ErrorCode::too_large:
+        return 413;
+    case ErrorCode::rate_limited:
+        return 429;
+    case ErrorCode::internal:
+        return 503;
+    default:
+        return 400;
+    }
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+    std::map<std::string, std::string> out;
+    auto decode = [](std::string_view s) {
+        std::string o;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            if (s[i] == '+') {
+                o += ' ';
+            } else if (s[i] == '%' && i + 2 < s.size() &&
+                       std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                       std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+                o += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+                i += 2;
+            } else {
+                o += s[i];
+            }
+        }
+        return o;
+    };
+    while (!q.empty()) {
+        const auto amp = std::min(q.find('&'), q.size());
+        const auto part = q.substr(0, amp);
+        const auto eq = part.find('=');
+        if (!part.empty()) {
+            out[decode(part.substr(0, eq))] =
+                eq == std::string_view::npos ? std::string() : decode(part.substr(eq + 1));
+        }
+        q.remove_prefix(std::min(amp + 1, q.size()));
+    }
+    return out;
+}
+
+const std::vector<RouteInfo>& Api::routes() {
+    static const std::vector<RouteInfo> k = [] {
+        std::vector<RouteInfo> out{{"POST", "/v1/auth/login", 0},
+                                   {"POST", "/v1/auth/logout", k_people},
+                                   {"GET", "/v1/auth/session", k_people},
+                                   {"POST", "/v1/devices/{id}/revoke", k_supervisor}};
+        for (const auto& r : table()) {
+            out.push_back({r.method, r.pattern, r.roles});
+        }
+        return out;
+    }();
+    return k;
+}
+
+bool route_matches(std::string_view pattern, std::string_view path) {
+    std::vector<std::string> ignored;
+    return match(pattern, path, ignored);
+}
+
+std::optional<Reply> Api::handle(const RouteRequest& r) {
+    const std::string path(r.path);
+    try {
+        // ---- login: the one route without a session ----
+        if (path == "/v1/auth/login") {
+            if (r.method != "POST") {
+                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+            }
+            JsonBody j(r.body);
+            const std::string name = j.req_text("name", 200);
+            const std::string password = j.req_text("password", 1024);
+            j.done();
+            const std::string ip = remote_ip(r.remote);
+            try {
+                const auto res = m_auth.login(name, password, ip);
+                Reply reply = json("{\"token\":\"" + res.token + "\",\"csrf\":\"" + res.csrf +
+                                   "\",\"expires_at\":" + std::to_string(res.expires_at) +
+                                   ",\"user\":" + user_json(res.user) + "}");
+                reply.headers.emplace_back("Set-Cookie", m_auth.session_cookie(res.token));
+                reply.headers.emplace_back("Cache-Control", "no-store");
+                return reply;
+            } catch (const Error& e) {
+                if (e.code() == ErrorCode::rate_limited) {
+                    Reply reply = error_reply(429, e.code(), e.message());
+                    reply.headers.emplace_back(
+                        "Retry-After", std::to_string(m_auth.retry_after_seconds(name, ip)));
+                    return reply;
+                }
+                throw;
+            }
+        }
+
+        // ---- everything else needs a session ----
+        const auto principal = m_auth.authenticate(r.headers);
+        std::vector<std::string> params;
+        const Route* route = nullptr;
+        bool path_known = path == "/v1/auth/logout" || path == "/v1/auth/session";
+        bool revoke = false;
+        if (match("/v1/devices/{id}/revoke", path, params)) {
+            path_known = revoke = true;
+        }
+        for (const auto& candidate : table()) {
+            std::vector<std::string> p;
+            if (match(candidate.pattern, path, p)) {
+                path_known = true;
+                if (candidate.method == r.method) {
+                    route = &candidate;
+                    params = std::move(p);
+                    break;
+                }
+            }
+        }
+        if (!path_known) {
+            return std::nullopt;
+        }
+        if (!principal) {
+            Reply reply = error_reply(401, ErrorCode::unauthenticated,
+                                      "sign in first (your session is missing or expired)");
+            reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return reply;
+        }
+        const User& user = principal->user;
+        const bool write = r.method != "GET" && r.method != "HEAD";
+        if (write && !m_auth.csrf_ok(*principal, r.headers)) {
+            return error_reply(403, ErrorCode::permission_denied,
+                               "missing or wrong X-CSRF-Token for a cookie session");
+        }
+        if (path == "/v1/auth/logout") {
+            if (r.method != "POST") {
+                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+            }
+            m_auth.logout(principal->token_hash);
+            Reply reply = json("{\"ok\":true}");
+            reply.headers.emplace_back("Set-Cookie", AuthService::clear_cookie());
+            return reply;
+        }
+        if (path == "/v1/auth/session") {
+            if (r.method != "GET") {
+                return error_reply(405, ErrorCode::invalid_argument, "use GET");
+            }
+            return json("{\"user\":" + user_json(user) +
+                        ",\"expires_at\":" + std::to_string(principal->expires_at) +
+                        ",\"csrf\":\"" + principal->csrf + "\"}");
+        }
+        if (revoke) {
+            if (r.method != "POST") {
+                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+            }
+            if (user.role != Role::supervisor) {
+                return error_reply(403, ErrorCode::permission_denied,
+                                   "only a supervisor revokes devices");
+            }
+            char* end = nullptr;
+            const auto replica = std::strtoull(params[0].c_str(), &end, 10);
+            if (params[0].empty() || *end || !m_store.revoke_device(replica)) {
+                return error_reply(404, ErrorCode::not_found, "no device " + params[0]);
+            }
+            return json(m_procedure.devices_json());
+        }
+        if (!route) {
+            return error_reply(405, ErrorCode::invalid_argument,
+                               "method " + std::string(r.method) + " is not allowed here");
+        }
+        // Deny by default: the role must be in the route's row of the table.
+        if ((route->roles & role_bit(user.role)) == 0) {
+            return error_reply(403, ErrorCode::permission_denied,
+                               std::string(label_es(user.role)) + " may not " +
+                                   std::string(r.method) + " " + route->pattern);
+        }
+        if (write && path != "/v1/inventory/import") {
+            const std::string ct = header(r, "content-type");
+            if (!r.body.empty() && ct.rfind("application/json", 0) != 0) {
+                return error_reply(415, ErrorCode::invalid_argument,
+                                   "send the body as application/json");
+            }
+        }
+        Ctx ctx{r, user, std::move(params), parse_query(r.query)};
+        return route->handler(m_procedure, ctx);
+    } catch (const Reply& reply) {
+        return reply; // a handler's own detailed error (e.g. the import's problem list)
+    } catch (const Error& e) {
+        if (e.code() == ErrorCode::internal) {
+            return error_reply(503, e.code(), "the server could not complete the request; retry");
+        }
+        std::string message = e.message();
+        if (!e.field().empty() && message.find(e.field()) == std::string::npos) {
+            message = e.field() + ": " + message;
+        }
+        return error_reply(http_status(e.code()), e.code(), message);
+    }
+}
+
+} // namespace otsync::server

@@ -1,0 +1,562 @@
+// Reconciliation, closing and indicators as pure functions of the state; see views.hpp.
+#include "procedure/views.hpp"
+
+#include "otsync/model.hpp"
+
+#define RAPIDJSON_HAS_STDSTRING 1
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+namespace otsync::server {
+
+namespace {
+
+using CI = EntityType;
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const auto yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = static_cast<std::int64_t>(yoe) + era * 400;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+}
+
+bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);
+}
+
+std::vector<std::string> texts(const crdt::Replica& r, EntityType t, const Id& id,
+                               std::string_view field) {
+    std::vector<std::string> out;
+    for (const auto& v : r.elements(t, id, field)) {
+        if (const auto* s = std::get_if<std::string>(&v)) {
+            out.push_back(*s);
+        }
+    }
+    return out;
+}
+
+/// "SERIAL: reason" entries of an OT's missing_reasons log, latest per serial.
+std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot) {
+    std::map<std::string, std::string> out;
+    if (const auto* log = r.log(CI::work_order, ot, "missing_reasons")) {
+        for (const auto& [key, v] : log->events) {
+            if (const auto* s = std::get_if<std::string>(&v)) {
+                const auto colon = s->find(": ");
+                if (colon != std::string::npos && colon > 0) {
+                    out[s->substr(0, colon)] = s->substr(colon + 2);
+                }
+            }
+        }
+    }
+    return out;
+}
+
+bool lifecycle_failed_ever(const crdt::Replica& r, const Id& ot) {
+    if (const auto* reg = r.reg(CI::work_order, ot, "status")) {
+        for (const auto& w : reg->history) {
+            if (w.state == "failed") {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+OtMode ot_mode(std::string_view kind) {
+    if (kind == "install_ftth" || kind == "withdraw_boot") {
+        return OtMode::collect; // copper equipment (m1) or the BOOT GPON (m4) comes back
+    }
+    if (kind == "relocate_ftth") {
+        return OtMode::verify; // the customer carried the equipment (m2, m3)
+    }
+    return OtMode::none;
+}
+
+std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
+}
+
+std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id,
+                        std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
+}
+
+std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
+                                    std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<Timestamp>(*v)
+               ? std::optional<std::int64_t>(std::get<Timestamp>(*v).ms)
+               : std::nullopt;
+}
+
+std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t, const Id& id,
+                                            std::string_view state) {
+    if (const auto* reg = r.reg(t, id, "status")) {
+        for (const auto& w : reg->history) { // sorted by op order
+            if (w.state == state) {
+                return static_cast<std::int64_t>(hlc_ms(w.key.hlc));
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id) {
+    std::vector<std::pair<std::int64_t, Id>> found;
+    for (const Id& ot : r.entities(CI::work_order)) {
+        if (id_of(r, CI::work_order, ot, "case") == case_id) {
+            found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
+        }
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<Id> out;
+    for (auto& [t, id] : found) {
+        out.push_back(id);
+    }
+    return out;
+}
+
+OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const ReconcileOptions& o) {
+    OtReconciliation rec;
+    rec.ot = ot;
+    rec.case_id = id_of(r, CI::work_order, ot, "case").value_or(Id{});
+    rec.kind = text_of(r, CI::work_order, ot, "kind");
+    rec.status = text_of(r, CI::work_order, ot, "status");
+    rec.mode = ot_mode(rec.kind);
+    const auto expected = texts(r, CI::work_order, ot, "expected_equipment");
+    const auto verified = texts(r, CI::work_order, ot, "verified_equipment");
+    const auto reasons = missing_reasons(r, ot);
+    const bool completed = rec.status == "completed";
+
+    // Every live (not voided) collected item by serial, across OTs: this OT's rows, and
+    // where else each serial was collected.
+    std::map<std::string, Id> mine;
+    std::map<std::string, std::vector<Id>> elsewhere;
+    for (const Id& item : r.entities(CI::collected_item)) {
+        if (is_true(r, CI::collected_item, item, "voided")) {
+            continue;
+        }
+        const auto w = id_of(r, CI::collected_item, item, "work_order");
+        const std::string serial = text_of(r, CI::collected_item, item, "serial");
+        if (!w || serial.empty()) {
+            continue;
+        }
+        if (*w == ot) {
+            mine[serial] = item;
+        } else {
+            elsewhere[serial].push_back(*w);
+        }
+    }
+
+    auto fill_item = [&](SerialLine& line, const Id& item) {
+        const auto T = CI::collected_item;
+        line.item = item;
+        line.reason = text_of(r, T, item, "reason");
+        line.defect = text_of(r, T, item, "defect");
+        line.observations = text_of(r, T, item, "observations");
+        line.description = text_of(r, T, item, "description");
+        line.collected_at = time_of(r, T, item, "collected_at").value_or(0);
+        line.receipt = text_of(r, T, item, "receipt");
+        line.receipt_note = text_of(r, T, item, "receipt_note");
+        line.resolution = text_of(r, T, item, "resolution");
+        line.handover = id_of(r, T, item, "handover");
+        const bool arrived = line.receipt == "received" || line.receipt == "damaged_on_arrival";
+        line.settled = arrived || !line.resolution.empty();
+        line.overdue = !arrived && line.resolution.empty() && line.collected_at > 0 &&
+                       o.now_ms - line.collected_at > o.custody_limit_ms;
+    };
+
+    std::set<std::string> done;
+    for (const auto& serial : expected) {
+        SerialLine line;
+        line.serial = serial;
+        line.expected = true;
+        if (rec.mode == OtMode::verify) {
+            if (std::find(verified.begin(), verified.end(), serial) != verified.end()) {
+                line.status = "matched";
+                line.settled = true;
+            }
+        } else if (auto it = mine.find(serial); it != mine.end()) {
+            fill_item(line, it->second);
+            line.status = line.reason == "damaged" ? "damaged" : "matched";
+        }
+        if (line.status.empty()) {
+            if (auto it = reasons.find(serial); it != reasons.end()) {
+                line.missing_reason = it->second;
+            }
+            if (completed || !line.missing_reason.empty()) {
+                line.status = "missing";
+                line.settled = !line.missing_reason.empty();
+            } else {
+                line.status = "pending";
+                // A cancelled OT leaves nothing to settle; an open one settles on completion.
+                line.settled = rec.status == "cancelled";
+            }
+        }
+        done.insert(serial);
+        rec.lines.push_back(std::move(line));
+    }
+    for (const auto& [serial, item] : mine) {
+        if (done.contains(serial)) {
+            continue;
+        }
+        SerialLine line;
+        line.serial = serial;
+        fill_item(line, item);
+        line.status = line.reason == "damaged" ? "damaged" : "unexpected";
+        rec.lines.push_back(std::move(line));
+    }
+    if (rec.mode == OtMode::verify) {
+        for (const auto& serial : verified) {
+            if (!done.contains(serial)) {
+                SerialLine line;
+                line.serial = serial;
+                line.status = "unexpected";
+                line.settled = true; // the customer keeps it: nothing to receive
+                rec.lines.push_back(std::move(line));
+            }
+        }
+    }
+    for (auto& line : rec.lines) {
+        if (auto it = elsewhere.find(line.serial); it != elsewhere.end() && line.item) {
+            line.collected_twice = true;
+            line.also_on = it->second;
+        }
+    }
+    return rec;
+}
+
+std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
+                                             const ReconcileOptions& o) {
+    std::vector<OtReconciliation> out;
+    for (const Id& ot : ots_of_case(r, case_id)) {
+        out.push_back(reconcile_ot(r, ot, o));
+    }
+    return out;
+}
+
+std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case_id,
+                                          const ReconcileOptions& o) {
+    std::vector<std::string> why;
+    const std::string status = text_of(r, CI::case_file, case_id, "status");
+    if (status != "in_progress") {
+        why.push_back("the case is '" + status + "', not in progress");
+        return why;
+    }
+    const auto recs = reconcile_case(r, case_id, o);
+    if (recs.empty()) {
+        why.push_back("no OT has been issued");
+    }
+    for (const auto& rec : recs) {
+        if (!is_final(work_order_lifecycle(), rec.status)) {
+            why.push_back("OT " + rec.kind + " is '" + rec.status + "'");
+        }
+        for (const auto& line : rec.lines) {
+            if (line.settled) {
+                continue;
+            }
+            if (line.status == "missing") {
+                why.push_back(line.serial + " is missing and has no reason");
+            } else if (line.status != "pending") {
+                why.push_back(line.serial + (line.receipt == "missing"
+                                                 ? " did not arrive at the warehouse"
+                                                 : " has not been received by the warehouse"));
+            }
+        }
+    }
+    return why;
+}
+
+// ---- indicators -------------------------------------------------------------------------
+
+std::optional<std::int64_t> parse_local_date(std::string_view s, int offset_minutes) {
+    if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
+        return std::nullopt;
+    }
+    auto num = [&](std::size_t at, std::size_t n) -> std::optional<unsigned> {
+        unsigned v = 0;
+        for (std::size_t i = at; i < at + n; ++i) {
+            if (s[i] < '0' || s[i] > '9') {
+                return std::nullopt;
+            }
+            v = v * 10 + static_cast<unsigned>(s[i] - '0');
+        }
+        return v;
+    };
+    const auto y = num(0, 4), m = num(5, 2), d = num(8, 2);
+    if (!y || !m || !d || *m < 1 || *m > 12 || *d < 1 || *y < 1970) {
+        return std::nullopt;
+    }
+    static constexpr unsigned k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*d > k_days[*m - 1] + (*m == 2 && leap ? 1u : 0u)) {
+        return std::nullopt;
+    }
+    return days_from_civil(*y, *m, *d) * 86400000 - std::int64_t{offset_minutes} * 60000;
+}
+
+std::string format_local_date(std::int64_t ms, int offset_minutes) {
+    const std::int64_t local = ms + std::int64_t{offset_minutes} * 60000;
+    std::int64_t days = local / 86400000;
+    if (local % 86400000 < 0) {
+        --days;
+    }
+    std::int64_t y = 0;
+    unsigned m = 0, d = 0;
+    civil_from_days(days, y, m, d);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
+    return buf;
+}
+
+Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
+    Indicators ind;
+    ind.query = q;
+    std::map<std::string, DayFigure> days;
+    for (const Id& c : r.entities(CI::case_file)) {
+        const auto opened = time_of(r, CI::case_file, c, "opened_at");
+        if (!opened || *opened < q.from_ms || *opened >= q.to_ms) {
+            continue;
+        }
+        CaseFigure f;
+        f.id = c;
+        f.unit = text_of(r, CI::case_file, c, "unit");
+        if (!q.unit.empty() && f.unit != q.unit) {
+            continue;
+        }
+        f.contract = text_of(r, CI::case_file, c, "contract");
+        f.customer_name = text_of(r, CI::case_file, c, "customer_name");
+        f.status = text_of(r, CI::case_file, c, "status");
+        if (const Value* m = r.get(CI::case_file, c, "modality");
+            m && std::holds_alternative<std::int64_t>(*m)) {
+            f.modality = static_cast<int>(std::get<std::int64_t>(*m));
+        }
+        f.opened_at = *opened;
+
+        // The first final action: the rejection told to the customer, or a field OT done.
+        std::optional<std::int64_t> first;
+        const auto told = time_of(r, CI::case_file, c, "rejection_told_at");
+        if (f.status == "rejected" && told) {
+            first = told;
+        }
+        for (const Id& ot : ots_of_case(r, c)) {
+            if (lifecycle_failed_ever(r, ot)) {
+                f.failed_visit = true;
+            }
+            if (text_of(r, CI::work_order, ot, "status") != "completed") {
+                continue;
+            }
+            auto done = time_of(r, CI::work_order, ot, "completed_at");
+            if (!done) {
+                done = first_status_at(r, CI::work_order, ot, "completed");
+            }
+            if (done && (!first || *done < *first)) {
+                first = done;
+            }
+        }
+        f.first_final_action = first;
+        for (const auto& rec : reconcile_case(r, c, q.reconcile)) {
+            for (const auto& line : rec.lines) {
+                if (!line.settled && line.status != "pending") {
+                    f.open_discrepancy = true;
+                }
+            }
+        }
+        for (const auto& conflict : r.conflicts()) {
+            if (conflict.entity.id == c) {
+                f.open_discrepancy = true;
+            }
+        }
+        const bool final_state = f.status == "closed" || (f.status == "rejected" && told);
+        f.effective = final_state && !f.failed_visit && !f.open_discrepancy;
+        if (!final_state) {
+            f.why_not_effective = f.status == "cancelled"  ? "cancelled"
+                                  : f.status == "rejected" ? "rejected, the customer was not told"
+                                                           : "not finished (" + f.status + ")";
+        } else if (f.failed_visit) {
+            f.why_not_effective = "a visit failed";
+        } else if (f.open_discrepancy) {
+            f.why_not_effective = "an unresolved discrepancy";
+        }
+        f.timely = first && *first - f.opened_at < k_timely_ms;
+        if (!f.timely) {
+            f.why_not_timely = first ? "attended after 24 h" : "not attended yet";
+        }
+        if (!final_state && f.status != "cancelled") {
+            ind.pending++;
+        }
+        ind.total++;
+        ind.effective += f.effective ? 1 : 0;
+        ind.timely += f.timely ? 1 : 0;
+        auto& day = days[format_local_date(f.opened_at, q.tz_offset_minutes)];
+        day.total++;
+        day.effective += f.effective ? 1 : 0;
+        day.timely += f.timely ? 1 : 0;
+        ind.cases.push_back(std::move(f));
+    }
+    if (ind.total > 0) {
+        ind.efficacy_pct = 100.0 * ind.effective / ind.total;
+        ind.timeliness_pct = 100.0 * ind.timely / ind.total;
+    }
+    // The seed: "Mayor a 98 %: Aceptado", "Mayor a 95 %: Aceptado".
+    ind.efficacy_pass = ind.total > 0 && ind.efficacy_pct > k_efficacy_target;
+    ind.timeliness_pass = ind.total > 0 && ind.timeliness_pct > k_timeliness_target;
+    std::sort(ind.cases.begin(), ind.cases.end(), [](const CaseFigure& a, const CaseFigure& b) {
+        return std::tie(a.opened_at, a.id) < std::tie(b.opened_at, b.id);
+    });
+    for (auto& [date, day] : days) {
+        day.date = date;
+        ind.days.push_back(day);
+    }
+    return ind;
+}
+
+std::string indicators_json(const Indicators& ind) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    auto figure = [&](const char* name, int n, double pct, double target, bool pass,
+                      auto&& member) {
+        w.Key(name);
+        w.StartObject();
+        w.Key("count");
+        w.Int(n);
+        w.Key("total");
+        w.Int(ind.total);
+        w.Key("percent");
+        w.Double(pct);
+        w.Key("target_above");
+        w.Double(target);
+        w.Key("pass");
+        w.Bool(pass);
+        w.Key("verdict");
+        w.String(ind.total == 0 ? "sin datos" : pass ? "Aceptado" : "Observado");
+        w.Key("cases");
+        w.StartArray();
+        for (const auto& c : ind.cases) {
+            if (member(c)) {
+                w.String(c.id.hex());
+            }
+        }
+        w.EndArray();
+        w.EndObject();
+    };
+    w.StartObject();
+    w.Key("from");
+    w.Int64(ind.query.from_ms);
+    w.Key("to");
+    w.Int64(ind.query.to_ms);
+    w.Key("unit");
+    w.String(ind.query.unit);
+    w.Key("total");
+    w.Int(ind.total);
+    w.Key("pending");
+    w.Int(ind.pending);
+    figure("efficacy", ind.effective, ind.efficacy_pct, k_efficacy_target, ind.efficacy_pass,
+           [](const CaseFigure& c) { return c.effective; });
+    figure("timeliness", ind.timely, ind.timeliness_pct, k_timeliness_target, ind.timeliness_pass,
+           [](const CaseFigure& c) { return c.timely; });
+    w.Key("days");
+    w.StartArray();
+    for (const auto& d : ind.days) {
+        w.StartObject();
+        w.Key("date");
+        w.String(d.date);
+        w.Key("total");
+        w.Int(d.total);
+        w.Key("effective");
+        w.Int(d.effective);
+        w.Key("timely");
+        w.Int(d.timely);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("cases");
+    w.StartArray();
+    for (const auto& c : ind.cases) {
+        w.StartObject();
+        w.Key("id");
+        w.String(c.id.hex());
+        w.Key("contract");
+        w.String(c.contract);
+        w.Key("customer_name");
+        w.String(c.customer_name);
+        w.Key("modality");
+        w.Int(c.modality);
+        w.Key("unit");
+        w.String(c.unit);
+        w.Key("status");
+        w.String(c.status);
+        w.Key("opened_at");
+        w.Int64(c.opened_at);
+        w.Key("first_final_action");
+        if (c.first_final_action) {
+            w.Int64(*c.first_final_action);
+        } else {
+            w.Null();
+        }
+        w.Key("effective");
+        w.Bool(c.effective);
+        w.Key("timely");
+        w.Bool(c.timely);
+        w.Key("why_not_effective");
+        w.String(c.why_not_effective);
+        w.Key("why_not_timely");
+        w.String(c.why_not_timely);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string indicators_csv(const Indicators& ind) {
+    auto quote = [](const std::string& s) {
+        if (s.find_first_of(",\"\n\r") == std::string::npos) {
+            return s;
+        }
+        std::string out = "\"";
+        for (char ch : s) {
+            out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+        }
+        return out + "\"";
+    };
+    std::string out = "date,case,contract,customer_name,modality,unit,status,opened_at,"
+                      "first_final_action,effective,timely,why_not_effective,why_not_timely\n";
+    for (const auto& c : ind.cases) {
+        out += format_local_date(c.opened_at, ind.query.tz_offset_minutes) + "," + c.id.hex() +
+               "," + quote(c.contract) + "," + quote(c.customer_name) + "," +
+               std::to_string(c.modality) + "," + quote(c.unit) + "," + c.status + "," +
+               std::to_string(c.opened_at) + "," +
+               (c.first_final_action ? std::to_string(*c.first_final_action) : std::string()) +
+               "," + (c.effective ? "yes" : "no") + "," + (c.timely ? "yes" : "no") + "," +
+               quote(c.why_not_effective) + "," + quote(c.why_not_timely) + "\n";
+    }
+    return out;
+}
+
+} // namespace otsync::server

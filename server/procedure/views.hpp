@@ -1,0 +1,131 @@
+// Read-side views of the procedure, as pure functions of the merged state (a
+// crdt::Replica): inventory reconciliation per OT and per case (DESIGN §6), whether a
+// case may close, and the indicators (DESIGN §7). The server calls them on its live
+// state; otsync-admin calls them on a state folded from the op log.
+#pragma once
+
+#include "otsync/crdt.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace otsync::server {
+
+/// What an OT does with the expected equipment: collect it (Anexo 4), verify the serials
+/// the customer carried, or nothing (a logical withdrawal, an installation).
+enum class OtMode : std::uint8_t { none, collect, verify };
+OtMode ot_mode(std::string_view kind);
+
+/// One serial on an OT.
+struct SerialLine {
+    std::string serial;
+    /// matched | unexpected | missing | damaged | pending (expected, OT not final yet)
+    std::string status;
+    bool expected = false;
+    bool collected_twice = false; // also recorded on another OT
+    std::vector<Id> also_on;      // those other OTs
+    std::optional<Id> item;       // the collected item (collect OTs)
+    std::string reason, defect, observations, description;
+    std::int64_t collected_at = 0;
+    std::string receipt; // received | missing | damaged_on_arrival | "" (not yet)
+    std::string receipt_note;
+    std::string resolution;     // recorded by the office
+    std::string missing_reason; // recorded by the technician or the office
+    std::optional<Id> handover;
+    bool overdue = false; // in a technician's custody longer than the limit
+    /// Settled: received, or resolved, or (missing) explained. A case closes only when
+    /// every line of its OTs is settled.
+    bool settled = false;
+};
+
+struct OtReconciliation {
+    Id ot;
+    Id case_id;
+    std::string kind;
+    std::string status;
+    OtMode mode = OtMode::none;
+    std::vector<SerialLine> lines;
+};
+
+struct ReconcileOptions {
+    std::int64_t now_ms = 0;
+    std::int64_t custody_limit_ms = 3ll * 24 * 3600 * 1000; // flag custody older than this
+};
+
+OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const ReconcileOptions& o);
+/// The case's OTs, ordered by issue time then id.
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id);
+std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
+                                             const ReconcileOptions& o);
+
+/// Text of a register (empty when unset or not text), and friends.
+std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
+std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
+std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
+                                    std::string_view field);
+/// When a status was first written (HLC wall ms), if ever.
+std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t, const Id& id,
+                                            std::string_view state);
+
+/// Why a case cannot close yet; empty when it can (status in_progress, every OT final,
+/// every line settled). DESIGN §6.
+std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case_id,
+                                          const ReconcileOptions& o);
+
+// ---- indicators (DESIGN §7, seed section III) -------------------------------------------
+
+struct IndicatorQuery {
+    std::int64_t from_ms = 0; // cases opened in [from_ms, to_ms)
+    std::int64_t to_ms = 0;
+    std::string unit; // empty: every unit
+    int tz_offset_minutes = -240;
+    std::int64_t now_ms = 0;
+    ReconcileOptions reconcile;
+};
+
+struct CaseFigure {
+    Id id;
+    std::string contract, customer_name, unit, status;
+    int modality = 0;
+    std::int64_t opened_at = 0;
+    std::optional<std::int64_t> first_final_action; // rejection told, or field OT completed
+    bool effective = false;
+    bool timely = false;
+    bool failed_visit = false;
+    bool open_discrepancy = false;
+    std::string why_not_effective; // for people: the first reason
+    std::string why_not_timely;
+};
+
+struct DayFigure {
+    std::string date; // YYYY-MM-DD in the query's offset
+    int total = 0, effective = 0, timely = 0;
+};
+
+struct Indicators {
+    IndicatorQuery query;
+    int total = 0, effective = 0, timely = 0, pending = 0;
+    double efficacy_pct = 0, timeliness_pct = 0; // 0 when there is no case
+    bool efficacy_pass = false;                  // above 98 %
+    bool timeliness_pass = false;                // above 95 %
+    std::vector<CaseFigure> cases;
+    std::vector<DayFigure> days;
+};
+
+constexpr double k_efficacy_target = 98.0;
+constexpr double k_timeliness_target = 95.0;
+constexpr std::int64_t k_timely_ms = 24ll * 3600 * 1000;
+
+Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q);
+std::string indicators_json(const Indicators& ind);
+/// One line per case: date,case,contract,customer,modality,unit,status,effective,timely,...
+std::string indicators_csv(const Indicators& ind);
+
+/// "YYYY-MM-DD" at `offset` minutes from UTC → ms of that local midnight; nullopt when
+/// the text is not a valid date.
+std::optional<std::int64_t> parse_local_date(std::string_view date, int offset_minutes);
+std::string format_local_date(std::int64_t ms, int offset_minutes);
+
+} // namespace otsync::server
