@@ -313,10 +313,6 @@ std::string differences(const Contract& a, const Contract& b) {
 
 } // namespace
 
-std::string normalize_serial(std::string_view serial) {
-    return otsync::normalize_serial(serial);
-}
-
 std::string ImportResult::report() const {
     if (ok()) {
         return "contracts: " + std::to_string(contracts.size()) +
@@ -392,7 +388,9 @@ ImportResult check_inventory_csv(std::string_view csv, Store& store, std::int64_
         std::array<std::string, 9> v;
         std::array<bool, 9> good{};
         for (std::size_t i = 0; i < k_columns.size(); ++i) {
-            v[i] = i == c_serial ? normalize_serial(r.fields[i]) : std::string(trim(r.fields[i]));
+            // Serials as otsync::normalize_serial (id.hpp) gives them: imported and scanned match.
+            v[i] = i == c_serial ? otsync::normalize_serial(r.fields[i])
+                                 : std::string(trim(r.fields[i]));
             if (std::string why = check_value(i, v[i], limits); !why.empty()) {
                 problems.add(r.line, std::move(why));
             } else {

@@ -68,9 +68,4 @@ ImportResult check_inventory_csv(std::string_view csv, Store& store, std::int64_
 ImportResult import_inventory_csv(std::string_view csv, Store& store, std::int64_t now,
                                   const ImportLimits& limits = {});
 
-/// Normalizes a serial as scanned or typed: trims ASCII white space, upper-cases ASCII
-/// letters (other bytes are kept as they are). The same as otsync::normalize_serial (id.hpp),
-/// which names a collected row from its serial, so imported and scanned serials match.
-std::string normalize_serial(std::string_view serial);
-
 } // namespace otsync::server

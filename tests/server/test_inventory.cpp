@@ -69,11 +69,11 @@ const std::string k_good =
 } // namespace
 
 TEST_CASE("normalize_serial trims white space and upper-cases ASCII, as collected rows do") {
-    CHECK(server::normalize_serial("  hwtc1234abcd\t") == "HWTC1234ABCD");
-    CHECK(server::normalize_serial("AbC-9") == "ABC-9");
-    CHECK(server::normalize_serial("ñ-x") == "ñ-X");
-    CHECK(server::normalize_serial(" \t ").empty());
-    CHECK(server::normalize_serial(" zteg1234\t") == otsync::normalize_serial("ZTEG1234"));
+    CHECK(otsync::normalize_serial("  hwtc1234abcd\t") == "HWTC1234ABCD");
+    CHECK(otsync::normalize_serial("AbC-9") == "ABC-9");
+    CHECK(otsync::normalize_serial("ñ-x") == "ñ-X");
+    CHECK(otsync::normalize_serial(" \t ").empty());
+    CHECK(otsync::normalize_serial(" zteg1234\t") == otsync::normalize_serial("ZTEG1234"));
 }
 
 TEST_CASE("a good file imports: contracts and equipment read back, quoted fields intact") {

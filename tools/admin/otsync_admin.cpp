@@ -9,6 +9,7 @@
 //   otsync-admin [--data-dir DIR] device revoke REPLICA
 //   otsync-admin [--data-dir DIR] device list
 //   otsync-admin [--data-dir DIR] inventory import FILE.csv
+//   otsync-admin [--data-dir DIR] report indicators --from D --to D [--unit U] [--csv] [--cases]
 //
 // The data folder defaults to $OTSYNC_DATA_DIR, then ./var. It is safe to run while
 // the server runs (SQLite WAL with a busy timeout); revocation takes effect on the
@@ -20,6 +21,7 @@
 // rehashes at the first login. Errors: one line on stderr, exit 1 (2 for usage).
 #include "auth/auth.hpp"
 #include "inventory/csv_import.hpp"
+#include "procedure/views.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -53,6 +55,8 @@ namespace {
               << "  user disable NAME | user enable NAME | user list\n"
               << "  device enroll-code USER [--ttl-hours H] | device revoke REPLICA | device list\n"
               << "  inventory import FILE.csv   (all or nothing; lists every bad line)\n"
+              << "  report indicators --from YYYY-MM-DD --to YYYY-MM-DD [--unit U] [--csv]\n"
+              << "                    [--tz-offset-minutes N] [--cases]\n"
               << "env: OTSYNC_DATA_DIR, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
     std::exit(2);
 }
@@ -372,6 +376,98 @@ int run(std::vector<std::string> args) {
             return 1;
         }
         std::cout << r.report() << "\n";
+        return 0;
+    }
+    if (noun == "report" && verb == "indicators") {
+        std::string from, to, unit;
+        bool csv = false, list_cases = false;
+        int offset = -240;
+        for (std::size_t i = 2; i < args.size(); ++i) {
+            const std::string& a = args[i];
+            if ((a == "--from" || a == "--to" || a == "--unit" || a == "--tz-offset-minutes") &&
+                i + 1 < args.size()) {
+                const std::string& v = args[++i];
+                if (a == "--from") {
+                    from = v;
+                } else if (a == "--to") {
+                    to = v;
+                } else if (a == "--unit") {
+                    unit = v;
+                } else {
+                    char* end = nullptr;
+                    const long m = std::strtol(v.c_str(), &end, 10);
+                    if (v.empty() || *end || m < -840 || m > 840) {
+                        usage("--tz-offset-minutes is a whole number from -840 to 840");
+                    }
+                    offset = static_cast<int>(m);
+                }
+            } else if (a == "--csv") {
+                csv = true;
+            } else if (a == "--cases") {
+                list_cases = true;
+            } else {
+                usage("unexpected '" + a + "'");
+            }
+        }
+        const auto f = parse_local_date(from, offset);
+        const auto t = parse_local_date(to, offset);
+        if (!f || !t || *t < *f) {
+            usage("report indicators needs --from and --to as YYYY-MM-DD, from not after to");
+        }
+        // The report reads the op log folded into the same state the server keeps in memory.
+        crdt::Replica state;
+        for (const auto& so : store->ops_after(0, 0)) {
+            state.apply(so.op);
+        }
+        IndicatorQuery q;
+        q.from_ms = *f;
+        q.to_ms = *t + 86400000;
+        q.unit = unit;
+        q.tz_offset_minutes = offset;
+        q.now_ms = now_ms();
+        q.reconcile.now_ms = q.now_ms;
+        const Indicators ind = compute_indicators(state, q);
+        if (csv) {
+            std::cout << indicators_csv(ind);
+            return 0;
+        }
+        char line[256];
+        std::cout << "Indicadores PLN-GPI-P09 del " << from << " al " << to
+                  << (unit.empty() ? std::string() : " (unidad " + unit + ")") << "\n";
+        std::snprintf(line, sizeof line, "%-12s %8s %8s %9s  %s\n", "indicador", "casos", "total",
+                      "porcentaje", "resultado");
+        std::cout << line;
+        auto row = [&](const char* name, int n, double pct, bool pass, double target) {
+            std::snprintf(line, sizeof line, "%-12s %8d %8d %8.2f%%  %s (meta: mayor a %.0f%%)\n",
+                          name, n, ind.total, pct,
+                          ind.total == 0 ? "sin datos"
+                          : pass         ? "Aceptado"
+                                         : "Observado",
+                          target);
+            std::cout << line;
+        };
+        row("Eficacia", ind.effective, ind.efficacy_pct, ind.efficacy_pass, k_efficacy_target);
+        row("Oportunidad", ind.timely, ind.timeliness_pct, ind.timeliness_pass,
+            k_timeliness_target);
+        std::cout << "casos en curso: " << ind.pending << "\n";
+        std::cout << "\nfecha       casos  eficaces  oportunos\n";
+        for (const auto& d : ind.days) {
+            std::snprintf(line, sizeof line, "%s %6d %9d %10d\n", d.date.c_str(), d.total,
+                          d.effective, d.timely);
+            std::cout << line;
+        }
+        if (list_cases) {
+            std::cout << "\ncaso                             contrato     estado       eficaz "
+                         "oportuno motivo\n";
+            for (const auto& c : ind.cases) {
+                std::snprintf(
+                    line, sizeof line, "%s %-12s %-12s %-6s %-8s %s\n", c.id.hex().c_str(),
+                    c.contract.c_str(), c.status.c_str(), c.effective ? "sí" : "no",
+                    c.timely ? "sí" : "no",
+                    (c.why_not_effective.empty() ? c.why_not_timely : c.why_not_effective).c_str());
+                std::cout << line;
+            }
+        }
         return 0;
     }
     usage("unknown command '" + noun + " " + verb + "'");
