@@ -19,7 +19,7 @@ tools/setup.sh
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
-cmake --build build/release --target otsync-server otsync-admin
+cmake --build build/release --target otsync-server otsync-admin otsync-tech
 
 mkdir -p var
 cat <<MSG
@@ -27,10 +27,15 @@ cat <<MSG
 otsync-server is starting on http://127.0.0.1:8080 (data in ./var; Ctrl-C stops it).
 Try, from another terminal:
   curl 127.0.0.1:8080/healthz
-  curl 127.0.0.1:8080/metrics
-  build/release/tools/otsync-admin device list
-  build/release/tools/otsync-admin device enroll-code tec.mamani
-Demo users: atc.demo jac.demo ev.demo plataforma.demo asesor.demo bo.demo almacen.demo
-supervisor.demo tec.mamani tec.quispe; demo device keys in var/demo-devices/.
+  curl -s -X POST 127.0.0.1:8080/v1/auth/login -H 'Content-Type: application/json' \
+       -d '{"name":"supervisor.demo","password":"otsync-demo"}'
+  build/release/tools/otsync-admin report indicators --from $(date +%F) --to $(date +%F)
+  build/release/tools/otsync-admin device enroll-code tec.quispe
+Demo users (password otsync-demo): atc.demo (Atención al Cliente), jac.demo (Jefe
+Administrativo Comercial), ev.demo (Ejecutivo de Ventas), plataforma.demo (Encargada de
+Plataforma), asesor.demo (Asesor Comercial), bo.demo (Back Office), almacen.demo
+(Encargada de Almacén), supervisor.demo, technicians tec.mamani and tec.quispe.
+Contract BT-200777 (modality 4) is waiting for a case: docs/api.md walks it to closed.
+The REST API is in docs/api.md; the sync protocol in docs/protocol.md.
 MSG
 exec build/release/server/otsync-server --listen 127.0.0.1:8080 --data-dir var "${demo[@]}" "${args[@]}"
