@@ -2029,6 +2029,40 @@ std::vector<Id> Procedure::cases_touched_by(const std::vector<Op>& ops) {
     return {out.begin(), out.end()};
 }
 
+void Procedure::custody_from_field(const std::vector<Op>& ops) {
+    const FieldId serial_field = field_def(CF::collected_item, "serial").id;
+    std::vector<std::string> serials;
+    for (const Op& op : ops) {
+        if (op.entity_type == CF::collected_item && op.field == serial_field &&
+            std::holds_alternative<std::string>(op.value)) {
+            serials.push_back(normalize_serial(std::get<std::string>(op.value)));
+        }
+    }
+    if (serials.empty()) {
+        return;
+    }
+    User system;
+    system.id = system_author();
+    system.role = Role::system;
+    system.name = "sistema";
+    run(m_sync, system, [&](Batch& b) {
+        for (const auto& serial : serials) {
+            const Id eq = Id::natural("equipment", serial);
+            if (!b.r.entity(CF::equipment, eq)) {
+                continue; // not in the inventory: reconciliation shows it as unexpected
+            }
+            const auto* log = b.r.log(CF::equipment, eq, "custody");
+            const bool with_customer =
+                !log || log->events.empty() ||
+                (std::holds_alternative<std::string>(log->events.rbegin()->second) &&
+                 std::get<std::string>(log->events.rbegin()->second) == "customer");
+            if (with_customer) {
+                b.event(CF::equipment, eq, "custody", text("technician"));
+            }
+        }
+    });
+}
+
 std::size_t Procedure::close_all_ready() {
     std::vector<Id> cases;
     m_sync.read_state([&](const crdt::Replica& r) {

@@ -84,6 +84,9 @@ public:
     std::size_t close_ready(const std::vector<Id>& cases);
     /// Cases an accepted device op can affect (its OT's case, its row's OT's case).
     std::vector<Id> cases_touched_by(const std::vector<Op>& ops);
+    /// Custody follows the field facts (DESIGN §6): equipment of the inventory recorded as
+    /// collected by a device moves customer → technician, as an event by the server.
+    void custody_from_field(const std::vector<Op>& ops);
     /// Checks every case in progress (at start, after a restart mid-follow-up).
     std::size_t close_all_ready();
 

@@ -368,6 +368,14 @@ std::string walk(Office& o, Handheld& tech, int modality, const std::string& con
                     seen || std::string(d["line"]["serial"].GetString()) == equipment.back().first;
             }
             CHECK(seen);
+            // Custody moved customer → technician → warehouse, as events; the row that did
+            // not arrive is still with the technician.
+            auto inv = o.bo.ok("GET", "/v1/inventory/contracts/" + contract);
+            for (const auto& e : inv["equipment"].GetArray()) {
+                const std::string serial = e["serial"].GetString();
+                CHECK(std::string(e["custody"].GetString()) ==
+                      (serial == equipment.back().first ? "technician" : "warehouse"));
+            }
             o.bo.ok("POST", "/v1/items/" + missing_item + "/resolve",
                     R"({"resolution":"el cliente entregará el control en agencia"})");
         }

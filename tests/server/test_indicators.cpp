@@ -11,9 +11,11 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <random>
+#include <thread>
 
 using namespace otsync;
 using namespace otsync::test;
@@ -258,4 +260,70 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     const std::string csv = proc.indicators({{"from", "2026-11-01"}, {"to", "2026-11-30"}}, true);
     CHECK(static_cast<int>(std::count(csv.begin(), csv.end(), '\n')) == total + 1);
     CHECK_THROWS_AS(proc.indicators({{"from", "2026-11-31"}, {"to", "2026-11-30"}}, false), Error);
+}
+
+TEST_CASE("two clerks confirming the same handover at the same time: exactly one receipt") {
+    Fixture f;
+    const auto atc = make_user(f, "atc", Role::customer_service);
+    const auto jac = make_user(f, "jac", Role::commercial_head);
+    const auto ev = make_user(f, "ev", Role::sales_executive);
+    const auto bo = make_user(f, "bo", Role::back_office);
+    const auto tech = make_user(f, "tec", Role::technician);
+    const auto clerk1 = make_user(f, "almacen.1", Role::warehouse_clerk);
+    const auto clerk2 = make_user(f, "almacen.2", Role::warehouse_clerk);
+    server::Procedure proc(*f.store, *f.service, f.clock, {});
+    proc.import_inventory(
+        "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
+        "C-1,Cliente,natural,1,Calle,ONT-1,gpon_ont,M,D\nC-1,Cliente,natural,1,Calle,PWR-1,"
+        "power_adapter,M,D\n");
+    const Id c = id_in(proc.open_case(
+        atc, R"({"modality":1,"contract":"C-1","customer_name":"X","person_type":"natural",)"
+             R"("tax_id":"1","reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
+             R"("old_address":"a","new_address":"b"})"));
+    proc.route_case(jac, c, R"({"to":"ev"})");
+    proc.feasibility(ev, c, R"({"feasible":true})");
+    proc.override_requirements(make_user(f, "sup", Role::supervisor), c,
+                               R"({"reason":"cliente conocido"})");
+    proc.approve(ev, c, "{}");
+    const std::string detail = proc.issue_ots(bo, c, R"({"technician":"tec"})");
+    const Id ot = Id::from_hex(detail.substr(detail.find("\"ots\":[{\"id\":\"") + 14, 32));
+    const Id handover = Id::random();
+    f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+        std::vector<Op> ops;
+        for (const char* serial : {"ONT-1", "PWR-1"}) {
+            const Id item = Id::collected_item(ot, serial);
+            ops.push_back(m.set(EntityType::collected_item, item, "work_order", ot));
+            ops.push_back(m.set(EntityType::collected_item, item, "serial", text(serial)));
+            ops.push_back(m.set(EntityType::collected_item, item, "reason", text("migration")));
+            ops.push_back(m.add(EntityType::handover, handover, "rows", item));
+        }
+        ops.push_back(m.set(EntityType::handover, handover, "technician", tech.id));
+        ops.push_back(m.set_status(r, EntityType::handover, handover, "status", text("draft")));
+        return ops;
+    });
+    const std::string rows =
+        R"({"rows":[{"serial":"ONT-1","result":"received"},{"serial":"pwr-1","result":"received"}]})";
+    std::atomic<int> ok{0}, refused{0};
+    std::vector<std::thread> clerks;
+    for (const auto* clerk : {&clerk1, &clerk2}) {
+        clerks.emplace_back([&, clerk] {
+            try {
+                proc.receive_handover(*clerk, handover, rows);
+                ok++;
+            } catch (const Error& e) {
+                CHECK(e.code() == ErrorCode::conflict);
+                refused++;
+            }
+        });
+    }
+    for (auto& t : clerks) {
+        t.join();
+    }
+    CHECK(ok == 1);
+    CHECK(refused == 1);
+    const std::string h = proc.handover_detail(handover);
+    CHECK(h.find("\"status\":\"received\"") != std::string::npos);
+    // The receipt hash is over the rows exactly as received: recomputable, 32 bytes.
+    CHECK(h.find("\"received_rows_hash\":\"") != std::string::npos);
+    CHECK(h.find("\"received_rows_hash\":\"\"") == std::string::npos);
 }
