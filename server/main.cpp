@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
         // Field work that completes a case closes it (DESIGN §6), in the server's own ops.
         sync.set_after_sync([&procedure](const std::vector<Op>& ops) {
             procedure.custody_from_field(ops);
+            procedure.record_field_steps(ops);
             procedure.close_ready(procedure.cases_touched_by(ops));
         });
         procedure.close_all_ready(); // a restart between an ack and its follow-up

@@ -411,7 +411,8 @@ std::string Procedure::open_case(const User& actor, const std::string& body) {
     for (const char* name :
          {"old_geo_location", "old_neighborhood", "old_reference", "new_geo_location",
           "new_neighborhood", "new_reference", "observations", "unit"}) {
-        if (auto v = j.text(name, name == std::string("observations") ? 4000 : 500)) {
+        // The registry's own limit for each field, so the error names the member.
+        if (auto v = j.text(name, field_def(CF::case_file, name).max_bytes)) {
             optional[name] = *v;
         }
     }
@@ -2061,6 +2062,57 @@ void Procedure::custody_from_field(const std::vector<Op>& ops) {
             }
         }
     });
+}
+
+void Procedure::record_field_steps(const std::vector<Op>& ops) {
+    const FieldId status_field = field_def(CF::work_order, "status").id;
+    std::set<Id> completed;
+    for (const Op& op : ops) {
+        if (op.entity_type == CF::work_order && op.field == status_field &&
+            std::holds_alternative<std::string>(op.value) &&
+            std::get<std::string>(op.value) == "completed") {
+            completed.insert(op.entity);
+        }
+    }
+    for (const Id& ot : completed) {
+        // The technician's step of the seed, recorded on the case once its field work is
+        // done: the author is the technician who completed it, the server writes it.
+        std::optional<Id> tech;
+        m_sync.read_state(
+            [&](const crdt::Replica& r) { tech = id_of(r, CF::work_order, ot, "technician"); });
+        if (!tech) {
+            continue;
+        }
+        m_sync.submit(*tech, Role::system, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+            std::vector<Op> out;
+            const auto c = id_of(r, CF::work_order, ot, "case");
+            if (!c) {
+                return out;
+            }
+            for (const Id& other : ots_of_case(r, *c)) {
+                const std::string s = text_of(r, CF::work_order, other, "status");
+                if (s != "completed" && s != "cancelled") {
+                    return out; // the step is the whole visit: wait for every OT
+                }
+            }
+            for (const auto& s : steps_for(modality_of(r, *c))) {
+                if (s.role != Role::technician) {
+                    continue;
+                }
+                bool done = false;
+                if (const auto* log = r.log(CF::case_file, *c, "steps")) {
+                    for (const auto& [k, v] : log->events) {
+                        done = done || (std::holds_alternative<std::string>(v) &&
+                                        std::get<std::string>(v) == s.code);
+                    }
+                }
+                if (!done) {
+                    out.push_back(m.event(CF::case_file, *c, "steps", text(std::string(s.code))));
+                }
+            }
+            return out;
+        });
+    }
 }
 
 std::size_t Procedure::close_all_ready() {

@@ -87,6 +87,9 @@ public:
     /// Custody follows the field facts (DESIGN §6): equipment of the inventory recorded as
     /// collected by a device moves customer → technician, as an event by the server.
     void custody_from_field(const std::vector<Op>& ops);
+    /// Records the technician's step of the seed (m1.14, m2.13, m3.11, m4.18) on the case
+    /// when a device completes the last open OT of it; its author is the technician.
+    void record_field_steps(const std::vector<Op>& ops);
     /// Checks every case in progress (at start, after a restart mid-follow-up).
     std::size_t close_all_ready();
 

@@ -386,6 +386,9 @@ std::string walk(Office& o, Handheld& tech, int modality, const std::string& con
     const std::string m = "m" + std::to_string(modality) + ".";
     CHECK(steps.contains(m + "01"));
     CHECK(steps.contains(m + "04"));
+    // The technician's step, recorded when the field work synced.
+    const char* field_step[] = {"", "m1.14", "m2.13", "m3.11", "m4.18"};
+    CHECK(steps.contains(field_step[modality]));
     return id;
 }
 
