@@ -3,7 +3,10 @@
 
 #include "api.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 namespace otsync::server {
 
@@ -12,6 +15,9 @@ std::string_view route_label(std::string_view path) {
         if (path == known) {
             return known;
         }
+    }
+    if (path.rfind("/web/", 0) == 0 || path == "/") {
+        return "/web/";
     }
     // API routes by their pattern, so ids never become label values.
     for (const auto& route : Api::routes()) {
@@ -124,7 +130,61 @@ Reply App::handle(const RouteRequest& r) {
     }
 }
 
+Reply App::serve_web(std::string_view method, std::string_view path) {
+    if (method != "GET" && method != "HEAD") {
+        return error_reply(405, ErrorCode::invalid_argument, "use GET");
+    }
+    std::string rel(path.substr(5)); // after "/web/"
+    if (rel.empty()) {
+        rel = "index.html";
+    }
+    // Only plain names below the folder: letters, digits, '-', '_', '.', '/'; no "..".
+    const bool plain = rel.size() <= 200 && rel.find("..") == std::string::npos &&
+                       rel.front() != '/' && std::all_of(rel.begin(), rel.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                  c == '_' || c == '.' || c == '/';
+                       });
+    static const std::map<std::string, std::string> k_types{
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"}};
+    const auto dot = rel.rfind('.');
+    const auto type = dot == std::string::npos ? k_types.end() : k_types.find(rel.substr(dot));
+    if (!plain || type == k_types.end()) {
+        return error_reply(404, ErrorCode::not_found, "no such page");
+    }
+    std::ifstream in(m_web_dir + "/" + rel, std::ios::binary);
+    if (!in) {
+        return error_reply(404, ErrorCode::not_found, "no such page: " + rel);
+    }
+    std::ostringstream body;
+    body << in.rdbuf();
+    Reply reply{200, type->second, body.str()};
+    // Pages load only their own scripts and styles; no framing, no sniffing.
+    reply.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    reply.headers.emplace_back("Referrer-Policy", "no-referrer");
+    reply.headers.emplace_back("Cache-Control", "no-cache");
+    return reply;
+}
+
 Reply App::dispatch(const RouteRequest& r) {
+    if (!m_web_dir.empty()) {
+        if (r.path == "/" || r.path == "/web") {
+            Reply reply{302, "text/plain; charset=utf-8", "see /web/\n"};
+            reply.headers.emplace_back("Location", "/web/");
+            return reply;
+        }
+        if (r.path.rfind("/web/", 0) == 0) {
+            return serve_web(r.method, r.path);
+        }
+    }
     if (r.path == "/healthz") {
         if (r.method != "GET" && r.method != "HEAD") {
             return error_reply(405, ErrorCode::invalid_argument, "use GET");

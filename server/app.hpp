@@ -52,6 +52,8 @@ public:
     Reply handle(const RouteRequest& r);
     /// The people's REST API (/v1/...), when the server offers it.
     void set_api(class Api* api) { m_api = api; }
+    /// The web pages (server/web/): served under /web/, "/" redirects there. Empty: none.
+    void set_web_dir(std::string dir) { m_web_dir = std::move(dir); }
     Metrics& metrics() { return m_metrics; }
 
     /// Body limit by route: sync gets `sync_limit`, everything else `default_limit`.
@@ -67,8 +69,11 @@ private:
     Store& m_store;
     SyncService& m_sync;
     ClockSource& m_clock;
+    Reply serve_web(std::string_view method, std::string_view path);
+
     Metrics m_metrics;
     class Api* m_api = nullptr;
+    std::string m_web_dir;
 };
 
 } // namespace otsync::server

@@ -6,6 +6,7 @@
 #include "otsync/model.hpp"
 
 #include <fstream>
+#include <optional>
 #include <sys/stat.h>
 
 namespace otsync::server {
@@ -32,7 +33,13 @@ constexpr const char* k_demo_inventory =
     "BT-200777,Luis Alberto Vargas,natural,7788990 CB,\"Av. Ayacucho 890, Zona Norte\","
     "HWTC7F301777,gpon_ont,Huawei HG8245H,ONT GPON\n"
     "BT-200777,Luis Alberto Vargas,natural,7788990 CB,\"Av. Ayacucho 890, Zona Norte\","
-    "PWR-12V-1777,power_adapter,12V 1.5A,Fuente de alimentación\n";
+    "PWR-12V-1777,power_adapter,12V 1.5A,Fuente de alimentación\n"
+    "BT-200888,Rosa Elena Quiroga,natural,8899001 CB,\"Calle Jordán 321, Zona Central\","
+    "HWTC7F302888,gpon_ont,Huawei HG8245H,ONT GPON\n"
+    "BT-200888,Rosa Elena Quiroga,natural,8899001 CB,\"Calle Jordán 321, Zona Central\","
+    "PWR-12V-2888,power_adapter,12V 1.5A,Fuente de alimentación\n"
+    "BT-200888,Rosa Elena Quiroga,natural,8899001 CB,\"Calle Jordán 321, Zona Central\","
+    "RMT-2888,remote,Kaon RC,Control remoto\n";
 
 struct DemoCase {
     int modality;
@@ -134,7 +141,11 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
          "Calle España 210, Zona Central", R"(["internet"])"},
         {4, "BT-200455", "Ana Gabriela Terrazas", "natural", "6677889 CB",
          "Calle Tarija 77, Sacaba", "Av. Aroma 512, Zona Sud", R"(["internet","tv_cable"])"},
+        // Its field work is done below: a handover waits for the warehouse.
+        {4, "BT-200888", "Rosa Elena Quiroga", "natural", "8899001 CB",
+         "Calle Jordán 321, Zona Central", "Av. Papa Paulo 1450, Zona Norte", R"(["internet"])"},
     };
+    std::optional<Id> visited_case;
     for (std::size_t i = 0; i < cases.size(); ++i) {
         const DemoCase& dc = cases[i];
         const bool boot = dc.modality >= 3; // BOOT → COMTECO: sales executive, platform, advisor
@@ -174,6 +185,82 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
         summary.lines.push_back("case modality " + std::to_string(dc.modality) + " (" +
                                 dc.contract + ", " + dc.customer + ") assigned to " +
                                 techs[i % 2].name);
+    }
+    if (visited_case) {
+        // tec.mamani's visit on BT-200888, as his handheld would have synced it: the GPON,
+        // its power adapter and the remote collected (Anexo 4), signed, both OTs completed,
+        // and a handover for the warehouse.
+        const User& tech = techs[0];
+        std::vector<Op> synced;
+        const Id handover = Id::random();
+        const auto results =
+            sync.submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+                std::vector<Op> ops;
+                auto status = [&](const Id& ot, const char* to, std::optional<OpId>& prev) {
+                    Op op = m.set_status(r, EntityType::work_order, ot, "status", text(to));
+                    if (prev) {
+                        op.observed = {*prev};
+                    }
+                    prev = op.id;
+                    ops.push_back(std::move(op));
+                };
+                for (const Id& ot : ots_of_case(r, *visited_case)) {
+                    std::optional<OpId> prev;
+                    status(ot, "en_route", prev);
+                    status(ot, "on_site", prev);
+                    const auto expected =
+                        r.elements(EntityType::work_order, ot, "expected_equipment");
+                    std::string rows;
+                    for (const auto& v : expected) {
+                        const std::string serial = std::get<std::string>(v);
+                        const Id item = Id::collected_item(ot, serial);
+                        const auto T = EntityType::collected_item;
+                        ops.push_back(m.set(T, item, "work_order", ot));
+                        ops.push_back(m.set(T, item, "serial", text(serial)));
+                        ops.push_back(m.set(T, item, "reason", text("migration")));
+                        ops.push_back(
+                            m.set(T, item, "description",
+                                  text(text_of(r, EntityType::equipment,
+                                               Id::natural("equipment", serial), "description"))));
+                        ops.push_back(m.set(T, item, "collected_at", Timestamp{now}));
+                        ops.push_back(m.add(EntityType::handover, handover, "rows", item));
+                        ops.push_back(m.set(T, item, "handover", handover));
+                        rows += item.hex() + " " + serial + "\n";
+                    }
+                    if (!expected.empty()) {
+                        const Hash256 h = blake2b_256(rows);
+                        const Id signature = Id::random();
+                        ops.push_back(
+                            m.set(EntityType::work_order, ot, "signature_ref", signature));
+                        ops.push_back(m.set(EntityType::work_order, ot, "signed_rows_hash",
+                                            Bytes{{h.begin(), h.end()}}));
+                    }
+                    ops.push_back(
+                        m.set(EntityType::work_order, ot, "completed_at", Timestamp{now}));
+                    status(ot, "completed", prev);
+                }
+                const auto H = EntityType::handover;
+                ops.push_back(m.set(H, handover, "technician", tech.id));
+                ops.push_back(m.set(H, handover, "date", Timestamp{now}));
+                ops.push_back(m.set(H, handover, "zone", text("Cercado")));
+                ops.push_back(m.set(H, handover, "delivered_by", text(tech.full_name)));
+                Op draft = m.set(H, handover, "status", text("draft"));
+                Op delivered = m.set(H, handover, "status", text("delivered"));
+                delivered.observed = {draft.id};
+                ops.push_back(std::move(draft));
+                ops.push_back(std::move(delivered));
+                synced = ops;
+                return ops;
+            });
+        for (const auto& r : results) {
+            if (r.status != OpStatus::accepted) {
+                throw Error(r.code, "demo visit rejected: " + r.message);
+            }
+        }
+        procedure.custody_from_field(synced);
+        procedure.record_field_steps(synced);
+        summary.lines.push_back("handover " + handover.hex() +
+                                " (tec.mamani, 3 items of BT-200888) waits for the warehouse");
     }
     (void)supervisor;
     summary.lines.push_back(

@@ -25,6 +25,7 @@
 //   --login-window-ms MS    OTSYNC_LOGIN_WINDOW_MS    900000 (15 min)
 //   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
+//   --web-dir DIR           OTSYNC_WEB_DIR            the pages (server/web of the source tree)
 #include "api.hpp"
 #include "app.hpp"
 #include "demo.hpp"
@@ -64,6 +65,7 @@ struct Options {
     SyncConfig sync;
     AuthConfig auth;
     ProcedureConfig procedure;
+    std::string web_dir = OTSYNC_DEFAULT_WEB_DIR;
 };
 
 [[noreturn]] void fail(const std::string& why) {
@@ -108,6 +110,7 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_LOGIN_WINDOW_MS", "--login-window-ms"},
         {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
+        {"OTSYNC_WEB_DIR", "--web-dir"},
     };
     for (const auto& [env, flag] : env_names) {
         if (const char* v = std::getenv(env.c_str())) {
@@ -188,6 +191,8 @@ Options parse(int argc, char** argv) {
         } else if (k == "--custody-days") {
             o.procedure.custody_limit_ms =
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
+        } else if (k == "--web-dir") {
+            o.web_dir = v;
         } else if (k == "--tz-offset-minutes") {
             const bool neg = !v.empty() && v[0] == '-';
             const auto m = static_cast<int>(number(k, neg ? v.substr(1) : v, 0, 14 * 60));
@@ -244,6 +249,12 @@ int main(int argc, char** argv) {
         Api api(*store, auth, procedure, sync);
         App app(*store, sync, clock);
         app.set_api(&api);
+        if (!std::filesystem::is_regular_file(std::filesystem::path(o.web_dir) / "index.html")) {
+            std::cerr << "otsync-server: no web pages in " << o.web_dir
+                      << " (pass --web-dir); serving the API only" << std::endl;
+        } else {
+            app.set_web_dir(o.web_dir);
+        }
         if (o.demo) {
             const auto summary = seed_demo(*store, sync, auth, procedure, clock, o.data_dir);
             for (const auto& line : summary.lines) {
