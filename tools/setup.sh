@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that otsync needs to build, test and benchmark.
+# Installs the Debian packages that otsync needs to build, test and benchmark, and the
+# browser tests' one npm package (playwright-core, pinned in tests/browser/package-lock.json;
+# it drives Debian's chromium, it downloads no browser).
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
     build-essential cmake ninja-build ccache pkg-config git
     libboost1.81-dev libsqlite3-dev libcereal-dev rapidjson-dev libsodium-dev
     doctest-dev libpq-dev zlib1g-dev clang-format
+    chromium fonts-dejavu-core
 )
-# Optional extras: the Yjs peer benchmark (tools/bench.sh --peers) needs Node.js.
-# A machine that already has node and npm (from any source) keeps them.
-if [[ "${1:-}" == "--peers" ]] && ! { command -v node && command -v npm; } >/dev/null; then
+# Node.js for the browser tests (and the Yjs peer benchmark): a machine that already has
+# node and npm (from any source) keeps them.
+if ! { command -v node && command -v npm; } >/dev/null; then
     packages+=(nodejs npm)
 fi
 
@@ -21,7 +25,20 @@ for p in "${packages[@]}"; do
     fi
 done
 
+browser_deps() {
+    # playwright-core for tests/browser, from the lock file, when it is not there yet.
+    local want have
+    want=$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' tests/browser/package.json)
+    have=$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' \
+        tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -1)
+    if [[ -n $want && $want != "$have" ]]; then
+        echo "setup.sh: installing playwright-core $want for the browser tests"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 if ((${#missing[@]} == 0)); then
+    browser_deps
     exit 0
 fi
 
@@ -39,3 +56,4 @@ echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+browser_deps
