@@ -13,18 +13,19 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import * as supervisorBefore from './flows/supervisor_before.mjs';
-import * as almacen from './flows/almacen.mjs';
-import * as backoffice from './flows/backoffice.mjs';
-import * as supervisorAfter from './flows/supervisor_after.mjs';
-
 const [serverBin, adminBin, webDir, shotDir, ...only] = process.argv.slice(2);
 if (!serverBin || !adminBin || !webDir || !shotDir) {
   console.error('usage: run.mjs SERVER_BIN ADMIN_BIN WEB_DIR SCREENSHOT_DIR [FLOW...]');
   process.exit(2);
 }
-const flows = [supervisorBefore, almacen, backoffice, supervisorAfter]
-  .filter((f) => only.length === 0 || only.includes(f.name));
+// In this order: the supervisor reads the indicators, the warehouse receives a handover,
+// the back office opens a case and settles the warehouse's discrepancy (which closes a
+// case), and the supervisor sees the indicators move.
+const order = ['supervisor_before', 'almacen', 'backoffice', 'supervisor_after'];
+const flows = [];
+for (const name of order.filter((n) => only.length === 0 || only.includes(n))) {
+  flows.push(await import(`./flows/${name}.mjs`));
+}
 
 const dataDir = mkdtempSync(join(tmpdir(), 'otsync-browser-'));
 mkdirSync(shotDir, { recursive: true });
