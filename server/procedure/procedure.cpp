@@ -1978,6 +1978,12 @@ std::string Procedure::devices_json() {
         w.Uint64(d.cursor);
         w.Key("server_seq");
         w.Uint64(last);
+        // What the device has yet to pull: its user's feed past its cursor for a
+        // technician, the whole log past it for an office device.
+        const auto user = m_store.user_by_id(d.user);
+        w.Key("behind");
+        w.Uint64(user && user->role == Role::technician ? m_store.feed_count_after(d.user, d.cursor)
+                                                        : (last > d.cursor ? last - d.cursor : 0));
         w.Key("enrolled_at");
         w.Int64(d.enrolled_at);
         w.EndObject();
