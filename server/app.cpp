@@ -184,6 +184,9 @@ Reply App::dispatch(const RouteRequest& r) {
         if (r.path.rfind("/web/", 0) == 0) {
             return serve_web(r.method, r.path);
         }
+        if (r.path == "/favicon.ico") {
+            return serve_web(r.method, "/web/favicon.svg"); // browsers ask on every page
+        }
     }
     if (r.path == "/healthz") {
         if (r.method != "GET" && r.method != "HEAD") {

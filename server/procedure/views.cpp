@@ -395,16 +395,22 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         const bool final_state = f.status == "closed" || (f.status == "rejected" && told);
         f.effective = final_state && !f.failed_visit && !f.open_discrepancy;
         if (!final_state) {
+            f.not_effective = f.status == "cancelled"  ? "cancelled"
+                              : f.status == "rejected" ? "not_told"
+                                                       : "not_finished";
             f.why_not_effective = f.status == "cancelled"  ? "cancelled"
                                   : f.status == "rejected" ? "rejected, the customer was not told"
                                                            : "not finished (" + f.status + ")";
         } else if (f.failed_visit) {
+            f.not_effective = "failed_visit";
             f.why_not_effective = "a visit failed";
         } else if (f.open_discrepancy) {
+            f.not_effective = "open_discrepancy";
             f.why_not_effective = "an unresolved discrepancy";
         }
         f.timely = first && *first - f.opened_at < k_timely_ms;
         if (!f.timely) {
+            f.not_timely = first ? "late" : "not_attended";
             f.why_not_timely = first ? "attended after 24 h" : "not attended yet";
         }
         if (!final_state && f.status != "cancelled") {
@@ -527,6 +533,10 @@ std::string indicators_json(const Indicators& ind) {
         w.String(c.why_not_effective);
         w.Key("why_not_timely");
         w.String(c.why_not_timely);
+        w.Key("not_effective");
+        w.String(c.not_effective);
+        w.Key("not_timely");
+        w.String(c.not_timely);
         w.EndObject();
     }
     w.EndArray();

@@ -97,6 +97,10 @@ struct CaseFigure {
     bool open_discrepancy = false;
     std::string why_not_effective; // for people: the first reason
     std::string why_not_timely;
+    /// The same as codes for pages: cancelled | not_told | not_finished | failed_visit |
+    /// open_discrepancy, and late | not_attended; empty when it counts.
+    std::string not_effective;
+    std::string not_timely;
 };
 
 struct DayFigure {
