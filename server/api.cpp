@@ -450,7 +450,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
         if (!e.field().empty() && message.find(e.field()) == std::string::npos) {
             message = e.field() + ": " + message;
         }
-        return error_reply(http_status(e.code()), e.code(), message);
+        return error_reply(http_status(e.code()), e.code(), message, e.field());
     }
 }
 

@@ -91,6 +91,17 @@ std::string opid_text(const OpId& id) {
 
 } // namespace
 
+Reply error_reply(unsigned status, ErrorCode code, const std::string& message,
+                  const std::string& field) {
+    if (field.empty()) {
+        return error_reply(status, code, message);
+    }
+    return Reply{status, "application/json",
+                 "{\"error\":{\"code\":" + json_escape(to_string(code)) +
+                     ",\"message\":" + json_escape(message) + ",\"field\":" + json_escape(field) +
+                     "}}"};
+}
+
 Reply error_reply(unsigned status, ErrorCode code, const std::string& message) {
     return Reply{status, "application/json",
                  "{\"error\":{\"code\":" + json_escape(to_string(code)) +

@@ -43,6 +43,9 @@ struct Reply {
 
 /// {"error":{"code":..,"message":..}} with the status that fits the code.
 Reply error_reply(unsigned status, ErrorCode code, const std::string& message);
+/// The same with "field": the request member at fault ("rows[2].note"), for forms.
+Reply error_reply(unsigned status, ErrorCode code, const std::string& message,
+                  const std::string& field);
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
 /// characters without look-alikes, shown as XXXX-XXXX-XXXX. Only its hash is stored.

@@ -88,7 +88,12 @@ try {
     const page = await context.newPage();
     const consoleErrors = [];
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('console', (m) => {
+      // A refusal the page shows in words (4xx) is expected; a script error is not.
+      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) {
+        consoleErrors.push(m.text());
+      }
+    });
     let stepName = '';
     const ctx = {
       base, page, context, shared,
