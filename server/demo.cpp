@@ -235,6 +235,11 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
                         const Id signature = Id::random();
                         ops.push_back(
                             m.set(EntityType::work_order, ot, "signature_ref", signature));
+                        for (const auto& v : expected) { // each row carries the signature
+                            const Id item = Id::collected_item(ot, std::get<std::string>(v));
+                            ops.push_back(m.set(EntityType::collected_item, item, "signature_ref",
+                                                signature));
+                        }
                         ops.push_back(m.set(EntityType::work_order, ot, "signed_rows_hash",
                                             Bytes{{h.begin(), h.end()}}));
                     }

@@ -234,7 +234,7 @@ std::string render_anexo4(const Anexo4Form& form) {
     h += "<table class=\"rows\">\n<thead><tr>"
          "<th style=\"width:13%\">CÓDIGO</th>"
          "<th style=\"width:17%\">DESCRIPCIÓN</th>"
-         "<th style=\"width:10%\">MOTIVO (MIGRACIÓN/DAÑADO)</th>"
+         "<th style=\"width:10%\">MOTIVO<br>(MIGRACIÓN/<wbr>DAÑADO)</th>"
          "<th style=\"width:11%\">DEFECTO</th>"
          "<th>OBSERVACIONES</th>"
          "<th style=\"width:7.5%\">FECHA</th>"

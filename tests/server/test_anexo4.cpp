@@ -74,7 +74,7 @@ TEST_CASE("a delivered handover prints every value, escaped, with the form's lab
     for (const char* label :
          {"ENTREGA DE EQUIPOS DE MIGRACIÓN - DAÑADOS", "COMTECO · Proyecto BOOT", ">FECHA<",
           ">TÉCNICO<", ">ZONA<", ">PROYECTO<", ">CÓDIGO<", ">DESCRIPCIÓN<",
-          ">MOTIVO (MIGRACIÓN/DAÑADO)<", ">DEFECTO<", ">OBSERVACIONES<", ">FIRMA CLIENTE<",
+          ">MOTIVO<br>(MIGRACIÓN/<wbr>DAÑADO)<", ">DEFECTO<", ">OBSERVACIONES<", ">FIRMA CLIENTE<",
           "Entregado por:", "Recibido por:", ">TÉCNICO<", ">ENCARGADA DE ALMACÉN<"}) {
         CHECK_MESSAGE(has(html, label), label);
     }
