@@ -29,8 +29,11 @@ browser_deps() {
     # playwright-core for tests/browser, from the lock file, when it is not there yet.
     local want have
     want=$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' tests/browser/package.json)
-    have=$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' \
-        tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -1)
+    have=""
+    if [[ -f tests/browser/node_modules/playwright-core/package.json ]]; then
+        have=$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' \
+            tests/browser/node_modules/playwright-core/package.json | head -1)
+    fi
     if [[ -n $want && $want != "$have" ]]; then
         echo "setup.sh: installing playwright-core $want for the browser tests"
         (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
