@@ -97,9 +97,8 @@ Reply error_reply(unsigned status, ErrorCode code, const std::string& message,
         return error_reply(status, code, message);
     }
     return Reply{status, "application/json",
-                 "{\"error\":{\"code\":" + json_escape(to_string(code)) +
-                     ",\"message\":" + json_escape(message) + ",\"field\":" + json_escape(field) +
-                     "}}"};
+                 "{\"error\":{\"code\":" + json_escape(to_string(code)) + ",\"message\":" +
+                     json_escape(message) + ",\"field\":" + json_escape(field) + "}}"};
 }
 
 Reply error_reply(unsigned status, ErrorCode code, const std::string& message) {
