@@ -25,6 +25,9 @@ mkdir -p var
 cat <<MSG
 
 otsync-server is starting on http://127.0.0.1:8080 (data in ./var; Ctrl-C stops it).
+Open http://127.0.0.1:8080/ in a browser and sign in: almacen.demo (Almacén: receive the
+waiting handover with serials + Enter), bo.demo or ev.demo (Casos), supervisor.demo
+(Supervisión: indicators, devices, users).
 Try, from another terminal:
   curl 127.0.0.1:8080/healthz
   curl -s -X POST 127.0.0.1:8080/v1/auth/login -H 'Content-Type: application/json' \
