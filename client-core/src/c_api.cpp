@@ -160,6 +160,18 @@ int otsync_client_collect(otsync_client_t* client, const char* ot_id, const char
                : -1;
 }
 
+int otsync_client_report_missing(otsync_client_t* client, const char* ot_id, const char* serial,
+                                 const char* reason, otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         need(client).report_missing(need_str(ot_id, "the OT"),
+                                                     need_str(serial, "the serial"),
+                                                     need_str(reason, "the reason"));
+                     })
+               ? 0
+               : -1;
+}
+
 int otsync_client_void_item(otsync_client_t* client, const char* ot_id, const char* serial,
                             otsync_error* err) {
     return try_catch(err,

@@ -605,6 +605,44 @@ otsync_verdict Client::verify(const std::string& ot_hex, const std::string& seri
                                                                   : OTSYNC_VERDICT_UNEXPECTED;
 }
 
+void Client::report_missing(const std::string& ot_hex, const std::string& serial_in,
+                            const std::string& reason_in) {
+    const Id ot = m->ot_in_scope(ot_hex);
+    const std::string serial = normalize_serial(serial_in);
+    std::string reason = reason_in;
+    while (!reason.empty() && (reason.back() == ' ' || reason.back() == '\n')) {
+        reason.pop_back();
+    }
+    if (serial.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "scan or type the serial");
+    }
+    if (reason.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "say why the equipment is missing");
+    }
+    const auto exp = m->expected(ot);
+    if (std::find(exp.begin(), exp.end(), serial) == exp.end()) {
+        throw ClientError(OTSYNC_ERR_INVALID_VALUE, serial + " is not expected on this OT");
+    }
+    for (const auto& [item, s] : m->rows(ot)) {
+        if (s == serial) {
+            throw ClientError(OTSYNC_ERR_INVALID_VALUE,
+                              serial + " was collected on this OT: void the row first");
+        }
+    }
+    for (const auto& v : m->state.elements(EntityType::work_order, ot, "verified_equipment")) {
+        if (std::get<std::string>(v) == serial) {
+            throw ClientError(OTSYNC_ERR_INVALID_VALUE, serial + " was verified on this OT");
+        }
+    }
+    // "SERIAL: reason", the form the server's reconciliation reads (latest per serial).
+    Op op = m->maker->event(EntityType::work_order, ot, "missing_reasons",
+                            text(serial + ": " + reason));
+    if (auto err = check_op_schema(op)) {
+        throw ClientError(static_cast<int>(err->code()), err->message());
+    }
+    m->record({std::move(op)});
+}
+
 void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len) {
     const Id ot = m->ot_in_scope(ot_hex);
     if (!png || len == 0) {

@@ -290,8 +290,22 @@ std::string walk(Office& o, Handheld& tech, int modality, const std::string& con
         tech.status(ot, "on_site");
         if (kind == "relocate_ftth") {
             CHECK(expected.size() == equipment.size());
-            for (const auto& s : expected) {
-                CHECK(tech.verify(ot, s) == OTSYNC_VERDICT_MATCHED);
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                if (modality == 2 && i + 1 == expected.size()) {
+                    // The customer did not bring it: the technician says why, on the
+                    // handheld; with that reason the case can close.
+                    CHECK(otsync_client_report_missing(tech.c, ot.c_str(), expected[i].c_str(), "",
+                                                       &tech.err) != 0);
+                    CHECK(otsync_client_report_missing(tech.c, ot.c_str(), "NOT-ON-THIS-OT", "x",
+                                                       &tech.err) != 0);
+                    REQUIRE_MESSAGE(otsync_client_report_missing(
+                                        tech.c, ot.c_str(), expected[i].c_str(),
+                                        "el cliente dejó el decodificador en la casa anterior",
+                                        &tech.err) == 0,
+                                    tech.err.message);
+                    continue;
+                }
+                CHECK(tech.verify(ot, expected[i]) == OTSYNC_VERDICT_MATCHED);
             }
         } else if (!expected.empty()) {
             CHECK(expected.size() == equipment.size());
@@ -315,6 +329,19 @@ std::string walk(Office& o, Handheld& tech, int modality, const std::string& con
     if (!collected) {
         // Nothing to receive: the case closed when the field work synced.
         CHECK(std::string(after_field["status"].GetString()) == "closed");
+        if (modality == 2) {
+            auto rec = o.bo.ok("GET", "/v1/cases/" + id + "/reconciliation");
+            int missing = 0;
+            for (const auto& line : rec["ots"][0]["lines"].GetArray()) {
+                if (std::string(line["status"].GetString()) == "missing") {
+                    ++missing;
+                    CHECK(std::string(line["missing_reason"].GetString()).find("decodificador") !=
+                          std::string::npos);
+                    CHECK(line["settled"].GetBool());
+                }
+            }
+            CHECK(missing == 1);
+        }
     } else {
         CHECK(std::string(after_field["status"].GetString()) == "in_progress");
         CHECK(after_field["closing_blockers"].Size() > 0);

@@ -10,6 +10,7 @@
 //     collect OT SERIAL --reason migration|damaged [--defect T] [--desc T] [--obs T]
 //     void OT SERIAL                void a mistaken row (it stays on record, marked void)
 //     verify OT SERIAL              equipment the customer carried (modalities 2 and 3)
+//     missing OT SERIAL --reason T  why an expected serial is not handed over
 //     sign OT --png FILE            the customer's signature
 //     complete OT | fail OT --reason T
 //     handover create [--zone Z]    an Anexo 4 handover of every item in my custody
@@ -83,6 +84,7 @@ constexpr const char* k_usage =
     "          [--obs TEXTO]                  recoger un equipo (fila del Anexo 4)\n"
     "  void OT SERIE                          anular una fila equivocada (queda registrada)\n"
     "  verify OT SERIE                        verificar un equipo que trajo el cliente\n"
+    "  missing OT SERIE --reason TEXTO        por qué falta un equipo esperado\n"
     "  sign OT --png ARCHIVO                  firma del cliente (PNG, hasta 256 KiB)\n"
     "  complete OT                            concluir la OT\n"
     "  fail OT --reason TEXTO                 visita fallida, con su motivo\n"
@@ -979,14 +981,23 @@ int cmd_status_change(Args& a, const char* status) {
             }
         }
         const auto verified = strings(member(fields, "verified_equipment"));
+        std::vector<std::string> explained; // serials with a reason already ("SERIE: motivo")
+        if (const Json* log = member(fields, "missing_reasons"); log && log->IsArray()) {
+            for (const auto& e : log->GetArray()) {
+                const std::string v = text(member(&e, "value"));
+                explained.push_back(v.substr(0, v.find(": ")));
+            }
+        }
         std::string missing;
         for (const auto& s : strings(member(fields, "expected_equipment"))) {
-            if (!contains(recorded, s) && !contains(verified, s)) {
+            if (!contains(recorded, s) && !contains(verified, s) && !contains(explained, s)) {
                 missing += (missing.empty() ? "" : ", ") + s;
             }
         }
         if (!missing.empty()) {
-            std::printf("Aviso: equipos esperados sin registrar (faltantes): %s\n",
+            std::printf("Aviso: equipos esperados sin registrar (faltantes): %s\n"
+                        "  diga por qué falta cada uno: otsync-tech missing OT SERIE --reason "
+                        "TEXTO\n",
                         missing.c_str());
         }
         if (fields && !member(fields, "signature_ref")) {
@@ -1055,6 +1066,22 @@ int cmd_verify(Args& a) {
     check(otsync_client_verify(c->get(), ot.c_str(), a.positional[1].c_str(), &verdict, &err), err);
     std::printf("Verificado: %s (%s %s)\n", verdict_words(verdict), a.positional[1].c_str(),
                 verdict_note(verdict));
+    return k_exit_ok;
+}
+
+int cmd_missing(Args& a) {
+    a.expect(2, "missing OT SERIE --reason TEXTO", {"--reason"});
+    const char* reason = a.option("--reason");
+    if (!reason || !*reason) {
+        usage_error("diga por qué falta el equipo: --reason TEXTO");
+    }
+    auto c = open_existing(a, true);
+    const std::string ot = resolve_ot(*c, a.positional[0]);
+    otsync_error err{};
+    check(otsync_client_report_missing(c->get(), ot.c_str(), a.positional[1].c_str(), reason, &err),
+          err);
+    std::printf("Faltante registrado: %s (%s)\nPendiente de envío: otsync-tech sync\n",
+                a.positional[1].c_str(), reason);
     return k_exit_ok;
 }
 
@@ -1231,6 +1258,9 @@ int run(Args& a) {
     }
     if (cmd == "void") {
         return cmd_void(a);
+    }
+    if (cmd == "missing") {
+        return cmd_missing(a);
     }
     if (cmd == "verify") {
         return cmd_verify(a);

@@ -116,6 +116,12 @@ int otsync_client_void_item(otsync_client_t* client, const char* ot_id, const ch
 int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char* serial,
                          otsync_verdict* verdict, otsync_error* err);
 
+/* Why an expected serial is missing from the OT (not collected or verified): "the
+ * customer kept the remote", "lost". The case cannot close until every missing expected
+ * serial has a reason. The serial must be on the OT's expected list and not recorded. */
+int otsync_client_report_missing(otsync_client_t* client, const char* ot_id, const char* serial,
+                                 const char* reason, otsync_error* err);
+
 /* The customer's signature as PNG bytes (at most 256 KiB), bound to a BLAKE2b-256 hash
  * of the exact rows recorded on the OT at this moment. */
 int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,

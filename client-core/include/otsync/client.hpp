@@ -81,6 +81,10 @@ public:
                            const std::string& defect, const std::string& observations);
     void void_item(const std::string& ot_hex, const std::string& serial);
     otsync_verdict verify(const std::string& ot_hex, const std::string& serial);
+    /// Why an expected serial is not handed over (the customer kept it, lost it...): the
+    /// missing item's reason, which the case needs before it can close.
+    void report_missing(const std::string& ot_hex, const std::string& serial,
+                        const std::string& reason);
     void sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len);
     std::string create_handover(const std::string& zone);
     std::string status_json() const;
