@@ -5,7 +5,7 @@
 // Options (flags override OTSYNC_* environment variables):
 //   --listen HOST:PORT      OTSYNC_LISTEN       127.0.0.1:8080
 //   --data-dir DIR          OTSYNC_DATA_DIR     ./var
-//   --threads N             OTSYNC_THREADS      2
+//   --threads N             OTSYNC_THREADS      16 (a request waiting for its commit holds one)
 //   --demo                  OTSYNC_DEMO=1       seed demo data into an empty database
 //   --sync-mode full|normal OTSYNC_SYNC_MODE    full (fsync every commit)
 //   --max-body-sync BYTES   OTSYNC_MAX_BODY_SYNC      8 MiB
@@ -56,7 +56,7 @@ struct Options {
     std::string host = "127.0.0.1";
     unsigned short port = 8080;
     std::string data_dir = "var";
-    unsigned threads = 2;
+    unsigned threads = 16; // a request waiting for its commit holds one: more share a commit
     bool demo = false;
     bool sync_full = true;
     HttpLimits http;

@@ -594,7 +594,7 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
 void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
     {
         std::unique_lock q(m_commit_mutex);
-        m_done_cv.wait(q, [&] { return p->done; });
+        p->done_cv.wait(q, [&] { return p->done; });
     }
     if (p->error) {
         throw Error(ErrorCode::internal, "the store did not commit the request");
@@ -646,8 +646,11 @@ void SyncService::committer() {
         for (const auto& p : group) {
             p->error = error;
             p->done = true;
+            // Each waiter has its own condition: waking only the requests of this group
+            // (not every waiter of every later group) keeps context switches per commit
+            // at the group's size.
+            p->done_cv.notify_one();
         }
-        m_done_cv.notify_all();
     }
 }
 
@@ -668,6 +671,9 @@ std::vector<OpResult> SyncService::submit(
     std::unique_lock lock(m_mutex);
     crdt::OpMaker maker(k_server_replica, *m_hlc, author, m_state.max_counter(k_server_replica));
     const auto ops = make(maker, m_state);
+    if (ops.empty()) {
+        return {}; // nothing to validate, store or wait for
+    }
     auto [results, pending] = apply_batch(Actor{author, role, k_server_replica}, ops, 0, 0,
                                           static_cast<std::int64_t>(m_clock.now_ms()));
     lock.unlock();

@@ -106,6 +106,7 @@ private:
         SyncCounters delta;
         bool done = false;
         std::exception_ptr error;
+        std::condition_variable done_cv; // with m_commit_mutex; one waiter
     };
 
     /// Validates and merges in memory, then queues the writes; the caller holds m_mutex.
@@ -155,7 +156,6 @@ private:
     // thread commits everything queued in one transaction and wakes the waiters.
     std::mutex m_commit_mutex; // lock order: m_mutex, then m_commit_mutex
     std::condition_variable m_commit_cv;
-    std::condition_variable m_done_cv;
     std::deque<std::shared_ptr<PendingCommit>> m_commit_queue;
     bool m_stopping = false;
     std::thread m_committer;

@@ -59,7 +59,7 @@ struct Options {
     std::size_t requests = 4000;
     std::size_t batch = 10;
     std::size_t big_log = 1'000'000;
-    unsigned server_threads = 8; // io threads of the server (all on CPU 0): lets commits group
+    unsigned server_threads = 64; // io threads of the server (all on CPU 0): lets commits group
     bool json = false;
 };
 
