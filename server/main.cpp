@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
             procedure.record_field_steps(ops);
             procedure.close_ready(procedure.cases_touched_by(ops));
         });
-        procedure.close_all_ready(); // a restart between an ack and its follow-up
+        procedure.catch_up(); // a restart between an ack and its follow-ups
         Api api(*store, auth, procedure, sync);
         App app(*store, sync, clock);
         app.set_api(&api);

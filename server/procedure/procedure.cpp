@@ -359,10 +359,17 @@ Id system_author() {
 }
 
 Procedure::Procedure(Store& store, SyncService& sync, ClockSource& clock, ProcedureConfig config)
-    : m_store(store), m_sync(sync), m_clock(clock), m_config(config) {}
+    : m_store(store), m_sync(sync), m_clock(clock), m_config(config) {
+    m_sync.observe([this](const crdt::Replica& r) { m_index = LinkIndex::build(r); },
+                   [this](const crdt::Replica& r, const Op& op) { m_index.note(r, op); });
+}
+
+Procedure::~Procedure() {
+    m_sync.observe([](const crdt::Replica&) {}, [](const crdt::Replica&, const Op&) {});
+}
 
 ReconcileOptions Procedure::reconcile_options() const {
-    return {static_cast<std::int64_t>(m_clock.now_ms()), m_config.custody_limit_ms};
+    return {static_cast<std::int64_t>(m_clock.now_ms()), m_config.custody_limit_ms, &m_index};
 }
 
 namespace {
@@ -622,7 +629,7 @@ std::string Procedure::case_detail(const Id& c) {
         w.EndArray();
         w.Key("ots");
         w.StartArray();
-        for (const Id& ot : ots_of_case(r, c)) {
+        for (const Id& ot : ots_of_case(r, c, &m_index)) {
             w.StartObject();
             w.Key("id");
             str(w, ot.hex());
@@ -896,7 +903,7 @@ std::string Procedure::cancel_case(const User& actor, const Id& c, const std::st
         require_case(b.r, c);
         b.status(CF::case_file, c, "cancelled");
         b.set(CF::case_file, c, "cancel_reason", text(reason));
-        for (const Id& ot : ots_of_case(b.r, c)) {
+        for (const Id& ot : ots_of_case(b.r, c, &m_index)) {
             if (!is_final(work_order_lifecycle(), b.status_of(CF::work_order, ot))) {
                 b.status(CF::work_order, ot, "cancelled");
                 b.event(CF::work_order, ot, "notes", text("Anulada con el caso: " + reason));
@@ -925,7 +932,7 @@ std::string Procedure::issue_ots(const User& actor, const Id& c, const std::stri
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"approved"}, "issue its OTs");
-        if (!ots_of_case(b.r, c).empty()) {
+        if (!ots_of_case(b.r, c, &m_index).empty()) {
             throw Error(ErrorCode::conflict, "this case's OTs were already issued");
         }
         const auto missing = missing_requirements(b.r, c);
@@ -2080,45 +2087,96 @@ void Procedure::record_field_steps(const std::vector<Op>& ops) {
             completed.insert(op.entity);
         }
     }
-    for (const Id& ot : completed) {
-        // The technician's step of the seed, recorded on the case once its field work is
-        // done: the author is the technician who completed it, the server writes it.
-        std::optional<Id> tech;
-        m_sync.read_state(
-            [&](const crdt::Replica& r) { tech = id_of(r, CF::work_order, ot, "technician"); });
-        if (!tech) {
-            continue;
+    if (completed.empty()) {
+        return;
+    }
+    // The cases whose every OT is now final, and who completed their last field OT: the
+    // technician's step of the seed is recorded on the case with that technician as its
+    // author (the server writes it; the trail says who did the work).
+    std::map<Id, std::vector<std::pair<Id, std::string>>> due; // technician -> (case, code)
+    m_sync.read_state([&](const crdt::Replica& r) {
+        std::map<Id, std::vector<Id>> case_ots; // one pass over the OTs
+        for (const Id& ot : r.entities(CF::work_order)) {
+            if (auto c = id_of(r, CF::work_order, ot, "case")) {
+                case_ots[*c].push_back(ot);
+            }
         }
-        m_sync.submit(*tech, Role::system, [&](crdt::OpMaker& m, const crdt::Replica& r) {
-            std::vector<Op> out;
+        std::set<Id> seen;
+        for (const Id& ot : completed) {
             const auto c = id_of(r, CF::work_order, ot, "case");
-            if (!c) {
-                return out;
+            const auto tech = id_of(r, CF::work_order, ot, "technician");
+            if (!c || !tech || !seen.insert(*c).second) {
+                continue;
             }
-            for (const Id& other : ots_of_case(r, *c)) {
+            bool all_final = true;
+            for (const Id& other : case_ots[*c]) {
                 const std::string s = text_of(r, CF::work_order, other, "status");
-                if (s != "completed" && s != "cancelled") {
-                    return out; // the step is the whole visit: wait for every OT
-                }
+                all_final = all_final && (s == "completed" || s == "cancelled");
             }
-            for (const auto& s : steps_for(modality_of(r, *c))) {
-                if (s.role != Role::technician) {
+            if (!all_final) {
+                continue; // the step is the whole visit: wait for every OT
+            }
+            for (const auto& step : steps_for(modality_of(r, *c))) {
+                if (step.role != Role::technician) {
                     continue;
                 }
                 bool done = false;
                 if (const auto* log = r.log(CF::case_file, *c, "steps")) {
                     for (const auto& [k, v] : log->events) {
                         done = done || (std::holds_alternative<std::string>(v) &&
-                                        std::get<std::string>(v) == s.code);
+                                        std::get<std::string>(v) == step.code);
                     }
                 }
                 if (!done) {
-                    out.push_back(m.event(CF::case_file, *c, "steps", text(std::string(s.code))));
+                    due[*tech].emplace_back(*c, std::string(step.code));
                 }
+            }
+        }
+    });
+    for (const auto& [tech, steps] : due) {
+        m_sync.submit(tech, Role::system, [&](crdt::OpMaker& m, const crdt::Replica&) {
+            std::vector<Op> out;
+            for (const auto& [c, code] : steps) {
+                out.push_back(m.event(CF::case_file, c, "steps", text(code)));
             }
             return out;
         });
     }
+}
+
+void Procedure::catch_up() {
+    // The follow-ups look at the state, not at the ops: feeding them every collected row's
+    // serial and every completed OT's status again is enough, and does nothing twice.
+    std::vector<Op> replay;
+    m_sync.read_state([&](const crdt::Replica& r) {
+        for (const Id& item : r.entities(CF::collected_item)) {
+            const std::string serial = text_of(r, CF::collected_item, item, "serial");
+            const Value* voided = r.get(CF::collected_item, item, "voided");
+            if (serial.empty() ||
+                (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided))) {
+                continue;
+            }
+            Op op;
+            op.entity_type = CF::collected_item;
+            op.entity = item;
+            op.field = field_def(CF::collected_item, "serial").id;
+            op.value = serial;
+            replay.push_back(std::move(op));
+        }
+        for (const Id& ot : r.entities(CF::work_order)) {
+            if (text_of(r, CF::work_order, ot, "status") == "completed") {
+                Op op;
+                op.entity_type = CF::work_order;
+                op.entity = ot;
+                op.field = field_def(CF::work_order, "status").id;
+                op.value = std::string("completed");
+                replay.push_back(std::move(op));
+            }
+        }
+    });
+    custody_from_field(replay);
+    record_field_steps(replay);
+    close_all_ready();
 }
 
 std::size_t Procedure::close_all_ready() {

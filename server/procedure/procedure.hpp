@@ -30,6 +30,9 @@ struct ProcedureConfig {
 class Procedure {
 public:
     Procedure(Store& store, SyncService& sync, ClockSource& clock, ProcedureConfig config);
+    ~Procedure();
+    Procedure(const Procedure&) = delete;
+    Procedure& operator=(const Procedure&) = delete;
 
     // ---- cases --------------------------------------------------------------------------
     /// Opens a case (steps 1–3 of the modality): returns the case's detail JSON.
@@ -90,6 +93,9 @@ public:
     /// Records the technician's step of the seed (m1.14, m2.13, m3.11, m4.18) on the case
     /// when a device completes the last open OT of it; its author is the technician.
     void record_field_steps(const std::vector<Op>& ops);
+    /// At start: redoes every follow-up a crash may have cut between a device's commit and
+    /// the server's own ops (custody, the technician's step, closing). Idempotent.
+    void catch_up();
     /// Checks every case in progress (at start, after a restart mid-follow-up).
     std::size_t close_all_ready();
 
@@ -101,6 +107,7 @@ private:
     SyncService& m_sync;
     ClockSource& m_clock;
     ProcedureConfig m_config;
+    LinkIndex m_index; // kept by the sync service's observer; read under its lock only
 };
 
 /// The author id of the server's own ops (closing): the zero id, named "sistema".

@@ -126,11 +126,75 @@ std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t
     return std::nullopt;
 }
 
-std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id) {
-    std::vector<std::pair<std::int64_t, Id>> found;
+LinkIndex LinkIndex::build(const crdt::Replica& r) {
+    LinkIndex idx;
     for (const Id& ot : r.entities(CI::work_order)) {
-        if (id_of(r, CI::work_order, ot, "case") == case_id) {
+        if (auto c = id_of(r, CI::work_order, ot, "case")) {
+            idx.m_ot_case[ot] = *c;
+            idx.m_case_ots[*c].insert(ot);
+        }
+    }
+    for (const Id& item : r.entities(CI::collected_item)) {
+        if (auto ot = id_of(r, CI::collected_item, item, "work_order")) {
+            idx.m_item_ot[item] = *ot;
+            idx.m_ot_items[*ot].insert(item);
+        }
+        const std::string serial = text_of(r, CI::collected_item, item, "serial");
+        if (!serial.empty()) {
+            idx.m_item_serial[item] = serial;
+            idx.m_serial_items[serial].insert(item);
+        }
+    }
+    return idx;
+}
+
+const std::set<Id>& LinkIndex::items_with(const std::string& serial) const {
+    return get(m_serial_items, serial);
+}
+
+void LinkIndex::note(const crdt::Replica& r, const Op& op) {
+    // Membership follows the register's current value, whatever order ops arrive in.
+    auto relink = [](auto& forward, auto& backward, const Id& e, auto now) {
+        auto it = forward.find(e);
+        if (it != forward.end()) {
+            if (now && it->second == *now) {
+                return;
+            }
+            backward[it->second].erase(e);
+            forward.erase(it);
+        }
+        if (now) {
+            forward[e] = *now;
+            backward[*now].insert(e);
+        }
+    };
+    const FieldDef* f = find_field(op.entity_type, op.field);
+    if (!f) {
+        return;
+    }
+    if (op.entity_type == CI::work_order && f->name == "case") {
+        relink(m_ot_case, m_case_ots, op.entity, id_of(r, CI::work_order, op.entity, "case"));
+    } else if (op.entity_type == CI::collected_item && f->name == "work_order") {
+        relink(m_item_ot, m_ot_items, op.entity,
+               id_of(r, CI::collected_item, op.entity, "work_order"));
+    } else if (op.entity_type == CI::collected_item && f->name == "serial") {
+        const std::string serial = text_of(r, CI::collected_item, op.entity, "serial");
+        relink(m_item_serial, m_serial_items, op.entity,
+               serial.empty() ? std::optional<std::string>() : std::optional<std::string>(serial));
+    }
+}
+
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id, const LinkIndex* index) {
+    std::vector<std::pair<std::int64_t, Id>> found;
+    if (index) {
+        for (const Id& ot : index->ots_of(case_id)) {
             found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
+        }
+    } else {
+        for (const Id& ot : r.entities(CI::work_order)) {
+            if (id_of(r, CI::work_order, ot, "case") == case_id) {
+                found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
+            }
         }
     }
     std::sort(found.begin(), found.end());
@@ -157,19 +221,38 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
     // where else each serial was collected.
     std::map<std::string, Id> mine;
     std::map<std::string, std::vector<Id>> elsewhere;
-    for (const Id& item : r.entities(CI::collected_item)) {
+    auto consider = [&](const Id& item, bool only_elsewhere) {
         if (is_true(r, CI::collected_item, item, "voided")) {
-            continue;
+            return;
         }
         const auto w = id_of(r, CI::collected_item, item, "work_order");
         const std::string serial = text_of(r, CI::collected_item, item, "serial");
         if (!w || serial.empty()) {
-            continue;
+            return;
         }
         if (*w == ot) {
-            mine[serial] = item;
+            if (!only_elsewhere) {
+                mine[serial] = item;
+            }
         } else {
             elsewhere[serial].push_back(*w);
+        }
+    };
+    if (o.index) {
+        // This OT's rows, then every other row with one of their serials.
+        for (const Id& item : o.index->items_of(ot)) {
+            consider(item, false);
+        }
+        for (const auto& [serial, item] : std::map<std::string, Id>(mine)) {
+            for (const Id& other : o.index->items_with(serial)) {
+                if (other != item) {
+                    consider(other, true);
+                }
+            }
+        }
+    } else {
+        for (const Id& item : r.entities(CI::collected_item)) {
+            consider(item, false);
         }
     }
 
@@ -254,7 +337,7 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o) {
     std::vector<OtReconciliation> out;
-    for (const Id& ot : ots_of_case(r, case_id)) {
+    for (const Id& ot : ots_of_case(r, case_id, o.index)) {
         out.push_back(reconcile_ot(r, ot, o));
     }
     return out;
@@ -338,6 +421,16 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
     Indicators ind;
     ind.query = q;
     std::map<std::string, DayFigure> days;
+    std::set<Id> in_conflict; // cases with a lifecycle conflict of their own, found once
+    for (const auto& conflict : r.conflicts()) {
+        if (conflict.entity.type == CI::case_file) {
+            in_conflict.insert(conflict.entity.id);
+        } else if (conflict.entity.type == CI::work_order) {
+            if (auto c = id_of(r, CI::work_order, conflict.entity.id, "case")) {
+                in_conflict.insert(*c); // completed on the handheld, cancelled at the office
+            }
+        }
+    }
     for (const Id& c : r.entities(CI::case_file)) {
         const auto opened = time_of(r, CI::case_file, c, "opened_at");
         if (!opened || *opened < q.from_ms || *opened >= q.to_ms) {
@@ -364,7 +457,7 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         if (f.status == "rejected" && told) {
             first = told;
         }
-        for (const Id& ot : ots_of_case(r, c)) {
+        for (const Id& ot : ots_of_case(r, c, q.reconcile.index)) {
             if (lifecycle_failed_ever(r, ot)) {
                 f.failed_visit = true;
             }
@@ -387,10 +480,8 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
                 }
             }
         }
-        for (const auto& conflict : r.conflicts()) {
-            if (conflict.entity.id == c) {
-                f.open_discrepancy = true;
-            }
+        if (in_conflict.contains(c)) {
+            f.open_discrepancy = true;
         }
         const bool final_state = f.status == "closed" || (f.status == "rejected" && told);
         f.effective = final_state && !f.failed_visit && !f.open_discrepancy;

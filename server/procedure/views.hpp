@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace otsync::server {
@@ -49,14 +51,44 @@ struct OtReconciliation {
     std::vector<SerialLine> lines;
 };
 
+/// The links the views follow, so that they never scan the whole state: case → OTs,
+/// OT → collected items, serial → collected items. Kept current op by op (`note`, called
+/// after each op is applied, under the same lock as the state) or built whole (`build`).
+class LinkIndex {
+public:
+    static LinkIndex build(const crdt::Replica& r);
+    void note(const crdt::Replica& r, const Op& op);
+
+    const std::set<Id>& ots_of(const Id& case_id) const { return get(m_case_ots, case_id); }
+    const std::set<Id>& items_of(const Id& ot) const { return get(m_ot_items, ot); }
+    const std::set<Id>& items_with(const std::string& serial) const;
+
+private:
+    template <class K, class M>
+    static const std::set<Id>& get(const M& m, const K& k) {
+        static const std::set<Id> none;
+        const auto it = m.find(k);
+        return it == m.end() ? none : it->second;
+    }
+    std::unordered_map<Id, Id> m_ot_case;
+    std::unordered_map<Id, std::set<Id>> m_case_ots;
+    std::unordered_map<Id, Id> m_item_ot;
+    std::unordered_map<Id, std::set<Id>> m_ot_items;
+    std::unordered_map<Id, std::string> m_item_serial;
+    std::unordered_map<std::string, std::set<Id>> m_serial_items;
+};
+
 struct ReconcileOptions {
     std::int64_t now_ms = 0;
     std::int64_t custody_limit_ms = 3ll * 24 * 3600 * 1000; // flag custody older than this
+    /// When set (the server's live index), lookups follow it; otherwise they scan the state.
+    const LinkIndex* index = nullptr;
 };
 
 OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const ReconcileOptions& o);
 /// The case's OTs, ordered by issue time then id.
-std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id);
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id,
+                            const LinkIndex* index = nullptr);
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o);
 

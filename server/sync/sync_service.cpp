@@ -148,6 +148,9 @@ void SyncService::reload() {
         }
     }
     m_hlc = std::make_unique<Hlc>(m_clock, latest, m_config.max_clock_skew_ms);
+    if (m_observe_rebuild) {
+        m_observe_rebuild(m_state);
+    }
 }
 
 void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f) {
@@ -511,6 +514,9 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
             continue;
         }
         index_op(op);
+        if (m_observe_applied) {
+            m_observe_applied(m_state, op);
+        }
         if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
             value_id(op.value)) {
             batch_items[op.entity] = *value_id(op.value);
@@ -692,6 +698,14 @@ std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, st
     }
     store.add_enroll_code(code_hash(code), user, now + ttl_ms);
     return code;
+}
+
+void SyncService::observe(std::function<void(const crdt::Replica&)> rebuild,
+                          std::function<void(const crdt::Replica&, const Op&)> applied) {
+    std::lock_guard lock(m_mutex);
+    m_observe_rebuild = std::move(rebuild);
+    m_observe_applied = std::move(applied);
+    m_observe_rebuild(m_state);
 }
 
 Signature SyncService::sign(std::string_view message) const {

@@ -88,6 +88,11 @@ public:
     void set_after_sync(std::function<void(const std::vector<Op>&)> f) {
         m_after_sync = std::move(f);
     }
+    /// Follows every op applied to the state, under the service lock: `rebuild` runs now
+    /// and whenever the state is folded again from the log, `applied` after each op. Read
+    /// what they maintain only under the lock (read_state, submit). Set once.
+    void observe(std::function<void(const crdt::Replica&)> rebuild,
+                 std::function<void(const crdt::Replica&, const Op&)> applied);
     /// Signs `message` with the server's Ed25519 key (receipts, custody proofs).
     Signature sign(std::string_view message) const;
     /// Run `f` with the merged state under the service lock.
@@ -151,6 +156,8 @@ private:
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
     SyncCounters m_counters;
     std::function<void(const std::vector<Op>&)> m_after_sync;
+    std::function<void(const crdt::Replica&)> m_observe_rebuild;
+    std::function<void(const crdt::Replica&, const Op&)> m_observe_applied;
 
     // Group commit: requests merged in memory queue their writes in merge order; one
     // thread commits everything queued in one transaction and wakes the waiters.
