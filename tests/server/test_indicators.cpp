@@ -250,6 +250,26 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     }
     CHECK(got_effective == want_effective);
 
+    // The server's live link index and a plain scan of the state give the same report.
+    {
+        server::IndicatorQuery scan;
+        scan.from_ms = month;
+        scan.to_ms = *server::parse_local_date("2026-11-30", -240) + 86400000;
+        scan.tz_offset_minutes = -240;
+        scan.now_ms = static_cast<std::int64_t>(f.clock.now_ms());
+        scan.reconcile.now_ms = scan.now_ms;
+        scan.reconcile.custody_limit_ms = pc.custody_limit_ms;
+        std::string scanned, rebuilt;
+        f.service->read_state([&](const crdt::Replica& r) {
+            scanned = server::indicators_json(server::compute_indicators(r, scan));
+            const auto index = server::LinkIndex::build(r);
+            scan.reconcile.index = &index;
+            rebuilt = server::indicators_json(server::compute_indicators(r, scan));
+        });
+        CHECK(scanned == json);
+        CHECK(rebuilt == json);
+    }
+
     // A unit filter and a one-day window select subsets; a perfect day passes.
     q["unit"] = "Otra";
     rapidjson::Document none;
