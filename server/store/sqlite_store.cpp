@@ -725,6 +725,62 @@ public:
 
     std::uint64_t inventory_count() override { return scalar("SELECT count(*) FROM inventory"); }
 
+    std::vector<SyncWrite::Projection> projections() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT entity_type, entity, state FROM projections "
+                          "ORDER BY entity_type, entity");
+        std::vector<SyncWrite::Projection> out;
+        while (s.step()) {
+            const auto t = s.i64(0);
+            if (!is_valid_entity_type(static_cast<std::uint8_t>(t)) || t != (t & 0xff)) {
+                throw Error(ErrorCode::internal, "a projection row has an unknown entity type");
+            }
+            out.push_back({static_cast<EntityType>(t), s.id(1), s.text(2)});
+        }
+        return out;
+    }
+
+    void replace_projections(const std::vector<SyncWrite::Projection>& rows) override {
+        std::lock_guard lock(m_mutex);
+        const bool own = sqlite3_get_autocommit(m_db) != 0; // not inside in_transaction
+        if (own) {
+            exec("BEGIN IMMEDIATE");
+        }
+        try {
+            exec("DELETE FROM projections");
+            const std::uint64_t last = [&] {
+                Stmt q = prepared("SELECT coalesce(max(seq), 0) FROM ops");
+                return q.step() ? q.u64(0) : 0;
+            }();
+            Stmt ins = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "
+                                "VALUES(?,?,?,?)");
+            for (const auto& p : rows) {
+                ins.bind(1, static_cast<std::int64_t>(p.type)).bind(2, p.id).bind(3, p.json);
+                ins.bind_u64(4, last).run();
+            }
+            if (own) {
+                exec("COMMIT");
+            }
+        } catch (...) {
+            if (own) {
+                sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+            }
+            throw;
+        }
+    }
+
+    void in_transaction(bool write, const std::function<void()>& f) override {
+        std::lock_guard lock(m_mutex);
+        exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+        try {
+            f();
+            exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    }
+
     bool healthy() override {
         try {
             return scalar("SELECT 1") == 1;

@@ -192,6 +192,15 @@ public:
                                             std::size_t limit) = 0;
     virtual std::uint64_t feed_count_after(const Id& user, std::uint64_t after) = 0;
 
+    // ---- projections (maintenance: otsync-admin rebuild) ----
+    /// Every projection row: entity type, id, state JSON.
+    virtual std::vector<SyncWrite::Projection> projections() = 0;
+    /// Replaces the whole projections table with `rows`, tagged with the log's last seq.
+    virtual void replace_projections(const std::vector<SyncWrite::Projection>& rows) = 0;
+    /// Runs `f` in one transaction: a consistent snapshot of everything it reads (WAL), and
+    /// with `write` the write lock, so nothing commits between its reads and its writes.
+    virtual void in_transaction(bool write, const std::function<void()>& f) = 0;
+
     // ---- server key ----
     virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;
     virtual void set_server_key(const PublicKey& pk, const SecretKey& sk) = 0;

@@ -9,6 +9,7 @@
 //   otsync-admin [--data-dir DIR] device revoke REPLICA
 //   otsync-admin [--data-dir DIR] device list
 //   otsync-admin [--data-dir DIR] inventory import FILE.csv
+//   otsync-admin [--data-dir DIR] rebuild [--verify]
 //   otsync-admin [--data-dir DIR] report indicators --from D --to D [--unit U] [--csv] [--cases]
 //
 // The data folder defaults to $OTSYNC_DATA_DIR, then ./var. It is safe to run while
@@ -26,6 +27,7 @@
 #include "sync/sync_service.hpp"
 
 #include "otsync/error.hpp"
+#include "otsync/view.hpp"
 
 #include <sodium.h>
 #include <termios.h>
@@ -48,16 +50,19 @@ using namespace otsync::server;
 namespace {
 
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr << "otsync-admin: " << why << "\n"
-              << "usage: otsync-admin [--data-dir DIR] COMMAND\n"
-              << "  user add --role ROLE [--full-name NAME] [--unit UNIT] [--password-stdin] NAME\n"
-              << "  user set-password NAME      (reads the new password from stdin)\n"
-              << "  user disable NAME | user enable NAME | user list\n"
-              << "  device enroll-code USER [--ttl-hours H] | device revoke REPLICA | device list\n"
-              << "  inventory import FILE.csv   (all or nothing; lists every bad line)\n"
-              << "  report indicators --from YYYY-MM-DD --to YYYY-MM-DD [--unit U] [--csv]\n"
-              << "                    [--tz-offset-minutes N] [--cases]\n"
-              << "env: OTSYNC_DATA_DIR, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
+    std::cerr
+        << "otsync-admin: " << why << "\n"
+        << "usage: otsync-admin [--data-dir DIR] COMMAND\n"
+        << "  user add --role ROLE [--full-name NAME] [--unit UNIT] [--password-stdin] NAME\n"
+        << "  user set-password NAME      (reads the new password from stdin)\n"
+        << "  user disable NAME | user enable NAME | user list\n"
+        << "  device enroll-code USER [--ttl-hours H] | device revoke REPLICA | device list\n"
+        << "  inventory import FILE.csv   (all or nothing; lists every bad line)\n"
+        << "  rebuild [--verify]          refold the op log; --verify only compares with the\n"
+        << "                              projections (exit 1 on a difference)\n"
+        << "  report indicators --from YYYY-MM-DD --to YYYY-MM-DD [--unit U] [--csv]\n"
+        << "                    [--tz-offset-minutes N] [--cases]\n"
+        << "env: OTSYNC_DATA_DIR, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
     std::exit(2);
 }
 
@@ -196,7 +201,7 @@ int run(std::vector<std::string> args) {
         data_dir = args[1];
         args.erase(args.begin(), args.begin() + 2);
     }
-    if (args.size() < 2) {
+    if (args.size() < 2 && !(args.size() == 1 && args[0] == "rebuild")) {
         usage("missing command");
     }
     if (!std::filesystem::is_directory(data_dir)) {
@@ -207,7 +212,7 @@ int run(std::vector<std::string> args) {
     SqliteOptions o;
     o.path = (std::filesystem::path(data_dir) / "otsync.db").string();
     auto store = open_sqlite_store(o);
-    const std::string noun = args[0], verb = args[1];
+    const std::string noun = args[0], verb = args.size() > 1 ? args[1] : std::string();
 
     if (noun == "user" && verb == "add") {
         std::string role_name, name, full_name, unit;
@@ -377,6 +382,83 @@ int run(std::vector<std::string> args) {
         }
         std::cout << r.report() << "\n";
         return 0;
+    }
+    if (noun == "rebuild") {
+        // `verb` is the first option here ("--verify" or nothing).
+        const bool verify = verb == "--verify";
+        if ((!verb.empty() && !verify) || args.size() > 2) {
+            usage("rebuild takes only --verify");
+        }
+        // The projections are the SQL tables pages and reports may query; they must equal
+        // the state refolded from the op log (DESIGN §4). One transaction: a snapshot for
+        // --verify, and for a rebuild nothing commits between the fold and the rewrite.
+        std::size_t entities = 0, differ = 0, missing = 0, extra = 0;
+        std::vector<std::string> examples;
+        store->in_transaction(!verify, [&] {
+            crdt::Replica state;
+            for (const auto& so : store->ops_after(0, 0)) {
+                state.apply(so.op);
+            }
+            std::vector<SyncWrite::Projection> want;
+            for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+                const auto type = static_cast<EntityType>(t);
+                for (const Id& id : state.entities(type)) {
+                    want.push_back({type, id, entity_json(state, type, id)});
+                }
+            }
+            entities = want.size();
+            if (!verify) {
+                store->replace_projections(want);
+                return;
+            }
+            std::map<std::pair<int, Id>, std::string> have;
+            for (auto& p : store->projections()) {
+                have[{static_cast<int>(p.type), p.id}] = std::move(p.json);
+            }
+            for (const auto& p : want) {
+                const auto it = have.find({static_cast<int>(p.type), p.id});
+                if (it == have.end()) {
+                    ++missing;
+                    if (examples.size() < 10) {
+                        examples.push_back("missing: " + std::string(to_string(p.type)) + " " +
+                                           p.id.hex());
+                    }
+                    continue;
+                }
+                if (it->second != p.json) {
+                    ++differ;
+                    if (examples.size() < 10) {
+                        examples.push_back("differs: " + std::string(to_string(p.type)) + " " +
+                                           p.id.hex());
+                    }
+                }
+                have.erase(it);
+            }
+            extra = have.size();
+            for (const auto& [key, json] : have) {
+                if (examples.size() < 10) {
+                    examples.push_back("not in the log: " +
+                                       std::string(to_string(static_cast<EntityType>(key.first))) +
+                                       " " + key.second.hex());
+                }
+            }
+        });
+        if (!verify) {
+            std::cout << "projections rebuilt from the op log: " << entities << " entities\n";
+            return 0;
+        }
+        if (differ + missing + extra == 0) {
+            std::cout << "projections: " << entities
+                      << " entities, all equal to the state refolded from the op log\n";
+            return 0;
+        }
+        std::cerr << "otsync-admin: projections differ from the op log: " << differ << " differ, "
+                  << missing << " missing, " << extra
+                  << " not in the log (otsync-admin rebuild rewrites them)\n";
+        for (const auto& e : examples) {
+            std::cerr << "  " << e << "\n";
+        }
+        return 1;
     }
     if (noun == "report" && verb == "indicators") {
         std::string from, to, unit;
