@@ -205,6 +205,11 @@ public:
     virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;
     virtual void set_server_key(const PublicKey& pk, const SecretKey& sk) = 0;
 
+    /// A consistent copy of the whole database at `path` (a new file), taken online while
+    /// the server runs, then checked (integrity_check). Throws Error on failure, leaving
+    /// no partial file behind.
+    virtual void backup_to(const std::string& path) = 0;
+
     /// Cheap liveness check of the underlying database.
     virtual bool healthy() = 0;
 };

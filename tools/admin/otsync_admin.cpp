@@ -9,6 +9,7 @@
 //   otsync-admin [--data-dir DIR] device revoke REPLICA
 //   otsync-admin [--data-dir DIR] device list
 //   otsync-admin [--data-dir DIR] inventory import FILE.csv
+//   otsync-admin [--data-dir DIR] backup FILE
 //   otsync-admin [--data-dir DIR] rebuild [--verify]
 //   otsync-admin [--data-dir DIR] report indicators --from D --to D [--unit U] [--csv] [--cases]
 //
@@ -381,6 +382,16 @@ int run(std::vector<std::string> args) {
             return 1;
         }
         std::cout << r.report() << "\n";
+        return 0;
+    }
+    if (noun == "backup") {
+        if (args.size() != 2) {
+            usage("backup needs one FILE (a new file)");
+        }
+        store->backup_to(verb);
+        std::cout << "backup written to " << verb << " (" << std::filesystem::file_size(verb)
+                  << " bytes, " << store->op_count()
+                  << " ops in the log at the time; integrity_check ok)\n";
         return 0;
     }
     if (noun == "rebuild") {
