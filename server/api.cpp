@@ -45,7 +45,6 @@ struct Ctx {
     std::vector<std::string> params;
     std::map<std::string, std::string> query;
 };
-using Handler = std::function<Reply(Api&, Ctx&)>;
 
 struct Route {
     const char* method;

@@ -24,8 +24,8 @@ struct RouteInfo {
 
 class Api {
 public:
-    Api(Store& store, AuthService& auth, Procedure& procedure, SyncService& sync)
-        : m_store(store), m_auth(auth), m_procedure(procedure), m_sync(sync) {}
+    Api(Store& store, AuthService& auth, Procedure& procedure)
+        : m_store(store), m_auth(auth), m_procedure(procedure) {}
 
     /// Answers a /v1/ request that is not sync or enrollment; nullopt when no route
     /// matches the path at all (the caller answers 404).
@@ -37,7 +37,6 @@ private:
     Store& m_store;
     AuthService& m_auth;
     Procedure& m_procedure;
-    SyncService& m_sync;
 };
 
 /// "a=1&b=x%20y" → {a:1, b:"x y"}; '+' is a space. Malformed escapes are kept verbatim.

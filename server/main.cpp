@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
             procedure.close_ready(procedure.cases_touched_by(ops));
         });
         procedure.catch_up(); // a restart between an ack and its follow-ups
-        Api api(*store, auth, procedure, sync);
+        Api api(*store, auth, procedure);
         App app(*store, sync, clock);
         app.set_api(&api);
         if (!std::filesystem::is_regular_file(std::filesystem::path(o.web_dir) / "index.html")) {

@@ -18,8 +18,10 @@ namespace otsync::server {
 
 class JsonBody {
 public:
-    /// Parses `body` (empty = {}); Error(malformed) unless it is one JSON object.
-    explicit JsonBody(const std::string& body, std::size_t max_depth = 16) {
+    /// Parses `body` (empty = {}); Error(malformed) unless it is one JSON object. The
+    /// iterative parser does not recurse, so nesting depth cannot exhaust the stack; the
+    /// body's size is bounded by the HTTP layer (64 KiB by default).
+    explicit JsonBody(const std::string& body) {
         if (body.empty()) {
             m_doc.SetObject();
             return;
@@ -29,7 +31,6 @@ public:
         if (m_doc.HasParseError() || !m_doc.IsObject()) {
             throw Error(ErrorCode::malformed, "the body must be one JSON object");
         }
-        (void)max_depth; // the iterative parser does not recurse
         m_root = &m_doc;
     }
     JsonBody(const rapidjson::Value& v, std::string prefix) : m_root(&v), m_prefix(prefix) {
