@@ -32,7 +32,7 @@ Try, from another terminal:
   curl 127.0.0.1:8080/healthz
   curl -s -X POST 127.0.0.1:8080/v1/auth/login -H 'Content-Type: application/json' \
        -d '{"name":"supervisor.demo","password":"otsync-demo"}'
-  build/release/tools/otsync-admin report indicators --from $(date +%F) --to $(date +%F)
+  build/release/tools/otsync-admin report indicators --from $(date -u -d '-4 hours' +%F) --to $(date -u -d '-4 hours' +%F)
   build/release/tools/otsync-admin device enroll-code tec.quispe
 Demo users (password otsync-demo): atc.demo (Atención al Cliente), jac.demo (Jefe
 Administrativo Comercial), ev.demo (Ejecutivo de Ventas), plataforma.demo (Encargada de
