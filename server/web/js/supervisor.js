@@ -27,23 +27,24 @@ function fmtDate(iso) {
   return `${d}/${m}/${y}`;
 }
 
-/** The server's reason (English words) in Spanish. */
-function reasonEs(why) {
-  if (!why) return '';
-  const m = /^not finished \((.*)\)$/.exec(why);
-  if (m) return `No concluido (${STATUS_LABELS[m[1]] || m[1]})`;
-  return {
-    cancelled: 'Caso anulado',
-    'rejected, the customer was not told': 'Rechazado, sin avisar al cliente',
-    'a visit failed': 'Hubo una visita fallida',
-    'an unresolved discrepancy': 'Discrepancia de equipos sin resolver',
-    'attended after 24 h': 'Atendido después de 24 h',
-    'not attended yet': 'Aún sin atender',
-  }[why] || why;
+/** Why a case does not count, from the report's reason codes, in Spanish. */
+const REASONS = {
+  cancelled: () => 'Caso anulado',
+  not_told: () => 'Rechazado, sin avisar al cliente',
+  not_finished: (c) => `No concluido (${STATUS_LABELS[c.status] || c.status})`,
+  failed_visit: () => 'Hubo una visita fallida',
+  open_discrepancy: () => 'Discrepancia de equipos sin resolver',
+  late: () => 'Atendido después de 24 h',
+  not_attended: () => 'Aún sin atender',
+};
+
+function reasonEs(code, c) {
+  if (!code) return '';
+  return REASONS[code] ? REASONS[code](c) : code;
 }
 
 function isPending(c) {
-  return /^not finished|^rejected, the customer was not told/.test(c.why_not_effective || '');
+  return c.not_effective === 'not_finished' || c.not_effective === 'not_told';
 }
 
 function verdictBadge(fig) {
@@ -213,8 +214,8 @@ function caseTable(cases) {
         el('td', {}, STATUS_LABELS[c.status] || c.status),
         el('td', {}, fmtDateTime(c.opened_at)),
         el('td', {}, c.first_final_action ? fmtDateTime(c.first_final_action) : '—'),
-        el('td', {}, yesNo(c.effective), c.effective ? null : el('span', { class: 'why' }, reasonEs(c.why_not_effective))),
-        el('td', {}, yesNo(c.timely), c.timely ? null : el('span', { class: 'why' }, reasonEs(c.why_not_timely))),
+        el('td', {}, yesNo(c.effective), c.effective ? null : el('span', { class: 'why' }, reasonEs(c.not_effective, c))),
+        el('td', {}, yesNo(c.timely), c.timely ? null : el('span', { class: 'why' }, reasonEs(c.not_timely, c))),
         el('td', { class: 'actions' },
           el('a', { href: `/web/backoffice.html#case=${c.id}`, 'aria-label': `Abrir el caso ${c.contract}` }, 'Abrir'),
           ' ', sumBtn));
