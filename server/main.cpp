@@ -26,6 +26,7 @@
 //   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
 //   --web-dir DIR           OTSYNC_WEB_DIR            the pages (server/web of the source tree)
+//   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
 #include "api.hpp"
 #include "app.hpp"
 #include "demo.hpp"
@@ -120,9 +121,12 @@ Options parse(int argc, char** argv) {
     if (const char* v = std::getenv("OTSYNC_DEMO"); v && std::string(v) == "1") {
         settings.emplace_back("--demo", "");
     }
+    if (const char* v = std::getenv("OTSYNC_COOKIE_SECURE"); v && std::string(v) == "1") {
+        settings.emplace_back("--cookie-secure", "");
+    }
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--demo") {
+        if (a == "--demo" || a == "--cookie-secure") {
             settings.emplace_back(a, "");
         } else if (a == "-h" || a == "--help") {
             std::cout << "usage: otsync-server [--listen HOST:PORT] [--data-dir DIR] [--threads N] "
@@ -191,6 +195,8 @@ Options parse(int argc, char** argv) {
         } else if (k == "--custody-days") {
             o.procedure.custody_limit_ms =
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
+        } else if (k == "--cookie-secure") {
+            o.auth.cookie_secure = true;
         } else if (k == "--web-dir") {
             o.web_dir = v;
         } else if (k == "--tz-offset-minutes") {

@@ -392,7 +392,8 @@ std::string AuthService::csrf_for(std::string_view token_hex) {
 std::string AuthService::session_cookie(const std::string& token) const {
     return std::string(k_cookie_name) + "=" + token +
            "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-           std::to_string(m_config.session_ttl_ms / 1000);
+           std::to_string(m_config.session_ttl_ms / 1000) +
+           (m_config.cookie_secure ? "; Secure" : "");
 }
 
 std::string AuthService::clear_cookie() {

@@ -42,6 +42,9 @@ struct AuthConfig {
     /// Hashes computed at once (each takes `pwhash_memlimit` bytes); others wait.
     unsigned max_concurrent_hashes = 2;
     std::size_t max_password_bytes = 1024;
+    /// Adds `Secure` to the session cookie: set it when browsers reach the server over
+    /// HTTPS (a TLS proxy in front), so the cookie never travels in clear.
+    bool cookie_secure = false;
 };
 
 /// Who is calling, as established from a session token.

@@ -451,3 +451,13 @@ TEST_CASE("the session cookie is HttpOnly, SameSite=Strict, and lasts the sessio
     CHECK(AuthService::clear_cookie() ==
           "otsync_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
 }
+
+TEST_CASE("behind HTTPS the session cookie is also Secure") {
+    AuthConfig c = min_cost();
+    c.session_ttl_ms = 3600 * 1000;
+    c.cookie_secure = true;
+    AuthFixture f(c);
+    CHECK(f.auth->session_cookie(std::string(64, 'b')) ==
+          "otsync_session=" + std::string(64, 'b') +
+              "; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure");
+}
