@@ -476,6 +476,18 @@ std::string Procedure::list_cases(const std::map<std::string, std::string>& q) {
     const std::string want_status = query_of(q, "status");
     const std::string want_modality = query_of(q, "modality");
     const std::string want_contract = query_of(q, "contract");
+    // The newest `limit` cases (default 1000, at most 10000); `total` says how many matched.
+    std::size_t limit = 1000;
+    if (const auto l = query_of(q, "limit"); !l.empty()) {
+        char* end = nullptr;
+        const auto n = std::strtoul(l.c_str(), &end, 10);
+        if (*end || n == 0 || n > 10000) {
+            throw Error(ErrorCode::invalid_value, "limit is a whole number from 1 to 10000",
+                        "limit");
+        }
+        limit = n;
+    }
+    std::size_t total = 0;
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -500,6 +512,10 @@ std::string Procedure::list_cases(const std::map<std::string, std::string>& q) {
             found.emplace_back(time_of(r, CF::case_file, c, "opened_at").value_or(0), c);
         }
         std::sort(found.rbegin(), found.rend()); // newest first
+        total = found.size();
+        if (found.size() > limit) {
+            found.resize(limit);
+        }
         for (const auto& [opened, c] : found) {
             w.StartObject();
             w.Key("id");
@@ -530,6 +546,8 @@ std::string Procedure::list_cases(const std::map<std::string, std::string>& q) {
         }
     });
     w.EndArray();
+    w.Key("total");
+    w.Uint64(total);
     w.EndObject();
     return sb.GetString();
 }

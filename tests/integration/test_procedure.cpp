@@ -455,6 +455,13 @@ TEST_CASE("each modality walked from opening to closed, and counted by the indic
     CHECK(step_codes(told).contains("m2.09"));
     CHECK(o.bo.call("POST", "/v1/cases/" + rejected + "/ots", "{}").status == 409);
 
+    // The board's list: newest first, bounded, with the count of all that matched.
+    auto two = o.bo.ok("GET", "/v1/cases?limit=2");
+    CHECK(two["cases"].Size() == 2u);
+    CHECK(two["total"].GetInt() == 10);
+    CHECK(std::string(two["cases"][0]["id"].GetString()) == rejected); // the newest
+    CHECK(o.bo.call("GET", "/v1/cases?limit=0").status == 400);
+
     // The indicators of today count every case above (and the demo's open ones).
     const std::time_t now = std::time(nullptr) - 4 * 3600; // the server's UTC-4 day
     char today[16];

@@ -32,8 +32,11 @@ export async function loadBoard() {
   if ($('filter-modality').value) q.set('modality', $('filter-modality').value);
   if ($('filter-status').value) q.set('status', $('filter-status').value);
   let cases;
+  let total = 0;
   try {
-    cases = (await api('GET', `/v1/cases${q.toString() ? `?${q}` : ''}`)).cases;
+    const list = await api('GET', `/v1/cases${q.toString() ? `?${q}` : ''}`);
+    cases = list.cases;
+    total = list.total ?? cases.length;
   } catch (err) {
     board.replaceChildren(el('p', { class: 'notice error', role: 'alert' }, humanError(err)));
     board.setAttribute('aria-busy', 'false');
@@ -82,6 +85,10 @@ export async function loadBoard() {
       ...['Contrato', 'Cliente', 'Modalidad', 'Estado', 'Último paso', 'Requisitos faltantes', 'Abierto', '']
         .map((h, i) => el('th', { scope: 'col', class: i === 2 ? 'bo-col-mod' : null }, h)))),
     ...bodies));
+  if (total > cases.length) {
+    board.append(el('p', { class: 'muted' },
+      `Se muestran los ${cases.length} casos más recientes de ${total}; use los filtros para ver otros.`));
+  }
   board.setAttribute('aria-busy', 'false');
 }
 
