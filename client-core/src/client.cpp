@@ -87,13 +87,38 @@ int code_of(ErrorCode c) {
 
 } // namespace
 
+/// The device's wall clock corrected by what the server's clock says: a device whose
+/// date is far ahead (a phone set a year forward) stamps its ops in the server's time, so
+/// they are not refused as clock skew. The offset is learned at each sync and persisted.
+class AlignedClock final : public ClockSource {
+public:
+    explicit AlignedClock(ClockSource& device) : m_device(device) {}
+    std::uint64_t now_ms() override {
+        const auto t = static_cast<std::int64_t>(m_device.now_ms()) + m_offset_ms;
+        return t > 0 ? static_cast<std::uint64_t>(t) : 0;
+    }
+    std::int64_t offset_ms() const { return m_offset_ms; }
+    void set_offset_ms(std::int64_t v) { m_offset_ms = v; }
+    ClockSource& device() { return m_device; }
+
+private:
+    ClockSource& m_device;
+    std::int64_t m_offset_ms = 0;
+};
+
+/// How far ahead of the server a device's clock may run before it is corrected: well
+/// inside the server's own limit (10 minutes by default), well above network delays.
+constexpr std::int64_t k_clock_tolerance_ms = 60'000;
+
 struct Client::Impl {
-    Impl(const std::string& path, const std::array<std::uint8_t, 32>& k) : db(path), key(k) {}
+    Impl(const std::string& path, const std::array<std::uint8_t, 32>& k, ClockSource* device)
+        : db(path), key(k), wall(device ? *device : system_clock) {}
     ~Impl() { sodium_memzero(key.data(), key.size()); }
 
     LocalDb db;
     std::array<std::uint8_t, 32> key;
-    SystemClock wall;
+    SystemClock system_clock;
+    AlignedClock wall;
     std::unique_ptr<Hlc> hlc;
     std::unique_ptr<crdt::OpMaker> maker;
     crdt::Replica state;
@@ -232,6 +257,97 @@ struct Client::Impl {
         }
     }
 
+    /// After a sync answer: when the device's clock runs ahead of the server's by more
+    /// than the tolerance, stamp from now on in the server's time (an offset), and bring
+    /// the HLC back if it ran ahead too (Hlc::reset, the explicit recovery). True when
+    /// something was corrected.
+    bool align_clock(HlcTime server_hlc) {
+        const auto server_ms = static_cast<std::int64_t>(hlc_ms(server_hlc));
+        const auto device_ms = static_cast<std::int64_t>(wall.device().now_ms());
+        const std::int64_t ahead = device_ms - server_ms;
+        const std::int64_t want = ahead > k_clock_tolerance_ms ? -ahead : 0;
+        bool changed = false;
+        // Keep an offset that still fits (a few seconds of drift either way), so the
+        // clock does not jump back and forth at every sync.
+        if (want != wall.offset_ms() &&
+            (want == 0 || std::llabs(want - wall.offset_ms()) > k_clock_tolerance_ms)) {
+            wall.set_offset_ms(want);
+            put_meta("clock_offset_ms", std::to_string(want));
+            changed = true;
+        }
+        if (static_cast<std::int64_t>(hlc_ms(hlc->state())) > server_ms + k_clock_tolerance_ms) {
+            hlc->reset(server_hlc);
+            put_meta("hlc", std::to_string(hlc->state()));
+            changed = true;
+        }
+        return changed;
+    }
+
+    /// Ops the server refused as clock skew are made again, with the same content, under
+    /// new ids stamped in the corrected time; the refused ones, which never reached the
+    /// server, leave the device. Field facts are never dropped for a wrong date.
+    std::size_t reissue_skewed(const std::vector<OpId>& refused, HlcTime server_hlc) {
+        const auto limit = hlc_ms(server_hlc) + static_cast<std::uint64_t>(k_clock_tolerance_ms);
+        std::vector<Op> old;
+        for (const auto& id : refused) {
+            db.run("SELECT body FROM ops WHERE replica=? AND counter=?",
+                   {static_cast<std::int64_t>(id.replica), static_cast<std::int64_t>(id.counter)},
+                   [&](const LocalDb::Row& r) { old.push_back(load_body(r.blob(0))); });
+        }
+        // Only ops stamped ahead of the server: one made again is not made a third time.
+        std::erase_if(old, [&](const Op& op) { return hlc_ms(op.hlc) <= limit; });
+        if (old.empty()) {
+            return 0;
+        }
+        std::sort(old.begin(), old.end(),
+                  [](const Op& a, const Op& b) { return a.order_key() < b.order_key(); });
+        std::map<OpId, OpId> renamed;
+        std::vector<Op> fresh;
+        for (const Op& op : old) {
+            const std::string_view field = find_field(op.entity_type, op.field)->name;
+            Op n;
+            switch (op.kind) {
+            case OpKind::set:
+                n = maker->set(op.entity_type, op.entity, field, op.value);
+                break;
+            case OpKind::add:
+                n = maker->add(op.entity_type, op.entity, field, op.value);
+                break;
+            case OpKind::remove:
+                n = maker->remove(state, op.entity_type, op.entity, field, op.value);
+                break;
+            case OpKind::event:
+                n = maker->event(op.entity_type, op.entity, field, op.value);
+                break;
+            }
+            n.observed.clear();
+            for (const OpId& seen : op.observed) {
+                const auto it = renamed.find(seen);
+                n.observed.push_back(it == renamed.end() ? seen : it->second);
+            }
+            renamed[op.id] = n.id;
+            fresh.push_back(std::move(n));
+        }
+        db.transaction([&] {
+            for (const Op& op : old) {
+                const std::vector<LocalDb::Arg> key_of_op{static_cast<std::int64_t>(op.id.replica),
+                                                          static_cast<std::int64_t>(op.id.counter)};
+                db.run("DELETE FROM ops WHERE replica=? AND counter=?", key_of_op);
+                db.run("DELETE FROM rejections WHERE replica=? AND counter=?", key_of_op);
+            }
+            for (const Op& op : fresh) {
+                store_op(op);
+                db.run("INSERT OR IGNORE INTO outbox(replica, counter) VALUES(?,?)",
+                       {static_cast<std::int64_t>(op.id.replica),
+                        static_cast<std::int64_t>(op.id.counter)});
+            }
+            put_meta("op_counter", std::to_string(maker->counter()));
+            put_meta("hlc", std::to_string(hlc->state()));
+        });
+        fold(); // the refused copies leave the local state too
+        return fresh.size();
+    }
+
     void require_enrolled() const {
         if (replica == 0) {
             throw ClientError(OTSYNC_ERR_NOT_ENROLLED,
@@ -264,6 +380,9 @@ struct Client::Impl {
     }
 
     void make_clock() {
+        if (const auto off = meta_text("clock_offset_ms"); !off.empty()) {
+            wall.set_offset_ms(std::stoll(off));
+        }
         hlc = std::make_unique<Hlc>(wall, meta_u64("hlc"));
         maker = std::make_unique<crdt::OpMaker>(
             replica, *hlc, user, std::max(meta_u64("op_counter"), state.max_counter(replica)));
@@ -324,8 +443,9 @@ struct Client::Impl {
     }
 };
 
-Client::Client(const std::string& db_path, const std::array<std::uint8_t, 32>& key)
-    : m(std::make_unique<Impl>(db_path, key)) {
+Client::Client(const std::string& db_path, const std::array<std::uint8_t, 32>& key,
+               ClockSource* device_clock)
+    : m(std::make_unique<Impl>(db_path, key, device_clock)) {
     m->db.exec(k_schema);
     const auto check = m->meta("key_check");
     if (!check) {
@@ -832,12 +952,16 @@ SyncStats Client::sync(Transport& transport,
         }
         // Apply in one transaction: acks, rejections, pulled ops, cursor, evictions.
         std::set<std::pair<EntityType, Id>> evict_now;
+        std::vector<OpId> skewed; // refused for a clock far ahead: made again below
         m->db.transaction([&] {
             for (const auto& r : resp.results) {
                 m->db.run("DELETE FROM outbox WHERE replica=? AND counter=?",
                           {static_cast<std::int64_t>(r.id.replica),
                            static_cast<std::int64_t>(r.id.counter)});
                 if (r.status == OpStatus::rejected) {
+                    if (r.code == ErrorCode::clock_skew) {
+                        skewed.push_back(r.id);
+                    }
                     m->db.run("INSERT OR REPLACE INTO rejections(replica, counter, code, message, "
                               "at) VALUES(?,?,?,?,?)",
                               {static_cast<std::int64_t>(r.id.replica),
@@ -878,6 +1002,12 @@ SyncStats Client::sync(Transport& transport,
             m->state.apply(s.op);
         }
         stats.received += resp.ops.size();
+        m->align_clock(resp.server_hlc);
+        if (!skewed.empty()) {
+            const std::size_t again = m->reissue_skewed(skewed, resp.server_hlc);
+            stats.rejected -= std::min<std::uint64_t>(stats.rejected, again);
+            stats.reissued += again;
+        }
         // An eviction applies once this device's pending ops on that entity are in.
         bool evicted = false;
         m->db.transaction([&] {

@@ -236,6 +236,67 @@ TEST_CASE(
     check_equal_scope(s, c);
 }
 
+TEST_CASE("a device whose clock jumps a year ahead: its field facts still reach the server") {
+    Server s;
+    const Id tech = s.add_user("tec.fecha", Role::technician);
+    const auto ots = s.issue(tech, 1, "CLK");
+    TempDir dev;
+    LoopbackTransport t(*s.app);
+    SystemClock real;
+    FakeClock phone(real.now_ms());
+    Client c((dev.path / "device.db").string(), key_of(9), &phone);
+    c.enroll(t, "http://loopback", s.code(tech), "Moto G");
+    c.sync(t);
+    const std::string ot = ots[0].hex();
+    c.set_status(ot, "en_route", "");
+
+    // Somebody sets the phone a year ahead; the technician works on, offline.
+    phone.advance(365ll * 24 * 3600 * 1000);
+    c.set_status(ot, "on_site", "");
+    CHECK(c.collect(ot, "CLK0-0", "ONT", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    CHECK(c.collect(ot, "CLK0-1", "Fuente", "damaged", "no enciende", "") ==
+          OTSYNC_VERDICT_MATCHED);
+    const auto stats = c.sync(t);
+    // The server refused the stamps a year ahead; the device made the same facts again
+    // in the server's time, and they landed, in the same sync.
+    CHECK(stats.reissued > 0);
+    CHECK(stats.rejected == 0);
+    CHECK(c.pending() == 0);
+    CHECK(c.status_json().find("clock_skew") == std::string::npos);
+    s.sync->read_state([&](const crdt::Replica& st) {
+        for (const char* serial : {"CLK0-0", "CLK0-1"}) {
+            CHECK(st.entity(EntityType::collected_item, Id::collected_item(ots[0], serial)) !=
+                  nullptr);
+        }
+        const Value* defect =
+            st.get(EntityType::collected_item, Id::collected_item(ots[0], "CLK0-1"), "defect");
+        REQUIRE(defect);
+        CHECK(std::get<std::string>(*defect) == "no enciende");
+        const Value* status = st.get(EntityType::work_order, ots[0], "status");
+        REQUIRE(status);
+        CHECK(std::get<std::string>(*status) == "on_site");
+    });
+    // Work after the correction is stamped in the server's time too, and the device shows
+    // what the server has (no refused copy winning locally).
+    c.set_status(ot, "completed", "");
+    const auto after = c.sync(t);
+    CHECK(after.rejected == 0);
+    CHECK(after.reissued == 0);
+    s.sync->read_state([&](const crdt::Replica& st) {
+        CHECK(std::get<std::string>(*st.get(EntityType::work_order, ots[0], "status")) ==
+              "completed");
+    });
+    CHECK(std::get<std::string>(*c.state().get(EntityType::work_order, ots[0], "status")) ==
+          "completed");
+    check_equal_scope(s, c);
+
+    // The phone's date is fixed again: the correction goes away, nothing is refused.
+    phone.set(real.now_ms());
+    c.sync(t);
+    CHECK(c.collect(ot, "CLK0-2", "", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    CHECK(c.sync(t).rejected == 0);
+}
+
 TEST_CASE("two devices collecting the same serial make one row") {
     Server s;
     const Id tech = s.add_user("tec.dos", Role::technician);

@@ -13,6 +13,7 @@
 #include "otsync/client.h"
 #include "otsync/crdt.hpp"
 #include "otsync/crypto.hpp"
+#include "otsync/hlc.hpp"
 
 #include <functional>
 #include <map>
@@ -54,12 +55,15 @@ struct SyncStats {
     std::uint64_t pushed = 0;   // ops acknowledged
     std::uint64_t rejected = 0; // ops the server refused (kept, with the reason)
     std::uint64_t received = 0; // ops pulled
+    std::uint64_t reissued = 0; // refused for a clock far ahead, made again in server time
 };
 
 class Client {
 public:
-    /// Opens or creates the database; `key` encrypts secrets and ops at rest.
-    Client(const std::string& db_path, const std::array<std::uint8_t, 32>& key);
+    /// Opens or creates the database; `key` encrypts secrets and ops at rest. `device_clock`
+    /// is the device's wall clock (the system's when null; tests pass a fake one).
+    Client(const std::string& db_path, const std::array<std::uint8_t, 32>& key,
+           ClockSource* device_clock = nullptr);
     ~Client();
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
