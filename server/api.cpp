@@ -333,7 +333,18 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
             const std::string name = j.req_text("name", 200);
             const std::string password = j.req_text("password", 1024);
             j.done();
-            const std::string ip = remote_ip(r.remote);
+            std::string ip = remote_ip(r.remote);
+            if (m_trust_proxy) {
+                // The proxy appends the address it saw: the last entry is the one to trust.
+                const std::string xff = header(r, "x-forwarded-for");
+                const auto comma = xff.rfind(',');
+                std::string last = xff.substr(comma == std::string::npos ? 0 : comma + 1);
+                last.erase(0, last.find_first_not_of(" \t"));
+                last.erase(last.find_last_not_of(" \t") + 1);
+                if (!last.empty() && last.size() <= 64) {
+                    ip = last;
+                }
+            }
             try {
                 const auto res = m_auth.login(name, password, ip);
                 Reply reply = json("{\"token\":\"" + res.token + "\",\"csrf\":\"" + res.csrf +

@@ -27,6 +27,11 @@ public:
     Api(Store& store, AuthService& auth, Procedure& procedure)
         : m_store(store), m_auth(auth), m_procedure(procedure) {}
 
+    /// Behind a reverse proxy every request comes from the proxy's address: trust the
+    /// last address it appends to X-Forwarded-For for login throttling. Only when the
+    /// server is reachable through that proxy alone.
+    void trust_proxy(bool on) { m_trust_proxy = on; }
+
     /// Answers a /v1/ request that is not sync or enrollment; nullopt when no route
     /// matches the path at all (the caller answers 404).
     std::optional<Reply> handle(const RouteRequest& r);
@@ -37,6 +42,7 @@ private:
     Store& m_store;
     AuthService& m_auth;
     Procedure& m_procedure;
+    bool m_trust_proxy = false;
 };
 
 /// "a=1&b=x%20y" → {a:1, b:"x y"}; '+' is a space. Malformed escapes are kept verbatim.

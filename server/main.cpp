@@ -27,6 +27,8 @@
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
 //   --web-dir DIR           OTSYNC_WEB_DIR            the pages (server/web of the source tree)
 //   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
+//   --trust-proxy           OTSYNC_TRUST_PROXY=1      login throttling by X-Forwarded-For's last
+//   hop
 #include "api.hpp"
 #include "app.hpp"
 #include "demo.hpp"
@@ -67,6 +69,7 @@ struct Options {
     AuthConfig auth;
     ProcedureConfig procedure;
     std::string web_dir = OTSYNC_DEFAULT_WEB_DIR;
+    bool trust_proxy = false;
 };
 
 [[noreturn]] void fail(const std::string& why) {
@@ -124,9 +127,12 @@ Options parse(int argc, char** argv) {
     if (const char* v = std::getenv("OTSYNC_COOKIE_SECURE"); v && std::string(v) == "1") {
         settings.emplace_back("--cookie-secure", "");
     }
+    if (const char* v = std::getenv("OTSYNC_TRUST_PROXY"); v && std::string(v) == "1") {
+        settings.emplace_back("--trust-proxy", "");
+    }
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--demo" || a == "--cookie-secure") {
+        if (a == "--demo" || a == "--cookie-secure" || a == "--trust-proxy") {
             settings.emplace_back(a, "");
         } else if (a == "-h" || a == "--help") {
             std::cout << "usage: otsync-server [--listen HOST:PORT] [--data-dir DIR] [--threads N] "
@@ -197,6 +203,8 @@ Options parse(int argc, char** argv) {
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
         } else if (k == "--cookie-secure") {
             o.auth.cookie_secure = true;
+        } else if (k == "--trust-proxy") {
+            o.trust_proxy = true;
         } else if (k == "--web-dir") {
             o.web_dir = v;
         } else if (k == "--tz-offset-minutes") {
@@ -253,6 +261,7 @@ int main(int argc, char** argv) {
         });
         procedure.catch_up(); // a restart between an ack and its follow-ups
         Api api(*store, auth, procedure);
+        api.trust_proxy(o.trust_proxy);
         App app(*store, sync, clock);
         app.set_api(&api);
         if (!std::filesystem::is_regular_file(std::filesystem::path(o.web_dir) / "index.html")) {

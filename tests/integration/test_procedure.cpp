@@ -596,6 +596,25 @@ TEST_CASE("login: throttled after repeated failures, no enumeration, sessions ex
     CHECK(server.stop() == 0);
 }
 
+TEST_CASE("behind a trusted proxy, login throttling counts the address the proxy saw") {
+    DataDir dir;
+    std::vector<std::string> flags = k_server_flags; // 3 per user name, 12 per address
+    flags.push_back("--trust-proxy");
+    ServerProcess server(dir.path, flags);
+    server.start();
+    auto attempt = [&](const std::string& name, const std::string& via) {
+        return http_call(server.port, "POST", "/v1/auth/login",
+                         "{\"name\":" + q(name) + ",\"password\":\"nope\"}",
+                         {{"Content-Type", "application/json"}, {"X-Forwarded-For", via}});
+    };
+    for (int i = 0; i < 12; ++i) { // different names: only the address adds up
+        CHECK(attempt("nadie" + std::to_string(i), "203.0.113.9, 10.0.0.1").status == 401);
+    }
+    CHECK(attempt("otro", "198.51.100.7, 10.0.0.1").status == 429); // the proxy saw 10.0.0.1
+    CHECK(attempt("otro", "10.0.0.2").status == 401);               // another address
+    CHECK(server.stop() == 0);
+}
+
 TEST_CASE("inventory import with bad rows: each listed by line, nothing changed") {
     DataDir dir;
     ServerProcess server(dir.path, k_server_flags);
