@@ -552,13 +552,20 @@ int run(std::vector<std::string> args) {
         if (list_cases) {
             std::cout << "\ncaso                             contrato     estado       eficaz "
                          "oportuno motivo\n";
+            // Columns padded by characters, not bytes ("sí" is 3 bytes of UTF-8).
+            auto pad = [](const std::string& text, std::size_t width) {
+                std::size_t chars = 0;
+                for (unsigned char ch : text) {
+                    chars += (ch & 0xC0) != 0x80 ? 1 : 0;
+                }
+                return text + std::string(chars < width ? width - chars : 0, ' ');
+            };
             for (const auto& c : ind.cases) {
-                std::snprintf(
-                    line, sizeof line, "%s %-12s %-12s %-6s %-8s %s\n", c.id.hex().c_str(),
-                    c.contract.c_str(), c.status.c_str(), c.effective ? "sí" : "no",
-                    c.timely ? "sí" : "no",
-                    (c.why_not_effective.empty() ? c.why_not_timely : c.why_not_effective).c_str());
-                std::cout << line;
+                std::cout << c.id.hex() << ' ' << pad(c.contract, 12) << ' ' << pad(c.status, 12)
+                          << ' ' << pad(c.effective ? "sí" : "no", 6) << ' '
+                          << pad(c.timely ? "sí" : "no", 8) << ' '
+                          << (c.why_not_effective.empty() ? c.why_not_timely : c.why_not_effective)
+                          << '\n';
             }
         }
         return 0;
