@@ -41,6 +41,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -552,6 +553,21 @@ int run(std::vector<std::string> args) {
         if (list_cases) {
             std::cout << "\ncaso                             contrato     estado       eficaz "
                          "oportuno motivo\n";
+            // The report's reason codes in the seed's words.
+            auto reason_es = [](const std::string& code, const std::string& status) {
+                if (code == "not_finished") {
+                    return "no concluido (" + status + ")";
+                }
+                static const std::map<std::string, std::string> k_words{
+                    {"cancelled", "caso anulado"},
+                    {"not_told", "rechazado, sin avisar al cliente"},
+                    {"failed_visit", "hubo una visita fallida"},
+                    {"open_discrepancy", "discrepancia de equipos sin resolver"},
+                    {"late", "atendido después de 24 h"},
+                    {"not_attended", "aún sin atender"}};
+                const auto it = k_words.find(code);
+                return it == k_words.end() ? code : it->second;
+            };
             // Columns padded by characters, not bytes ("sí" is 3 bytes of UTF-8).
             auto pad = [](const std::string& text, std::size_t width) {
                 std::size_t chars = 0;
@@ -564,7 +580,8 @@ int run(std::vector<std::string> args) {
                 std::cout << c.id.hex() << ' ' << pad(c.contract, 12) << ' ' << pad(c.status, 12)
                           << ' ' << pad(c.effective ? "sí" : "no", 6) << ' '
                           << pad(c.timely ? "sí" : "no", 8) << ' '
-                          << (c.why_not_effective.empty() ? c.why_not_timely : c.why_not_effective)
+                          << reason_es(c.not_effective.empty() ? c.not_timely : c.not_effective,
+                                       c.status)
                           << '\n';
             }
         }
