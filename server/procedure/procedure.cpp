@@ -240,6 +240,21 @@ std::string query_of(const std::map<std::string, std::string>& q, const std::str
     return it == q.end() ? std::string() : it->second;
 }
 
+/// `limit` from a query: how many of the newest a list returns (default 1000, at most
+/// 10000), so no list grows without bound.
+std::size_t parse_limit(const std::map<std::string, std::string>& q) {
+    const std::string l = query_of(q, "limit");
+    if (l.empty()) {
+        return 1000;
+    }
+    char* end = nullptr;
+    const auto n = std::strtoul(l.c_str(), &end, 10);
+    if (*end || n == 0 || n > 10000) {
+        throw Error(ErrorCode::invalid_value, "limit is a whole number from 1 to 10000", "limit");
+    }
+    return n;
+}
+
 void write_line(W& w, const SerialLine& l) {
     w.StartObject();
     w.Key("serial");
@@ -476,17 +491,8 @@ std::string Procedure::list_cases(const std::map<std::string, std::string>& q) {
     const std::string want_status = query_of(q, "status");
     const std::string want_modality = query_of(q, "modality");
     const std::string want_contract = query_of(q, "contract");
-    // The newest `limit` cases (default 1000, at most 10000); `total` says how many matched.
-    std::size_t limit = 1000;
-    if (const auto l = query_of(q, "limit"); !l.empty()) {
-        char* end = nullptr;
-        const auto n = std::strtoul(l.c_str(), &end, 10);
-        if (*end || n == 0 || n > 10000) {
-            throw Error(ErrorCode::invalid_value, "limit is a whole number from 1 to 10000",
-                        "limit");
-        }
-        limit = n;
-    }
+    // The newest `limit` cases; `total` says how many matched.
+    const std::size_t limit = parse_limit(q);
     std::size_t total = 0;
     rapidjson::StringBuffer sb;
     W w(sb);
@@ -1064,6 +1070,8 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
         }
         want_tech = u->id;
     }
+    const std::size_t limit = parse_limit(q); // the newest; `total` says how many matched
+    std::size_t total = 0;
     std::map<Id, std::string> names;
     rapidjson::StringBuffer sb;
     W w(sb);
@@ -1071,6 +1079,7 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
     w.Key("ots");
     w.StartArray();
     m_sync.read_state([&](const crdt::Replica& r) {
+        std::vector<std::pair<std::int64_t, Id>> found;
         for (const Id& ot : r.entities(CF::work_order)) {
             const std::string status = text_of(r, CF::work_order, ot, "status");
             if (status.empty() || (!want_status.empty() && status != want_status)) {
@@ -1084,6 +1093,17 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
             if (!want_case.empty() && (!c || c->hex() != want_case)) {
                 continue;
             }
+            found.emplace_back(time_of(r, CF::work_order, ot, "issued_at").value_or(0), ot);
+        }
+        std::sort(found.rbegin(), found.rend()); // newest first
+        total = found.size();
+        if (found.size() > limit) {
+            found.resize(limit);
+        }
+        for (const auto& [issued, ot] : found) {
+            const std::string status = text_of(r, CF::work_order, ot, "status");
+            const auto tech = id_of(r, CF::work_order, ot, "technician");
+            const auto c = id_of(r, CF::work_order, ot, "case");
             w.StartObject();
             w.Key("id");
             str(w, ot.hex());
@@ -1104,11 +1124,13 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
                 w.Null();
             }
             w.Key("issued_at");
-            w.Int64(time_of(r, CF::work_order, ot, "issued_at").value_or(0));
+            w.Int64(issued);
             w.EndObject();
         }
     });
     w.EndArray();
+    w.Key("total");
+    w.Uint64(total);
     w.EndObject();
     return sb.GetString();
 }

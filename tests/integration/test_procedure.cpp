@@ -461,6 +461,9 @@ TEST_CASE("each modality walked from opening to closed, and counted by the indic
     CHECK(two["total"].GetInt() == 10);
     CHECK(std::string(two["cases"][0]["id"].GetString()) == rejected); // the newest
     CHECK(o.bo.call("GET", "/v1/cases?limit=0").status == 400);
+    auto one_ot = o.bo.ok("GET", "/v1/ots?technician=tec.mamani&limit=1");
+    CHECK(one_ot["ots"].Size() == 1u);
+    CHECK(one_ot["total"].GetInt() > 1);
 
     // The indicators of today count every case above (and the demo's open ones).
     const std::time_t now = std::time(nullptr) - 4 * 3600; // the server's UTC-4 day
