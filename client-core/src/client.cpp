@@ -258,9 +258,9 @@ struct Client::Impl {
     }
 
     /// After a sync answer: when the device's clock runs ahead of the server's by more
-    /// than the tolerance, stamp from now on in the server's time (an offset), and bring
-    /// the HLC back if it ran ahead too (Hlc::reset, the explicit recovery). True when
-    /// something was corrected.
+    /// than the tolerance, stamp from now on in the server's time (an offset). The HLC is
+    /// brought back only when the server refused stamps (reissue_skewed). True when the
+    /// offset changed.
     bool align_clock(HlcTime server_hlc) {
         const auto server_ms = static_cast<std::int64_t>(hlc_ms(server_hlc));
         const auto device_ms = static_cast<std::int64_t>(wall.device().now_ms());
@@ -273,11 +273,6 @@ struct Client::Impl {
             (want == 0 || std::llabs(want - wall.offset_ms()) > k_clock_tolerance_ms)) {
             wall.set_offset_ms(want);
             put_meta("clock_offset_ms", std::to_string(want));
-            changed = true;
-        }
-        if (static_cast<std::int64_t>(hlc_ms(hlc->state())) > server_ms + k_clock_tolerance_ms) {
-            hlc->reset(server_hlc);
-            put_meta("hlc", std::to_string(hlc->state()));
             changed = true;
         }
         return changed;
@@ -301,6 +296,25 @@ struct Client::Impl {
         }
         std::sort(old.begin(), old.end(),
                   [](const Op& a, const Op& b) { return a.order_key() < b.order_key(); });
+        // The HLC comes back (Hlc::reset, the explicit recovery), but never below a stamp of
+        // this device that the server has or will take: the highest own op below the
+        // lowest refused one. New ops then order after everything of ours that counts.
+        const HlcTime lowest_refused = old.front().hlc;
+        std::set<OpId> refused_ids;
+        for (const Op& op : old) {
+            refused_ids.insert(op.id);
+        }
+        HlcTime floor = server_hlc;
+        db.run("SELECT body FROM ops WHERE replica=?", {static_cast<std::int64_t>(replica)},
+               [&](const LocalDb::Row& r) {
+                   const Op op = load_body(r.blob(0));
+                   if (!refused_ids.contains(op.id) && op.hlc < lowest_refused) {
+                       floor = std::max(floor, op.hlc);
+                   }
+               });
+        if (hlc->state() > floor) {
+            hlc->reset(floor);
+        }
         std::map<OpId, OpId> renamed;
         std::vector<Op> fresh;
         for (const Op& op : old) {

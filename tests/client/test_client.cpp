@@ -297,6 +297,31 @@ TEST_CASE("a device whose clock jumps a year ahead: its field facts still reach 
     CHECK(c.sync(t).rejected == 0);
 }
 
+TEST_CASE("a device a few minutes ahead: accepted, and its later changes still win") {
+    Server s;
+    const Id tech = s.add_user("tec.minutos", Role::technician);
+    const auto ots = s.issue(tech, 1, "MIN");
+    TempDir dev;
+    LoopbackTransport t(*s.app);
+    SystemClock real;
+    FakeClock phone(real.now_ms() + 5 * 60 * 1000); // inside the server's 10 minutes
+    Client c((dev.path / "device.db").string(), key_of(10), &phone);
+    c.enroll(t, "http://loopback", s.code(tech), "Nokia");
+    c.sync(t);
+    const std::string ot = ots[0].hex();
+    c.set_status(ot, "on_site", "");
+    CHECK(c.sync(t).rejected == 0); // accepted with stamps five minutes ahead
+    // The device now stamps in the server's time; what it does next must still order
+    // after what it did before.
+    c.set_status(ot, "completed", "");
+    CHECK(c.sync(t).rejected == 0);
+    s.sync->read_state([&](const crdt::Replica& st) {
+        CHECK(std::get<std::string>(*st.get(EntityType::work_order, ots[0], "status")) ==
+              "completed");
+    });
+    check_equal_scope(s, c);
+}
+
 TEST_CASE("two devices collecting the same serial make one row") {
     Server s;
     const Id tech = s.add_user("tec.dos", Role::technician);
