@@ -65,6 +65,21 @@ Id parse_id(const std::string& s, const char* what) {
     }
 }
 
+using Act = std::string (Procedure::*)(const User&, const Id&, const std::string&);
+using Show = std::string (Procedure::*)(const Id&);
+
+/// A route acting on the record named by its {id}: the acting user, the id, the body.
+std::function<Reply(Procedure&, Ctx&)> act(Act fn, const char* what, unsigned status = 200) {
+    return [fn, what, status](Procedure& p, Ctx& c) {
+        return json((p.*fn)(c.user, parse_id(c.params[0], what), c.req.body), status);
+    };
+}
+
+/// A route showing the record named by its {id}.
+std::function<Reply(Procedure&, Ctx&)> show(Show fn, const char* what) {
+    return [fn, what](Procedure& p, Ctx& c) { return json((p.*fn)(parse_id(c.params[0], what))); };
+}
+
 const std::vector<Route>& table() {
     using P = Procedure;
     static const std::vector<Route> k{
@@ -72,86 +87,32 @@ const std::vector<Route>& table() {
         {"POST", "/v1/cases", k_openers,
          [](P& p, Ctx& c) { return json(p.open_case(c.user, c.req.body), 201); }},
         {"GET", "/v1/cases", k_office, [](P& p, Ctx& c) { return json(p.list_cases(c.query)); }},
-        {"GET", "/v1/cases/{id}", k_office,
-         [](P& p, Ctx& c) { return json(p.case_detail(parse_id(c.params[0], "case"))); }},
-        {"PATCH", "/v1/cases/{id}", k_editors,
-         [](P& p, Ctx& c) {
-             return json(p.edit_case(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/steps", k_steppers,
-         [](P& p, Ctx& c) {
-             return json(p.record_step(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/route", k_routers,
-         [](P& p, Ctx& c) {
-             return json(p.route_case(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/contact", k_reviewers,
-         [](P& p, Ctx& c) {
-             return json(p.contact(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/feasibility", k_reviewers,
-         [](P& p, Ctx& c) {
-             return json(p.feasibility(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/requirements", k_reviewers,
-         [](P& p, Ctx& c) {
-             return json(p.requirements(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/override", k_supervisor,
-         [](P& p, Ctx& c) {
-             return json(
-                 p.override_requirements(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/approve", k_reviewers,
-         [](P& p, Ctx& c) {
-             return json(p.approve(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/reject", k_reviewers,
-         [](P& p, Ctx& c) {
-             return json(p.reject(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/cancel", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.cancel_case(c.user, parse_id(c.params[0], "case"), c.req.body));
-         }},
-        {"POST", "/v1/cases/{id}/ots", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.issue_ots(c.user, parse_id(c.params[0], "case"), c.req.body), 201);
-         }},
-        {"GET", "/v1/cases/{id}/reconciliation", k_office,
-         [](P& p, Ctx& c) { return json(p.case_reconciliation(parse_id(c.params[0], "case"))); }},
+        {"GET", "/v1/cases/{id}", k_office, show(&P::case_detail, "case")},
+        {"PATCH", "/v1/cases/{id}", k_editors, act(&P::edit_case, "case")},
+        {"POST", "/v1/cases/{id}/steps", k_steppers, act(&P::record_step, "case")},
+        {"POST", "/v1/cases/{id}/route", k_routers, act(&P::route_case, "case")},
+        {"POST", "/v1/cases/{id}/contact", k_reviewers, act(&P::contact, "case")},
+        {"POST", "/v1/cases/{id}/feasibility", k_reviewers, act(&P::feasibility, "case")},
+        {"POST", "/v1/cases/{id}/requirements", k_reviewers, act(&P::requirements, "case")},
+        {"POST", "/v1/cases/{id}/override", k_supervisor, act(&P::override_requirements, "case")},
+        {"POST", "/v1/cases/{id}/approve", k_reviewers, act(&P::approve, "case")},
+        {"POST", "/v1/cases/{id}/reject", k_reviewers, act(&P::reject, "case")},
+        {"POST", "/v1/cases/{id}/cancel", k_dispatch, act(&P::cancel_case, "case")},
+        {"POST", "/v1/cases/{id}/ots", k_dispatch, act(&P::issue_ots, "case", 201)},
+        {"GET", "/v1/cases/{id}/reconciliation", k_office, show(&P::case_reconciliation, "case")},
         // ---- OTs and items ----
         {"GET", "/v1/ots", k_office, [](P& p, Ctx& c) { return json(p.list_ots(c.query)); }},
-        {"GET", "/v1/ots/{id}", k_office,
-         [](P& p, Ctx& c) { return json(p.ot_detail(parse_id(c.params[0], "OT"))); }},
-        {"POST", "/v1/ots/{id}/assign", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.assign_ot(c.user, parse_id(c.params[0], "OT"), c.req.body));
-         }},
-        {"POST", "/v1/ots/{id}/cancel", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.cancel_ot(c.user, parse_id(c.params[0], "OT"), c.req.body));
-         }},
-        {"POST", "/v1/ots/{id}/missing", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.missing_reason(c.user, parse_id(c.params[0], "OT"), c.req.body));
-         }},
-        {"GET", "/v1/ots/{id}/reconciliation", k_office,
-         [](P& p, Ctx& c) { return json(p.ot_reconciliation(parse_id(c.params[0], "OT"))); }},
-        {"POST", "/v1/items/{id}/resolve", k_dispatch,
-         [](P& p, Ctx& c) {
-             return json(p.resolve_item(c.user, parse_id(c.params[0], "item"), c.req.body));
-         }},
+        {"GET", "/v1/ots/{id}", k_office, show(&P::ot_detail, "OT")},
+        {"POST", "/v1/ots/{id}/assign", k_dispatch, act(&P::assign_ot, "OT")},
+        {"POST", "/v1/ots/{id}/cancel", k_dispatch, act(&P::cancel_ot, "OT")},
+        {"POST", "/v1/ots/{id}/missing", k_dispatch, act(&P::missing_reason, "OT")},
+        {"GET", "/v1/ots/{id}/reconciliation", k_office, show(&P::ot_reconciliation, "OT")},
+        {"POST", "/v1/items/{id}/resolve", k_dispatch, act(&P::resolve_item, "item")},
         // ---- handovers ----
         {"GET", "/v1/handovers", k_warehouse_read,
          [](P& p, Ctx& c) { return json(p.list_handovers(c.query)); }},
-        {"GET", "/v1/handovers/{id}", k_warehouse_read,
-         [](P& p, Ctx& c) { return json(p.handover_detail(parse_id(c.params[0], "handover"))); }},
-        {"POST", "/v1/handovers/{id}/receipt", k_receivers,
-         [](P& p, Ctx& c) {
-             return json(p.receive_handover(c.user, parse_id(c.params[0], "handover"), c.req.body));
-         }},
+        {"GET", "/v1/handovers/{id}", k_warehouse_read, show(&P::handover_detail, "handover")},
+        {"POST", "/v1/handovers/{id}/receipt", k_receivers, act(&P::receive_handover, "handover")},
         {"GET", "/v1/handovers/{id}/anexo4", k_warehouse_read,
          [](P& p, Ctx& c) {
              return Reply{200, "text/html; charset=utf-8",
@@ -237,13 +198,6 @@ std::string user_json(const User& u) {
     w.String(u.unit);
     w.EndObject();
     return sb.GetString();
-}
-
-std::string remote_ip(std::string_view remote) {
-    if (!remote.empty() && remote.front() == '[') {
-        return std::string(remote.substr(0, remote.find(']') + 1));
-    }
-    return std::string(remote.substr(0, remote.rfind(':')));
 }
 
 } // namespace
@@ -333,7 +287,8 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
             const std::string name = j.req_text("name", 200);
             const std::string password = j.req_text("password", 1024);
             j.done();
-            std::string ip = remote_ip(r.remote);
+            // The peer's address, "ip:port": AuthService keeps the IP and drops the port.
+            std::string ip(r.remote);
             if (m_trust_proxy) {
                 // The proxy appends the address it saw: the last entry is the one to trust.
                 const std::string xff = header(r, "x-forwarded-for");

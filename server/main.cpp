@@ -115,6 +115,8 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
         {"OTSYNC_WEB_DIR", "--web-dir"},
+        {"OTSYNC_MAX_RECEIPT_ROWS", "--max-receipt-rows"},
+        {"OTSYNC_MAX_IMPORT_ROWS", "--max-import-rows"},
     };
     for (const auto& [env, flag] : env_names) {
         if (const char* v = std::getenv(env.c_str())) {
@@ -205,6 +207,10 @@ Options parse(int argc, char** argv) {
             o.auth.cookie_secure = true;
         } else if (k == "--trust-proxy") {
             o.trust_proxy = true;
+        } else if (k == "--max-receipt-rows") {
+            o.procedure.max_rows_per_receipt = number(k, v, 1, 100000);
+        } else if (k == "--max-import-rows") {
+            o.procedure.import_limits.max_rows = number(k, v, 1, 10'000'000);
         } else if (k == "--web-dir") {
             o.web_dir = v;
         } else if (k == "--tz-offset-minutes") {
@@ -216,6 +222,8 @@ Options parse(int argc, char** argv) {
         }
     }
     o.sync.limits.max_message_bytes = o.max_body_sync;
+    // An inventory file arrives as one request body: its limit is the body's.
+    o.procedure.import_limits.max_bytes = o.max_body_sync;
     o.http.read_buffer_max = o.http.header_bytes + o.max_body_sync + 16 * 1024;
     return o;
 }

@@ -9,6 +9,8 @@
 #include "otsync/model.hpp"
 #include "otsync/view.hpp"
 
+#include <sodium.h>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -170,7 +172,7 @@ void raw(W& w, const std::string& json) {
     w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
 }
 
-std::map<std::string, std::string> no_query;
+const std::map<std::string, std::string> no_query;
 
 /// Sets one case register field from a JSON value, typed by the registry.
 void set_case_field(Batch& b, const Id& c, const std::string& name, const rapidjson::Value& v) {
@@ -349,22 +351,46 @@ void write_reconciliation(W& w, const OtReconciliation& rec) {
     w.EndObject();
 }
 
+/// A bytes register (a rows hash) as lowercase hex; empty when unset.
 std::string hex_of(const Value* v) {
-    if (v && std::holds_alternative<Bytes>(*v)) {
-        static const char* k = "0123456789abcdef";
-        std::string out;
-        for (auto b : std::get<Bytes>(*v).data) {
-            out += k[b >> 4];
-            out += k[b & 15];
-        }
-        return out;
+    if (!v || !std::holds_alternative<Bytes>(*v)) {
+        return {};
     }
-    return {};
+    const auto& data = std::get<Bytes>(*v).data;
+    std::string out(data.size() * 2 + 1, '\0');
+    sodium_bin2hex(out.data(), out.size(), data.data(), data.size());
+    out.pop_back();
+    return out;
 }
 
-std::string hex_of(const Hash256& h) {
-    const Value v = Bytes{{h.begin(), h.end()}};
-    return hex_of(&v);
+/// The server acting on its own (closing, custody, conflicts): replica 0, role system.
+const User& system_user() {
+    static const User k = [] {
+        User u;
+        u.id = system_author();
+        u.role = Role::system;
+        u.name = "sistema";
+        return u;
+    }();
+    return k;
+}
+
+/// A handover's rows as (serial, collected item), by serial: the Anexo 4's order.
+std::vector<std::pair<std::string, Id>> handover_rows(const crdt::Replica& r, const Id& h) {
+    std::vector<std::pair<std::string, Id>> rows;
+    for (const auto& v : r.elements(CF::handover, h, "rows")) {
+        if (const auto* item = std::get_if<Id>(&v)) {
+            rows.emplace_back(text_of(r, CF::collected_item, *item, "serial"), *item);
+        }
+    }
+    std::sort(rows.begin(), rows.end());
+    return rows;
+}
+
+/// What the technician wrote for a row, else the inventory's model of that serial.
+std::string row_description(const crdt::Replica& r, const Id& item, const std::string& serial) {
+    std::string d = text_of(r, CF::collected_item, item, "description");
+    return d.empty() ? text_of(r, CF::equipment, Id::natural("equipment", serial), "model") : d;
 }
 
 } // namespace
@@ -580,13 +606,7 @@ std::string Procedure::case_detail(const Id& c) {
         w.Key("status");
         str(w, text_of(r, CF::case_file, c, "status"));
         w.Key("fields");
-        rapidjson::Document d;
-        const std::string e = entity_json(r, CF::case_file, c);
-        d.Parse(e.data(), e.size());
-        rapidjson::StringBuffer fb;
-        W fw(fb);
-        d["fields"].Accept(fw);
-        raw(w, fb.GetString());
+        raw(w, fields_json(r, CF::case_file, c));
         if (auto routed = id_of(r, CF::case_file, c, "routed_to")) {
             w.Key("routed_to_name");
             str(w, user_label(m_store, *routed, names));
@@ -885,8 +905,7 @@ std::string Procedure::approve(const User& actor, const Id& c, const std::string
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"in_review"}, "approve it");
-        const Value* f = b.r.get(CF::case_file, c, "feasible");
-        if (!f || !std::holds_alternative<bool>(*f) || !std::get<bool>(*f)) {
+        if (!is_true(b.r, CF::case_file, c, "feasible")) {
             throw Error(ErrorCode::invalid_transition,
                         "record a positive technical feasibility before approving");
         }
@@ -1147,13 +1166,7 @@ std::string Procedure::ot_detail(const Id& ot) {
         w.Key("id");
         str(w, ot.hex());
         w.Key("fields");
-        rapidjson::Document d;
-        const std::string e = entity_json(r, CF::work_order, ot);
-        d.Parse(e.data(), e.size());
-        rapidjson::StringBuffer fb;
-        W fw(fb);
-        d["fields"].Accept(fw);
-        raw(w, fb.GetString());
+        raw(w, fields_json(r, CF::work_order, ot));
         w.Key("technician_name");
         if (auto t = id_of(r, CF::work_order, ot, "technician")) {
             str(w, user_label(m_store, *t, names));
@@ -1342,14 +1355,7 @@ std::string Procedure::handover_detail(const Id& h) {
         str(w, hex_of(r.get(CF::handover, h, "received_rows_hash")));
         w.Key("rows");
         w.StartArray();
-        std::vector<std::pair<std::string, Id>> rows;
-        for (const auto& v : r.elements(CF::handover, h, "rows")) {
-            if (const auto* item = std::get_if<Id>(&v)) {
-                rows.emplace_back(text_of(r, CF::collected_item, *item, "serial"), *item);
-            }
-        }
-        std::sort(rows.begin(), rows.end());
-        for (const auto& [serial, item] : rows) {
+        for (const auto& [serial, item] : handover_rows(r, h)) {
             const auto T = CF::collected_item;
             w.StartObject();
             w.Key("item");
@@ -1357,11 +1363,7 @@ std::string Procedure::handover_detail(const Id& h) {
             w.Key("serial");
             str(w, serial);
             w.Key("description");
-            std::string desc = text_of(r, T, item, "description");
-            if (desc.empty()) {
-                desc = text_of(r, CF::equipment, Id::natural("equipment", serial), "model");
-            }
-            str(w, desc);
+            str(w, row_description(r, item, serial));
             w.Key("reason");
             str(w, text_of(r, T, item, "reason"));
             w.Key("defect");
@@ -1371,8 +1373,7 @@ std::string Procedure::handover_detail(const Id& h) {
             w.Key("collected_at");
             w.Int64(time_of(r, T, item, "collected_at").value_or(0));
             w.Key("voided");
-            const Value* vd = r.get(T, item, "voided");
-            w.Bool(vd && std::holds_alternative<bool>(*vd) && std::get<bool>(*vd));
+            w.Bool(is_true(r, T, item, "voided"));
             w.Key("receipt");
             str(w, text_of(r, T, item, "receipt"));
             w.Key("receipt_note");
@@ -1485,7 +1486,7 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
             }
         }
         const Hash256 hash = blake2b_256(canonical);
-        rows_hash_hex = hex_of(hash);
+        rows_hash_hex = crdt::to_hex(hash);
         b.set(CF::handover, h, "received_by", text(clerk));
         b.set(CF::handover, h, "received_at", Timestamp{now});
         b.set(CF::handover, h, "received_rows_hash", Bytes{{hash.begin(), hash.end()}});
@@ -1544,22 +1545,11 @@ std::string Procedure::anexo4_html(const Id& h) {
         form.delivered_rows_hash = hex_of(r.get(CF::handover, h, "delivered_rows_hash"));
         form.received_rows_hash = hex_of(r.get(CF::handover, h, "received_rows_hash"));
         form.tz_offset_minutes = m_config.tz_offset_minutes;
-        std::vector<std::pair<std::string, Id>> rows;
-        for (const auto& v : r.elements(CF::handover, h, "rows")) {
-            if (const auto* item = std::get_if<Id>(&v)) {
-                rows.emplace_back(text_of(r, CF::collected_item, *item, "serial"), *item);
-            }
-        }
-        std::sort(rows.begin(), rows.end());
-        for (const auto& [serial, item] : rows) {
+        for (const auto& [serial, item] : handover_rows(r, h)) {
             const auto T = CF::collected_item;
             Anexo4Row row;
             row.code = serial;
-            row.description = text_of(r, T, item, "description");
-            if (row.description.empty()) {
-                const Id eq = Id::natural("equipment", serial);
-                row.description = text_of(r, CF::equipment, eq, "model");
-            }
+            row.description = row_description(r, item, serial);
             row.reason = text_of(r, T, item, "reason");
             row.defect = text_of(r, T, item, "defect");
             row.observations = text_of(r, T, item, "observations");
@@ -1588,7 +1578,6 @@ Money Procedure::fee_at(const std::vector<std::string>& products, std::int64_t a
             }
         }
     }
-    std::vector<std::string> labels;
     std::vector<FeeRow> table;
     for (const auto& d : default_fee_table()) {
         if (auto it = current.find(std::string(d.product)); it != current.end()) {
@@ -1709,8 +1698,8 @@ std::string Procedure::put_fee(const User& actor, const std::string& body) {
 }
 
 std::string Procedure::import_inventory(const std::string& csv) {
-    const auto result =
-        import_inventory_csv(csv, m_store, static_cast<std::int64_t>(m_clock.now_ms()));
+    const auto result = import_inventory_csv(
+        csv, m_store, static_cast<std::int64_t>(m_clock.now_ms()), m_config.import_limits);
     rapidjson::StringBuffer sb;
     W w(sb);
     if (!result.problems.empty()) {
@@ -1944,11 +1933,7 @@ std::string Procedure::resolve_conflict(const User& actor, const std::string& bo
         others += (others.empty() ? "" : " | ") + s;
     }
     // The server records the conflict (system), then the person resolves it.
-    User system;
-    system.id = system_author();
-    system.role = Role::system;
-    system.name = "sistema";
-    run(m_sync, system, [&](Batch& b) {
+    run(m_sync, system_user(), [&](Batch& b) {
         if (!b.status_of(CF::conflict, id).empty()) {
             return;
         }
@@ -2046,12 +2031,8 @@ std::size_t Procedure::close_ready(const std::vector<Id>& cases) {
     if (cases.empty()) {
         return 0;
     }
-    User system;
-    system.id = system_author();
-    system.role = Role::system;
-    system.name = "sistema";
     std::size_t closed = 0;
-    run(m_sync, system, [&](Batch& b) {
+    run(m_sync, system_user(), [&](Batch& b) {
         for (const Id& c : cases) {
             if (b.status_of(CF::case_file, c) == "in_progress" &&
                 closing_blockers(b.r, c, reconcile_options()).empty()) {
@@ -2095,11 +2076,7 @@ void Procedure::custody_from_field(const std::vector<Op>& ops) {
     if (serials.empty()) {
         return;
     }
-    User system;
-    system.id = system_author();
-    system.role = Role::system;
-    system.name = "sistema";
-    run(m_sync, system, [&](Batch& b) {
+    run(m_sync, system_user(), [&](Batch& b) {
         for (const auto& serial : serials) {
             const Id eq = Id::natural("equipment", serial);
             if (!b.r.entity(CF::equipment, eq)) {
@@ -2191,9 +2168,7 @@ void Procedure::catch_up() {
     m_sync.read_state([&](const crdt::Replica& r) {
         for (const Id& item : r.entities(CF::collected_item)) {
             const std::string serial = text_of(r, CF::collected_item, item, "serial");
-            const Value* voided = r.get(CF::collected_item, item, "voided");
-            if (serial.empty() ||
-                (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided))) {
+            if (serial.empty() || is_true(r, CF::collected_item, item, "voided")) {
                 continue;
             }
             Op op;

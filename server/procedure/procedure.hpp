@@ -13,6 +13,7 @@
 // Bodies and answers are JSON; errors are otsync::Error (the API turns them into HTTP).
 #pragma once
 
+#include "inventory/csv_import.hpp"
 #include "procedure/views.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
@@ -24,7 +25,8 @@ namespace otsync::server {
 struct ProcedureConfig {
     std::int64_t custody_limit_ms = 3ll * 24 * 3600 * 1000; // flag items held longer
     int tz_offset_minutes = -240;                           // Bolivia (UTC-4): report days
-    std::size_t max_rows_per_receipt = 500;
+    std::size_t max_rows_per_receipt = 500; // rows one warehouse receipt may confirm
+    ImportLimits import_limits;             // POST /v1/inventory/import
 };
 
 class Procedure {

@@ -40,11 +40,6 @@ void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) 
     y += m <= 2;
 }
 
-bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
-    const Value* v = r.get(t, id, field);
-    return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);
-}
-
 std::vector<std::string> texts(const crdt::Replica& r, EntityType t, const Id& id,
                                std::string_view field) {
     std::vector<std::string> out;
@@ -93,6 +88,11 @@ OtMode ot_mode(std::string_view kind) {
         return OtMode::verify; // the customer carried the equipment (m2, m3)
     }
     return OtMode::none;
+}
+
+bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);
 }
 
 std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {

@@ -92,6 +92,8 @@ std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id,
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o);
 
+/// A boolean register that is set and true (a row voided, feasibility yes).
+bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
 /// Text of a register (empty when unset or not text), and friends.
 std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
 std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);

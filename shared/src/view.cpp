@@ -34,15 +34,9 @@ std::string value_json(const Value& v) {
     return std::string(sb.GetString(), sb.GetSize());
 }
 
-std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    w.StartObject();
-    w.Key("type");
-    str(w, to_string(t));
-    w.Key("id");
-    str(w, id.hex());
-    w.Key("fields");
+namespace {
+
+void write_fields(W& w, const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
     w.StartObject();
     if (const crdt::Entity* e = r.entity(t, id)) {
         for (const auto& [fid, state] : e->fields) {
@@ -77,6 +71,27 @@ std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool
         }
     }
     w.EndObject();
+}
+
+} // namespace
+
+std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
+    rapidjson::StringBuffer sb;
+    W w(sb);
+    write_fields(w, r, t, id, technician_view);
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
+    rapidjson::StringBuffer sb;
+    W w(sb);
+    w.StartObject();
+    w.Key("type");
+    str(w, to_string(t));
+    w.Key("id");
+    str(w, id.hex());
+    w.Key("fields");
+    write_fields(w, r, t, id, technician_view);
     w.EndObject();
     return std::string(sb.GetString(), sb.GetSize());
 }

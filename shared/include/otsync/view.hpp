@@ -14,6 +14,10 @@ namespace otsync {
 std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id,
                         bool technician_view = false);
 
+/// Only the "fields" object of entity_json, for callers that embed it in their own answer.
+std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id,
+                        bool technician_view = false);
+
 /// A value as plain JSON for people and pages: text as a string, money as a number of
 /// centavos, ids as hex, bytes as base64, timestamps as ms.
 std::string value_json(const Value& v);
