@@ -8,6 +8,42 @@
 #include <cstring>
 #include <new>
 
+// The C enum mirrors otsync::ErrorCode one to one: a code added on one side only fails
+// the build here.
+#define OTSYNC_SAME_CODE(c, e) static_assert(c == static_cast<int>(otsync::ErrorCode::e), #e)
+OTSYNC_SAME_CODE(OTSYNC_ERR_INTERNAL, internal);
+OTSYNC_SAME_CODE(OTSYNC_ERR_INVALID_ARGUMENT, invalid_argument);
+OTSYNC_SAME_CODE(OTSYNC_ERR_TRUNCATED, truncated);
+OTSYNC_SAME_CODE(OTSYNC_ERR_MALFORMED, malformed);
+OTSYNC_SAME_CODE(OTSYNC_ERR_TOO_LARGE, too_large);
+OTSYNC_SAME_CODE(OTSYNC_ERR_WRONG_TYPE, wrong_type);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNKNOWN_FIELD, unknown_field);
+OTSYNC_SAME_CODE(OTSYNC_ERR_MISSING_FIELD, missing_field);
+OTSYNC_SAME_CODE(OTSYNC_ERR_INVALID_UTF8, invalid_utf8);
+OTSYNC_SAME_CODE(OTSYNC_ERR_OUT_OF_RANGE, out_of_range);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNKNOWN_ENTITY_TYPE, unknown_entity_type);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNKNOWN_ENTITY_FIELD, unknown_entity_field);
+OTSYNC_SAME_CODE(OTSYNC_ERR_KIND_MISMATCH, kind_mismatch);
+OTSYNC_SAME_CODE(OTSYNC_ERR_VALUE_TYPE_MISMATCH, value_type_mismatch);
+OTSYNC_SAME_CODE(OTSYNC_ERR_OP_ID_REUSED, op_id_reused);
+OTSYNC_SAME_CODE(OTSYNC_ERR_PERMISSION_DENIED, permission_denied);
+OTSYNC_SAME_CODE(OTSYNC_ERR_INVALID_TRANSITION, invalid_transition);
+OTSYNC_SAME_CODE(OTSYNC_ERR_CLOCK_SKEW, clock_skew);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNSUPPORTED_PROTOCOL, unsupported_protocol);
+OTSYNC_SAME_CODE(OTSYNC_ERR_INVALID_VALUE, invalid_value);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNAUTHENTICATED, unauthenticated);
+OTSYNC_SAME_CODE(OTSYNC_ERR_SERVER_NOT_FOUND, not_found);
+OTSYNC_SAME_CODE(OTSYNC_ERR_CONFLICT, conflict);
+OTSYNC_SAME_CODE(OTSYNC_ERR_RATE_LIMITED, rate_limited);
+OTSYNC_SAME_CODE(OTSYNC_ERR_REQUIREMENTS_INCOMPLETE, requirements_incomplete);
+OTSYNC_SAME_CODE(OTSYNC_ERR_DEVICE_REVOKED, device_revoked);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNKNOWN_DEVICE, unknown_device);
+OTSYNC_SAME_CODE(OTSYNC_ERR_BAD_SIGNATURE, bad_signature);
+OTSYNC_SAME_CODE(OTSYNC_ERR_USER_DISABLED, user_disabled);
+OTSYNC_SAME_CODE(OTSYNC_ERR_REPLAYED, replayed);
+OTSYNC_SAME_CODE(OTSYNC_ERR_SIGNED_ROWS, signed_rows);
+#undef OTSYNC_SAME_CODE
+
 struct otsync_client {
     std::unique_ptr<otsync::client::Client> impl;
 };
@@ -201,6 +237,17 @@ int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t
                        size_t png_len, otsync_error* err) {
     return try_catch(err, [&] { need(client).sign(need_str(ot_id, "the OT"), png, png_len); }) ? 0
                                                                                                : -1;
+}
+
+int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id, const char* reason,
+                                   otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         need(client).reopen_signature(need_str(ot_id, "the OT"),
+                                                       need_str(reason, "the reason"));
+                     })
+               ? 0
+               : -1;
 }
 
 char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err) {

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -57,12 +58,6 @@ CREATE TABLE IF NOT EXISTS evictions(entity_type INTEGER NOT NULL, entity BLOB N
 -- Signature images, encrypted.
 CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, data BLOB NOT NULL);
 )sql";
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::vector<std::uint8_t> bytes_of(std::string_view s) {
     return {s.begin(), s.end()};
@@ -130,6 +125,14 @@ struct Client::Impl {
     SecretKey secret;
     std::uint64_t request_counter = 0;
     std::uint64_t cursor = 0;
+    // Every public call holds `mu` while it touches the database or the state; a sync
+    // releases it for each network exchange, and `sync_mu` keeps syncs one at a time.
+    std::mutex mu;
+    std::mutex sync_mu;
+
+    /// The time written into field facts (collected at, completed at, handover date): the
+    /// device's clock corrected by the server's, the same the HLC stamps ops with.
+    std::int64_t field_now() { return static_cast<std::int64_t>(wall.now_ms()); }
 
     // ---- meta ----
     std::optional<std::vector<std::uint8_t>> meta(const char* k) {
@@ -190,9 +193,12 @@ struct Client::Impl {
             entities.insert({op.entity_type, op.entity});
         }
         for (const auto& [t, id] : entities) {
-            db.run("DELETE FROM evicted WHERE entity_type=? AND entity=?",
-                   {static_cast<std::int64_t>(t),
-                    std::vector<std::uint8_t>(id.bytes.begin(), id.bytes.end())});
+            const std::vector<LocalDb::Arg> entity{
+                static_cast<std::int64_t>(t),
+                std::vector<std::uint8_t>(id.bytes.begin(), id.bytes.end())};
+            db.run("DELETE FROM evicted WHERE entity_type=? AND entity=?", entity);
+            // An eviction still held back for pending ops no longer applies: it is back.
+            db.run("DELETE FROM evictions WHERE entity_type=? AND entity=?", entity);
         }
     }
 
@@ -315,6 +321,13 @@ struct Client::Impl {
         if (hlc->state() > floor) {
             hlc->reset(floor);
         }
+        return remake(old);
+    }
+
+    /// Makes `old` (own ops, oldest first) again with the current maker: new ids, same
+    /// content, removes pointing at the new ids of what they observed. The old copies
+    /// leave the device and the new ones take their place in the outbox.
+    std::size_t remake(const std::vector<Op>& old) {
         std::map<OpId, OpId> renamed;
         std::vector<Op> fresh;
         for (const Op& op : old) {
@@ -347,6 +360,7 @@ struct Client::Impl {
                 const std::vector<LocalDb::Arg> key_of_op{static_cast<std::int64_t>(op.id.replica),
                                                           static_cast<std::int64_t>(op.id.counter)};
                 db.run("DELETE FROM ops WHERE replica=? AND counter=?", key_of_op);
+                db.run("DELETE FROM outbox WHERE replica=? AND counter=?", key_of_op);
                 db.run("DELETE FROM rejections WHERE replica=? AND counter=?", key_of_op);
             }
             for (const Op& op : fresh) {
@@ -360,6 +374,13 @@ struct Client::Impl {
         });
         fold(); // the refused copies leave the local state too
         return fresh.size();
+    }
+
+    std::size_t pending() {
+        std::size_t n = 0;
+        db.run("SELECT count(*) FROM outbox", {},
+               [&](const LocalDb::Row& r) { n = static_cast<std::size_t>(r.i64(0)); });
+        return n;
     }
 
     void require_enrolled() const {
@@ -417,7 +438,134 @@ struct Client::Impl {
         state = crdt::Replica{};
     }
 
+    /// A `device_revoked` answer proves the revocation only with the server's signature,
+    /// by the key stored at enrollment, over this device's replica and the revocation time.
+    bool proven_revocation(const rapidjson::Document& doc) const {
+        if (!doc.IsObject() || !doc.HasMember("revocation") || !doc["revocation"].IsObject()) {
+            return false;
+        }
+        const auto& r = doc["revocation"];
+        if (!r.HasMember("replica") || !r["replica"].IsUint64() || !r.HasMember("revoked_at") ||
+            !r["revoked_at"].IsInt64() || !r.HasMember("signature") || !r["signature"].IsString()) {
+            return false;
+        }
+        const auto sig = from_base64(r["signature"].GetString(), 64);
+        if (r["replica"].GetUint64() != replica || !sig || sig->size() != 64) {
+            return false;
+        }
+        Signature s{};
+        std::copy(sig->begin(), sig->end(), s.begin());
+        return otsync::verify(s, revocation_message(replica, r["revoked_at"].GetInt64()),
+                              server_key);
+    }
+
+    /// A sync the server refused (401, 403): only a proven revocation wipes; every other
+    /// refusal keeps everything and says, in the technician's words, what to do.
+    [[noreturn]] void refused(const HttpReply& reply) {
+        rapidjson::Document doc;
+        doc.Parse(reply.body.c_str());
+        std::string code_text, message;
+        if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("error") &&
+            doc["error"].IsObject()) {
+            const auto& e = doc["error"];
+            if (e.HasMember("code") && e["code"].IsString()) {
+                code_text = e["code"].GetString();
+            }
+            if (e.HasMember("message") && e["message"].IsString()) {
+                message = e["message"].GetString();
+            }
+        }
+        const auto code = error_code_from_string(code_text);
+        if (code == ErrorCode::device_revoked && !doc.HasParseError() && proven_revocation(doc)) {
+            wipe();
+            throw ClientError(OTSYNC_ERR_REVOKED,
+                              "este equipo fue revocado por el servidor: sus datos se borraron");
+        }
+        int c = OTSYNC_ERR_UNAUTHENTICATED;
+        std::string advice;
+        switch (code.value_or(ErrorCode::unauthenticated)) {
+        case ErrorCode::device_revoked:
+            c = OTSYNC_ERR_DEVICE_REVOKED;
+            advice = "el servidor dice que este equipo fue revocado, pero no lo prueba: no se "
+                     "borró nada; avise a soporte";
+            break;
+        case ErrorCode::unknown_device:
+            c = OTSYNC_ERR_UNKNOWN_DEVICE;
+            advice = "el servidor no reconoce este equipo: pida un código nuevo a su supervisor "
+                     "y vuelva a enrolarlo; su trabajo pendiente se conserva y se enviará";
+            break;
+        case ErrorCode::bad_signature:
+            c = OTSYNC_ERR_BAD_SIGNATURE;
+            advice = "el servidor no acepta la firma de este equipo: su trabajo se conserva; "
+                     "pida un código nuevo y vuelva a enrolarlo, o avise a soporte";
+            break;
+        case ErrorCode::user_disabled:
+            c = OTSYNC_ERR_USER_DISABLED;
+            advice = "su usuario está deshabilitado: su trabajo se conserva y se enviará cuando "
+                     "lo habiliten; hable con su supervisor";
+            break;
+        case ErrorCode::permission_denied:
+            c = OTSYNC_ERR_PERMISSION_DENIED;
+            advice = "el servidor no permite esta sincronización: su trabajo se conserva; avise "
+                     "a soporte";
+            break;
+        default:
+            c = OTSYNC_ERR_UNAUTHENTICATED;
+            advice = "la solicitud no llegó completa al servidor (¿un proxy o una red que quita "
+                     "datos?): su trabajo se conserva; pruebe otra red o avise a soporte";
+            break;
+        }
+        const std::string shown =
+            code_text.empty() ? "HTTP " + std::to_string(reply.status) : code_text;
+        put_meta("last_sync_result", "refused: " + shown + ": " + advice);
+        throw ClientError(c, advice + " (" + shown + (message.empty() ? "" : ": " + message) + ")");
+    }
+
     // ---- domain helpers ----
+    /// The signed Anexo 4 is frozen: the rows change only after the signature is reopened.
+    void require_unsigned(const Id& ot) const {
+        const Value* sig = state.get(EntityType::work_order, ot, "signature_ref");
+        if (sig && std::holds_alternative<Id>(*sig)) {
+            throw ClientError(OTSYNC_ERR_SIGNED_ROWS,
+                              "the customer signed this OT's rows: reopen the signature, saying "
+                              "why, before changing them");
+        }
+    }
+    std::string ot_status(const Id& ot) const {
+        return text_of(state.get(EntityType::work_order, ot, "status"));
+    }
+    std::optional<std::int64_t> modality(const Id& ot) const {
+        const Value* c = state.get(EntityType::work_order, ot, "case");
+        if (!c || !std::holds_alternative<Id>(*c)) {
+            return std::nullopt;
+        }
+        const Value* mod = state.get(EntityType::case_file, std::get<Id>(*c), "modality");
+        if (!mod || !std::holds_alternative<std::int64_t>(*mod)) {
+            return std::nullopt;
+        }
+        return std::get<std::int64_t>(*mod);
+    }
+    /// Expected serials neither collected, verified nor explained: the OT cannot complete.
+    std::vector<std::string> unexplained(const Id& ot) const {
+        std::set<std::string> done;
+        for (const auto& [item, serial] : rows(ot)) {
+            done.insert(serial);
+        }
+        for (const auto& v : state.elements(EntityType::work_order, ot, "verified_equipment")) {
+            done.insert(normalize_serial(std::get<std::string>(v)));
+        }
+        for (const auto& [serial, why] : missing_reasons(state, ot)) {
+            done.insert(normalize_serial(serial));
+        }
+        std::vector<std::string> out;
+        for (const auto& e : expected(ot)) {
+            if (!done.contains(e)) {
+                out.push_back(e);
+            }
+        }
+        return out;
+    }
+
     bool my_ot(const Id& ot) const {
         const Value* t = state.get(EntityType::work_order, ot, "technician");
         return t && std::holds_alternative<Id>(*t) && std::get<Id>(*t) == user;
@@ -439,14 +587,13 @@ struct Client::Impl {
     }
     /// Items recorded on an OT by serial; voided ones only when asked.
     std::vector<std::pair<Id, std::string>> rows(const Id& ot, bool with_voided = false) const {
+        if (!with_voided) {
+            return signed_rows(state, ot);
+        }
         std::vector<std::pair<Id, std::string>> out;
         for (const Id& item : state.entities(EntityType::collected_item)) {
             const Value* w = state.get(EntityType::collected_item, item, "work_order");
-            const Value* voided = state.get(EntityType::collected_item, item, "voided");
-            const bool is_void =
-                voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided);
-            if (w && std::holds_alternative<Id>(*w) && std::get<Id>(*w) == ot &&
-                (with_voided || !is_void)) {
+            if (w && std::holds_alternative<Id>(*w) && std::get<Id>(*w) == ot) {
                 out.emplace_back(item,
                                  text_of(state.get(EntityType::collected_item, item, "serial")));
             }
@@ -483,35 +630,38 @@ Client::Client(const std::string& db_path, const std::array<std::uint8_t, 32>& k
 Client::~Client() = default;
 
 bool Client::enrolled() const {
+    std::lock_guard lock(m->mu);
     return m->replica != 0;
 }
 std::string Client::server_url() const {
+    std::lock_guard lock(m->mu);
     return m->server;
 }
 const crdt::Replica& Client::state() const {
     return m->state;
 }
 Id Client::user() const {
+    std::lock_guard lock(m->mu);
     return m->user;
 }
 std::uint64_t Client::replica() const {
+    std::lock_guard lock(m->mu);
     return m->replica;
 }
 
 std::size_t Client::pending() const {
-    std::size_t n = 0;
-    m->db.run("SELECT count(*) FROM outbox", {},
-              [&](const LocalDb::Row& r) { n = static_cast<std::size_t>(r.i64(0)); });
-    return n;
+    std::lock_guard lock(m->mu);
+    return m->pending();
 }
 
 void Client::enroll(Transport& transport, const std::string& server_url, const std::string& code,
                     const std::string& label) {
-    if (enrolled()) {
-        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
-                          "this device is already enrolled as replica " +
-                              std::to_string(m->replica));
-    }
+    // A device may enroll again (a server restored from a backup no longer knows it, or
+    // refuses its key): a new key and replica; the ops still in the outbox are made again
+    // under the new replica, so they are delivered, each once.
+    std::lock_guard sync_lock(m->sync_mu);
+    std::unique_lock lock(m->mu);
+    const bool again = m->replica != 0;
     auto kp = SigningKeyPair::generate();
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -523,8 +673,10 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
     w.Key("label");
     w.String(label);
     w.EndObject();
+    lock.unlock(); // no lock across the network
     const auto reply = transport.post("/v1/devices/enroll", {{"content-type", "application/json"}},
                                       sb.GetString());
+    lock.lock();
     if (reply.status == 0) {
         throw ClientError(OTSYNC_ERR_NETWORK,
                           "the server did not answer; check the address and the connection");
@@ -551,6 +703,23 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
     }
     const Id user = parse_id(doc["user"].GetString());
     const std::uint64_t replica = doc["replica"].GetUint64();
+    if (replica == 0) {
+        throw ClientError(OTSYNC_ERR_MALFORMED, "the server gave replica 0");
+    }
+    std::vector<Op> unsent;
+    if (again) {
+        m->db.run("SELECT o.body FROM outbox x JOIN ops o ON o.replica = x.replica AND "
+                  "o.counter = x.counter ORDER BY x.seq",
+                  {}, [&](const LocalDb::Row& r) { unsent.push_back(m->load_body(r.blob(0))); });
+        if (user != m->user && !unsent.empty()) {
+            // Another person's ops are never re-made under this user's name.
+            throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                              "this code is for another user, and this device holds " +
+                                  std::to_string(unsent.size()) +
+                                  " unsent ops of its technician: enroll it with a code for "
+                                  "the same technician");
+        }
+    }
     m->db.transaction([&] {
         m->put_meta("replica", std::to_string(replica));
         m->put_meta("user", std::vector<std::uint8_t>(user.bytes.begin(), user.bytes.end()));
@@ -560,13 +729,40 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
         m->put_meta("server", server_url);
         m->put_meta("request_counter", std::string("0"));
         m->put_meta("cursor", std::string("0"));
+        if (again) {
+            // What was pulled came from the server's old stream: pull it anew from 0.
+            m->db.exec("DELETE FROM pages; DELETE FROM evicted; DELETE FROM evictions;");
+            if (user != m->user) { // another technician's device now: their acked ops go
+                m->db.exec("DELETE FROM ops; DELETE FROM rejections;");
+            }
+        }
     });
     m->load_enrollment();
+    if (again) {
+        m->fold();
+    }
     m->make_clock();
+    if (!unsent.empty()) {
+        m->remake(unsent);
+    }
 }
 
 std::string Client::list_ots_json(const std::string& status_filter, std::int64_t from_ms,
                                   std::int64_t to_ms) const {
+    std::lock_guard lock(m->mu);
+    if (!status_filter.empty()) {
+        const auto states = find_field(EntityType::work_order, "status")->allowed;
+        if (std::find(states.begin(), states.end(), status_filter) == states.end()) {
+            throw ClientError(OTSYNC_ERR_INVALID_VALUE,
+                              "'" + status_filter + "' is not an OT status");
+        }
+    }
+    if (from_ms < 0 || to_ms < 0) {
+        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT, "times are Unix ms, not negative");
+    }
+    if (from_ms && to_ms && from_ms > to_ms) {
+        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT, "the window ends before it starts");
+    }
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartArray();
@@ -626,6 +822,7 @@ std::string Client::list_ots_json(const std::string& status_filter, std::int64_t
 }
 
 std::string Client::show_ot_json(const std::string& ot_hex) const {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     const Value* c = m->state.get(EntityType::work_order, ot, "case");
     std::string out = "{\"ot\":" + entity_json(m->state, EntityType::work_order, ot, true);
@@ -645,6 +842,7 @@ std::string Client::show_ot_json(const std::string& ot_hex) const {
 
 void Client::set_status(const std::string& ot_hex, const std::string& status,
                         const std::string& reason) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     if (status == "failed" && reason.empty()) {
         throw ClientError(OTSYNC_ERR_MISSING_FIELD, "a failed visit needs its reason");
@@ -654,6 +852,25 @@ void Client::set_status(const std::string& ot_hex, const std::string& status,
         throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
                           "the OT cannot go from '" + from + "' to '" + status + "'");
     }
+    if (status == "completed") {
+        // The completion rules, the same the server applies: every expected serial is
+        // collected, verified or explained, and the customer signed the rows.
+        const auto missing = m->unexplained(ot);
+        if (!missing.empty()) {
+            std::string list;
+            for (const auto& serial : missing) {
+                list += (list.empty() ? "" : ", ") + serial;
+            }
+            throw ClientError(OTSYNC_ERR_REQUIREMENTS_INCOMPLETE,
+                              "expected equipment neither collected, verified nor explained: " +
+                                  list);
+        }
+        const Value* sig = m->state.get(EntityType::work_order, ot, "signature_ref");
+        if (!m->rows(ot).empty() && !(sig && std::holds_alternative<Id>(*sig))) {
+            throw ClientError(OTSYNC_ERR_REQUIREMENTS_INCOMPLETE,
+                              "the customer has not signed the recorded rows");
+        }
+    }
     std::vector<Op> ops;
     ops.push_back(
         m->maker->set_status(m->state, EntityType::work_order, ot, "status", text(status)));
@@ -662,7 +879,7 @@ void Client::set_status(const std::string& ot_hex, const std::string& status,
     }
     if (status == "completed") {
         ops.push_back(
-            m->maker->set(EntityType::work_order, ot, "completed_at", Timestamp{now_ms()}));
+            m->maker->set(EntityType::work_order, ot, "completed_at", Timestamp{m->field_now()}));
     }
     m->record(std::move(ops));
 }
@@ -670,6 +887,7 @@ void Client::set_status(const std::string& ot_hex, const std::string& status,
 otsync_verdict Client::collect(const std::string& ot_hex, const std::string& serial_in,
                                const std::string& description, const std::string& reason,
                                const std::string& defect, const std::string& observations) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     const std::string serial = normalize_serial(serial_in);
     if (serial.empty()) {
@@ -681,6 +899,12 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
     if (reason == "damaged" && defect.empty()) {
         throw ClientError(OTSYNC_ERR_MISSING_FIELD, "a damaged item needs its defect");
     }
+    if (const std::string st = m->ot_status(ot); st != "on_site") {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
+                          "equipment is recorded on site: the OT is '" + st +
+                              "', mark it 'on_site' first");
+    }
+    m->require_unsigned(ot);
     const Id row = Id::collected_item(ot, serial);
     for (const auto& [item, s] : m->rows(ot)) {
         if (item == row) {
@@ -694,6 +918,9 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
     const auto T = EntityType::collected_item;
     std::vector<Op> ops;
     ops.push_back(m->maker->set(T, row, "work_order", ot)); // the link first: it scopes the row
+    ops.insert(ops.end(),
+               {m->maker->set(T, row, "collected_by", m->user), // custody is hers
+                m->maker->set(T, row, "collected_device", static_cast<std::int64_t>(m->replica))});
     ops.push_back(m->maker->set(T, row, "serial", text(serial)));
     ops.push_back(m->maker->set_status(m->state, T, row, "reason", text(reason)));
     if (!description.empty()) {
@@ -705,7 +932,7 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
     if (!observations.empty()) {
         ops.push_back(m->maker->set_status(m->state, T, row, "observations", text(observations)));
     }
-    ops.push_back(m->maker->set(T, row, "collected_at", Timestamp{now_ms()}));
+    ops.push_back(m->maker->set(T, row, "collected_at", Timestamp{m->field_now()}));
     if (m->state.get(T, row, "voided")) {
         ops.push_back(m->maker->set(T, row, "voided", false)); // recorded again after a void
     }
@@ -714,7 +941,9 @@ otsync_verdict Client::collect(const std::string& ot_hex, const std::string& ser
 }
 
 void Client::void_item(const std::string& ot_hex, const std::string& serial) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
+    m->require_unsigned(ot);
     const Id row = Id::collected_item(ot, normalize_serial(serial));
     if (!m->state.entity(EntityType::collected_item, row)) {
         throw ClientError(OTSYNC_ERR_NOT_FOUND, "no row for serial " + serial + " on this OT");
@@ -723,10 +952,17 @@ void Client::void_item(const std::string& ot_hex, const std::string& serial) {
 }
 
 otsync_verdict Client::verify(const std::string& ot_hex, const std::string& serial_in) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     const std::string serial = normalize_serial(serial_in);
     if (serial.empty()) {
         throw ClientError(OTSYNC_ERR_MISSING_FIELD, "scan or type the serial");
+    }
+    if (const auto mod = m->modality(ot); mod && *mod != 2 && *mod != 3) {
+        throw ClientError(OTSYNC_ERR_INVALID_VALUE,
+                          "equipment the customer carried is verified in modalities 2 and 3; "
+                          "this OT is modality " +
+                              std::to_string(*mod));
     }
     for (const auto& v : m->state.elements(EntityType::work_order, ot, "verified_equipment")) {
         if (std::get<std::string>(v) == serial) {
@@ -741,6 +977,7 @@ otsync_verdict Client::verify(const std::string& ot_hex, const std::string& seri
 
 void Client::report_missing(const std::string& ot_hex, const std::string& serial_in,
                             const std::string& reason_in) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     const std::string serial = normalize_serial(serial_in);
     std::string reason = reason_in;
@@ -778,6 +1015,7 @@ void Client::report_missing(const std::string& ot_hex, const std::string& serial
 }
 
 void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len) {
+    std::lock_guard lock(m->mu);
     const Id ot = m->ot_in_scope(ot_hex);
     if (!png || len == 0) {
         throw ClientError(OTSYNC_ERR_MISSING_FIELD, "the signature image is empty");
@@ -785,12 +1023,15 @@ void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_
     if (len > k_max_signature_png) {
         throw ClientError(OTSYNC_ERR_TOO_LARGE, "the signature image is over 256 KiB");
     }
-    // The hash binds the signature to the exact rows recorded at this moment.
-    std::string rows;
-    for (const auto& [item, serial] : m->rows(ot)) {
-        rows += item.hex() + " " + serial + "\n";
+    // A PNG: the 8-byte signature, then the IHDR chunk (length 13) first.
+    static constexpr std::uint8_t k_png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                                             0,    0,   0,   13,  'I',  'H',  'D',  'R'};
+    if (len < sizeof k_png + 17 || !std::equal(std::begin(k_png), std::end(k_png), png)) {
+        throw ClientError(OTSYNC_ERR_INVALID_VALUE, "the signature image is not a PNG");
     }
-    const Hash256 h = blake2b_256(rows);
+    m->require_unsigned(ot);
+    // The hash binds the signature to the exact rows recorded at this moment.
+    const Hash256 h = rows_hash(m->state, ot);
     const Id sig_id = Id::random();
     m->db.run("INSERT INTO blobs(id, data) VALUES(?,?)",
               {std::vector<std::uint8_t>(sig_id.bytes.begin(), sig_id.bytes.end()),
@@ -805,29 +1046,79 @@ void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_
     m->record(std::move(ops));
 }
 
+void Client::reopen_signature(const std::string& ot_hex, const std::string& reason_in) {
+    std::lock_guard lock(m->mu);
+    const Id ot = m->ot_in_scope(ot_hex);
+    std::string reason = reason_in;
+    while (!reason.empty() && (reason.back() == ' ' || reason.back() == '\n')) {
+        reason.pop_back();
+    }
+    if (reason.empty()) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "say why the signed rows must change");
+    }
+    const Value* sig = m->state.get(EntityType::work_order, ot, "signature_ref");
+    if (!sig || !std::holds_alternative<Id>(*sig)) {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION, "this OT has no signature to reopen");
+    }
+    if (m->ot_status(ot) != "on_site") {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
+                          "a signature is reopened on site, before the OT is completed");
+    }
+    // The earlier signature and hash stay in the OT's notes (and in the op log): history.
+    std::string hash;
+    if (const Value* h = m->state.get(EntityType::work_order, ot, "signed_rows_hash");
+        h && std::holds_alternative<Bytes>(*h)) {
+        static constexpr char k_hex[] = "0123456789abcdef";
+        for (const std::uint8_t b : std::get<Bytes>(*h).data) {
+            hash += k_hex[b >> 4];
+            hash += k_hex[b & 15];
+        }
+    }
+    std::vector<Op> ops;
+    ops.push_back(m->maker->event(EntityType::work_order, ot, "notes",
+                                  text("Firma reabierta: " + reason + " (firma anterior " +
+                                       std::get<Id>(*sig).hex() + ", huella " + hash + ")")));
+    ops.push_back(m->maker->set(EntityType::work_order, ot, "signature_ref", Value{}));
+    ops.push_back(m->maker->set(EntityType::work_order, ot, "signed_rows_hash", Value{}));
+    m->record(std::move(ops));
+}
+
 std::string Client::create_handover(const std::string& zone) {
+    std::lock_guard lock(m->mu);
     m->require_enrolled();
     const Id h = Id::random();
     std::vector<Op> ops;
     ops.push_back(m->maker->set(EntityType::handover, h, "technician", m->user));
-    ops.push_back(m->maker->set(EntityType::handover, h, "date", Timestamp{now_ms()}));
+    ops.push_back(m->maker->set(EntityType::handover, h, "date", Timestamp{m->field_now()}));
     if (!zone.empty()) {
         ops.push_back(m->maker->set(EntityType::handover, h, "zone", text(zone)));
     }
     ops.push_back(m->maker->set_status(m->state, EntityType::handover, h, "status", text("draft")));
+    // The rows this technician collected and still holds, whoever has their OT now (not the
+    // rows another technician collected on an OT now assigned here); a row recorded before
+    // rows named their collector goes with its OT, as it used to.
+    const auto T = EntityType::collected_item;
+    std::vector<std::pair<std::string, Id>> held;
+    for (const Id& item : m->state.entities(T)) {
+        const Value* by = m->state.get(T, item, "collected_by");
+        const Value* ot = m->state.get(T, item, "work_order");
+        const Value* voided = m->state.get(T, item, "voided");
+        const bool mine =
+            by && std::holds_alternative<Id>(*by)
+                ? std::get<Id>(*by) == m->user
+                : ot && std::holds_alternative<Id>(*ot) && m->my_ot(std::get<Id>(*ot));
+        if (!mine || (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided)) ||
+            m->state.get(T, item, "handover")) {
+            continue; // someone else's, voided, or already handed over
+        }
+        held.emplace_back(text_of(m->state.get(T, item, "serial")), item);
+    }
+    std::sort(held.begin(), held.end());
     std::size_t n = 0;
-    for (const Id& ot : m->state.entities(EntityType::work_order)) {
-        if (!m->my_ot(ot)) {
-            continue;
-        }
-        for (const auto& [item, serial] : m->rows(ot)) {
-            if (m->state.get(EntityType::collected_item, item, "handover")) {
-                continue; // already handed over
-            }
-            ops.push_back(m->maker->add(EntityType::handover, h, "rows", item));
-            ops.push_back(m->maker->set(EntityType::collected_item, item, "handover", h));
-            ++n;
-        }
+    for (const auto& [serial, item] : held) {
+        ops.push_back(m->maker->add(EntityType::handover, h, "rows", item));
+        ops.push_back(m->maker->set(T, item, "handover", h));
+        ++n;
     }
     if (n == 0) {
         throw ClientError(OTSYNC_ERR_NOT_FOUND, "no collected item is waiting for a handover");
@@ -837,15 +1128,16 @@ std::string Client::create_handover(const std::string& zone) {
 }
 
 std::string Client::status_json() const {
+    std::lock_guard lock(m->mu);
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartObject();
     w.Key("enrolled");
-    w.Bool(enrolled());
+    w.Bool(m->replica != 0);
     w.Key("replica");
     w.Uint64(m->replica);
     w.Key("pending");
-    w.Uint64(pending());
+    w.Uint64(m->pending());
     w.Key("last_sync");
     w.StartObject();
     w.Key("at");
@@ -853,6 +1145,15 @@ std::string Client::status_json() const {
     w.Key("result");
     w.String(m->meta_text("last_sync_result"));
     w.EndObject();
+    // What happened to OTs that left this device (reassigned), oldest first (client.h).
+    w.Key("notices");
+    std::string notices = "[]";
+    if (const auto sealed = m->meta("notices")) {
+        if (auto plain = unseal(m->key, *sealed)) {
+            notices = std::move(*plain);
+        }
+    }
+    w.RawValue(notices.data(), notices.size(), rapidjson::kArrayType);
     w.Key("rejections");
     w.StartArray();
     m->db.run("SELECT replica, counter, code, message FROM rejections ORDER BY at", {},
@@ -892,6 +1193,8 @@ std::string Client::status_json() const {
 
 SyncStats Client::sync(Transport& transport,
                        const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+    std::lock_guard sync_lock(m->sync_mu); // one sync at a time
+    std::unique_lock lock(m->mu);          // released for each network exchange
     m->require_enrolled();
     SyncStats stats;
     std::mt19937 jitter(std::random_device{}());
@@ -916,13 +1219,14 @@ SyncStats Client::sync(Transport& transport,
         const std::string body = encode_binary(req);
         const Signature sig = otsync::sign(
             sync_signing_string("POST", "/v1/sync", req.request_counter, body), m->secret);
-        const HttpReply reply =
-            transport.post("/v1/sync",
-                           {{"content-type", k_content_type_binary},
-                            {"x-otsync-replica", std::to_string(m->replica)},
-                            {"x-otsync-counter", std::to_string(req.request_counter)},
-                            {"x-otsync-signature", to_base64(sig)}},
-                           body);
+        const std::map<std::string, std::string> headers{
+            {"content-type", k_content_type_binary},
+            {"x-otsync-replica", std::to_string(m->replica)},
+            {"x-otsync-counter", std::to_string(req.request_counter)},
+            {"x-otsync-signature", to_base64(sig)}};
+        lock.unlock();
+        const HttpReply reply = transport.post("/v1/sync", headers, body);
+        lock.lock();
         stats.requests++;
         // 409: this counter was already used (the network delivered a request twice and
         // the answer that came back is the duplicate's): the original was processed or
@@ -935,15 +1239,15 @@ SyncStats Client::sync(Transport& transport,
                     OTSYNC_ERR_NETWORK,
                     "the server did not answer; your work is kept and will be sent later");
             }
+            lock.unlock();
             std::this_thread::sleep_for(
                 std::chrono::milliseconds((100 << failures) + jitter() % 100));
+            lock.lock();
             continue;
         }
         failures = 0;
-        if (reply.status == 401) {
-            m->wipe();
-            throw ClientError(OTSYNC_ERR_REVOKED,
-                              "this device was revoked by the server; its data was wiped");
+        if (reply.status == 401 || reply.status == 403) {
+            m->refused(reply); // wipes only on a proven revocation; throws
         }
         if (reply.status == 426) {
             m->put_meta("last_sync_result",
@@ -980,7 +1284,7 @@ SyncStats Client::sync(Transport& transport,
                               "at) VALUES(?,?,?,?,?)",
                               {static_cast<std::int64_t>(r.id.replica),
                                static_cast<std::int64_t>(r.id.counter),
-                               static_cast<std::int64_t>(r.code), r.message, now_ms()});
+                               static_cast<std::int64_t>(r.code), r.message, m->field_now()});
                     stats.rejected++;
                 } else {
                     stats.pushed++;
@@ -1036,6 +1340,89 @@ SyncStats Client::sync(Transport& transport,
                       "JOIN ops o ON o.replica = x.replica AND o.counter = x.counter "
                       "WHERE o.entity_type = e.entity_type AND o.entity = e.entity)",
                       {}, [&](const LocalDb::Row& r) { ready.emplace_back(r.i64(0), r.blob(1)); });
+            // An OT that leaves the device does not vanish silently: a notice says so, and
+            // what became of the rows collected here (the state still holds them all).
+            const auto CI = EntityType::collected_item;
+            const auto leaving = [&](EntityType t, const Id& e) {
+                return std::find(ready.begin(), ready.end(),
+                                 std::pair<std::int64_t, std::vector<std::uint8_t>>(
+                                     static_cast<std::int64_t>(t),
+                                     {e.bytes.begin(), e.bytes.end()})) != ready.end();
+            };
+            std::vector<std::pair<Id, std::string>> notices;
+            for (const Id& ot : m->state.entities(EntityType::work_order)) {
+                if (!leaving(EntityType::work_order, ot)) {
+                    continue;
+                }
+                std::size_t rows = 0, sent = 0, kept = 0;
+                for (const auto& [item, serial] : m->rows(ot)) {
+                    const Value* by = m->state.get(CI, item, "collected_by");
+                    const bool by_me =
+                        by && std::holds_alternative<Id>(*by) && std::get<Id>(*by) == m->user;
+                    if (by && !by_me) {
+                        continue; // another technician's row
+                    }
+                    ++rows;
+                    bool waiting = false;
+                    m->db.run("SELECT 1 FROM outbox x JOIN ops o ON o.replica = x.replica AND "
+                              "o.counter = x.counter WHERE o.entity_type=? AND o.entity=? LIMIT 1",
+                              {static_cast<std::int64_t>(CI),
+                               std::vector<std::uint8_t>(item.bytes.begin(), item.bytes.end())},
+                              [&](const LocalDb::Row&) { waiting = true; });
+                    sent += waiting ? 0 : 1;
+                    kept += by_me && !leaving(CI, item) ? 1 : 0;
+                }
+                const std::string address =
+                    text_of(m->state.get(EntityType::work_order, ot, "address"));
+                std::string line = "OT " + ot.hex().substr(0, 8) +
+                                   (address.empty() ? "" : " (" + address + ")") + " reasignada; ";
+                if (rows == 0) {
+                    line += "no tenía filas registradas en este equipo";
+                } else if (sent == rows) {
+                    line += rows == 1
+                                ? "su fila llegó al servidor"
+                                : "sus " + std::to_string(rows) + " filas llegaron al servidor";
+                } else {
+                    line += std::to_string(sent) + " de sus " + std::to_string(rows) +
+                            " filas llegaron al servidor; las demás se envían en la próxima "
+                            "sincronización";
+                }
+                if (kept > 0) {
+                    line += kept == 1 ? "; 1 sigue a su cargo hasta entregarla en almacén"
+                                      : "; " + std::to_string(kept) +
+                                            " siguen a su cargo hasta entregarlas en almacén";
+                }
+                notices.emplace_back(ot, std::move(line));
+            }
+            if (!notices.empty()) {
+                // Sealed like the ops (an address is the customer's); the latest 20 are kept.
+                rapidjson::Document doc;
+                if (const auto old = m->meta("notices")) {
+                    if (const auto plain = unseal(m->key, *old)) {
+                        doc.Parse(plain->c_str());
+                    }
+                }
+                if (!doc.IsArray()) {
+                    doc.SetArray();
+                }
+                auto& a = doc.GetAllocator();
+                for (const auto& [ot, line] : notices) {
+                    rapidjson::Value n(rapidjson::kObjectType);
+                    n.AddMember("ot", rapidjson::Value(ot.hex(), a), a);
+                    n.AddMember("text", rapidjson::Value(line, a), a);
+                    n.AddMember("at", rapidjson::Value(static_cast<std::int64_t>(m->field_now())),
+                                a);
+                    doc.PushBack(n, a);
+                }
+                while (doc.Size() > 20) {
+                    doc.Erase(doc.Begin());
+                }
+                rapidjson::StringBuffer out;
+                rapidjson::Writer<rapidjson::StringBuffer> w(out);
+                doc.Accept(w);
+                m->put_meta("notices",
+                            seal(m->key, std::string_view(out.GetString(), out.GetSize())));
+            }
             for (const auto& [t, id] : ready) {
                 m->db.run("DELETE FROM ops WHERE entity_type=? AND entity=?", {t, id});
                 m->db.run("DELETE FROM evictions WHERE entity_type=? AND entity=?", {t, id});
@@ -1048,16 +1435,18 @@ SyncStats Client::sync(Transport& transport,
             m->fold();
         }
         if (progress) {
+            lock.unlock(); // the callback may call into this client
             progress(stats.received, resp.remaining);
+            lock.lock();
         }
-        if (!resp.more && pending() == 0) {
+        if (!resp.more && m->pending() == 0) {
             break;
         }
         if (!resp.more && batch.empty()) {
             break;
         }
     }
-    m->put_meta("last_sync_at", std::to_string(now_ms()));
+    m->put_meta("last_sync_at", std::to_string(m->field_now()));
     m->put_meta("last_sync_result", "ok: " + std::to_string(stats.pushed) + " sent, " +
                                         std::to_string(stats.rejected) + " rejected, " +
                                         std::to_string(stats.received) + " received");

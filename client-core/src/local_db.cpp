@@ -28,15 +28,32 @@ LocalDb::LocalDb(const std::string& path) {
         sqlite3_close(m_db);
         throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT, "cannot open " + path + ": " + msg);
     }
-    sqlite3_busy_timeout(m_db, 5000);
-    try {
-        exec("PRAGMA journal_mode=WAL"); // a crash mid-write keeps the last commit
-        exec("PRAGMA synchronous=FULL"); // a recorded item survives power loss too
-        exec("PRAGMA foreign_keys=ON");
-    } catch (...) {
+    // One handle owns the file: two handles folding and writing the same replica would
+    // each keep their own state and counters, and one's acknowledged writes would be
+    // lost. EXCLUSIVE locking mode keeps the lock from the first write until close; the
+    // empty exclusive transaction takes it now, so a second open fails at once.
+    const auto fail = [&](int code, const std::string& msg) {
         sqlite3_close(m_db);
-        throw;
-    }
+        m_db = nullptr;
+        throw ClientError(code, msg);
+    };
+    const auto step = [&](const char* sql) {
+        char* err = nullptr;
+        const int rc = sqlite3_exec(m_db, sql, nullptr, nullptr, &err);
+        const std::string msg = err ? err : sqlite3_errstr(rc);
+        sqlite3_free(err);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+            fail(OTSYNC_ERR_BUSY, path + " is open in another handle or process: close it first");
+        }
+        if (rc != SQLITE_OK) {
+            fail(OTSYNC_ERR_INTERNAL, "database: " + msg);
+        }
+    };
+    step("PRAGMA locking_mode=EXCLUSIVE");
+    step("PRAGMA journal_mode=WAL"); // a crash mid-write keeps the last commit
+    step("BEGIN EXCLUSIVE; COMMIT");
+    step("PRAGMA synchronous=FULL"); // a recorded item survives power loss too
+    step("PRAGMA foreign_keys=ON");
 }
 
 LocalDb::~LocalDb() {

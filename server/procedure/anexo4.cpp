@@ -254,6 +254,11 @@ std::string render_anexo4(const Anexo4Form& form) {
         escape_to(h, r.defect);
         h += "</td><td>";
         escape_to(h, r.observations);
+        if (!r.collected_by.empty() && r.collected_by != form.technician) {
+            h += "<div class=\"note\">Recogido por ";
+            escape_to(h, r.collected_by);
+            h += "</div>";
+        }
         h += "</td><td class=\"center\">";
         h += date_text(r.date_ms, tz);
         h += "</td><td class=\"center\">";

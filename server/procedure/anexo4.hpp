@@ -22,6 +22,7 @@ struct Anexo4Row {
     std::string signed_rows_hash; // hex, printed small under "Firma cliente" when signed
     std::string receipt;          // "" | received | missing | damaged_on_arrival
     std::string receipt_note;
+    std::string collected_by; // who collected it; printed when not the form's technician
 };
 
 struct Anexo4Form {

@@ -257,7 +257,8 @@ std::size_t parse_limit(const std::map<std::string, std::string>& q) {
     return n;
 }
 
-void write_line(W& w, const SerialLine& l) {
+/// One reconciliation line; `store` and `names` name the row's collector.
+void write_line(W& w, const SerialLine& l, Store& store, std::map<Id, std::string>& names) {
     w.StartObject();
     w.Key("serial");
     str(w, l.serial);
@@ -300,6 +301,12 @@ void write_line(W& w, const SerialLine& l) {
         } else {
             w.Null();
         }
+        w.Key("collected_by");
+        if (l.collected_by) {
+            str(w, user_label(store, *l.collected_by, names));
+        } else {
+            w.Null();
+        }
         w.Key("overdue");
         w.Bool(l.overdue);
     }
@@ -310,7 +317,8 @@ void write_line(W& w, const SerialLine& l) {
     w.EndObject();
 }
 
-void write_reconciliation(W& w, const OtReconciliation& rec) {
+void write_reconciliation(W& w, const OtReconciliation& rec, Store& store,
+                          std::map<Id, std::string>& names) {
     w.StartObject();
     w.Key("ot");
     str(w, rec.ot.hex());
@@ -345,7 +353,7 @@ void write_reconciliation(W& w, const OtReconciliation& rec) {
     w.Key("lines");
     w.StartArray();
     for (const auto& l : rec.lines) {
-        write_line(w, l);
+        write_line(w, l, store, names);
     }
     w.EndArray();
     w.EndObject();
@@ -1052,6 +1060,7 @@ std::string Procedure::issue_ots(const User& actor, const Id& c, const std::stri
 }
 
 std::string Procedure::case_reconciliation(const Id& c) {
+    std::map<Id, std::string> names;
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -1062,7 +1071,7 @@ std::string Procedure::case_reconciliation(const Id& c) {
         w.Key("ots");
         w.StartArray();
         for (const auto& rec : reconcile_case(r, c, reconcile_options())) {
-            write_reconciliation(w, rec);
+            write_reconciliation(w, rec, m_store, names);
         }
         w.EndArray();
         w.Key("closing_blockers");
@@ -1174,7 +1183,7 @@ std::string Procedure::ot_detail(const Id& ot) {
             w.Null();
         }
         w.Key("reconciliation");
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()));
+        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), m_store, names);
         w.EndObject();
     });
     return sb.GetString();
@@ -1244,13 +1253,14 @@ std::string Procedure::missing_reason(const User& actor, const Id& ot, const std
 }
 
 std::string Procedure::ot_reconciliation(const Id& ot) {
+    std::map<Id, std::string> names;
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
         if (text_of(r, CF::work_order, ot, "status").empty()) {
             throw not_found("no OT " + ot.hex());
         }
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()));
+        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), m_store, names);
     });
     return sb.GetString();
 }
@@ -1560,6 +1570,9 @@ std::string Procedure::anexo4_html(const Id& h) {
             }
             row.receipt = text_of(r, T, item, "receipt");
             row.receipt_note = text_of(r, T, item, "receipt_note");
+            if (auto by = collector_of(r, item)) {
+                row.collected_by = user_label(m_store, *by, names);
+            }
             form.rows.push_back(std::move(row));
         }
     });
@@ -1741,6 +1754,7 @@ std::string Procedure::contract_detail(const std::string& number) {
         throw not_found("no contract " + number + " in the inventory");
     }
     const auto items = m_store.inventory_of(number);
+    std::map<Id, std::string> names;
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -1776,6 +1790,28 @@ std::string Procedure::contract_detail(const std::string& number) {
                 custody = std::get<std::string>(log->events.rbegin()->second);
             }
             str(w, custody);
+            // In a technician's custody: who holds it, the collector of its open row (the
+            // latest collected, not voided, not yet arrived), whoever has that row's OT now.
+            w.Key("held_by");
+            std::optional<Id> holder;
+            if (custody == "technician") {
+                std::int64_t latest = -1;
+                for (const Id& item : m_index.items_with(normalize_serial(it.serial))) {
+                    const auto T = CF::collected_item;
+                    const std::string receipt = text_of(r, T, item, "receipt");
+                    const auto at = time_of(r, T, item, "collected_at").value_or(0);
+                    if (!is_true(r, T, item, "voided") && receipt != "received" &&
+                        receipt != "damaged_on_arrival" && at > latest) {
+                        latest = at;
+                        holder = collector_of(r, item);
+                    }
+                }
+            }
+            if (holder) {
+                str(w, user_label(m_store, *holder, names));
+            } else {
+                w.Null();
+            }
             w.EndObject();
         }
     });
@@ -1833,11 +1869,13 @@ std::string Procedure::discrepancies(const std::map<std::string, std::string>& q
                 str(w, rec.case_id.hex());
                 w.Key("contract");
                 str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
+                // Who answers for the line: the row's collector, else the OT's technician.
                 w.Key("technician");
-                const auto t = id_of(r, CF::work_order, ot, "technician");
+                const auto t =
+                    l.collected_by ? l.collected_by : id_of(r, CF::work_order, ot, "technician");
                 str(w, t ? user_label(m_store, *t, names) : std::string());
                 w.Key("line");
-                write_line(w, l);
+                write_line(w, l, m_store, names);
                 w.EndObject();
             }
         }

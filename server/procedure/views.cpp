@@ -2,6 +2,7 @@
 #include "procedure/views.hpp"
 
 #include "otsync/model.hpp"
+#include "otsync/view.hpp"
 
 #define RAPIDJSON_HAS_STDSTRING 1
 #include <rapidjson/stringbuffer.h>
@@ -51,22 +52,6 @@ std::vector<std::string> texts(const crdt::Replica& r, EntityType t, const Id& i
     return out;
 }
 
-/// "SERIAL: reason" entries of an OT's missing_reasons log, latest per serial.
-std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot) {
-    std::map<std::string, std::string> out;
-    if (const auto* log = r.log(CI::work_order, ot, "missing_reasons")) {
-        for (const auto& [key, v] : log->events) {
-            if (const auto* s = std::get_if<std::string>(&v)) {
-                const auto colon = s->find(": ");
-                if (colon != std::string::npos && colon > 0) {
-                    out[s->substr(0, colon)] = s->substr(colon + 2);
-                }
-            }
-        }
-    }
-    return out;
-}
-
 bool lifecycle_failed_ever(const crdt::Replica& r, const Id& ot) {
     if (const auto* reg = r.reg(CI::work_order, ot, "status")) {
         for (const auto& w : reg->history) {
@@ -104,6 +89,14 @@ std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id,
                         std::string_view field) {
     const Value* v = r.get(t, id, field);
     return v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
+}
+
+std::optional<Id> collector_of(const crdt::Replica& r, const Id& item) {
+    if (auto by = id_of(r, CI::collected_item, item, "collected_by")) {
+        return by;
+    }
+    const auto ot = id_of(r, CI::collected_item, item, "work_order");
+    return ot ? id_of(r, CI::work_order, *ot, "technician") : std::nullopt;
 }
 
 std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
@@ -268,6 +261,7 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
         line.receipt_note = text_of(r, T, item, "receipt_note");
         line.resolution = text_of(r, T, item, "resolution");
         line.handover = id_of(r, T, item, "handover");
+        line.collected_by = collector_of(r, item);
         const bool arrived = line.receipt == "received" || line.receipt == "damaged_on_arrival";
         line.settled = arrived || !line.resolution.empty();
         line.overdue = !arrived && line.resolution.empty() && line.collected_at > 0 &&

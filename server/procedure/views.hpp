@@ -36,6 +36,9 @@ struct SerialLine {
     std::string resolution;     // recorded by the office
     std::string missing_reason; // recorded by the technician or the office
     std::optional<Id> handover;
+    /// Who holds the row: its collected_by, else (rows recorded before rows named their
+    /// collector) the OT's technician.
+    std::optional<Id> collected_by;
     bool overdue = false; // in a technician's custody longer than the limit
     /// Settled: received, or resolved, or (missing) explained. A case closes only when
     /// every line of its OTs is settled.
@@ -91,6 +94,10 @@ std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id,
                             const LinkIndex* index = nullptr);
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o);
+
+/// Who collected a row and answers for it: collected_by, else (rows recorded before that
+/// field existed) the technician of the row's OT.
+std::optional<Id> collector_of(const crdt::Replica& r, const Id& item);
 
 /// A boolean register that is set and true (a row voided, feasibility yes).
 bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);

@@ -209,6 +209,17 @@ const char* const k_migrations[] = {
         imported_at INTEGER NOT NULL) WITHOUT ROWID;
     CREATE INDEX inventory_by_contract ON inventory(contract);
     )sql",
+    // 2 -> 3: when a device was revoked (the server signs it as the device's proof).
+    R"sql(
+    ALTER TABLE devices ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;
+    )sql",
+    // 3 -> 4: feed rows that replay an entity's history on arrival reach the op's author
+    // too. Rows written before cannot be told apart from live echoes: they are all
+    // delivered (a device merges a duplicate as a no-op; it may lack the op).
+    R"sql(
+    ALTER TABLE feed ADD COLUMN history INTEGER NOT NULL DEFAULT 0;
+    UPDATE feed SET history=1 WHERE op_seq IS NOT NULL;
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -348,7 +359,7 @@ public:
         std::lock_guard lock(m_mutex);
         Stmt s =
             prepared("SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
-                     "last_seen, enrolled_at FROM devices WHERE replica=?");
+                     "last_seen, enrolled_at, revoked_at FROM devices WHERE replica=?");
         s.bind_u64(1, replica);
         return s.step() ? std::optional<Device>(read_device(s)) : std::nullopt;
     }
@@ -357,7 +368,7 @@ public:
         std::lock_guard lock(m_mutex);
         Stmt s =
             prepared("SELECT replica, user_id, public_key, label, status, last_counter, cursor, "
-                     "last_seen, enrolled_at FROM devices ORDER BY replica");
+                     "last_seen, enrolled_at, revoked_at FROM devices ORDER BY replica");
         std::vector<Device> out;
         while (s.step()) {
             out.push_back(read_device(s));
@@ -367,7 +378,10 @@ public:
 
     bool revoke_device(std::uint64_t replica) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("UPDATE devices SET status=1 WHERE replica=?");
+        // The first revocation's time is kept: it is what the signed proof names.
+        Stmt s = prepared("UPDATE devices SET status=1, revoked_at=CASE WHEN status=1 THEN "
+                          "revoked_at ELSE CAST((julianday('now') - 2440587.5) * 86400000 AS "
+                          "INTEGER) END WHERE replica=?");
         s.bind_u64(1, replica).run();
         return sqlite3_changes(m_db) > 0;
     }
@@ -422,8 +436,9 @@ public:
         Stmt head_get = prepared("SELECT last_fseq FROM feed_heads WHERE user_id=?");
         Stmt head_put = prepared("INSERT INTO feed_heads(user_id, last_fseq) VALUES(?,?) "
                                  "ON CONFLICT(user_id) DO UPDATE SET last_fseq=excluded.last_fseq");
-        Stmt feed = prepared(
-            "INSERT INTO feed(user_id, fseq, op_seq, evict_type, evict_id) VALUES(?,?,?,?,?)");
+        Stmt feed =
+            prepared("INSERT INTO feed(user_id, fseq, op_seq, evict_type, evict_id, history) "
+                     "VALUES(?,?,?,?,?,?)");
         // Feed sequences per user: read each user's head once, write it back once.
         std::unordered_map<Id, std::uint64_t> heads;
         for (const auto& f : w.feed) {
@@ -444,6 +459,7 @@ public:
                     .bind(4, static_cast<std::int64_t>(f.evict->first))
                     .bind(5, f.evict->second);
             }
+            feed.bind(6, f.history ? 1 : 0);
             feed.run();
         }
         for (const auto& [user, fseq] : heads) {
@@ -512,10 +528,9 @@ public:
     std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                     std::size_t limit) override {
         std::lock_guard lock(m_mutex);
-        Stmt s =
-            prepared("SELECT f.fseq, f.op_seq, f.evict_type, f.evict_id, o.replica FROM feed f "
-                     "LEFT JOIN ops o ON o.seq = f.op_seq WHERE f.user_id=? AND f.fseq>? "
-                     "ORDER BY f.fseq LIMIT ?");
+        Stmt s = prepared("SELECT f.fseq, f.op_seq, f.evict_type, f.evict_id, o.replica, f.history "
+                          "FROM feed f LEFT JOIN ops o ON o.seq = f.op_seq "
+                          "WHERE f.user_id=? AND f.fseq>? ORDER BY f.fseq LIMIT ?");
         s.bind(1, user).bind_u64(2, after).bind(3, static_cast<std::int64_t>(limit));
         std::vector<FeedRow> out;
         while (s.step()) {
@@ -524,6 +539,7 @@ public:
             if (!s.is_null(1)) {
                 r.op_seq = s.u64(1);
                 r.op_replica = s.u64(4);
+                r.history = s.i64(5) != 0;
             } else {
                 r.evict = std::make_pair(static_cast<EntityType>(s.i64(2)), s.id(3));
             }
@@ -936,6 +952,7 @@ private:
         d.cursor = s.u64(6);
         d.last_seen = s.i64(7);
         d.enrolled_at = s.i64(8);
+        d.revoked_at = s.i64(9);
         return d;
     }
 

@@ -81,6 +81,7 @@ struct Device {
     std::uint64_t cursor = 0;       // last feed sequence acknowledged by a pull
     std::int64_t last_seen = 0;     // ms
     std::int64_t enrolled_at = 0;
+    std::int64_t revoked_at = 0; // ms; 0 while active
 };
 
 /// One op as stored: the op, its server sequence, receipt time, skew and flags.
@@ -98,6 +99,9 @@ struct FeedRow {
     std::optional<std::uint64_t> op_seq;
     std::uint64_t op_replica = 0; // who made the op (a device skips its own echo)
     std::optional<std::pair<EntityType, Id>> evict;
+    /// Part of an entity's history replayed when it entered the user's scope: delivered to
+    /// every device of the user, the op's author included (it may have deleted it).
+    bool history = false;
 };
 
 /// The writes of one sync request, applied in one transaction by `Store::commit_sync`.
@@ -114,6 +118,7 @@ struct SyncWrite {
         std::optional<std::size_t> new_op;
         std::optional<std::uint64_t> old_seq;
         std::optional<std::pair<EntityType, Id>> evict;
+        bool history = false; // replayed on arrival (FeedRow::history)
     };
     std::vector<FeedAdd> feed;
     /// Projection rows (entity state as JSON) to upsert, tagged with the last op seq.
@@ -225,6 +230,6 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 2;
+constexpr int k_schema_version = 4;
 
 } // namespace otsync::server

@@ -75,9 +75,14 @@ Hash256 code_hash(std::string_view code) {
     return blake2b_256("otsync-enroll-v1\n" + norm);
 }
 
+/// Fields whose writes can move entities into or out of a technician's scope: the links
+/// (who has an OT, which case or OT a row belongs to, who collected a row, whose handover),
+/// and what ends a collector's custody of a row (§3.6).
 bool is_link_field(EntityType t, std::string_view name) {
     return (t == EntityType::work_order && (name == "technician" || name == "case")) ||
-           (t == EntityType::collected_item && name == "work_order") ||
+           (t == EntityType::collected_item &&
+            (name == "work_order" || name == "collected_by" || name == "receipt" ||
+             name == "resolution" || name == "voided")) ||
            (t == EntityType::handover && name == "technician");
 }
 
@@ -87,6 +92,49 @@ std::optional<Id> value_id(const Value& v) {
 
 std::string opid_text(const OpId& id) {
     return std::to_string(id.replica) + ":" + std::to_string(id.counter);
+}
+
+/// A flagged write that would move an OT's lifecycle or overwrite one of its registers
+/// (status, outcome, signature...) now that the OT is another technician's: it is set
+/// aside, recorded on the OT (work_order.flagged_writes) and not merged. Set elements,
+/// notes and collected items are field facts: they merge (protocol.md §3.6).
+bool is_set_aside(const Op& op, const FieldDef& f, bool flagged) {
+    return flagged && op.entity_type == EntityType::work_order && f.kind == FieldKind::register_;
+}
+
+constexpr const char* k_flagged_message =
+    "accepted as a field fact; the OT is no longer assigned to this technician";
+constexpr const char* k_set_aside_message =
+    "recorded for the office; the OT is no longer assigned to this technician, so this change "
+    "is not applied to it";
+
+/// The text of a flagged_writes record: who sent the op, from which device, when the
+/// server received it, and the op itself in its JSON form (§3.2).
+std::string set_aside_record(const Id& user, std::uint64_t replica, std::int64_t received_at,
+                             const Op& op) {
+    return "{\"user\":\"" + user.hex() + "\",\"replica\":" + std::to_string(replica) +
+           ",\"received_at\":" + std::to_string(received_at) + ",\"op\":" + to_json(op) + "}";
+}
+
+/// The device op a flagged_writes record holds; nullopt when the text is not a record.
+std::optional<Op> set_aside_op(const Value& v) {
+    if (!std::holds_alternative<std::string>(v)) {
+        return std::nullopt;
+    }
+    const auto& record = std::get<std::string>(v);
+    rapidjson::Document doc;
+    doc.Parse(record.data(), record.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("op")) {
+        return std::nullopt;
+    }
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    doc["op"].Accept(w);
+    try {
+        return op_from_json(std::string_view(sb.GetString(), sb.GetSize()));
+    } catch (const Error&) {
+        return std::nullopt;
+    }
 }
 
 } // namespace
@@ -131,8 +179,10 @@ void SyncService::reload() {
     m_case_ots.clear();
     m_item_ot.clear();
     m_ot_items.clear();
+    m_item_collector.clear();
     m_handover_tech.clear();
     m_tech_handovers.clear();
+    m_set_aside.clear();
     HlcTime latest = 0;
     std::uint64_t after = 0;
     for (;;) {
@@ -143,6 +193,7 @@ void SyncService::reload() {
         for (const auto& so : page) {
             m_state.apply(so.op);
             index_op(so.op);
+            index_set_aside(so.op);
             latest = std::max(latest, so.op.hlc);
             after = so.seq;
         }
@@ -197,10 +248,28 @@ void SyncService::index_op(const Op& op) {
         }
     } else if (op.entity_type == EntityType::work_order) {
         relink(m_ot_case, m_case_ots, op.entity, target);
-    } else if (op.entity_type == EntityType::collected_item) {
+    } else if (op.entity_type == EntityType::collected_item && f->name == "work_order") {
         relink(m_item_ot, m_ot_items, op.entity, target);
+    } else if (op.entity_type == EntityType::collected_item && f->name == "collected_by") {
+        if (target) {
+            m_item_collector[op.entity] = *target;
+        } else {
+            m_item_collector.erase(op.entity);
+        }
+    } else if (op.entity_type == EntityType::collected_item) {
+        return; // receipt, resolution, voided: read from the state by holds()
     } else {
         relink(m_handover_tech, m_tech_handovers, op.entity, target);
+    }
+}
+
+void SyncService::index_set_aside(const Op& op) {
+    const FieldDef* f = find_field(op.entity_type, op.field);
+    if (op.entity_type != EntityType::work_order || !f || f->name != "flagged_writes") {
+        return;
+    }
+    if (const auto device_op = set_aside_op(op.value)) {
+        m_set_aside.try_emplace(device_op->id, to_json(*device_op));
     }
 }
 
@@ -225,6 +294,10 @@ std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
     case EntityType::collected_item:
         if (auto it = m_item_ot.find(id); it != m_item_ot.end()) {
             tech_of_ot(it->second);
+        }
+        if (auto it = m_item_collector.find(id);
+            it != m_item_collector.end() && holds(it->second, id)) {
+            out.insert(it->second);
         }
         break;
     case EntityType::handover:
@@ -273,8 +346,10 @@ bool SyncService::has_in_scope(const Id& user, EntityType t, const Id& id) const
         return it != m_case_ots.end() && std::any_of(it->second.begin(), it->second.end(), owns_ot);
     }
     case EntityType::collected_item: {
+        // The OT's technician sees its rows; their collector keeps them while holding them,
+        // wherever the OT went.
         const auto it = m_item_ot.find(id);
-        return it != m_item_ot.end() && owns_ot(it->second);
+        return (it != m_item_ot.end() && owns_ot(it->second)) || holds(user, id);
     }
     case EntityType::handover: {
         const auto it = m_handover_tech.find(id);
@@ -283,6 +358,24 @@ bool SyncService::has_in_scope(const Id& user, EntityType t, const Id& id) const
     default:
         return false;
     }
+}
+
+bool SyncService::holds(const Id& user, const Id& item) const {
+    const auto it = m_item_collector.find(item);
+    if (it == m_item_collector.end() || it->second != user) {
+        return false;
+    }
+    const auto T = EntityType::collected_item;
+    const Value* receipt = m_state.get(T, item, "receipt");
+    const Value* resolution = m_state.get(T, item, "resolution");
+    const Value* voided = m_state.get(T, item, "voided");
+    const auto is = [](const Value* v, std::string_view s) {
+        return v && std::holds_alternative<std::string>(*v) && std::get<std::string>(*v) == s;
+    };
+    return !is(receipt, "received") && !is(receipt, "damaged_on_arrival") &&
+           !(resolution && std::holds_alternative<std::string>(*resolution) &&
+             !std::get<std::string>(*resolution).empty()) &&
+           !(voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided));
 }
 
 bool SyncService::in_scope(const Id& user, EntityType t, const Id& id,
@@ -347,6 +440,27 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             value_id(op.value) != actor.user) {
             return reject(ErrorCode::permission_denied, "a handover is its own technician's");
         }
+        // A row's collector is the device's own user and replica, and only the collector
+        // hands the row over (rows recorded without a collector: the OT decides, as before).
+        if (op.entity_type == EntityType::collected_item &&
+            ((f.name == "collected_by" && value_id(op.value) != actor.user) ||
+             (f.name == "collected_device" &&
+              op.value != Value{static_cast<std::int64_t>(actor.replica)}))) {
+            return reject(ErrorCode::permission_denied,
+                          "a row is collected by the device's own user and replica");
+        }
+        std::optional<Id> handed; // the row this op puts on a handover
+        if (op.entity_type == EntityType::handover && f.name == "rows" && op.kind == OpKind::add) {
+            handed = value_id(op.value);
+        } else if (op.entity_type == EntityType::collected_item && f.name == "handover") {
+            handed = value_id(op.value) ? std::optional<Id>(op.entity) : std::nullopt;
+        }
+        if (const auto c = handed ? m_item_collector.find(*handed) : m_item_collector.end();
+            c != m_item_collector.end() && c->second != actor.user) {
+            return reject(ErrorCode::permission_denied,
+                          "collected item " + handed->hex() +
+                              " was collected by another technician: only they hand it over");
+        }
         if (!in_scope(actor.user, op.entity_type, op.entity, items)) {
             // Work recorded before a reassignment still counts: accepted, flagged for review.
             std::optional<Id> ot;
@@ -396,7 +510,8 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
                           "a collected item's id must be the hash of its OT and serial");
         }
     }
-    if (f.lifecycle) {
+    const bool set_aside = is_set_aside(op, f, flagged);
+    if (f.lifecycle && !set_aside) { // a write set aside moves nothing: no transition to check
         std::string from;
         if (!op.observed.empty()) {
             const auto* reg = m_state.reg(op.entity_type, op.entity, f.name);
@@ -427,7 +542,7 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
     res.status = flagged ? OpStatus::flagged : OpStatus::accepted;
     if (flagged) {
         res.code = ErrorCode::permission_denied;
-        res.message = "accepted as a field fact; the OT is no longer assigned to this technician";
+        res.message = set_aside ? k_set_aside_message : k_flagged_message;
     }
     return res;
 }
@@ -446,6 +561,7 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
     std::map<Id, std::string> batch_serials; // collected item -> serial, likewise
     std::set<std::pair<EntityType, Id>> touched;
     SyncCounters delta;
+    std::set<OpId> set_aside; // device ops recorded on their OT instead of merged
     for (const Op& op : ops) {
         if (op.id.replica != actor.replica || op.author != actor.user) {
             // Checked before anything else, so no device learns about another's ops.
@@ -468,6 +584,20 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
             }
             continue;
         }
+        if (const auto it = m_set_aside.find(op.id); it != m_set_aside.end()) {
+            // A write set aside before, sent again: acknowledged as then, recorded once.
+            if (it->second == to_json(op)) {
+                results.push_back(
+                    {op.id, OpStatus::flagged, ErrorCode::permission_denied, k_set_aside_message});
+                delta.duplicates++;
+            } else {
+                results.push_back(
+                    {op.id, OpStatus::rejected, ErrorCode::op_id_reused,
+                     "op " + opid_text(op.id) + " was already received with different content"});
+                delta.rejected[ErrorCode::op_id_reused]++;
+            }
+            continue;
+        }
         bool flagged = false;
         OpResult res = validate(actor, op, now, flagged, batch_items, batch_serials);
         if (res.status == OpStatus::rejected) {
@@ -476,6 +606,38 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
             continue;
         }
         const FieldDef& f = *find_field(op.entity_type, op.field);
+        if (is_set_aside(op, f, flagged)) {
+            // The OT is another technician's now: its status and registers stay theirs. The
+            // server records the write on the OT, attributed, in this request's commit; the
+            // device's op itself is not merged, stored in the log nor sent to anyone.
+            crdt::OpMaker maker(k_server_replica, *m_hlc, actor.user,
+                                m_state.max_counter(k_server_replica));
+            const Op record =
+                maker.event(EntityType::work_order, op.entity, "flagged_writes",
+                            text(set_aside_record(actor.user, actor.replica, now, op)));
+            const auto applied = m_state.apply(record);
+            if (!applied.applied()) {
+                results.push_back({op.id, OpStatus::rejected, ErrorCode::internal,
+                                   "the server could not record this change: " +
+                                       (applied.error ? applied.error->message() : "")});
+                delta.rejected[ErrorCode::internal]++;
+                continue;
+            }
+            index_set_aside(record);
+            if (m_observe_applied) {
+                m_observe_applied(m_state, record);
+            }
+            StoredOp so;
+            so.op = record;
+            so.received_at = now;
+            so.skew_ms = hlc_skew_ms(record.hlc, static_cast<std::uint64_t>(now));
+            w.ops.push_back(std::move(so)); // flagged_writes is no technician's: no feed row
+            touched.insert({op.entity_type, op.entity});
+            set_aside.insert(op.id);
+            delta.flagged++;
+            results.push_back(std::move(res));
+            continue;
+        }
         const bool link = is_link_field(op.entity_type, f.name);
         // An entity first seen in this op has no history in the store to replay.
         const bool existed = m_state.entity(op.entity_type, op.entity) != nullptr;
@@ -492,8 +654,8 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
                 users.insert(owners.begin(), owners.end());
             }
             if (const auto target = value_id(op.value)) {
-                if (f.name == "technician") {
-                    users.insert(*target); // the new technician or handover owner
+                if (f.name == "technician" || f.name == "collected_by") {
+                    users.insert(*target); // the new technician, handover owner or collector
                 } else {
                     const auto owners = scope_users(EntityType::work_order, *target);
                     users.insert(owners.begin(), owners.end());
@@ -555,7 +717,8 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
                     for (const auto& old : m_store.ops_by_seq(seqs)) {
                         const FieldDef* of = find_field(old.op.entity_type, old.op.field);
                         if (of && visible_to_technician(*of)) {
-                            w.feed.push_back({u, std::nullopt, old.seq, std::nullopt});
+                            // History: sent to the op's author too (it deleted the entity).
+                            w.feed.push_back({u, std::nullopt, old.seq, std::nullopt, true});
                         }
                     }
                     for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
@@ -563,17 +726,18 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
                         const FieldDef* bf = find_field(b.entity_type, b.field);
                         if (b.entity_type == e.first && b.entity == e.second && bf &&
                             visible_to_technician(*bf)) {
-                            w.feed.push_back({u, i, std::nullopt, std::nullopt});
+                            // Made by this request's device: it has them.
+                            w.feed.push_back({u, i, std::nullopt, std::nullopt, false});
                         }
                     }
                 } else if (before && !after) {
-                    w.feed.push_back({u, std::nullopt, std::nullopt, e});
+                    w.feed.push_back({u, std::nullopt, std::nullopt, e, false});
                 }
             }
         }
         if (visible_to_technician(f)) {
             for (const Id& u : scope_users(op.entity_type, op.entity)) {
-                w.feed.push_back({u, index, std::nullopt, std::nullopt});
+                w.feed.push_back({u, index, std::nullopt, std::nullopt, false});
             }
         }
         if (flagged) {
@@ -589,6 +753,7 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
     auto pending = std::make_shared<PendingCommit>();
     pending->write = std::move(w);
     pending->delta = std::move(delta);
+    pending->set_aside = std::move(set_aside);
     {
         std::lock_guard q(m_commit_mutex);
         m_commit_queue.push_back(pending);
@@ -789,22 +954,34 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     const auto replica = parse_u64(header(headers, "x-otsync-replica"));
     const auto counter = parse_u64(header(headers, "x-otsync-counter"));
     Signature sig{};
+    // Each refusal has its own code, so a device knows what to do: only a revocation
+    // carries the server's signed proof, the one answer on which a device deletes data.
     if (!replica || !counter || !decode_fixed(header(headers, "x-otsync-signature"), sig)) {
         return error_reply(
-            401, ErrorCode::permission_denied,
+            401, ErrorCode::unauthenticated,
             "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");
     }
     const auto device = m_store.device(*replica);
-    if (!device || device->status != DeviceStatus::active) {
-        return error_reply(401, ErrorCode::permission_denied,
-                           device ? "this device has been revoked" : "unknown device");
+    if (!device) {
+        return error_reply(401, ErrorCode::unknown_device,
+                           "no enrolled device has replica " + std::to_string(*replica));
     }
     if (!verify(sig, sync_signing_string("POST", path, *counter, body), device->public_key)) {
-        return error_reply(401, ErrorCode::permission_denied, "signature does not verify");
+        return error_reply(401, ErrorCode::bad_signature, "signature does not verify");
+    }
+    if (device->status != DeviceStatus::active) {
+        // Only after the signature verified: nobody but the device learns of its revocation.
+        const Signature proof = sign(revocation_message(*replica, device->revoked_at));
+        Reply r = error_reply(401, ErrorCode::device_revoked, "this device has been revoked");
+        r.body.pop_back(); // the closing brace: the proof is a second member
+        r.body += ",\"revocation\":{\"replica\":" + std::to_string(*replica) +
+                  ",\"revoked_at\":" + std::to_string(device->revoked_at) + ",\"signature\":\"" +
+                  to_base64(proof) + "\"}}";
+        return r;
     }
     const auto user = m_store.user_by_id(device->user);
     if (!user || user->disabled) {
-        return error_reply(401, ErrorCode::permission_denied, "the device's user is disabled");
+        return error_reply(401, ErrorCode::user_disabled, "the device's user is disabled");
     }
     std::uint32_t version = 0;
     try {
@@ -844,7 +1021,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         // counter is exact; the store persists it with the request's ops.
         const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
         if (*counter <= last_counter->second) {
-            return error_reply(409, ErrorCode::invalid_argument,
+            return error_reply(409, ErrorCode::replayed,
                                "request counter " + std::to_string(*counter) +
                                    " is not above the last one seen (replay)");
         }
@@ -866,7 +1043,9 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         // their own transaction; the device's ops are already durable whatever happens here.
         std::vector<Op> accepted;
         for (std::size_t i = 0; i < req.ops.size() && i < resp.results.size(); ++i) {
-            if (resp.results[i].status != OpStatus::rejected) {
+            // A write set aside changed nothing: no follow-up to run for it.
+            if (resp.results[i].status != OpStatus::rejected &&
+                !pending->set_aside.contains(req.ops[i].id)) {
                 accepted.push_back(req.ops[i]);
             }
         }
@@ -891,7 +1070,8 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         }
         std::vector<std::uint64_t> seqs;
         for (const auto& r : rows) {
-            if (r.op_seq && r.op_replica != *replica) { // not its own echo
+            // Its own ops are skipped as live echoes, not in a history replayed on arrival.
+            if (r.op_seq && (r.history || r.op_replica != *replica)) {
                 seqs.push_back(*r.op_seq);
             }
         }

@@ -109,6 +109,7 @@ private:
     struct PendingCommit {
         SyncWrite write;
         SyncCounters delta;
+        std::set<OpId> set_aside; // flagged device ops recorded on their OT, not merged
         bool done = false;
         std::exception_ptr error;
         std::condition_variable done_cv; // with m_commit_mutex; one waiter
@@ -128,10 +129,15 @@ private:
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
     void index_op(const Op& op);
+    /// Notes the device op a work_order.flagged_writes record holds (m_set_aside).
+    void index_set_aside(const Op& op);
     /// Entities whose scope membership a link op may change (the OT, its cases, its rows).
     std::vector<std::pair<EntityType, Id>> affected_by_link(const Op& op, const FieldDef& f) const;
     /// Whether `user`'s devices currently receive the entity.
     bool has_in_scope(const Id& user, EntityType t, const Id& id) const;
+    /// Whether `user` collected the row and still holds it: not voided, not arrived at the
+    /// warehouse (received, damaged_on_arrival), not settled by the office (resolution).
+    bool holds(const Id& user, const Id& item) const;
     std::set<Id> scope_users(EntityType t, const Id& id) const;
     void reload();
 
@@ -151,9 +157,13 @@ private:
     std::unordered_map<Id, std::set<Id>> m_case_ots;       // case -> OTs
     std::unordered_map<Id, Id> m_item_ot;                  // collected item -> OT
     std::unordered_map<Id, std::set<Id>> m_ot_items;       // OT -> collected items
+    std::unordered_map<Id, Id> m_item_collector;           // collected item -> collected_by
     std::unordered_map<Id, Id> m_handover_tech;            // handover -> technician
     std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
+    // Device ops set aside (a former assignee's register write on an OT, §3.6): op id ->
+    // the op's JSON, from the flagged_writes records, so a resend is acknowledged once.
+    std::unordered_map<OpId, std::string> m_set_aside;
     SyncCounters m_counters;
     std::function<void(const std::vector<Op>&)> m_after_sync;
     std::function<void(const crdt::Replica&)> m_observe_rebuild;

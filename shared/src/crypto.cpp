@@ -115,6 +115,11 @@ std::string sync_signing_string(std::string_view method, std::string_view path,
     return s;
 }
 
+std::string revocation_message(std::uint64_t replica, std::int64_t revoked_at_ms) {
+    return "otsync-revocation-v1\n" + std::to_string(replica) + "\n" +
+           std::to_string(revoked_at_ms) + "\n";
+}
+
 std::string receipt_message(std::uint64_t replica, std::uint64_t request_counter,
                             std::span<const OpId> accepted) {
     std::string s = "otsync-receipt-v1\n" + std::to_string(replica) + "\n" +

@@ -7,7 +7,7 @@
 namespace otsync {
 
 namespace {
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 25> k_names{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 31> k_names{{
     {ErrorCode::internal, "internal"},
     {ErrorCode::invalid_argument, "invalid_argument"},
     {ErrorCode::truncated, "truncated"},
@@ -33,6 +33,12 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 25> k_names{{
     {ErrorCode::conflict, "conflict"},
     {ErrorCode::rate_limited, "rate_limited"},
     {ErrorCode::requirements_incomplete, "requirements_incomplete"},
+    {ErrorCode::device_revoked, "device_revoked"},
+    {ErrorCode::unknown_device, "unknown_device"},
+    {ErrorCode::bad_signature, "bad_signature"},
+    {ErrorCode::user_disabled, "user_disabled"},
+    {ErrorCode::replayed, "replayed"},
+    {ErrorCode::signed_rows, "signed_rows"},
 }};
 } // namespace
 

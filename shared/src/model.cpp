@@ -195,7 +195,7 @@ constexpr std::array<FieldDef, 39> k_case_fields{{
 }};
 
 constexpr RoleMask k_tech_field = bits({R::technician, R::supervisor, R::system});
-constexpr std::array<FieldDef, 18> k_ot_fields{{
+constexpr std::array<FieldDef, 19> k_ot_fields{{
     {E::work_order, 1, "case", K::register_, T::id, 0, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Caso"},
     {E::work_order, 2, "kind", K::register_, T::text, k_short, 0, 0, k_office, 0, k_tv, false, nullptr, k_ot_kinds, "Tipo de OT"},
     {E::work_order, 3, "technician", K::register_, T::id, 0, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Técnico"},
@@ -214,6 +214,9 @@ constexpr std::array<FieldDef, 18> k_ot_fields{{
     {E::work_order, 16, "zone", K::register_, T::text, k_short, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Zona"},
     {E::work_order, 17, "issued_at", K::register_, T::timestamp, 0, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Fecha de emisión"},
     {E::work_order, 18, "missing_reasons", K::log, T::text, k_line, 0, 0, k_field, 0, k_tv, false, nullptr, {}, "Motivos de faltantes"},
+    // A former assignee's status or register write, kept for the office and not merged
+    // (protocol.md §3.6): the server's record, as JSON {user, replica, received_at, op}.
+    {E::work_order, 19, "flagged_writes", K::log, T::text, 2 * k_long, 0, 0, bits({R::system}), 0, 0, false, nullptr, {}, "Cambios de un técnico anterior (no aplicados)"},
 }};
 
 constexpr RoleMask k_inventory = bits({R::back_office, R::supervisor, R::system});
@@ -229,7 +232,7 @@ constexpr std::array<FieldDef, 7> k_equipment_fields{{
 }};
 
 constexpr RoleMask k_collectors = bits({R::technician, R::supervisor, R::system});
-constexpr std::array<FieldDef, 14> k_item_fields{{
+constexpr std::array<FieldDef, 16> k_item_fields{{
     {E::collected_item, 1, "work_order", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "OT"},
     {E::collected_item, 2, "serial", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Código"},
     {E::collected_item, 3, "description", K::register_, T::text, k_name, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Descripción", true},
@@ -245,6 +248,10 @@ constexpr std::array<FieldDef, 14> k_item_fields{{
     // A mistaken row is voided, never deleted: the field fact stays on record.
     {E::collected_item, 13, "voided", K::register_, T::boolean, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Anulado"},
     {E::collected_item, 14, "equipment", K::register_, T::id, 0, 0, 0, k_collectors | k_inventory, 0, k_tv, false, nullptr, {}, "Equipo"},
+    // Who physically holds the row: the user and the device (replica) that collected it.
+    // Custody follows them, not the OT's current technician (a technician writes only his own).
+    {E::collected_item, 15, "collected_by", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Recogido por"},
+    {E::collected_item, 16, "collected_device", K::register_, T::int64, 0, 0, INT64_MAX, k_collectors, 0, k_tv, false, nullptr, {}, "Dispositivo que lo registró"},
 }};
 
 constexpr RoleMask k_handover_writers = bits({R::technician, R::warehouse_clerk, R::supervisor, R::system});
@@ -548,6 +555,16 @@ std::optional<Error> check_op_schema(const Op& op) {
         }
         if (!is_valid_utf8(*s)) {
             return Error(ErrorCode::invalid_utf8, where + " is not valid UTF-8");
+        }
+        // Codes and serials are one token: no control character at all (a scanner's stray
+        // Tab or Enter must not reach a serial); longer text keeps only line breaks and tabs.
+        const bool one_token = f->max_bytes <= k_short;
+        for (const char ch : *s) {
+            const auto c = static_cast<unsigned char>(ch);
+            if ((c < 0x20 || c == 0x7f) && (one_token || (c != '\n' && c != '\t' && c != '\r'))) {
+                return Error(ErrorCode::invalid_value,
+                             where + " holds a control character (code " + std::to_string(c) + ")");
+            }
         }
         if (!f->allowed.empty() && !contains(f->allowed, *s)) {
             return Error(ErrorCode::invalid_value, where + " does not accept '" + *s + "'");

@@ -8,6 +8,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -94,6 +96,50 @@ std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool
     write_fields(w, r, t, id, technician_view);
     w.EndObject();
     return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot) {
+    std::map<std::string, std::string> out;
+    if (const auto* log = r.log(EntityType::work_order, ot, "missing_reasons")) {
+        for (const auto& [key, v] : log->events) {
+            if (const auto* s = std::get_if<std::string>(&v)) {
+                const auto colon = s->find(": ");
+                if (colon != std::string::npos && colon > 0) {
+                    out[s->substr(0, colon)] = s->substr(colon + 2);
+                }
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, const Id& ot) {
+    std::vector<std::pair<Id, std::string>> out;
+    for (const Id& item : r.entities(EntityType::collected_item)) {
+        const Value* w = r.get(EntityType::collected_item, item, "work_order");
+        if (!w || !std::holds_alternative<Id>(*w) || std::get<Id>(*w) != ot) {
+            continue;
+        }
+        const Value* voided = r.get(EntityType::collected_item, item, "voided");
+        if (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided)) {
+            continue;
+        }
+        const Value* serial = r.get(EntityType::collected_item, item, "serial");
+        out.emplace_back(item, serial && std::holds_alternative<std::string>(*serial)
+                                   ? std::get<std::string>(*serial)
+                                   : std::string());
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    return out;
+}
+
+Hash256 rows_hash(const crdt::Replica& r, const Id& ot) {
+    std::string lines;
+    for (const auto& [item, serial] : signed_rows(r, ot)) {
+        lines += item.hex() + " " + serial + "\n";
+    }
+    return blake2b_256(lines);
 }
 
 } // namespace otsync

@@ -18,10 +18,11 @@ if (!serverBin || !adminBin || !webDir || !shotDir) {
   console.error('usage: run.mjs SERVER_BIN ADMIN_BIN WEB_DIR SCREENSHOT_DIR [FLOW...]');
   process.exit(2);
 }
-// In this order: the supervisor reads the indicators, the warehouse receives a handover,
-// the back office opens a case and settles the warehouse's discrepancy (which closes a
-// case), and the supervisor sees the indicators move.
-const order = ['supervisor_before', 'almacen', 'backoffice', 'supervisor_after'];
+// In this order: the supervisor reads the indicators, the warehouse scans with a menu or
+// a note focused and fails to send (the handover stays pending), the warehouse receives
+// it, the back office opens a case and settles the warehouse's discrepancy (which closes
+// a case), and the supervisor sees the indicators move.
+const order = ['supervisor_before', 'almacen_scanner', 'almacen', 'backoffice', 'supervisor_after'];
 const flows = [];
 for (const name of order.filter((n) => only.length === 0 || only.includes(n))) {
   flows.push(await import(`./flows/${name}.mjs`));

@@ -185,7 +185,7 @@ static int run(const char* url, const char* code, const char* db_path) {
     }
     pass();
 
-    begin("enrolling an enrolled device is refused");
+    begin("enrolling again with a used code is refused");
     clear(&err);
     if (otsync_client_enroll(client, url, code, "c_flow", &err) == 0 || err.code == OTSYNC_OK) {
         fail("a second enrollment succeeded", NULL);
@@ -314,6 +314,24 @@ static int run(const char* url, const char* code, const char* db_path) {
     otsync_string_free(&json);
     pass();
 
+    begin("the adapter and the remote stay with the customer: reasons recorded");
+    if (otsync_client_report_missing(client, ot, "PWR-12V-0999", "el cliente la conserva", &err) !=
+            0 ||
+        otsync_client_report_missing(client, ot, "RMT-0999", "extraviado", &err) != 0) {
+        fail("otsync_client_report_missing", &err);
+        goto done;
+    }
+    pass();
+
+    begin("a signature that is not a PNG is refused");
+    clear(&err);
+    if (otsync_client_sign(client, ot, (const uint8_t*)"hello world", 11, &err) == 0 ||
+        err.code != OTSYNC_ERR_INVALID_VALUE) {
+        fail("'hello world' was accepted as a PNG", NULL);
+        goto done;
+    }
+    pass();
+
     begin("sign with a PNG");
     if (otsync_client_sign(client, ot, k_png, sizeof k_png, &err) != 0) {
         fail("otsync_client_sign", &err);
@@ -325,6 +343,15 @@ static int run(const char* url, const char* code, const char* db_path) {
     clear(&err);
     if (otsync_client_sign(client, ot, NULL, 0, &err) == 0 || err.code == OTSYNC_OK) {
         fail("an empty signature was accepted", NULL);
+        goto done;
+    }
+    pass();
+
+    begin("the signed rows are frozen");
+    clear(&err);
+    if (otsync_client_void_item(client, ot, UNEXPECTED_SERIAL, &err) == 0 ||
+        err.code != OTSYNC_ERR_SIGNED_ROWS) {
+        fail("a signed row could be voided", NULL);
         goto done;
     }
     pass();

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
             return c.pending() == 0 ? 0 : 1;
         }
         c.sync(*transport); // the OT must be here before rows can be recorded on it
+        if (c.list_ots_json("on_site").find(argv[4]) == std::string::npos) {
+            c.set_status(argv[4], "on_site", ""); // rows are recorded on site
+        }
         for (long i = std::stol(argv[5]);; ++i) {
             const std::string serial = "CR-" + std::to_string(i);
             c.collect(argv[4], serial, "", "migration", "", "");

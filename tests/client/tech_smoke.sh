@@ -35,12 +35,32 @@ expect 0 "Recogido: ya registrado" collect "$ot" HWTC7F300999 --reason migration
 expect 0 "Recogido: no esperado" collect "$ot" UNEXPECTED01 --reason damaged --defect "no enciende"
 expect 2 "defecto" collect "$ot" X1 --reason damaged
 expect 0 "Fila anulada" void "$ot" UNEXPECTED01
-printf '\x89PNG\r\n\x1a\nfake' >"$tmp/sig.png"
+printf 'hello world' >"$tmp/not.png"
+expect 1 "no es una imagen PNG" sign "$ot" --png "$tmp/not.png"
+printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\x60\x60\x60\xf8\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' >"$tmp/sig.png" # a real 1x1 PNG
 expect 0 "Firma del cliente registrada" sign "$ot" --png "$tmp/sig.png"
-expect 0 "faltantes" complete "$ot"
+expect 1 "ya firmó" collect "$ot" EXTRA01 --reason migration
+expect 1 "no puede concluir" complete "$ot"
+expect 0 "Faltante registrado" missing "$ot" PWR-12V-0999 --reason "el cliente la conserva"
+expect 0 "Faltante registrado" missing "$ot" RMT-0999 --reason extraviado
+expect 0 "Firma reabierta" reopen "$ot" --reason "el cliente entregó otro equipo"
+expect 0 "Recogido: no esperado" collect "$ot" EXTRA01 --reason migration
+expect 0 "Firma del cliente registrada" sign "$ot" --png "$tmp/sig.png"
+expect 0 "concluida" complete "$ot"
 expect 0 "Entrega (Anexo 4) creada" handover create --zone Cercado
 expect 0 "pendientes de envío: 0; rechazos: 0" sync
 expect 0 "Pendientes de envío: *0" status
+# The office reassigns another of the technician's OTs: the device says so, not silently.
+other=$("$tech" list | sed -n 's/^OT \([0-9a-f]\{32\}\)$/\1/p' | grep -v "^$ot$" | head -1)
+[[ ${#other} -eq 32 ]] || { echo "FAIL: no second OT"; exit 1; }
+token=$(curl -s -X POST "http://127.0.0.1:$port/v1/auth/login" -H 'Content-Type: application/json' \
+    -d '{"name":"bo.demo","password":"otsync-demo"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/v1/ots/$other/assign" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"technician":"tec.mamani"}' || { echo "FAIL: the office could not reassign $other"; exit 1; }
+expect 0 "Aviso: .*OT ${other:0:8} .*reasignada" sync
+expect 0 "OT ${other:0:8} .*reasignada; no tenía filas registradas en este equipo" status
+expect 0 "Avisos: *1" status
 kill -TERM "$pid"; wait "$pid" || true; pid=""
 expect 3 "sin conexión" sync
 echo "otsync-tech smoke: all passed"

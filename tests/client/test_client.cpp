@@ -1,9 +1,12 @@
 // client-core against the real server code in-process (no socket): a fault-injecting
 // transport drops requests, drops answers after the server committed, duplicates and
 // delays; the device must lose nothing, double nothing, and end equal to the server.
+#include "client_fixture.hpp"
+
 #include "otsync/client.hpp"
 
 #include "app.hpp"
+#include "procedure/procedure.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -20,160 +23,7 @@
 using namespace otsync;
 using namespace otsync::client;
 
-namespace {
-
-struct TempDir {
-    TempDir() {
-        std::random_device rd;
-        path = std::filesystem::temp_directory_path() /
-               ("otsync-client-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
-};
-
-/// The server's routes called directly; optionally unreliable.
-class LoopbackTransport : public Transport {
-public:
-    explicit LoopbackTransport(server::App& app, std::uint64_t seed = 0, int fault_percent = 0)
-        : m_app(app), m_rng(seed), m_faults(fault_percent) {}
-
-    HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
-                   const std::string& body) override {
-        const auto call = [&] {
-            const server::RouteRequest r{"POST", path, headers, body};
-            const auto reply = m_app.handle(r);
-            return HttpReply{reply.status, reply.body};
-        };
-        if (roll()) { // the request never arrives
-            ++dropped_requests;
-            return {};
-        }
-        if (roll()) { // the network duplicates the request
-            ++duplicated;
-            call();
-        }
-        HttpReply reply = call();
-        if (roll()) { // a slow network
-            ++delayed;
-            std::this_thread::sleep_for(std::chrono::milliseconds(1 + m_rng() % 5));
-        }
-        if (roll()) { // the server committed, but the answer is lost
-            ++dropped_answers;
-            return {};
-        }
-        return reply;
-    }
-
-    int dropped_requests = 0, dropped_answers = 0, duplicated = 0, delayed = 0;
-
-private:
-    bool roll() { return m_faults > 0 && static_cast<int>(m_rng() % 100) < m_faults; }
-    server::App& m_app;
-    std::mt19937_64 m_rng;
-    int m_faults;
-};
-
-std::array<std::uint8_t, 32> key_of(std::uint8_t b) {
-    std::array<std::uint8_t, 32> k{};
-    k.fill(b);
-    return k;
-}
-
-struct Server {
-    Server() {
-        server::SqliteOptions o;
-        o.path = (dir.path / "server.db").string();
-        store = server::open_sqlite_store(o);
-        sync = std::make_unique<server::SyncService>(*store, clock, server::SyncConfig{});
-        app = std::make_unique<server::App>(*store, *sync, clock);
-        office = add_user("bo", Role::back_office);
-    }
-    Id add_user(const std::string& name, Role role) {
-        server::User u{Id::random(), name, role, false, 0, {}, {}, {}};
-        store->add_user(u);
-        return u.id;
-    }
-    /// Issues `n` OTs to `tech`, each with 4 expected serials; returns their ids.
-    std::vector<Id> issue(const Id& tech, int n, const std::string& prefix) {
-        std::vector<Id> ots;
-        sync->submit(office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica& r) {
-            std::vector<Op> ops;
-            for (int i = 0; i < n; ++i) {
-                const Id ot = Id::random();
-                const Id c = Id::random();
-                ots.push_back(ot);
-                ops.push_back(m.set(EntityType::case_file, c, "customer_name",
-                                    text("Cliente " + std::to_string(i))));
-                ops.push_back(m.set(EntityType::case_file, c, "tax_id",
-                                    text("CI-" + prefix + std::to_string(4400000 + i))));
-                ops.push_back(m.set(EntityType::work_order, ot, "case", c));
-                ops.push_back(m.set(EntityType::work_order, ot, "kind", text("withdraw_boot")));
-                ops.push_back(m.set(EntityType::work_order, ot, "technician", tech));
-                Op issued = m.set(EntityType::work_order, ot, "status", text("issued"));
-                Op assigned = m.set(EntityType::work_order, ot, "status", text("assigned"));
-                assigned.observed = {issued.id};
-                ops.push_back(issued);
-                ops.push_back(assigned);
-                for (int k = 0; k < 4; ++k) {
-                    ops.push_back(
-                        m.add(EntityType::work_order, ot, "expected_equipment",
-                              text(prefix + std::to_string(i) + "-" + std::to_string(k))));
-                }
-            }
-            (void)r;
-            return ops;
-        });
-        return ots;
-    }
-    void reassign(const Id& ot, const Id& tech) {
-        sync->submit(office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica&) {
-            return std::vector<Op>{m.set(EntityType::work_order, ot, "technician", tech)};
-        });
-    }
-    std::string code(const Id& user) { return sync->new_enroll_code(user); }
-
-    TempDir dir;
-    SystemClock clock;
-    std::unique_ptr<server::Store> store;
-    std::unique_ptr<server::SyncService> sync;
-    std::unique_ptr<server::App> app;
-    Id office;
-};
-
-/// Every entity the device holds equals the server's technician view of it.
-void check_equal_scope(Server& s, const Client& c) {
-    for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
-        const auto type = static_cast<EntityType>(t);
-        for (const Id& id : c.state().entities(type)) {
-            s.sync->read_state([&](const crdt::Replica& server_state) {
-                CHECK(entity_json(c.state(), type, id, true) ==
-                      entity_json(server_state, type, id, true));
-            });
-        }
-    }
-}
-
-std::size_t sync_until_done(Client& c, Transport& t) {
-    for (int attempt = 0; attempt < 50; ++attempt) {
-        try {
-            c.sync(t);
-            if (c.pending() == 0) {
-                return static_cast<std::size_t>(attempt);
-            }
-        } catch (const ClientError& e) {
-            REQUIRE_MESSAGE(e.code() == OTSYNC_ERR_NETWORK, e.what());
-        }
-    }
-    FAIL("sync never drained the outbox");
-    return 0;
-}
-
-} // namespace
+using namespace otsync::client::testing;
 
 TEST_CASE(
     "an offline day over a faulty network: nothing lost, nothing doubled, equal to the server") {
@@ -189,6 +39,9 @@ TEST_CASE(
     CHECK(c.list_ots_json("", 1, 2).find(ots[0].hex()) != std::string::npos); // no window: listed
 
     // Offline: 200 items across the OTs, every OT completed.
+    for (const auto& ot : ots) {
+        c.set_status(ot.hex(), "on_site", "");
+    }
     int matched = 0;
     for (int i = 0; i < 200; ++i) {
         const int o = i % 50;
@@ -203,9 +56,12 @@ TEST_CASE(
     CHECK(matched == 150);
     CHECK(c.collect(ots[0].hex(), "ZTEG0-0", "", "migration", "", "") ==
           OTSYNC_VERDICT_ALREADY_RECORDED);
-    for (const auto& ot : ots) {
-        c.set_status(ot.hex(), "on_site", "");
-        c.set_status(ot.hex(), "completed", "");
+    const auto* png = reinterpret_cast<const std::uint8_t*>(tiny_png().data());
+    for (std::size_t o = 0; o < ots.size(); ++o) {
+        // The fourth expected serial stays with the customer; the customer signs the rows.
+        c.report_missing(ots[o].hex(), "ZTEG" + std::to_string(o) + "-3", "el cliente lo tiene");
+        c.sign(ots[o].hex(), png, tiny_png().size());
+        c.set_status(ots[o].hex(), "completed", "");
     }
     const std::size_t made = c.pending();
     const auto server_ops_before = s.store->op_count();
@@ -278,6 +134,9 @@ TEST_CASE("a device whose clock jumps a year ahead: its field facts still reach 
     });
     // Work after the correction is stamped in the server's time too, and the device shows
     // what the server has (no refused copy winning locally).
+    c.report_missing(ot, "CLK0-2", "extraviado");
+    c.report_missing(ot, "CLK0-3", "extraviado");
+    c.sign(ot, reinterpret_cast<const std::uint8_t*>(tiny_png().data()), tiny_png().size());
     c.set_status(ot, "completed", "");
     const auto after = c.sync(t);
     CHECK(after.rejected == 0);
@@ -293,7 +152,7 @@ TEST_CASE("a device whose clock jumps a year ahead: its field facts still reach 
     // The phone's date is fixed again: the correction goes away, nothing is refused.
     phone.set(real.now_ms());
     c.sync(t);
-    CHECK(c.collect(ot, "CLK0-2", "", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    c.create_handover("Cercado");
     CHECK(c.sync(t).rejected == 0);
 }
 
@@ -313,6 +172,9 @@ TEST_CASE("a device a few minutes ahead: accepted, and its later changes still w
     CHECK(c.sync(t).rejected == 0); // accepted with stamps five minutes ahead
     // The device now stamps in the server's time; what it does next must still order
     // after what it did before.
+    for (int k = 0; k < 4; ++k) {
+        c.report_missing(ot, "MIN0-" + std::to_string(k), "el cliente no lo tiene");
+    }
     c.set_status(ot, "completed", "");
     CHECK(c.sync(t).rejected == 0);
     s.sync->read_state([&](const crdt::Replica& st) {
@@ -332,6 +194,8 @@ TEST_CASE("two devices collecting the same serial make one row") {
     Client b((dev.path / "b.db").string(), key_of(2));
     a.enroll(t, "http://loopback", s.code(tech), "a");
     b.enroll(t, "http://loopback", s.code(tech), "b");
+    a.sync(t);
+    a.set_status(ots[0].hex(), "on_site", ""); // the technician arrives; both devices see it
     a.sync(t);
     b.sync(t);
     CHECK(a.collect(ots[0].hex(), "DUP0-1", "", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
@@ -358,6 +222,7 @@ TEST_CASE("reassignment while offline: pending ops land, then the OT leaves the 
     Client a((dev.path / "a.db").string(), key_of(3));
     a.enroll(t, "http://loopback", s.code(a_user), "a");
     a.sync(t);
+    a.set_status(ots[0].hex(), "on_site", "");
     a.collect(ots[0].hex(), "RE0-0", "", "migration", "", "");
     s.reassign(ots[0], b_user);
     const auto stats = a.sync(t);
@@ -383,8 +248,9 @@ TEST_CASE(
         Client c(path, key_of(9));
         c.enroll(t, "http://loopback", s.code(tech), "x");
         c.sync(t);
+        c.set_status(ots[0].hex(), "on_site", "");
         c.collect(ots[0].hex(), "SECRET0-0", "", "migration", "", "");
-        const std::string png = "\x89PNG-FIRMA-DEL-CLIENTE-0123456789";
+        const std::string png = tiny_png() + "FIRMA-DEL-CLIENTE-0123456789";
         c.sign(ots[0].hex(), reinterpret_cast<const std::uint8_t*>(png.data()), png.size());
         c.sync(t);
         replica = c.replica();
@@ -411,4 +277,125 @@ TEST_CASE(
     CHECK_FALSE(c.enrolled());
     CHECK(c.state().entity_count() == 0);
     CHECK(c.status_json().find("revoked") != std::string::npos);
+}
+
+TEST_CASE("a reassigned OT's equipment stays with the technician who collected it") {
+    // Mamani collects CPR-AD3005051 offline; back office reassigns the OT to Quispe; Mamani
+    // syncs. The modem is in Mamani's hands: her Anexo 4, her custody, her name on the views.
+    Server s;
+    server::Procedure proc(*s.store, *s.sync, s.clock, server::ProcedureConfig{});
+    s.sync->set_after_sync([&proc](const std::vector<Op>& ops) { proc.custody_from_field(ops); });
+    auto person = [&](const std::string& name, const std::string& full, Role role) {
+        server::User u{Id::random(), name, role, false, 0, {}, full, {}};
+        s.store->add_user(u);
+        return u;
+    };
+    const auto mamani = person("tec.mamani", "Juan Mamani", Role::technician);
+    const auto quispe = person("tec.quispe", "Pedro Quispe", Role::technician);
+    const auto bo = person("bo.rojas", "Ana Rojas", Role::back_office);
+    const auto clerk = person("alm.vargas", "Rosa Vargas", Role::warehouse_clerk);
+    const std::string modem = "CPR-AD3005051", adapter = "PWR-AD3005051";
+    const std::string contract = "BT-3005051";
+    proc.import_inventory(
+        "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n" +
+        contract + ",Cliente BOOT,natural,123456 CB,\"Calle 1, Zona\"," + modem +
+        ",copper_modem,ZTE 831,Modem ADSL\n");
+    const Id ot = Id::random(), kase = Id::random(), eq = Id::natural("equipment", modem);
+    s.sync->submit(bo.id, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica&) {
+        std::vector<Op> ops;
+        ops.push_back(m.set(EntityType::equipment, eq, "serial", text(modem)));
+        ops.push_back(m.set(EntityType::equipment, eq, "kind", text("copper_modem")));
+        ops.push_back(m.set(EntityType::equipment, eq, "contract", text(contract)));
+        ops.push_back(m.event(EntityType::equipment, eq, "custody", text("customer")));
+        ops.push_back(m.set(EntityType::case_file, kase, "customer_name", text("Cliente BOOT")));
+        ops.push_back(m.set(EntityType::case_file, kase, "contract", text(contract)));
+        ops.push_back(m.set(EntityType::work_order, ot, "case", kase));
+        ops.push_back(m.set(EntityType::work_order, ot, "kind", text("withdraw_boot")));
+        ops.push_back(
+            m.set(EntityType::work_order, ot, "address", text("Av. Blanco Galindo 1234")));
+        ops.push_back(m.set(EntityType::work_order, ot, "technician", mamani.id));
+        Op issued = m.set(EntityType::work_order, ot, "status", text("issued"));
+        Op assigned = m.set(EntityType::work_order, ot, "status", text("assigned"));
+        assigned.observed = {issued.id};
+        ops.push_back(issued);
+        ops.push_back(assigned);
+        ops.push_back(m.add(EntityType::work_order, ot, "expected_equipment", text(modem)));
+        return ops;
+    });
+    TempDir dev;
+    LoopbackTransport t(*s.app);
+    Client m((dev.path / "mamani.db").string(), key_of(21));
+    Client q((dev.path / "quispe.db").string(), key_of(22));
+    m.enroll(t, "http://loopback", s.code(mamani.id), "Samsung A14");
+    q.enroll(t, "http://loopback", s.code(quispe.id), "Moto G");
+    m.sync(t);
+    q.sync(t);
+
+    // Offline at the customer's: the modem, and an adapter that was not on the list.
+    m.set_status(ot.hex(), "on_site", "");
+    CHECK(m.collect(ot.hex(), modem, "Modem ADSL", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    CHECK(m.collect(ot.hex(), adapter, "Fuente 12V", "migration", "", "") ==
+          OTSYNC_VERDICT_UNEXPECTED);
+    const Id row = Id::collected_item(ot, modem), row2 = Id::collected_item(ot, adapter);
+    proc.assign_ot(bo, ot, R"({"technician":"tec.quispe"})");
+    CHECK(m.sync(t).rejected == 0);
+    CHECK(m.pending() == 0);
+    CHECK(m.list_ots_json("").find(ot.hex()) == std::string::npos);      // the OT left her device
+    CHECK(m.state().entity(EntityType::collected_item, row) != nullptr); // the modem did not
+    q.sync(t);
+    CHECK(q.list_ots_json("").find(ot.hex()) != std::string::npos);
+    CHECK(q.state().entity(EntityType::collected_item, row) != nullptr); // he sees the OT's rows
+
+    // The device says what happened to the OT instead of letting it vanish.
+    const std::string status = m.status_json();
+    CHECK(status.find("\"notices\":[{") != std::string::npos);
+    CHECK(status.find("reasignada") != std::string::npos);
+    CHECK(status.find("sus 2 filas llegaron al servidor") != std::string::npos);
+
+    // The office sees Mamani as the one answerable for the rows.
+    CHECK(proc.ot_reconciliation(ot).find("\"collected_by\":\"Juan Mamani\"") != std::string::npos);
+    const std::string open = proc.discrepancies({});
+    CHECK(open.find(adapter) != std::string::npos);
+    CHECK(open.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
+    CHECK(open.find("\"technician\":\"Pedro Quispe\"") == std::string::npos);
+    const std::string held = proc.contract_detail(contract);
+    CHECK(held.find("\"custody\":\"technician\"") != std::string::npos);
+    CHECK(held.find("\"held_by\":\"Juan Mamani\"") != std::string::npos);
+
+    // Quispe has nothing to hand over; Mamani hands over both rows.
+    try {
+        q.create_handover("Zona Norte");
+        FAIL_CHECK("Quispe's handover took rows Mamani collected");
+    } catch (const ClientError& e) {
+        CHECK(e.code() == OTSYNC_ERR_NOT_FOUND);
+    }
+    const Id h = Id::from_hex(m.create_handover("Zona Sud"));
+    const auto rows = m.state().elements(EntityType::handover, h, "rows");
+    CHECK(rows.size() == 2);
+    CHECK(std::find(rows.begin(), rows.end(), Value{row}) != rows.end());
+    CHECK(m.sync(t).rejected == 0);
+    CHECK(m.pending() == 0);
+    s.sync->read_state([&](const crdt::Replica& st) {
+        CHECK(st.elements(EntityType::handover, h, "rows").size() == 2);
+    });
+    proc.receive_handover(clerk, h,
+                          R"({"rows":[{"serial":")" + modem + R"(","result":"received"},)" +
+                              R"({"serial":")" + adapter + R"(","result":"received"}]})");
+    CHECK(proc.contract_detail(contract).find("\"custody\":\"warehouse\"") != std::string::npos);
+    const std::string anexo4 = proc.anexo4_html(h);
+    CHECK(anexo4.find("Juan Mamani") != std::string::npos);
+    CHECK(anexo4.find("Pedro Quispe") == std::string::npos);
+    const std::string all = proc.discrepancies({{"all", "1"}});
+    CHECK(all.find(adapter) != std::string::npos);
+    CHECK(all.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
+
+    // Received: out of her custody, the rows leave her device; the OT's technician keeps them.
+    m.sync(t);
+    q.sync(t);
+    CHECK(m.state().entity(EntityType::collected_item, row) == nullptr);
+    CHECK(m.state().entity(EntityType::collected_item, row2) == nullptr);
+    CHECK(m.state().entity(EntityType::handover, h) != nullptr);
+    CHECK(q.state().entity(EntityType::collected_item, row) != nullptr);
+    check_equal_scope(s, m);
+    check_equal_scope(s, q);
 }

@@ -204,3 +204,12 @@ TEST_CASE("print layout: A4 landscape, repeated header, the button hidden; no bl
     // An empty form still prints ten lines to fill by hand.
     CHECK(count(render_anexo4(Anexo4Form{}), "<tr class=\"blank\">") == 10);
 }
+
+TEST_CASE("a row collected by someone other than the form's technician says who collected it") {
+    Anexo4Form f = delivered_form();
+    f.rows[0].collected_by = "Juan Mamani Quispe"; // the form's technician: nothing added
+    f.rows[1].collected_by = "Pedro Quispe";
+    const std::string html = render_anexo4(f);
+    CHECK(count(html, "Recogido por") == 1);
+    CHECK(has(html, "Recogido por Pedro Quispe"));
+}

@@ -3,9 +3,16 @@
 #include "sync_fixture.hpp"
 
 #include "otsync/view.hpp"
+#include "procedure/procedure.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <thread>
 
 using namespace otsync;
@@ -356,4 +363,331 @@ TEST_CASE("concurrent devices share commits and every op lands once") {
     }
     CHECK(accepted == k_devices * 10 * 4);
     CHECK(f.store->op_count() == before + static_cast<std::uint64_t>(accepted.load()));
+}
+
+namespace {
+
+/// Back office moves an OT to a technician; the results, without asserting on them.
+std::vector<OpResult> reassign(Fixture& f, const Id& ot, const Id& technician) {
+    return f.service->submit(
+        f.back_office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+            std::vector<Op> ops;
+            ops.push_back(m.set(EntityType::work_order, ot, "technician", technician));
+            ops.push_back(m.set_status(r, EntityType::work_order, ot, "status", text("assigned")));
+            return ops;
+        });
+}
+
+std::string status_of(const crdt::Replica& r, const Id& ot) {
+    const Value* v = r.get(EntityType::work_order, ot, "status");
+    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "";
+}
+
+std::size_t events_of(const crdt::Replica& r, const Id& ot, std::string_view field) {
+    const auto* log = r.log(EntityType::work_order, ot, field);
+    return log ? log->events.size() : 0;
+}
+
+} // namespace
+
+TEST_CASE("a former assignee's status write is kept for the office, not merged into the OT") {
+    Fixture f;
+    const Id quispe = f.add_user("tec.quispe", Role::technician);
+    const Id mamani = f.add_user("tec.mamani", Role::technician);
+    auto dq = f.enroll(quispe);
+    auto dm = f.enroll(mamani);
+    const Id ot = f.issue_ot(quispe, Id::random());
+    f.sync(*dq); // Quispe's device has the OT, then goes offline
+    REQUIRE(status_of(dq->state, ot) == "assigned");
+    f.assign(ot, mamani);
+    f.sync_all(*dm);
+    REQUIRE(status_of(dm->state, ot) == "assigned");
+
+    // Offline and unaware, Quispe's device records that it is on its way, an outcome, a
+    // note and an installed ONT.
+    const Op en_route =
+        dq->maker->set_status(dq->state, EntityType::work_order, ot, "status", text("en_route"));
+    const Op outcome = dq->maker->set(EntityType::work_order, ot, "outcome", text("sin acceso"));
+    const Op note = dq->maker->event(EntityType::work_order, ot, "notes", text("portón cerrado"));
+    const Op installed =
+        dq->maker->add(EntityType::work_order, ot, "installed_equipment", text("ZTEG0000Q001"));
+    const auto rq = f.sync(*dq, {en_route, outcome, note, installed});
+    REQUIRE(rq.results.size() == 4);
+    for (const auto& r : rq.results) {
+        CHECK_MESSAGE(r.status == OpStatus::flagged, r.message);
+        CHECK(r.code == ErrorCode::permission_denied);
+    }
+
+    // The OT keeps the new assignee's status and registers; the note and the ONT (field
+    // facts) are merged.
+    f.service->read_state([&](const crdt::Replica& s) {
+        CHECK(status_of(s, ot) == "assigned");
+        CHECK(s.get(EntityType::work_order, ot, "outcome") == nullptr);
+        CHECK(events_of(s, ot, "notes") == 1);
+        CHECK(s.elements(EntityType::work_order, ot, "installed_equipment").size() == 1);
+    });
+    // What Mamani's device receives: the note and the ONT, not the status or the outcome.
+    const auto rm = f.sync(*dm);
+    for (const auto& so : rm.ops) {
+        CHECK(so.op.id != en_route.id);
+        CHECK(so.op.id != outcome.id);
+    }
+    CHECK(status_of(dm->state, ot) == "assigned");
+    CHECK(dm->state.get(EntityType::work_order, ot, "outcome") == nullptr);
+    CHECK(events_of(dm->state, ot, "notes") == 1);
+    CHECK(dm->state.elements(EntityType::work_order, ot, "installed_equipment").size() == 1);
+
+    // Back office can still move the OT (assigned -> assigned).
+    for (const auto& r : reassign(f, ot, mamani)) {
+        CHECK_MESSAGE(r.status == OpStatus::accepted, r.message);
+    }
+
+    // The fact is recorded on the OT, attributed: user, device replica, the op verbatim.
+    REQUIRE(find_field(EntityType::work_order, "flagged_writes") != nullptr);
+    const auto recorded = [&] {
+        std::vector<std::pair<Op, std::string>> out; // (op, whole record)
+        f.service->read_state([&](const crdt::Replica& s) {
+            const auto* log = s.log(EntityType::work_order, ot, "flagged_writes");
+            REQUIRE(log != nullptr);
+            for (const auto& [key, v] : log->events) {
+                REQUIRE(std::holds_alternative<std::string>(v));
+                const std::string& record = std::get<std::string>(v);
+                rapidjson::Document doc;
+                doc.Parse(record.data(), record.size());
+                REQUIRE_MESSAGE(!doc.HasParseError(), record);
+                CHECK(doc["user"].GetString() == quispe.hex());
+                CHECK(doc["replica"].GetUint64() == dq->replica);
+                CHECK(doc["received_at"].GetInt64() > 0);
+                rapidjson::StringBuffer sb;
+                rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+                doc["op"].Accept(w);
+                out.emplace_back(op_from_json(std::string(sb.GetString(), sb.GetSize())), record);
+            }
+        });
+        return out;
+    };
+    auto facts = recorded();
+    REQUIRE(facts.size() == 2);
+    CHECK(to_json(facts[0].first) == to_json(en_route));
+    CHECK(to_json(facts[1].first) == to_json(outcome));
+    // The office reads it in the OT's JSON (GET /v1/ots/{id}); technicians never get it.
+    {
+        server::Procedure proc(*f.store, *f.service, f.clock, {});
+        const std::string office = proc.ot_detail(ot);
+        CHECK(office.find("\"flagged_writes\"") != std::string::npos);
+        CHECK(office.find("en_route") != std::string::npos);
+        CHECK(office.find(quispe.hex()) != std::string::npos);
+    }
+    f.service->read_state([&](const crdt::Replica& s) {
+        CHECK(fields_json(s, EntityType::work_order, ot, true).find("flagged_writes") ==
+              std::string::npos);
+    });
+    CHECK(dm->state.log(EntityType::work_order, ot, "flagged_writes") == nullptr);
+
+    // After a restart, the same op sent again (a lost answer) is answered flagged and not
+    // recorded twice; the same id with other content is refused.
+    f.service.reset();
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+    const auto again = f.sync(*dq, {en_route});
+    REQUIRE(again.results.size() == 1);
+    CHECK(again.results[0].status == OpStatus::flagged);
+    CHECK(again.receipt.size() == 64);
+    Op reused = en_route;
+    reused.value = text("on_site");
+    const auto other = f.sync(*dq, {reused});
+    REQUIRE(other.results.size() == 1);
+    CHECK(other.results[0].status == OpStatus::rejected);
+    CHECK(other.results[0].code == ErrorCode::op_id_reused);
+    CHECK(recorded().size() == 2);
+    f.service->read_state([&](const crdt::Replica& s) { CHECK(status_of(s, ot) == "assigned"); });
+}
+
+TEST_CASE("an OT that comes back brings the device's own acknowledged ops with it") {
+    Fixture f;
+    const Id tech = f.add_user("tec.rocha", Role::technician);
+    const Id other = f.add_user("tec.other", Role::technician);
+    auto d = f.enroll(tech);
+    const Id the_case = Id::random();
+    const Id ot = f.issue_ot(tech, the_case, {"ZTEG0000AB01"});
+    f.sync_all(*d);
+    const Id row = Id::collected_item(ot, "ZTEG0000AB01");
+    auto ops = collect(*d, ot, "ZTEG0000AB01");
+    ops.push_back(d->maker->event(EntityType::work_order, ot, "notes", text("medidor al fondo")));
+    d->state.apply(ops.back());
+    const auto pushed = f.sync(*d, ops);
+    CHECK(statuses(pushed) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
+    for (const auto& so : pushed.ops) {
+        CHECK(so.op.id.replica != d->replica); // live echoes of its own ops are still skipped
+    }
+
+    // Reassigned away: the device pulls the evictions and, as protocol.md §3.5 says,
+    // deletes the entities' local state. It held nothing else, so its client model from
+    // here on is a fresh replica fed only with what it pulls.
+    REQUIRE(reassign(f, ot, other).size() == 2);
+    std::set<std::pair<EntityType, Id>> evicted;
+    for (bool more = true; more;) {
+        const auto r = f.sync(*d);
+        for (const auto& e : r.evicted) {
+            evicted.insert({e.type, e.id});
+        }
+        more = r.more;
+    }
+    CHECK(evicted.contains({EntityType::work_order, ot}));
+    CHECK(evicted.contains({EntityType::case_file, the_case}));
+    CHECK(evicted.contains({EntityType::collected_item, row}));
+    d->state = crdt::Replica{};
+
+    // Assigned back: the whole OT arrives again, the device's own note and row included.
+    f.assign(ot, tech);
+    f.sync_all(*d);
+    f.service->read_state([&](const crdt::Replica& s) {
+        for (const auto& [t, id] :
+             std::vector<std::pair<EntityType, Id>>{{EntityType::work_order, ot},
+                                                    {EntityType::case_file, the_case},
+                                                    {EntityType::collected_item, row}}) {
+            CAPTURE(to_string(t));
+            CHECK(entity_json(s, t, id, true) == entity_json(d->state, t, id, true));
+        }
+    });
+    CHECK(events_of(d->state, ot, "notes") == 1);
+    CHECK(d->state.get(EntityType::collected_item, row, "serial") != nullptr);
+}
+
+TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
+    Fixture f;
+    const Id tech = f.add_user("tec.upgrade", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    f.sync_all(*d);
+    const auto ops = collect(*d, ot, "ZTEG0000UP01");
+    CHECK(statuses(f.sync(*d, ops)) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
+    // The database as schema 3 left it: no history column, so no way to tell a live echo
+    // from an op replayed on arrival.
+    f.service.reset();
+    f.store.reset();
+    const std::string path = (f.dir.path / "otsync.db").string();
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, "ALTER TABLE feed DROP COLUMN history; PRAGMA user_version=3;",
+                           nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    server::SqliteOptions o;
+    o.path = path;
+    f.store = server::open_sqlite_store(o);
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+    // Migrated: every op row already in the feed is delivered to every device, so a device
+    // that lost its state gets its own ops back from a pull of the whole feed.
+    const auto rows = f.store->feed_after(tech, 0, 10'000);
+    CHECK(std::any_of(rows.begin(), rows.end(), [&](const server::FeedRow& r) {
+        return r.op_seq && r.op_replica == d->replica;
+    }));
+    for (const auto& r : rows) {
+        CHECK(r.history == r.op_seq.has_value());
+    }
+    d->state = crdt::Replica{};
+    d->cursor = 0;
+    f.sync_all(*d);
+    f.service->read_state([&](const crdt::Replica& s) {
+        const Id row = Id::collected_item(ot, "ZTEG0000UP01");
+        CHECK(entity_json(s, EntityType::collected_item, row, true) ==
+              entity_json(d->state, EntityType::collected_item, row, true));
+    });
+    // New rows are told apart again: the device's next ops are not echoed to it.
+    const auto next = f.sync(*d, collect(*d, ot, "ZTEG0000UP02"));
+    for (const auto& so : next.ops) {
+        CHECK(so.op.id.replica != d->replica);
+    }
+}
+
+TEST_CASE("custody follows the collector: the row stays on her device and only she hands it over") {
+    Fixture f;
+    const Id a = f.add_user("tec.mamani", Role::technician);
+    const Id b = f.add_user("tec.quispe", Role::technician);
+    const Id clerk = f.add_user("alm.vargas", Role::warehouse_clerk);
+    auto da = f.enroll(a);
+    auto db = f.enroll(b);
+    const Id ot = f.issue_ot(a, Id::random(), {"CPR-AD3005051"});
+    f.sync(*da);
+    f.sync(*db);
+    const auto CI = EntityType::collected_item;
+    const Id row = Id::collected_item(ot, "CPR-AD3005051");
+    auto by = [&](test::Device& d, const Id& item, const Id& user, std::uint64_t replica) {
+        return std::vector<Op>{
+            d.maker->set(CI, item, "collected_by", user),
+            d.maker->set(CI, item, "collected_device", static_cast<std::int64_t>(replica))};
+    };
+    // A technician names only herself and her own device as the collector.
+    const Id other = Id::collected_item(ot, "PWR-AD3005051");
+    auto lies = collect(*da, ot, "PWR-AD3005051");
+    for (auto& op : by(*da, other, b, da->replica)) {
+        lies.push_back(op);
+    }
+    lies.push_back(by(*da, other, a, db->replica)[1]);
+    const auto rl = f.sync(*da, lies);
+    REQUIRE(rl.results.size() == lies.size());
+    CHECK(rl.results[4].status == OpStatus::rejected); // collected_by: another user
+    CHECK(rl.results[4].code == ErrorCode::permission_denied);
+    CHECK(rl.results[5].status == OpStatus::accepted);
+    CHECK(rl.results[6].status == OpStatus::rejected); // collected_device: another replica
+    CHECK(rl.results[6].code == ErrorCode::permission_denied);
+
+    // The adapter's row reaches the server while the OT is hers; then she collects the
+    // modem offline, and meanwhile the OT goes to Quispe.
+    const Id synced = Id::collected_item(ot, "ADP-AD3005051");
+    auto first = collect(*da, ot, "ADP-AD3005051");
+    for (auto& op : by(*da, synced, a, da->replica)) {
+        first.push_back(op);
+    }
+    for (const auto& res : f.sync(*da, first).results) {
+        CHECK(res.status == OpStatus::accepted);
+    }
+    auto pending = collect(*da, ot, "CPR-AD3005051");
+    for (auto& op : by(*da, row, a, da->replica)) {
+        pending.push_back(op);
+    }
+    f.assign(ot, b);
+    const auto ra = f.sync(*da, pending);
+    for (const auto& res : ra.results) {
+        CHECK_MESSAGE(res.status != OpStatus::rejected, res.message);
+    }
+    auto evicted = [](const SyncResponse& r, EntityType t, const Id& id) {
+        return std::any_of(r.evicted.begin(), r.evicted.end(),
+                           [&](const EntityRef& e) { return e.type == t && e.id == id; });
+    };
+    CHECK(evicted(ra, EntityType::work_order, ot));
+    CHECK_FALSE(evicted(ra, CI, row)); // both are still in her hands
+    CHECK_FALSE(evicted(ra, CI, synced));
+    CHECK(evicted(ra, CI, other)); // a row without a collector goes with its OT, as before
+    f.sync_all(*db);
+    CHECK(has_entity(db->state, CI, row)); // the OT's new technician sees its rows
+
+    // Quispe cannot hand over what Mamani holds; Mamani can, as her own (not flagged).
+    const Id hb = Id::random();
+    const auto rb = f.sync(*db, {db->maker->set(EntityType::handover, hb, "technician", b),
+                                 db->maker->add(EntityType::handover, hb, "rows", row),
+                                 db->maker->set(CI, row, "handover", hb)});
+    CHECK(rb.results[0].status == OpStatus::accepted);
+    for (std::size_t i : {1u, 2u}) {
+        CHECK(rb.results[i].status == OpStatus::rejected);
+        CHECK(rb.results[i].code == ErrorCode::permission_denied);
+    }
+    const Id ha = Id::random();
+    const auto rh = f.sync(*da, {da->maker->set(EntityType::handover, ha, "technician", a),
+                                 da->maker->add(EntityType::handover, ha, "rows", row),
+                                 da->maker->set(CI, row, "handover", ha)});
+    for (const auto& res : rh.results) {
+        CHECK_MESSAGE(res.status == OpStatus::accepted, res.message);
+    }
+
+    // Received at the warehouse: out of her custody, the row leaves her device only.
+    const auto rr = f.service->submit(
+        clerk, Role::warehouse_clerk, [&](crdt::OpMaker& m, const crdt::Replica&) {
+            return std::vector<Op>{m.set(CI, row, "receipt", text("received"))};
+        });
+    REQUIRE(rr.size() == 1);
+    CHECK(rr[0].status == OpStatus::accepted);
+    CHECK(evicted(f.sync(*da), CI, row));
+    CHECK_FALSE(evicted(f.sync(*db), CI, row));
 }

@@ -1340,7 +1340,7 @@ TEST_CASE("codec: hand-written binary with impossible contents is refused") {
         ok.varint(0).varint(0).varint(0).varint(0);
         CHECK_DECODES(decode_sync_response(ok.bytes));
 
-        for (const std::uint64_t code : {0u, 26u, 65536u + 4u}) {
+        for (const std::uint64_t code : {0u, 32u, 65536u + 4u}) { // 32: past the last code
             CAPTURE(code);
             Wire w = response_start();
             w.varint(1).varint(42).varint(1).u8(1).varint(code).varint(0);

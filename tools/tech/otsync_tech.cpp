@@ -12,6 +12,7 @@
 //     verify OT SERIAL              equipment the customer carried (modalities 2 and 3)
 //     missing OT SERIAL --reason T  why an expected serial is not handed over
 //     sign OT --png FILE            the customer's signature
+//     reopen OT --reason T          reopen signed rows, saying why (the old signature stays)
 //     complete OT | fail OT --reason T
 //     handover create [--zone Z]    an Anexo 4 handover of every item in my custody
 //     sync                          push and pull (a progress bar when stderr is a terminal)
@@ -86,6 +87,7 @@ constexpr const char* k_usage =
     "  verify OT SERIE                        verificar un equipo que trajo el cliente\n"
     "  missing OT SERIE --reason TEXTO        por qué falta un equipo esperado\n"
     "  sign OT --png ARCHIVO                  firma del cliente (PNG, hasta 256 KiB)\n"
+    "  reopen OT --reason TEXTO               reabrir filas firmadas (queda la firma anterior)\n"
     "  complete OT                            concluir la OT\n"
     "  fail OT --reason TEXTO                 visita fallida, con su motivo\n"
     "  handover create [--zone ZONA]          entrega (Anexo 4) de los equipos a mi cargo\n"
@@ -150,6 +152,24 @@ Failure api_failure(const otsync_error& err) {
         break;
     case OTSYNC_ERR_UNSUPPORTED_PROTOCOL:
         what = "el servidor usa otra versión del protocolo; actualice otsync-tech";
+        break;
+    case OTSYNC_ERR_DEVICE_REVOKED:
+    case OTSYNC_ERR_UNKNOWN_DEVICE:
+    case OTSYNC_ERR_BAD_SIGNATURE:
+    case OTSYNC_ERR_USER_DISABLED:
+    case OTSYNC_ERR_UNAUTHENTICATED:
+        // The library's message is already the technician's sentence, then the server's.
+        return Failure{k_exit_failed, std::string("sincronización rechazada: ") + err.message};
+    case OTSYNC_ERR_SIGNED_ROWS:
+        what = "el cliente ya firmó estas filas; para cambiarlas: otsync-tech reopen OT --reason "
+               "TEXTO, y luego firme de nuevo";
+        break;
+    case OTSYNC_ERR_REQUIREMENTS_INCOMPLETE:
+        what = "la OT no puede concluir todavía: diga por qué falta cada equipo esperado "
+               "(otsync-tech missing OT SERIE --reason TEXTO) y registre la firma del cliente";
+        break;
+    case OTSYNC_ERR_BUSY:
+        what = "la base de datos del equipo está abierta en otro programa; ciérrelo";
         break;
     default:
         break;
@@ -967,43 +987,6 @@ int cmd_status_change(Args& a, const char* status) {
                                    failing ? a.option("--reason") : nullptr, &err),
           err);
     std::printf("OT %s: %s.\n", ot.c_str(), words(k_ot_statuses, status).c_str());
-    if (std::strcmp(status, "completed") == 0) {
-        // What the office will ask about: expected equipment not recorded, no signature.
-        const auto doc = parse(take(otsync_client_show_ot(c->get(), ot.c_str(), &err), err));
-        const Json* fields = member(member(&doc, "ot"), "fields");
-        std::vector<std::string> recorded;
-        if (const Json* rows = member(&doc, "rows"); rows && rows->IsArray()) {
-            for (const auto& r : rows->GetArray()) {
-                const Json* voided = member(member(&r, "fields"), "voided");
-                if (!(voided && voided->IsBool() && voided->GetBool())) {
-                    recorded.push_back(text(member(member(&r, "fields"), "serial")));
-                }
-            }
-        }
-        const auto verified = strings(member(fields, "verified_equipment"));
-        std::vector<std::string> explained; // serials with a reason already ("SERIE: motivo")
-        if (const Json* log = member(fields, "missing_reasons"); log && log->IsArray()) {
-            for (const auto& e : log->GetArray()) {
-                const std::string v = text(member(&e, "value"));
-                explained.push_back(v.substr(0, v.find(": ")));
-            }
-        }
-        std::string missing;
-        for (const auto& s : strings(member(fields, "expected_equipment"))) {
-            if (!contains(recorded, s) && !contains(verified, s) && !contains(explained, s)) {
-                missing += (missing.empty() ? "" : ", ") + s;
-            }
-        }
-        if (!missing.empty()) {
-            std::printf("Aviso: equipos esperados sin registrar (faltantes): %s\n"
-                        "  diga por qué falta cada uno: otsync-tech missing OT SERIE --reason "
-                        "TEXTO\n",
-                        missing.c_str());
-        }
-        if (fields && !member(fields, "signature_ref")) {
-            std::printf("Aviso: la OT no tiene firma del cliente\n");
-        }
-    }
     std::printf("Pendiente de envío: otsync-tech sync\n");
     return k_exit_ok;
 }
@@ -1126,6 +1109,22 @@ int cmd_sign(Args& a) {
     return k_exit_ok;
 }
 
+int cmd_reopen(Args& a) {
+    a.expect(1, "reopen OT --reason TEXTO", {"--reason"});
+    const char* reason = a.option("--reason");
+    if (!reason || !*reason) {
+        usage_error("diga por qué deben cambiar las filas firmadas: --reason TEXTO");
+    }
+    auto c = open_existing(a, true);
+    const std::string ot = resolve_ot(*c, a.positional[0]);
+    otsync_error err{};
+    check(otsync_client_reopen_signature(c->get(), ot.c_str(), reason, &err), err);
+    std::printf("Firma reabierta en la OT %s (%s): la firma anterior queda en las notas; "
+                "corrija las filas y firme de nuevo\n",
+                ot.c_str(), reason);
+    return k_exit_ok;
+}
+
 int cmd_handover(Args& a) {
     if (a.positional.empty() || a.positional[0] != "create") {
         usage_error("uso: otsync-tech handover create [--zone ZONA]");
@@ -1169,9 +1168,40 @@ extern "C" void on_sync_progress(std::uint64_t received, std::uint64_t remaining
     p->drawn = true;
 }
 
+/// The status's notices (OTs that left the device) recorded after `after` (device ms).
+void print_notices(const Json* notices, std::int64_t after, const char* indent) {
+    if (!notices || !notices->IsArray()) {
+        return;
+    }
+    for (rapidjson::SizeType i = 0; i < notices->Size(); ++i) {
+        const Json* n = &(*notices)[i];
+        if (number(member(n, "at")) > after) {
+            std::printf("%s%s: %s\n", indent, when(number(member(n, "at"))).c_str(),
+                        text(member(n, "text")).c_str());
+        }
+    }
+}
+
+/// When the newest notice was recorded (0: none).
+std::int64_t last_notice_at(const Json* notices) {
+    std::int64_t at = 0;
+    if (notices && notices->IsArray()) {
+        for (rapidjson::SizeType i = 0; i < notices->Size(); ++i) {
+            at = std::max(at, number(member(&(*notices)[i], "at")));
+        }
+    }
+    return at;
+}
+
 int cmd_sync(Args& a) {
     a.expect(0, "sync", {});
     auto c = open_existing(a, true);
+    std::int64_t seen = 0; // notices already shown: only this sync's are printed below
+    {
+        otsync_error err{};
+        const auto before = parse(take(otsync_client_status(c->get(), &err), err));
+        seen = last_notice_at(member(&before, "notices"));
+    }
     SyncProgress progress;
     progress.tty = ::isatty(STDERR_FILENO) == 1;
     otsync_error err{};
@@ -1190,6 +1220,7 @@ int cmd_sync(Args& a) {
     if (rejected > 0) {
         std::printf("Aviso: el servidor rechazó operaciones; vea otsync-tech status\n");
     }
+    print_notices(member(&doc, "notices"), seen, "Aviso: ");
     return k_exit_ok;
 }
 
@@ -1208,6 +1239,9 @@ int cmd_status(Args& a) {
     const std::string result = text(member(last, "result"));
     line("Última sincronización",
          at.empty() ? "nunca" : at + (result.empty() ? "" : " (" + result + ")"), 26);
+    const Json* notices = member(&doc, "notices");
+    line("Avisos", std::to_string(notices && notices->IsArray() ? notices->Size() : 0), 26);
+    print_notices(notices, -1, "    - ");
     const Json* rejections = member(&doc, "rejections");
     const std::size_t nr = rejections && rejections->IsArray() ? rejections->Size() : 0;
     line("Rechazos", std::to_string(nr), 26);
@@ -1246,6 +1280,9 @@ int run(Args& a) {
     }
     if (cmd == "arrive") {
         return cmd_status_change(a, "on_site");
+    }
+    if (cmd == "reopen") {
+        return cmd_reopen(a);
     }
     if (cmd == "complete") {
         return cmd_status_change(a, "completed");

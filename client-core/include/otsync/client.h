@@ -11,7 +11,13 @@
  *  - Destroy functions take T** and set it to NULL.
  *  - Ids (OTs, items, handovers) are 32 lowercase hex digits.
  *  - Nothing here blocks on the network except otsync_client_enroll and
- *    otsync_client_sync. */
+ *    otsync_client_sync.
+ *  - Threads: one handle may be used from several threads at once. Calls are serialized
+ *    on the handle's lock, which a sync or an enrollment releases while it waits for the
+ *    network, so the technician can go on recording during a sync. Syncs run one at a
+ *    time; the progress callback runs without the lock and may call this API.
+ *  - One handle per database file: a second otsync_client_open of a file that is open
+ *    (in this process or another) fails with OTSYNC_ERR_BUSY. */
 #ifndef OTSYNC_CLIENT_H
 #define OTSYNC_CLIENT_H
 
@@ -51,11 +57,19 @@ typedef enum otsync_error_code {
     OTSYNC_ERR_CONFLICT = 23,
     OTSYNC_ERR_RATE_LIMITED = 24,
     OTSYNC_ERR_REQUIREMENTS_INCOMPLETE = 25,
-    OTSYNC_ERR_NOT_ENROLLED = 100, /* enroll first */
-    OTSYNC_ERR_NOT_FOUND = 101,    /* no such OT / item in this device's scope */
-    OTSYNC_ERR_NETWORK = 102,      /* server unreachable or the connection was cut: retry later */
-    OTSYNC_ERR_REVOKED = 103,      /* the server revoked this device: its data was wiped */
-    OTSYNC_ERR_WRONG_KEY = 104     /* the database key does not open this database */
+    /* Refusals of a sync request (see otsync_client_sync): nothing is deleted on any. */
+    OTSYNC_ERR_DEVICE_REVOKED = 26, /* "revoked" without a valid proof: nothing was deleted */
+    OTSYNC_ERR_UNKNOWN_DEVICE = 27, /* the server does not know this device: re-enroll */
+    OTSYNC_ERR_BAD_SIGNATURE = 28,  /* the server does not accept this device's signature */
+    OTSYNC_ERR_USER_DISABLED = 29,  /* the technician's user is disabled: retry when enabled */
+    OTSYNC_ERR_REPLAYED = 30,       /* request counter reused (retried by the library itself) */
+    OTSYNC_ERR_SIGNED_ROWS = 31,    /* the OT's rows are signed: reopen the signature first */
+    OTSYNC_ERR_NOT_ENROLLED = 100,  /* enroll first */
+    OTSYNC_ERR_NOT_FOUND = 101,     /* no such OT / item in this device's scope */
+    OTSYNC_ERR_NETWORK = 102,       /* server unreachable or the connection was cut: retry later */
+    OTSYNC_ERR_REVOKED = 103,       /* a proven revocation: this device's data was wiped */
+    OTSYNC_ERR_WRONG_KEY = 104,     /* the database key does not open this database */
+    OTSYNC_ERR_BUSY = 105           /* the database is open in another handle or process */
 } otsync_error_code;
 
 typedef struct otsync_error {
@@ -72,23 +86,29 @@ typedef enum otsync_verdict {
     OTSYNC_VERDICT_ALREADY_RECORDED = 2 /* this serial was already recorded on this OT */
 } otsync_verdict;
 
-/* Opens (creating if needed) the device database at `db_path`. `key` is the 32-byte
+/* Opens (creating if needed) the device database at `db_path`, exclusively
+ * (OTSYNC_ERR_BUSY while another handle holds it). `key` is the 32-byte
  * database key from the platform keystore; it encrypts the device's secret key and
  * every stored op at rest (XChaCha20-Poly1305). The caller may wipe `key` afterwards. */
 otsync_client_t* otsync_client_open(const char* db_path, const uint8_t key[32], otsync_error* err);
 void otsync_client_close(otsync_client_t** client);
 
 /* Enrolls this device with the server at `server_url` (e.g. "http://127.0.0.1:8080")
- * using a one-time code from otsync-admin. */
+ * using a one-time code from otsync-admin. An enrolled device may enroll again (after
+ * OTSYNC_ERR_UNKNOWN_DEVICE or OTSYNC_ERR_BAD_SIGNATURE: a server restored from a backup,
+ * a lost key): it gets a new key and replica, pulls its scope anew, and the ops it had
+ * not delivered are made again under the new replica (same content, new ids), so each
+ * reaches the server once. A code for another user is refused while ops are unsent. */
 int otsync_client_enroll(otsync_client_t* client, const char* server_url, const char* code,
                          const char* label, otsync_error* err);
 
 /* My OTs as a JSON array of {"id","kind","status","address","window_start","window_end",
- * "customer_name","modality"}; `status` filters when not NULL. */
+ * "customer_name","modality"}; `status` filters when not NULL (an OT status, else
+ * OTSYNC_ERR_INVALID_VALUE). */
 char* otsync_client_list_ots(otsync_client_t* client, const char* status, otsync_error* err);
 
 /* The same, only OTs whose visit window overlaps [from_ms, to_ms) (Unix ms; 0 = open end):
- * "my OTs for today". */
+ * "my OTs for today". Negative times or from_ms > to_ms: OTSYNC_ERR_INVALID_ARGUMENT. */
 char* otsync_client_list_ots_between(otsync_client_t* client, const char* status, int64_t from_ms,
                                      int64_t to_ms, otsync_error* err);
 
@@ -97,22 +117,29 @@ char* otsync_client_list_ots_between(otsync_client_t* client, const char* status
 char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id, otsync_error* err);
 
 /* Moves my OT: "en_route" (start), "on_site" (arrive), "completed", or "failed" with a
- * reason (required for failed). */
+ * reason (required for failed). "completed" needs every expected serial collected,
+ * verified or explained (otsync_client_report_missing) and, when rows were recorded, the
+ * customer's signature: else OTSYNC_ERR_REQUIREMENTS_INCOMPLETE. The server applies the
+ * same rules. */
 int otsync_client_set_status(otsync_client_t* client, const char* ot_id, const char* status,
                              const char* reason, otsync_error* err);
 
-/* Records a collected item: the Anexo 4 row. `reason` is "migration" or "damaged";
- * `defect` is required for "damaged"; `description` and `observations` may be NULL.
- * The verdict against the expected list is immediate and local. */
+/* Records a collected item: the Anexo 4 row, on site only (the OT "on_site", else
+ * OTSYNC_ERR_INVALID_TRANSITION) and not after the customer signed (OTSYNC_ERR_SIGNED_ROWS).
+ * The serial may not hold control characters (OTSYNC_ERR_INVALID_VALUE). `reason` is "migration" or
+ * "damaged"; `defect` is required for "damaged"; `description` and `observations` may be NULL. The
+ * verdict against the expected list is immediate and local. */
 int otsync_client_collect(otsync_client_t* client, const char* ot_id, const char* serial,
                           const char* description, const char* reason, const char* defect,
                           const char* observations, otsync_verdict* verdict, otsync_error* err);
 
-/* Voids a mistaken row: it stays on record, marked void (field facts are never deleted). */
+/* Voids a mistaken row: it stays on record, marked void (field facts are never deleted).
+ * Not after the customer signed (OTSYNC_ERR_SIGNED_ROWS). */
 int otsync_client_void_item(otsync_client_t* client, const char* ot_id, const char* serial,
                             otsync_error* err);
 
-/* Records that equipment the customer carried (modalities 2 and 3) was verified. */
+/* Records that equipment the customer carried (modalities 2 and 3; other modalities get
+ * OTSYNC_ERR_INVALID_VALUE) was verified. */
 int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char* serial,
                          otsync_verdict* verdict, otsync_error* err);
 
@@ -122,24 +149,55 @@ int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char*
 int otsync_client_report_missing(otsync_client_t* client, const char* ot_id, const char* serial,
                                  const char* reason, otsync_error* err);
 
-/* The customer's signature as PNG bytes (at most 256 KiB), bound to a BLAKE2b-256 hash
- * of the exact rows recorded on the OT at this moment. */
+/* The customer's signature as PNG bytes (at most 256 KiB; the bytes must be a PNG, else
+ * OTSYNC_ERR_INVALID_VALUE), bound to a BLAKE2b-256 hash of the exact rows recorded on the
+ * OT at this moment (docs/protocol.md says how; the server recomputes it). From then on
+ * the rows are frozen: a second sign, collect or void gets OTSYNC_ERR_SIGNED_ROWS. */
 int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,
                        size_t png_len, otsync_error* err);
 
-/* A handover (Anexo 4) of every item in my custody not yet handed over; returns its id
- * as a JSON string ("...") to free with otsync_string_free. */
+/* Reopens a signed OT's rows, on site, saying why (required): the earlier signature and
+ * hash stay on record in the OT's notes; rows can change again and the customer signs
+ * anew. */
+int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id, const char* reason,
+                                   otsync_error* err);
+
+/* A handover (Anexo 4) of every item in my custody not yet handed over: the rows this
+ * technician collected (collected_by), whoever has their OT now, never rows another
+ * technician collected on an OT now assigned here (OTSYNC_ERR_NOT_FOUND when there are
+ * none). Returns its id as a JSON string ("...") to free with otsync_string_free. */
 char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err);
 
 /* Progress of a sync: ops received so far, and the server's estimate of what remains. */
 typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* user);
 
-/* Pushes the outbox and pulls until the server has nothing more, over HTTP. */
+/* Pushes the outbox and pulls until the server has nothing more, over HTTP.
+ * What the device does when the server refuses (the error code says which; the message
+ * is a Spanish sentence for the technician, then the server's code and words):
+ *  - OTSYNC_ERR_NETWORK: no answer, 5xx or a replayed counter after retries: keep, retry.
+ *  - OTSYNC_ERR_REVOKED: the server proved the revocation (its Ed25519 signature over this
+ *    replica and the revocation time, by the key received at enrollment): keys and data
+ *    were wiped. The only refusal that deletes anything.
+ *  - OTSYNC_ERR_DEVICE_REVOKED: "revoked" without a valid proof: nothing deleted.
+ *  - OTSYNC_ERR_UNKNOWN_DEVICE, OTSYNC_ERR_BAD_SIGNATURE: everything kept; enroll again
+ *    with a new code, and the unsent ops are delivered under the new replica.
+ *  - OTSYNC_ERR_USER_DISABLED: everything kept; sync again once the user is enabled.
+ *  - OTSYNC_ERR_UNAUTHENTICATED: the request arrived without its signature headers (a
+ *    proxy stripping them): everything kept; retry on another network.
+ *  - OTSYNC_ERR_UNSUPPORTED_PROTOCOL: everything kept; update the app.
+ * On every refusal the outbox, the rows and the signatures stay as they were. */
 int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
                        otsync_error* err);
 
-/* {"enrolled","replica","pending","last_sync":{"at","result"},"rejections":[...],
- *  "conflicts":[...]} */
+/* {"enrolled","replica","pending","last_sync":{"at","result"},"notices":[...],
+ *  "rejections":[...],"conflicts":[...]}
+ * "notices": what became of OTs that left this device (reassigned by the office: the server
+ * evicted them), oldest first, the latest 20 kept across syncs. Each is
+ * {"ot": id hex, "text": Spanish, for the technician, "at": device ms}, e.g.
+ * "OT 1a2b3c4d (Av. Blanco Galindo 1234) reasignada; sus 2 filas llegaron al servidor;
+ * 2 siguen a su cargo hasta entregarlas en almacén": how many rows collected here reached
+ * the server (the rest are sent at the next sync), and how many stay in the technician's
+ * custody for the handover (collected items follow their collector, not the OT). */
 char* otsync_client_status(otsync_client_t* client, otsync_error* err);
 
 void otsync_string_free(char** s);

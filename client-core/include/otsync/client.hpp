@@ -90,6 +90,9 @@ public:
     void report_missing(const std::string& ot_hex, const std::string& serial,
                         const std::string& reason);
     void sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len);
+    /// Reopens a signed OT's rows (on site, before completion), saying why; the earlier
+    /// signature and hash are kept in the OT's notes. Sign again afterwards.
+    void reopen_signature(const std::string& ot_hex, const std::string& reason);
     std::string create_handover(const std::string& zone);
     std::string status_json() const;
 
@@ -98,7 +101,8 @@ public:
     SyncStats sync(Transport& transport,
                    const std::function<void(std::uint64_t, std::uint64_t)>& progress = {});
 
-    // For tests and benchmarks.
+    // For tests and benchmarks: state() is not synchronized; call it only while no other
+    // thread uses the client.
     const crdt::Replica& state() const;
     std::size_t pending() const;
     Id user() const;

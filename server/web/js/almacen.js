@@ -214,6 +214,9 @@ function rowNode(r, i, editable) {
       fieldError(`${rid}-result`, '');
       if (s.result !== 'damaged_on_arrival') fieldError(`${rid}-note`, '');
       afterEdit(r.serial);
+      // A result picked from the menu: back to scanning. Stepping through the menu with
+      // the arrow keys keeps it focused (a scan typed there goes to the scan field).
+      if (performance.now() - steppedAt > STEP_MS) focusScan();
     });
     const note = el('input', {
       id: `${rid}-note`, 'aria-label': `Nota de ${r.serial}`, maxlength: 500,
@@ -225,6 +228,13 @@ function rowNode(r, i, editable) {
       if (note.value.trim()) fieldError(`${rid}-note`, '');
       saveDraft();
       hideConfirm();
+    });
+    note.addEventListener('keydown', (ev) => onNoteKey(ev, note));
+    note.addEventListener('change', () => {
+      // The note was left: back to scanning, unless the clerk moved to another field.
+      setTimeout(() => {
+        if (!document.activeElement || document.activeElement === document.body) focusScan();
+      }, 0);
     });
     resultCell = el('td', { 'data-label': 'Resultado', class: 'alm-result' },
       sel,
@@ -364,6 +374,105 @@ function onScan(ev) {
   input.focus();
 }
 
+// ---- the scanner is a keyboard --------------------------------------------------------
+// It types the serial and Enter into whatever has focus. Only the scan field and the
+// notes take text: with a result menu focused, a scan would make the menu jump to the
+// option of its first letter ("R": Recibido) and leave the serial unscanned. So keys
+// typed outside a text field go to the scan field, focus goes back there once a result
+// or a note is changed, and a burst typed into a note as fast as a scanner types, ending
+// with Enter, is taken out of the note and scanned.
+
+const TEXT_TYPES = new Set(['text', 'search', 'email', 'url', 'tel', 'password', 'number']);
+const STEP_KEYS = new Set(['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'Home', 'End',
+  'PageUp', 'PageDown']);
+const STEP_MS = 100;      // a menu's change this soon after a step key came from the keyboard
+const BURST_GAP_MS = 30;  // a scanner types a key every few ms; a person about every 100
+const BURST_MIN = 4;      // characters before the Enter, at least, to be a scan
+let steppedAt = -Infinity; // performance.now() of the last step key on a menu
+let burst = [];            // the note's last keys, while they come a scanner's pace apart
+
+function scanning() {
+  return !!current && canReceive(current) && !$('detail').hidden && !$('scan-form').hidden;
+}
+
+function focusScan() {
+  if (scanning()) $('scan').focus();
+}
+
+function takesText(node) {
+  return !!node && (node.isContentEditable || node.tagName === 'TEXTAREA' ||
+    (node.tagName === 'INPUT' && TEXT_TYPES.has(node.type)));
+}
+
+/** A key that types a character (not a shortcut). */
+function typesChar(ev) {
+  return ev.key.length === 1 &&
+    !((ev.ctrlKey || ev.metaKey || ev.altKey) && !ev.getModifierState('AltGraph'));
+}
+
+/** Keydown on the document (capture): a scan typed outside a text field goes to the scan field. */
+function onKeydown(ev) {
+  if (!scanning() || ev.defaultPrevented || ev.isComposing) return;
+  const target = ev.target;
+  const input = $('scan');
+  if (target === input || takesText(target)) return;
+  const menu = target.tagName === 'SELECT';
+  if (menu && STEP_KEYS.has(ev.key)) {
+    steppedAt = performance.now();
+    return;
+  }
+  if (typesChar(ev) && ev.key !== ' ') { // Space still presses a button or ticks a box
+    // The first character of a scan; the rest follow it into the focused scan field.
+    ev.preventDefault();
+    input.value = ev.key;
+    input.focus();
+    input.setSelectionRange(1, 1);
+    input.dispatchEvent(new Event('input'));
+  } else if (ev.key === 'Enter' && menu && input.value.trim()) {
+    ev.preventDefault();
+    input.focus();
+    $('scan-form').requestSubmit();
+  }
+}
+
+/** Keydown in a row's note: Enter commits it; a scanner's burst and Enter is a scan. */
+function onNoteKey(ev, note) {
+  if (ev.isComposing) return;
+  const last = burst[burst.length - 1];
+  const gap = last ? ev.timeStamp - last.at : 0;
+  if (last && (last.note !== note || gap < 0 || gap > BURST_GAP_MS)) burst = [];
+  if (ev.key === 'Enter') {
+    ev.preventDefault();
+    const keys = burst;
+    burst = [];
+    if (keys.length >= BURST_MIN) {
+      const first = keys[0];
+      const typed = keys.map((k) => k.key).join('');
+      const withScan = first.before.slice(0, first.start) + typed + first.before.slice(first.end);
+      // The burst is in the note as typed (or, the note being full, not at all).
+      if (note.value === withScan || note.value === first.before) {
+        note.value = first.before;
+        note.dispatchEvent(new Event('input'));
+        const input = $('scan');
+        input.value = typed;
+        input.focus();
+        $('scan-form').requestSubmit();
+        return;
+      }
+    }
+    focusScan();
+    return;
+  }
+  if (typesChar(ev)) {
+    burst.push({
+      note, key: ev.key, at: ev.timeStamp, before: note.value,
+      start: note.selectionStart, end: note.selectionEnd,
+    });
+  } else {
+    burst = [];
+  }
+}
+
 function markUnscannedMissing() {
   let n = 0;
   for (const [serial, s] of state) {
@@ -440,12 +549,23 @@ function showConfirm() {
   $('confirm-list').hidden = !items.length;
   $('confirm-check').checked = false;
   fieldError('confirm-check', '');
+  sendError('');
   $('confirm').hidden = false;
   $('confirm-title').focus();
 }
 
 function hideConfirm() {
   $('confirm').hidden = true;
+}
+
+/** A send that failed, said right under «Confirmar recepción». */
+function sendError(text) {
+  const p = $('confirm-error');
+  p.textContent = text;
+  p.hidden = !text;
+  const btn = $('confirm-send');
+  if (text) btn.setAttribute('aria-describedby', 'confirm-error');
+  else btn.removeAttribute('aria-describedby');
 }
 
 async function sendReceipt() {
@@ -464,8 +584,10 @@ async function sendReceipt() {
   });
   sending = true;
   const btn = $('confirm-send');
-  btn.disabled = true;
+  // aria-disabled, not disabled: a disabled button would drop focus to the page body.
+  btn.setAttribute('aria-disabled', 'true');
   btn.textContent = 'Enviando…';
+  sendError('');
   try {
     const r = await api('POST', `/v1/handovers/${id}/receipt`, { rows });
     sessionStorage.removeItem(draftKey(id));
@@ -485,7 +607,7 @@ async function sendReceipt() {
     onSendError(err, id);
   } finally {
     sending = false;
-    btn.disabled = false;
+    btn.removeAttribute('aria-disabled');
     btn.textContent = 'Confirmar recepción';
   }
 }
@@ -513,7 +635,11 @@ async function onSendError(err, id) {
     show(humanError(err), 'error');
     return;
   }
-  show(humanError(err), 'error');
+  // Nothing was recorded: say so beside the button the clerk just pressed, which keeps
+  // focus for another try; the rows stay as they are (and in the draft).
+  sendError(`No se registró la recepción. ${humanError(err)}`);
+  $('confirm-send').focus();
+  $('confirm-error').scrollIntoView({ block: 'nearest' });
 }
 
 function renderReceipt() {
@@ -543,6 +669,7 @@ async function start() {
     return;
   }
   $('top').replaceChildren(header(user));
+  document.addEventListener('keydown', onKeydown, true);
   $('scan-form').addEventListener('submit', onScan);
   $('scan').addEventListener('input', () => {
     if ($('scan').getAttribute('aria-invalid') === 'true') scanError('');

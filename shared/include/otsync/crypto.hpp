@@ -69,4 +69,9 @@ std::string sync_signing_string(std::string_view method, std::string_view path,
 std::string receipt_message(std::uint64_t replica, std::uint64_t request_counter,
                             std::span<const OpId> accepted);
 
+/// What the server signs to prove a device's revocation: a device wipes its data only
+/// on a `device_revoked` answer whose signature over this message verifies with the
+/// server key it got at enrollment, for its own replica.
+std::string revocation_message(std::uint64_t replica, std::int64_t revoked_at_ms);
+
 } // namespace otsync

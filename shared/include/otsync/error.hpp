@@ -37,6 +37,14 @@ enum class ErrorCode : std::uint16_t {
     conflict = 23,                // the state changed under the request (e.g. already received)
     rate_limited = 24,            // too many attempts: wait and retry
     requirements_incomplete = 25, // Anexo 2 checklist not complete and no supervisor override
+    // Why the server refused a device's sync request (401/409): each asks for a different
+    // remedy, and only a proven revocation lets a device delete anything.
+    device_revoked = 26, // revoked by an operator; the answer carries the server's signed proof
+    unknown_device = 27, // no enrolled device has this replica (e.g. a server restored from backup)
+    bad_signature = 28,  // the request's signature does not verify with the device's key
+    user_disabled = 29,  // the device's user is disabled (for now)
+    replayed = 30,       // the request counter is not above the last one seen
+    signed_rows = 31,    // the OT's rows are signed by the customer: re-sign to change them
 };
 
 /// The stable wire spelling of a code ("op_id_reused", ...).

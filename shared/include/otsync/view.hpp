@@ -2,8 +2,12 @@
 #pragma once
 
 #include "otsync/crdt.hpp"
+#include "otsync/crypto.hpp"
 
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace otsync {
 
@@ -21,5 +25,16 @@ std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id,
 /// A value as plain JSON for people and pages: text as a string, money as a number of
 /// centavos, ids as hex, bytes as base64, timestamps as ms.
 std::string value_json(const Value& v);
+
+/// The "SERIAL: reason" entries of an OT's missing_reasons log, latest per serial.
+std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot);
+
+/// The OT's rows that are not void, as (item, serial), by serial.
+std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, const Id& ot);
+
+/// What the customer's signature binds (docs/protocol.md §6.3): BLAKE2b-256 of one line
+/// "<item id hex> <serial>\n" per row of signed_rows, in that order. The device signs
+/// it; the server recomputes it from the rows it holds.
+Hash256 rows_hash(const crdt::Replica& r, const Id& ot);
 
 } // namespace otsync

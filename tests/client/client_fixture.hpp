@@ -1,0 +1,213 @@
+// The in-process fixture of client-core's tests: the real server code (store, sync
+// service, routes) behind a loopback transport that can drop, duplicate and delay, and
+// helpers to issue and reassign OTs as back office does.
+#pragma once
+
+#include "otsync/client.hpp"
+
+#include "app.hpp"
+#include "store/store.hpp"
+#include "sync/sync_service.hpp"
+
+#include "otsync/view.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <thread>
+
+namespace otsync::client::testing {
+
+using namespace otsync;
+
+struct TempDir {
+    TempDir() {
+        std::random_device rd;
+        path = std::filesystem::temp_directory_path() /
+               ("otsync-client-" + std::to_string(rd()) + std::to_string(rd()));
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::filesystem::path path;
+};
+
+/// The server's routes called directly; optionally unreliable.
+class LoopbackTransport : public Transport {
+public:
+    explicit LoopbackTransport(server::App& app, std::uint64_t seed = 0, int fault_percent = 0)
+        : m_app(app), m_rng(seed), m_faults(fault_percent) {}
+
+    HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
+                   const std::string& body) override {
+        const auto call = [&] {
+            const server::RouteRequest r{"POST", path, headers, body};
+            const auto reply = m_app.handle(r);
+            return HttpReply{reply.status, reply.body};
+        };
+        if (roll()) { // the request never arrives
+            ++dropped_requests;
+            return {};
+        }
+        if (roll()) { // the network duplicates the request
+            ++duplicated;
+            call();
+        }
+        HttpReply reply = call();
+        if (roll()) { // a slow network
+            ++delayed;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1 + m_rng() % 5));
+        }
+        if (roll()) { // the server committed, but the answer is lost
+            ++dropped_answers;
+            return {};
+        }
+        return reply;
+    }
+
+    int dropped_requests = 0, dropped_answers = 0, duplicated = 0, delayed = 0;
+
+private:
+    bool roll() { return m_faults > 0 && static_cast<int>(m_rng() % 100) < m_faults; }
+    server::App& m_app;
+    std::mt19937_64 m_rng;
+    int m_faults;
+};
+
+inline std::array<std::uint8_t, 32> key_of(std::uint8_t b) {
+    std::array<std::uint8_t, 32> k{};
+    k.fill(b);
+    return k;
+}
+
+/// The system clock moved by a fixed offset: a server whose date differs from the phone's.
+class OffsetClock final : public ClockSource {
+public:
+    explicit OffsetClock(std::int64_t offset_ms) : m_offset(offset_ms) {}
+    std::uint64_t now_ms() override {
+        return static_cast<std::uint64_t>(static_cast<std::int64_t>(m_system.now_ms()) + m_offset);
+    }
+
+private:
+    SystemClock m_system;
+    std::int64_t m_offset;
+};
+
+struct Server {
+    /// A server on a new database, or on `db_path` (a restored backup); its clock runs
+    /// `clock_offset_ms` from the system's.
+    explicit Server(const std::string& db_path = {}, std::int64_t clock_offset_ms = 0)
+        : clock(clock_offset_ms) {
+        server::SqliteOptions o;
+        o.path = db_path.empty() ? (dir.path / "server.db").string() : db_path;
+        store = server::open_sqlite_store(o);
+        sync = std::make_unique<server::SyncService>(*store, clock, server::SyncConfig{});
+        app = std::make_unique<server::App>(*store, *sync, clock);
+        if (db_path.empty()) {
+            office = add_user("bo", Role::back_office);
+        } else {
+            for (const auto& u : store->users()) {
+                if (u.role == Role::back_office) {
+                    office = u.id;
+                }
+            }
+        }
+    }
+    Id add_user(const std::string& name, Role role) {
+        server::User u{Id::random(), name, role, false, 0, {}, {}, {}};
+        store->add_user(u);
+        return u.id;
+    }
+    /// Issues `n` OTs to `tech`, each with 4 expected serials; returns their ids.
+    std::vector<Id> issue(const Id& tech, int n, const std::string& prefix) {
+        std::vector<Id> ots;
+        sync->submit(office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+            std::vector<Op> ops;
+            for (int i = 0; i < n; ++i) {
+                const Id ot = Id::random();
+                const Id c = Id::random();
+                ots.push_back(ot);
+                ops.push_back(m.set(EntityType::case_file, c, "customer_name",
+                                    text("Cliente " + std::to_string(i))));
+                ops.push_back(m.set(EntityType::case_file, c, "tax_id",
+                                    text("CI-" + prefix + std::to_string(4400000 + i))));
+                ops.push_back(m.set(EntityType::work_order, ot, "case", c));
+                ops.push_back(m.set(EntityType::work_order, ot, "kind", text("withdraw_boot")));
+                ops.push_back(m.set(EntityType::work_order, ot, "technician", tech));
+                Op issued = m.set(EntityType::work_order, ot, "status", text("issued"));
+                Op assigned = m.set(EntityType::work_order, ot, "status", text("assigned"));
+                assigned.observed = {issued.id};
+                ops.push_back(issued);
+                ops.push_back(assigned);
+                for (int k = 0; k < 4; ++k) {
+                    ops.push_back(
+                        m.add(EntityType::work_order, ot, "expected_equipment",
+                              text(prefix + std::to_string(i) + "-" + std::to_string(k))));
+                }
+            }
+            (void)r;
+            return ops;
+        });
+        return ots;
+    }
+    void reassign(const Id& ot, const Id& tech) {
+        sync->submit(office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica&) {
+            return std::vector<Op>{m.set(EntityType::work_order, ot, "technician", tech)};
+        });
+    }
+    std::string code(const Id& user) { return sync->new_enroll_code(user); }
+
+    TempDir dir;
+    OffsetClock clock;
+    std::unique_ptr<server::Store> store;
+    std::unique_ptr<server::SyncService> sync;
+    std::unique_ptr<server::App> app;
+    Id office;
+};
+
+/// Every entity the device holds equals the server's technician view of it.
+inline void check_equal_scope(Server& s, const Client& c) {
+    for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+        const auto type = static_cast<EntityType>(t);
+        for (const Id& id : c.state().entities(type)) {
+            s.sync->read_state([&](const crdt::Replica& server_state) {
+                CHECK(entity_json(c.state(), type, id, true) ==
+                      entity_json(server_state, type, id, true));
+            });
+        }
+    }
+}
+
+inline std::size_t sync_until_done(Client& c, Transport& t) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        try {
+            c.sync(t);
+            if (c.pending() == 0) {
+                return static_cast<std::size_t>(attempt);
+            }
+        } catch (const ClientError& e) {
+            REQUIRE_MESSAGE(e.code() == OTSYNC_ERR_NETWORK, e.what());
+        }
+    }
+    FAIL("sync never drained the outbox");
+    return 0;
+}
+
+/// A valid 1×1 PNG, as a signature pad would give.
+inline const std::string& tiny_png() {
+    static const std::string png(
+        "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00"
+        "\x00\x01"
+        "\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\x60\x60"
+        "\x60\xf8"
+        "\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
+        70);
+    return png;
+}
+
+} // namespace otsync::client::testing
