@@ -332,6 +332,8 @@ void write_reconciliation(W& w, const OtReconciliation& rec, Store& store,
     str(w, rec.mode == OtMode::collect  ? "collect"
            : rec.mode == OtMode::verify ? "verify"
                                         : "none");
+    w.Key("signature_mismatch");
+    w.Bool(rec.signature_mismatch);
     std::map<std::string, int> counts;
     for (const auto& l : rec.lines) {
         counts[l.status]++;
@@ -1855,6 +1857,27 @@ std::string Procedure::discrepancies(const std::map<std::string, std::string>& q
     m_sync.read_state([&](const crdt::Replica& r) {
         for (const Id& ot : r.entities(CF::work_order)) {
             const auto rec = reconcile_ot(r, ot, reconcile_options());
+            const auto technician = [&](const std::optional<Id>& collector) {
+                const auto t = collector ? collector : id_of(r, CF::work_order, ot, "technician");
+                return t ? user_label(m_store, *t, names) : std::string();
+            };
+            if (rec.signature_mismatch) {
+                // Not a serial's problem but the Anexo 4's: one line for the whole OT.
+                SerialLine l;
+                l.status = "signature_mismatch";
+                w.StartObject();
+                w.Key("ot");
+                str(w, ot.hex());
+                w.Key("case");
+                str(w, rec.case_id.hex());
+                w.Key("contract");
+                str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
+                w.Key("technician");
+                str(w, technician(std::nullopt));
+                w.Key("line");
+                write_line(w, l, m_store, names);
+                w.EndObject();
+            }
             for (const auto& l : rec.lines) {
                 const bool issue = (l.status != "matched" && l.status != "pending") ||
                                    l.collected_twice || l.overdue ||
@@ -1871,9 +1894,7 @@ std::string Procedure::discrepancies(const std::map<std::string, std::string>& q
                 str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
                 // Who answers for the line: the row's collector, else the OT's technician.
                 w.Key("technician");
-                const auto t =
-                    l.collected_by ? l.collected_by : id_of(r, CF::work_order, ot, "technician");
-                str(w, t ? user_label(m_store, *t, names) : std::string());
+                str(w, technician(l.collected_by));
                 w.Key("line");
                 write_line(w, l, m_store, names);
                 w.EndObject();

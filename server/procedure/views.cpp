@@ -325,6 +325,17 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
             line.also_on = it->second;
         }
     }
+    // The signed hash against the rows held here (`mine`: this OT's rows not void, by serial).
+    if (const Value* h = r.get(CI::work_order, ot, "signed_rows_hash");
+        h && std::holds_alternative<Bytes>(*h)) {
+        std::vector<std::pair<Id, std::string>> rows;
+        for (const auto& [serial, item] : mine) {
+            rows.emplace_back(item, serial);
+        }
+        const Hash256 held = rows_hash(rows);
+        rec.signature_mismatch =
+            std::get<Bytes>(*h).data != std::vector<std::uint8_t>(held.begin(), held.end());
+    }
     return rec;
 }
 
@@ -352,6 +363,9 @@ std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case
     for (const auto& rec : recs) {
         if (!is_final(work_order_lifecycle(), rec.status)) {
             why.push_back("OT " + rec.kind + " is '" + rec.status + "'");
+        }
+        if (rec.signature_mismatch) {
+            why.push_back("OT " + rec.kind + ": the customer's signature does not match its rows");
         }
         for (const auto& line : rec.lines) {
             if (line.settled) {
@@ -468,6 +482,7 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         }
         f.first_final_action = first;
         for (const auto& rec : reconcile_case(r, c, q.reconcile)) {
+            f.open_discrepancy = f.open_discrepancy || rec.signature_mismatch;
             for (const auto& line : rec.lines) {
                 if (!line.settled && line.status != "pending") {
                     f.open_discrepancy = true;

@@ -52,6 +52,9 @@ struct OtReconciliation {
     std::string status;
     OtMode mode = OtMode::none;
     std::vector<SerialLine> lines;
+    /// The customer's signature names a hash (signed_rows_hash) that the rows the server
+    /// holds do not give (docs/protocol.md §6.3): a discrepancy for a person.
+    bool signature_mismatch = false;
 };
 
 /// The links the views follow, so that they never scan the whole state: case → OTs,

@@ -440,8 +440,9 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             value_id(op.value) != actor.user) {
             return reject(ErrorCode::permission_denied, "a handover is its own technician's");
         }
-        // A row's collector is the device's own user and replica, and only the collector
-        // hands the row over (rows recorded without a collector: the OT decides, as before).
+        // A row's collector is the device's own user and replica. Custody is the collector's:
+        // only they put the row on a handover or void it, and nobody takes over a row another
+        // technician still holds (rows recorded without a collector: the OT decides).
         if (op.entity_type == EntityType::collected_item &&
             ((f.name == "collected_by" && value_id(op.value) != actor.user) ||
              (f.name == "collected_device" &&
@@ -449,17 +450,19 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             return reject(ErrorCode::permission_denied,
                           "a row is collected by the device's own user and replica");
         }
-        std::optional<Id> handed; // the row this op puts on a handover
+        std::optional<Id> row; // the row whose custody this op touches
         if (op.entity_type == EntityType::handover && f.name == "rows" && op.kind == OpKind::add) {
-            handed = value_id(op.value);
-        } else if (op.entity_type == EntityType::collected_item && f.name == "handover") {
-            handed = value_id(op.value) ? std::optional<Id>(op.entity) : std::nullopt;
+            row = value_id(op.value);
+        } else if (op.entity_type == EntityType::collected_item &&
+                   (f.name == "handover" || f.name == "voided" || f.name == "collected_by")) {
+            row = op.entity;
         }
-        if (const auto c = handed ? m_item_collector.find(*handed) : m_item_collector.end();
-            c != m_item_collector.end() && c->second != actor.user) {
+        if (const auto c = row ? m_item_collector.find(*row) : m_item_collector.end();
+            c != m_item_collector.end() && c->second != actor.user &&
+            (f.name != "collected_by" || holds(c->second, *row))) {
             return reject(ErrorCode::permission_denied,
-                          "collected item " + handed->hex() +
-                              " was collected by another technician: only they hand it over");
+                          "collected item " + row->hex() +
+                              " was collected by another technician: its custody is theirs");
         }
         if (!in_scope(actor.user, op.entity_type, op.entity, items)) {
             // Work recorded before a reassignment still counts: accepted, flagged for review.
@@ -510,6 +513,11 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
                           "a collected item's id must be the hash of its OT and serial");
         }
     }
+    if (actor.role == Role::technician && !flagged) {
+        if (auto err = field_rules(op, f, batch_items)) {
+            return reject(err->code(), err->message());
+        }
+    }
     const bool set_aside = is_set_aside(op, f, flagged);
     if (f.lifecycle && !set_aside) { // a write set aside moves nothing: no transition to check
         std::string from;
@@ -545,6 +553,89 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
         res.message = set_aside ? k_set_aside_message : k_flagged_message;
     }
     return res;
+}
+
+std::optional<Error> SyncService::field_rules(const Op& op, const FieldDef& f,
+                                              const std::map<Id, Id>& batch_items) const {
+    const auto text_at = [&](EntityType t, const Id& id, std::string_view field) {
+        const Value* v = m_state.get(t, id, field);
+        return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v)
+                                                            : std::string();
+    };
+    // Rows are recorded and voided at the customer's, the OT on site.
+    if (op.entity_type == EntityType::collected_item &&
+        (f.name == "work_order" || f.name == "voided")) {
+        std::optional<Id> ot = f.name == "work_order" ? value_id(op.value) : std::nullopt;
+        if (!ot) {
+            if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
+                ot = it->second;
+            } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
+                ot = jt->second;
+            }
+        }
+        if (ot) {
+            if (const auto st = text_at(EntityType::work_order, *ot, "status"); st != "on_site") {
+                return Error(ErrorCode::invalid_transition,
+                             "rows are recorded on site: OT " + ot->hex() + " is '" + st + "'");
+            }
+        }
+    }
+    if (op.entity_type != EntityType::work_order) {
+        return std::nullopt;
+    }
+    const Id& ot = op.entity;
+    // Equipment the customer carried is verified in modalities 2 and 3.
+    if (f.name == "verified_equipment" && op.kind == OpKind::add) {
+        if (const Value* c = m_state.get(EntityType::work_order, ot, "case");
+            c && std::holds_alternative<Id>(*c)) {
+            const Value* mod = m_state.get(EntityType::case_file, std::get<Id>(*c), "modality");
+            if (mod && std::holds_alternative<std::int64_t>(*mod) &&
+                std::get<std::int64_t>(*mod) != 2 && std::get<std::int64_t>(*mod) != 3) {
+                return Error(ErrorCode::invalid_value,
+                             "equipment the customer carried is verified in modalities 2 and 3");
+            }
+        }
+    }
+    // An OT completes with every expected serial collected, verified or explained, and
+    // with the customer's signature when rows were recorded.
+    if (f.name == "status" && op.value == Value{std::string("completed")}) {
+        std::set<std::string> done;
+        std::size_t rows = 0;
+        if (auto it = m_ot_items.find(ot); it != m_ot_items.end()) {
+            for (const Id& item : it->second) {
+                const Value* voided = m_state.get(EntityType::collected_item, item, "voided");
+                if (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided)) {
+                    continue;
+                }
+                done.insert(normalize_serial(text_at(EntityType::collected_item, item, "serial")));
+                ++rows;
+            }
+        }
+        for (const auto& v : m_state.elements(EntityType::work_order, ot, "verified_equipment")) {
+            done.insert(normalize_serial(std::get<std::string>(v)));
+        }
+        for (const auto& [serial, why] : missing_reasons(m_state, ot)) {
+            done.insert(normalize_serial(serial));
+        }
+        std::string unexplained;
+        for (const auto& v : m_state.elements(EntityType::work_order, ot, "expected_equipment")) {
+            if (const auto serial = normalize_serial(std::get<std::string>(v));
+                !done.contains(serial)) {
+                unexplained += (unexplained.empty() ? "" : ", ") + serial;
+            }
+        }
+        if (!unexplained.empty()) {
+            return Error(ErrorCode::requirements_incomplete,
+                         "expected equipment neither collected, verified nor explained: " +
+                             unexplained);
+        }
+        const Value* sig = m_state.get(EntityType::work_order, ot, "signature_ref");
+        if (rows > 0 && !(sig && std::holds_alternative<Id>(*sig))) {
+            return Error(ErrorCode::requirements_incomplete,
+                         "the customer has not signed the recorded rows");
+        }
+    }
+    return std::nullopt;
 }
 
 std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>

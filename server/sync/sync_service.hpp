@@ -126,6 +126,10 @@ private:
     OpResult validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
                       const std::map<Id, Id>& batch_items,
                       const std::map<Id, std::string>& batch_serials);
+    /// The handheld's field rules, applied again to a technician's op (not a flagged one):
+    /// rows on site, verification in modalities 2 and 3, completion requirements.
+    std::optional<Error> field_rules(const Op& op, const FieldDef& f,
+                                     const std::map<Id, Id>& batch_items) const;
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
     void index_op(const Op& op);

@@ -134,12 +134,16 @@ std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, cons
     return out;
 }
 
-Hash256 rows_hash(const crdt::Replica& r, const Id& ot) {
+Hash256 rows_hash(const std::vector<std::pair<Id, std::string>>& rows) {
     std::string lines;
-    for (const auto& [item, serial] : signed_rows(r, ot)) {
+    for (const auto& [item, serial] : rows) {
         lines += item.hex() + " " + serial + "\n";
     }
     return blake2b_256(lines);
+}
+
+Hash256 rows_hash(const crdt::Replica& r, const Id& ot) {
+    return rows_hash(signed_rows(r, ot));
 }
 
 } // namespace otsync

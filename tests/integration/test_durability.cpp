@@ -90,6 +90,11 @@ TEST_CASE("kill -9 during concurrent syncs loses no acknowledged op and applies 
                             issued, assigned};
         const auto r = office.post(server->port, office.request(ops, office_hlc.now()), false);
         REQUIRE(r.status == 200);
+        // The technician arrives first: rows are recorded on site.
+        Op arrive = d->maker->set(EntityType::work_order, d->ot, "status", text("on_site"));
+        arrive.observed = {assigned.id};
+        d->outbox.push_back(arrive);
+        d->made += 1;
         devices.push_back(std::move(d));
     }
 

@@ -1,6 +1,6 @@
 // The indicators (DESIGN §7) for a generated month of cases, against figures the test
 // computes on its own from the scenario it generated: each case's outcome (rejected and
-// told, completed, completed after a failed visit, completed with an unverified serial,
+// told, completed, completed after a failed visit, completed with a missing serial explained,
 // cancelled, still open) and the hours from opening to its first final action. The
 // events of all cases run interleaved on one timeline with a fake clock, through the
 // procedure's actions and the technician's ops, as the real server would see them.
@@ -22,7 +22,14 @@ using namespace otsync::test;
 
 namespace {
 
-enum class Outcome { rejected, completed, failed_then_completed, unverified, cancelled, open };
+enum class Outcome {
+    rejected,
+    completed,
+    failed_then_completed,
+    explained_missing,
+    cancelled,
+    open
+};
 
 struct Scenario {
     Outcome outcome;
@@ -84,7 +91,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
         s.outcome = r < 12   ? Outcome::rejected
                     : r < 70 ? Outcome::completed
                     : r < 78 ? Outcome::failed_then_completed
-                    : r < 85 ? Outcome::unverified
+                    : r < 85 ? Outcome::explained_missing
                     : r < 92 ? Outcome::cancelled
                              : Outcome::open;
         s.opened_at = month + pick(0, 29) * 86400000ll + pick(7, 18) * hour + pick(0, 59) * 60000;
@@ -182,9 +189,13 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                      const int i = std::stoi(n) - 1000;
                      ops.push_back(m.add(EntityType::work_order, c->ot, "verified_equipment",
                                          text("S" + std::to_string(i) + "A")));
-                     if (c->outcome != Outcome::unverified) {
+                     if (c->outcome != Outcome::explained_missing) {
                          ops.push_back(m.add(EntityType::work_order, c->ot, "verified_equipment",
                                              text("S" + std::to_string(i) + "B")));
+                     } else { // the OT completes only with the missing serial explained
+                         ops.push_back(m.event(
+                             EntityType::work_order, c->ot, "missing_reasons",
+                             text("S" + std::to_string(i) + "B: el cliente no lo encuentra")));
                      }
                      std::vector<Op> st;
                      status(m, r, st, c->ot, "on_site");
@@ -207,7 +218,9 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     std::map<std::string, std::array<int, 3>> days;
     for (const auto& s : cases) {
         ++total;
-        const bool eff = s.outcome == Outcome::rejected || s.outcome == Outcome::completed;
+        // A missing serial the technician explained does not keep the case from closing.
+        const bool eff = s.outcome == Outcome::rejected || s.outcome == Outcome::completed ||
+                         s.outcome == Outcome::explained_missing;
         const bool attended = s.outcome != Outcome::cancelled && s.outcome != Outcome::open;
         const bool tim = attended && s.final_at - s.opened_at < 24 * hour;
         effective += eff;
@@ -241,7 +254,8 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     // The cases behind each number are the ones the scenario says.
     std::set<std::string> want_effective, got_effective;
     for (const auto& s : cases) {
-        if (s.outcome == Outcome::rejected || s.outcome == Outcome::completed) {
+        if (s.outcome == Outcome::rejected || s.outcome == Outcome::completed ||
+            s.outcome == Outcome::explained_missing) {
             want_effective.insert(s.case_id.hex());
         }
     }
@@ -309,7 +323,8 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
     const Id ot = Id::from_hex(detail.substr(detail.find("\"ots\":[{\"id\":\"") + 14, 32));
     const Id handover = Id::random();
     f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
-        std::vector<Op> ops;
+        // On site, the technician records both rows and hands them over.
+        std::vector<Op> ops{m.set_status(r, EntityType::work_order, ot, "status", text("on_site"))};
         for (const char* serial : {"ONT-1", "PWR-1"}) {
             const Id item = Id::collected_item(ot, serial);
             ops.push_back(m.set(EntityType::collected_item, item, "work_order", ot));

@@ -36,6 +36,12 @@ bool has_entity(const crdt::Replica& r, EntityType t, const Id& id) {
 std::vector<Op> collect(test::Device& d, const Id& ot, const std::string& serial) {
     const Id row = Id::collected_item(ot, serial);
     std::vector<Op> ops;
+    // Rows are recorded on site: the technician arrives first, when not there yet.
+    const Value* status = d.state.get(EntityType::work_order, ot, "status");
+    if (status && *status != Value{std::string("on_site")}) {
+        ops.push_back(
+            d.maker->set_status(d.state, EntityType::work_order, ot, "status", text("on_site")));
+    }
     ops.push_back(d.maker->set(EntityType::collected_item, row, "work_order", ot));
     ops.push_back(d.maker->set(EntityType::collected_item, row, "serial", text(serial)));
     ops.push_back(d.maker->set(EntityType::collected_item, row, "reason", text("migration")));
@@ -87,12 +93,17 @@ TEST_CASE("a technician's day syncs both ways, in binary and in JSON, with a sig
         CHECK(d->state.get(EntityType::case_file, the_case, "customer_name") != nullptr);
         CHECK(d->state.get(EntityType::case_file, the_case, "fee") == nullptr); // not in scope
 
-        auto ops = collect(*d, ot, "ZTEG00000001");
-        for (const char* s : {"on_site", "completed"}) {
-            ops.push_back(
-                d->maker->set_status(d->state, EntityType::work_order, ot, "status", text(s)));
-            d->state.apply(ops.back());
+        auto ops = collect(*d, ot, "ZTEG00000001"); // arrives, then records the row
+        // The second serial stays with the customer; the customer signs; the OT completes.
+        ops.push_back(d->maker->event(EntityType::work_order, ot, "missing_reasons",
+                                      text("ZTEG00000002: el cliente lo conserva")));
+        ops.push_back(d->maker->set(EntityType::work_order, ot, "signature_ref", Id::random()));
+        for (auto& op : ops) {
+            d->state.apply(op);
         }
+        ops.push_back(d->maker->set_status(d->state, EntityType::work_order, ot, "status",
+                                           text("completed")));
+        d->state.apply(ops.back());
         const auto resp = f.sync(*d, ops, json);
         REQUIRE(resp.results.size() == ops.size());
         for (const auto& r : resp.results) {
@@ -336,6 +347,7 @@ TEST_CASE("concurrent devices share commits and every op lands once") {
         const Id tech = f.add_user("tec.par" + std::to_string(i), Role::technician);
         devices.push_back(f.enroll(tech));
         ots.push_back(f.issue_ot(tech, Id::random()));
+        f.sync(*devices.back()); // the device knows its OT before it arrives on site
     }
     const auto before = f.store->op_count();
     std::vector<std::thread> threads;
@@ -361,7 +373,7 @@ TEST_CASE("concurrent devices share commits and every op lands once") {
     for (auto& t : threads) {
         t.join();
     }
-    CHECK(accepted == k_devices * 10 * 4);
+    CHECK(accepted == k_devices * (1 + 10 * 4)); // arriving on site, then 10 rows of 4 ops
     CHECK(f.store->op_count() == before + static_cast<std::uint64_t>(accepted.load()));
 }
 
@@ -514,6 +526,10 @@ TEST_CASE("an OT that comes back brings the device's own acknowledged ops with i
     auto ops = collect(*d, ot, "ZTEG0000AB01");
     ops.push_back(d->maker->event(EntityType::work_order, ot, "notes", text("medidor al fondo")));
     d->state.apply(ops.back());
+    // The visit fails (the office may then give the OT to another technician).
+    ops.push_back(
+        d->maker->set_status(d->state, EntityType::work_order, ot, "status", text("failed")));
+    d->state.apply(ops.back());
     const auto pushed = f.sync(*d, ops);
     CHECK(statuses(pushed) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
     for (const auto& so : pushed.ops) {
@@ -611,6 +627,10 @@ TEST_CASE("custody follows the collector: the row stays on her device and only s
     const Id ot = f.issue_ot(a, Id::random(), {"CPR-AD3005051"});
     f.sync(*da);
     f.sync(*db);
+    Op arrive =
+        da->maker->set_status(da->state, EntityType::work_order, ot, "status", text("on_site"));
+    da->state.apply(arrive);
+    REQUIRE(f.sync(*da, {arrive}).results[0].status == OpStatus::accepted);
     const auto CI = EntityType::collected_item;
     const Id row = Id::collected_item(ot, "CPR-AD3005051");
     auto by = [&](test::Device& d, const Id& item, const Id& user, std::uint64_t replica) {
@@ -633,25 +653,27 @@ TEST_CASE("custody follows the collector: the row stays on her device and only s
     CHECK(rl.results[6].status == OpStatus::rejected); // collected_device: another replica
     CHECK(rl.results[6].code == ErrorCode::permission_denied);
 
-    // The adapter's row reaches the server while the OT is hers; then she collects the
-    // modem offline, and meanwhile the OT goes to Quispe.
+    // Both rows reach the server while the OT is hers; the visit fails and the office
+    // gives the OT to Quispe.
     const Id synced = Id::collected_item(ot, "ADP-AD3005051");
     auto first = collect(*da, ot, "ADP-AD3005051");
     for (auto& op : by(*da, synced, a, da->replica)) {
         first.push_back(op);
     }
-    for (const auto& res : f.sync(*da, first).results) {
-        CHECK(res.status == OpStatus::accepted);
+    for (auto& op : collect(*da, ot, "CPR-AD3005051")) {
+        first.push_back(op);
     }
-    auto pending = collect(*da, ot, "CPR-AD3005051");
     for (auto& op : by(*da, row, a, da->replica)) {
-        pending.push_back(op);
+        first.push_back(op);
+    }
+    first.push_back(
+        da->maker->set_status(da->state, EntityType::work_order, ot, "status", text("failed")));
+    da->state.apply(first.back());
+    for (const auto& res : f.sync(*da, first).results) {
+        CHECK_MESSAGE(res.status == OpStatus::accepted, res.message);
     }
     f.assign(ot, b);
-    const auto ra = f.sync(*da, pending);
-    for (const auto& res : ra.results) {
-        CHECK_MESSAGE(res.status != OpStatus::rejected, res.message);
-    }
+    const auto ra = f.sync(*da);
     auto evicted = [](const SyncResponse& r, EntityType t, const Id& id) {
         return std::any_of(r.evicted.begin(), r.evicted.end(),
                            [&](const EntityRef& e) { return e.type == t && e.id == id; });
@@ -673,6 +695,13 @@ TEST_CASE("custody follows the collector: the row stays on her device and only s
         CHECK(rb.results[i].status == OpStatus::rejected);
         CHECK(rb.results[i].code == ErrorCode::permission_denied);
     }
+    // Nor void it, nor name himself its collector while she holds it.
+    const auto rv = f.sync(
+        *db, {db->maker->set(CI, row, "voided", true), db->maker->set(CI, row, "collected_by", b)});
+    for (const auto& res : rv.results) {
+        CHECK(res.status == OpStatus::rejected);
+        CHECK(res.code == ErrorCode::permission_denied);
+    }
     const Id ha = Id::random();
     const auto rh = f.sync(*da, {da->maker->set(EntityType::handover, ha, "technician", a),
                                  da->maker->add(EntityType::handover, ha, "rows", row),
@@ -690,4 +719,86 @@ TEST_CASE("custody follows the collector: the row stays on her device and only s
     CHECK(rr[0].status == OpStatus::accepted);
     CHECK(evicted(f.sync(*da), CI, row));
     CHECK_FALSE(evicted(f.sync(*db), CI, row));
+}
+
+TEST_CASE("the server applies the handheld's field rules and flags a signature the rows break") {
+    Fixture f;
+    const Id tech = f.add_user("tec.reglas", Role::technician);
+    auto d = f.enroll(tech);
+    const Id the_case = Id::random();
+    const Id ot = f.issue_ot(tech, the_case, {"ONT-R1", "PWR-R1"});
+    f.sync_all(*d);
+    const auto CI = EntityType::collected_item;
+    const auto one = [&](const Op& op) { // sent alone; kept locally only when taken
+        const auto r = f.sync(*d, {op});
+        REQUIRE(r.results.size() == 1);
+        if (r.results[0].status != OpStatus::rejected) {
+            d->state.apply(op);
+        }
+        return r.results[0];
+    };
+    const auto row_of = [&](const std::string& serial) {
+        return d->maker->set(CI, Id::collected_item(ot, serial), "work_order", ot);
+    };
+    // A row while the OT is only assigned: not on site.
+    auto r = one(row_of("ONT-R1"));
+    CHECK(r.status == OpStatus::rejected);
+    CHECK(r.code == ErrorCode::invalid_transition);
+    REQUIRE(
+        one(d->maker->set_status(d->state, EntityType::work_order, ot, "status", text("on_site")))
+            .status == OpStatus::accepted);
+    // A serial with control characters.
+    Op bad = d->maker->set(CI, Id::collected_item(ot, "AB\nCD\t1"), "serial", text("AB\nCD\t1"));
+    r = one(bad);
+    CHECK(r.status == OpStatus::rejected);
+    CHECK(r.code == ErrorCode::invalid_value);
+    for (auto& op : collect(*d, ot, "ONT-R1")) {
+        REQUIRE(f.sync(*d, {op}).results[0].status == OpStatus::accepted);
+    }
+    const auto complete = [&] {
+        return d->maker->set_status(d->state, EntityType::work_order, ot, "status",
+                                    text("completed"));
+    };
+    // Completion: PWR-R1 unexplained, then no signature.
+    Op c1 = complete();
+    r = f.sync(*d, {c1}).results[0];
+    CHECK(r.code == ErrorCode::requirements_incomplete);
+    CHECK(r.message.find("PWR-R1") != std::string::npos);
+    REQUIRE(one(d->maker->event(EntityType::work_order, ot, "missing_reasons",
+                                text("PWR-R1: el cliente la conserva")))
+                .status == OpStatus::accepted);
+    r = f.sync(*d, {complete()}).results[0];
+    CHECK(r.code == ErrorCode::requirements_incomplete);
+    CHECK(r.message.find("signed") != std::string::npos);
+    const Hash256 h = rows_hash(d->state, ot);
+    REQUIRE(one(d->maker->set(EntityType::work_order, ot, "signature_ref", Id::random())).status ==
+            OpStatus::accepted);
+    REQUIRE(one(d->maker->set(EntityType::work_order, ot, "signed_rows_hash",
+                              Bytes{{h.begin(), h.end()}}))
+                .status == OpStatus::accepted);
+    f.service->read_state([&](const crdt::Replica& s) {
+        CHECK_FALSE(server::reconcile_ot(s, ot, {}).signature_mismatch);
+    });
+    // A device that ignores the freeze adds a row after the customer signed: accepted (a
+    // field fact), and the office sees that the signature no longer matches the rows.
+    for (auto& op : collect(*d, ot, "EXTRA-R1")) {
+        REQUIRE(f.sync(*d, {op}).results[0].status == OpStatus::accepted);
+    }
+    f.service->read_state([&](const crdt::Replica& s) {
+        const auto rec = server::reconcile_ot(s, ot, {});
+        CHECK(rec.signature_mismatch);
+    });
+    CHECK(one(complete()).status == OpStatus::accepted); // signed, every serial accounted for
+
+    // Verification is for modalities 2 and 3.
+    const Id ot4 = f.issue_ot(tech, Id::random(), {"DEC-R4"});
+    f.service->submit(
+        f.back_office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica& s) {
+            const Id c4 = std::get<Id>(*s.get(EntityType::work_order, ot4, "case"));
+            return std::vector<Op>{m.set(EntityType::case_file, c4, "modality", std::int64_t{4})};
+        });
+    f.sync_all(*d);
+    r = one(d->maker->add(EntityType::work_order, ot4, "verified_equipment", text("DEC-R4")));
+    CHECK(r.status == OpStatus::rejected);
+    CHECK(r.code == ErrorCode::invalid_value);
 }

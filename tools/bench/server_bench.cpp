@@ -137,8 +137,21 @@ std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std
                     m.set(EntityType::work_order, devices[i].ot, "technician", devices[i].user));
                 ops.push_back(
                     m.set(EntityType::work_order, devices[i].ot, "kind", text("withdraw_boot")));
+                Op issued = m.set(EntityType::work_order, devices[i].ot, "status", text("issued"));
+                Op assigned =
+                    m.set(EntityType::work_order, devices[i].ot, "status", text("assigned"));
+                assigned.observed = {issued.id};
+                ops.push_back(issued);
+                ops.push_back(assigned);
             }
             return ops;
+        });
+    }
+    // Each technician is at the customer's: rows are recorded on site.
+    for (auto& d : devices) {
+        sync.submit(d.user, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+            return std::vector<Op>{
+                m.set_status(r, EntityType::work_order, d.ot, "status", text("on_site"))};
         });
     }
     for (std::size_t done = 0; done < filler;) {

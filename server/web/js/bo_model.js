@@ -110,7 +110,7 @@ export const OT_KINDS = {
 
 export const LINE_STATUS = {
   matched: 'Coincide', unexpected: 'No esperado', missing: 'Faltante', damaged: 'Dañado',
-  pending: 'Pendiente',
+  pending: 'Pendiente', signature_mismatch: 'La firma del cliente no corresponde a las filas',
 };
 
 export const RECEIPTS = {

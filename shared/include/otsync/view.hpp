@@ -36,5 +36,7 @@ std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, cons
 /// "<item id hex> <serial>\n" per row of signed_rows, in that order. The device signs
 /// it; the server recomputes it from the rows it holds.
 Hash256 rows_hash(const crdt::Replica& r, const Id& ot);
+/// The same over rows already listed (item, serial), in the order given.
+Hash256 rows_hash(const std::vector<std::pair<Id, std::string>>& rows);
 
 } // namespace otsync
