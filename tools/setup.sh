@@ -3,6 +3,7 @@
 # browser tests' one npm package (playwright-core, pinned in tests/browser/package-lock.json;
 # it drives Debian's chromium, it downloads no browser).
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
+#   --clang  also clang and its sanitizer runtimes (tools/test.sh --tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,9 @@ packages=(
 # node and npm (from any source) keeps them.
 if ! { command -v node && command -v npm; } >/dev/null; then
     packages+=(nodejs npm)
+fi
+if [[ ${1:-} == --clang ]]; then
+    packages+=(clang libclang-rt-dev)
 fi
 
 missing=()

@@ -1857,47 +1857,37 @@ std::string Procedure::discrepancies(const std::map<std::string, std::string>& q
     m_sync.read_state([&](const crdt::Replica& r) {
         for (const Id& ot : r.entities(CF::work_order)) {
             const auto rec = reconcile_ot(r, ot, reconcile_options());
-            const auto technician = [&](const std::optional<Id>& collector) {
-                const auto t = collector ? collector : id_of(r, CF::work_order, ot, "technician");
-                return t ? user_label(m_store, *t, names) : std::string();
+            // One item: the OT, its case and contract, who answers for the line (the row's
+            // collector, else the OT's technician) and the line.
+            const auto item = [&](const SerialLine& l) {
+                w.StartObject();
+                w.Key("ot");
+                str(w, ot.hex());
+                w.Key("case");
+                str(w, rec.case_id.hex());
+                w.Key("contract");
+                str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
+                w.Key("technician");
+                const auto t =
+                    l.collected_by ? l.collected_by : id_of(r, CF::work_order, ot, "technician");
+                str(w, t ? user_label(m_store, *t, names) : std::string());
+                w.Key("line");
+                write_line(w, l, m_store, names);
+                w.EndObject();
             };
             if (rec.signature_mismatch) {
                 // Not a serial's problem but the Anexo 4's: one line for the whole OT.
                 SerialLine l;
                 l.status = "signature_mismatch";
-                w.StartObject();
-                w.Key("ot");
-                str(w, ot.hex());
-                w.Key("case");
-                str(w, rec.case_id.hex());
-                w.Key("contract");
-                str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
-                w.Key("technician");
-                str(w, technician(std::nullopt));
-                w.Key("line");
-                write_line(w, l, m_store, names);
-                w.EndObject();
+                item(l);
             }
             for (const auto& l : rec.lines) {
                 const bool issue = (l.status != "matched" && l.status != "pending") ||
                                    l.collected_twice || l.overdue ||
                                    (!l.receipt.empty() && l.receipt != "received");
-                if (!issue || (!all && l.settled && !l.collected_twice)) {
-                    continue;
+                if (issue && (all || !l.settled || l.collected_twice)) {
+                    item(l);
                 }
-                w.StartObject();
-                w.Key("ot");
-                str(w, ot.hex());
-                w.Key("case");
-                str(w, rec.case_id.hex());
-                w.Key("contract");
-                str(w, text_of(r, CF::case_file, rec.case_id, "contract"));
-                // Who answers for the line: the row's collector, else the OT's technician.
-                w.Key("technician");
-                str(w, technician(l.collected_by));
-                w.Key("line");
-                write_line(w, l, m_store, names);
-                w.EndObject();
             }
         }
     });
@@ -2209,7 +2199,8 @@ void Procedure::record_field_steps(const std::vector<Op>& ops) {
             }
         }
     });
-    for (const auto& [tech, steps] : due) {
+    for (const auto& [tech, tech_steps] : due) {
+        const auto& steps = tech_steps; // a lambda captures a variable, not a binding (clang 14)
         m_sync.submit(tech, Role::system, [&](crdt::OpMaker& m, const crdt::Replica&) {
             std::vector<Op> out;
             for (const auto& [c, code] : steps) {

@@ -183,6 +183,7 @@ void SyncService::reload() {
     m_handover_tech.clear();
     m_tech_handovers.clear();
     m_set_aside.clear();
+    m_set_aside_arrivals.clear();
     HlcTime latest = 0;
     std::uint64_t after = 0;
     for (;;) {
@@ -270,6 +271,10 @@ void SyncService::index_set_aside(const Op& op) {
     }
     if (const auto device_op = set_aside_op(op.value)) {
         m_set_aside.try_emplace(device_op->id, to_json(*device_op));
+        const FieldDef* df = find_field(device_op->entity_type, device_op->field);
+        if (df && df->name == "status" && device_op->value == Value{std::string("on_site")}) {
+            m_set_aside_arrivals.insert({op.entity, device_op->id.replica});
+        }
     }
 }
 
@@ -514,7 +519,7 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
         }
     }
     if (actor.role == Role::technician && !flagged) {
-        if (auto err = field_rules(op, f, batch_items)) {
+        if (auto err = field_rules(actor, op, f, batch_items)) {
             return reject(err->code(), err->message());
         }
     }
@@ -555,7 +560,7 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
     return res;
 }
 
-std::optional<Error> SyncService::field_rules(const Op& op, const FieldDef& f,
+std::optional<Error> SyncService::field_rules(const Actor& actor, const Op& op, const FieldDef& f,
                                               const std::map<Id, Id>& batch_items) const {
     const auto text_at = [&](EntityType t, const Id& id, std::string_view field) {
         const Value* v = m_state.get(t, id, field);
@@ -573,7 +578,9 @@ std::optional<Error> SyncService::field_rules(const Op& op, const FieldDef& f,
                 ot = jt->second;
             }
         }
-        if (ot) {
+        // An arrival set aside while the OT was another technician's still puts this
+        // device on site: the OT came back to it, and its rows are field facts.
+        if (ot && !m_set_aside_arrivals.contains({*ot, actor.replica})) {
             if (const auto st = text_at(EntityType::work_order, *ot, "status"); st != "on_site") {
                 return Error(ErrorCode::invalid_transition,
                              "rows are recorded on site: OT " + ot->hex() + " is '" + st + "'");

@@ -128,7 +128,7 @@ private:
                       const std::map<Id, std::string>& batch_serials);
     /// The handheld's field rules, applied again to a technician's op (not a flagged one):
     /// rows on site, verification in modalities 2 and 3, completion requirements.
-    std::optional<Error> field_rules(const Op& op, const FieldDef& f,
+    std::optional<Error> field_rules(const Actor& actor, const Op& op, const FieldDef& f,
                                      const std::map<Id, Id>& batch_items) const;
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
@@ -168,6 +168,9 @@ private:
     // Device ops set aside (a former assignee's register write on an OT, §3.6): op id ->
     // the op's JSON, from the flagged_writes records, so a resend is acknowledged once.
     std::unordered_map<OpId, std::string> m_set_aside;
+    /// (OT, replica) of devices whose arrival on site was set aside (the OT was another
+    /// technician's then): their rows on it still count as recorded on site.
+    std::set<std::pair<Id, std::uint64_t>> m_set_aside_arrivals;
     SyncCounters m_counters;
     std::function<void(const std::vector<Op>&)> m_after_sync;
     std::function<void(const crdt::Replica&)> m_observe_rebuild;

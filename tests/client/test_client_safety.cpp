@@ -392,3 +392,69 @@ TEST_CASE("input the handheld refuses, each with its code") {
     CHECK(error_of([&] { (void)c.verify(o, "INP0-1"); }) == OTSYNC_ERR_INVALID_VALUE);
     CHECK(c.pending() == 0); // only the status change was recorded, and it was sent
 }
+
+namespace {
+
+/// Runs `hook` once, just before the n-th request goes through.
+class HookTransport : public Transport {
+public:
+    HookTransport(Transport& next, int n, std::function<void()> hook)
+        : m_next(next), m_n(n), m_hook(std::move(hook)) {}
+    HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
+                   const std::string& body) override {
+        if (++m_count == m_n) {
+            m_hook();
+        }
+        return m_next.post(path, headers, body);
+    }
+
+private:
+    Transport& m_next;
+    int m_n;
+    std::function<void()> m_hook;
+    int m_count = 0;
+};
+
+} // namespace
+
+TEST_CASE("an OT reassigned away and back during one long sync stays on the device") {
+    Server s;
+    const Id a = s.add_user("tec.ida", Role::technician);
+    const Id b = s.add_user("tec.vuelta", Role::technician);
+    const Id ot = s.issue(a, 1, "BCK")[0];
+    TempDir dev;
+    LoopbackTransport loop(*s.app);
+    Client c((dev.path / "device.db").string(), key_of(8));
+    c.enroll(loop, "http://loopback", s.code(a), "x");
+    c.sync(loop);
+    c.set_status(ot.hex(), "on_site", "");
+    for (int i = 0; i < 90; ++i) { // more than one request's worth of ops
+        c.collect(ot.hex(), "BCK-X" + std::to_string(i), "", "migration", "", "");
+    }
+    for (int k = 0; k < 4; ++k) { // ops on the OT itself, at the end of the outbox
+        c.report_missing(ot.hex(), "BCK0-" + std::to_string(k), "el cliente no lo tiene");
+    }
+    REQUIRE(c.pending() > 500);
+    // The office gives the OT to another technician, and back while the device syncs: the
+    // first answer evicts the OT (held while its ops are pending), the second brings it back.
+    s.reassign(ot, b);
+    HookTransport back(loop, 2, [&] { s.reassign(ot, a); });
+    c.sync(back);
+    CHECK(c.pending() == 0);
+    CHECK(c.list_ots_json("").find(ot.hex()) != std::string::npos);
+    CHECK(c.show_ot_json(ot.hex()).find("BCK-X89") != std::string::npos);
+    // Every row reached the server as recorded. The arrival on site, sent while the OT was
+    // the other technician's, was kept for the office rather than applied (protocol.md
+    // §3.6): the rows recorded after it still count as recorded on site.
+    s.sync->read_state([&](const crdt::Replica& st) {
+        for (const Id& item : c.state().entities(EntityType::collected_item)) {
+            CHECK(entity_json(c.state(), EntityType::collected_item, item, true) ==
+                  entity_json(st, EntityType::collected_item, item, true));
+        }
+        CHECK(st.entities(EntityType::collected_item).size() == 90);
+        const auto* kept = st.log(EntityType::work_order, ot, "flagged_writes");
+        REQUIRE(kept);
+        CHECK(kept->events.size() == 1);
+    });
+    CHECK(c.status_json().find("\"rejections\":[]") != std::string::npos);
+}

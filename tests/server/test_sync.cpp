@@ -557,10 +557,12 @@ TEST_CASE("an OT that comes back brings the device's own acknowledged ops with i
     f.assign(ot, tech);
     f.sync_all(*d);
     f.service->read_state([&](const crdt::Replica& s) {
-        for (const auto& [t, id] :
+        for (const auto& entity :
              std::vector<std::pair<EntityType, Id>>{{EntityType::work_order, ot},
                                                     {EntityType::case_file, the_case},
                                                     {EntityType::collected_item, row}}) {
+            const EntityType t = entity.first; // a variable: CAPTURE's lambda takes it (clang 14)
+            const Id& id = entity.second;
             CAPTURE(to_string(t));
             CHECK(entity_json(s, t, id, true) == entity_json(d->state, t, id, true));
         }

@@ -4,31 +4,11 @@
 // ctx.shared.handover (its id) and ctx.shared.missingItem (the item id of RMT-2888) for
 // the back office flow, which settles that discrepancy.
 
+import { check, visible, text, scan } from '../warehouse.mjs';
+
 export const name = 'almacen';
 
 const SERIALS = ['HWTC7F302888', 'PWR-12V-2888', 'RMT-2888'];
-
-/** Throws `message` unless `cond`. */
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** Waits until `locator` is visible, or throws `message`. */
-async function visible(locator, message, timeout = 10000) {
-  await locator.first().waitFor({ state: 'visible', timeout })
-    .catch(() => { throw new Error(message); });
-}
-
-/** The trimmed text of `locator`. */
-async function text(locator) {
-  return (await locator.innerText()).trim();
-}
-
-/** Types a serial and Enter, as a barcode scanner (keyboard wedge) does. */
-async function scan(page, serial) {
-  await page.keyboard.type(serial, { delay: 15 });
-  await page.keyboard.press('Enter');
-}
 
 /** Drops Chromium's console line for a favicon 404 on the login page (not this page's). */
 function ignoreFavicon(ctx) {

@@ -1,33 +1,13 @@
-// The barcode scanner on the Almacén page (issue 10 item 10): the scanner is a keyboard
+// The barcode scanner on the Almacén page: the scanner is a keyboard
 // that types the serial and Enter into whatever has focus, so a scan made while a result
 // menu or a note has focus must still reach the scan field and change nothing else; and a
 // receipt whose sending fails says so next to «Confirmar recepción». Works on Juan
 // Mamani's handover before the `almacen` flow receives it, and leaves it pending: every
 // scenario opens it afresh (no draft), and the failing sends never reach the server.
 
+import { check, visible, text, scan } from '../warehouse.mjs';
+
 export const name = 'almacen_scanner';
-
-/** Throws `message` unless `cond`. */
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** Waits until `locator` is visible, or throws `message`. */
-async function visible(locator, message, timeout = 10000) {
-  await locator.first().waitFor({ state: 'visible', timeout })
-    .catch(() => { throw new Error(message); });
-}
-
-/** The trimmed text of `locator`. */
-async function text(locator) {
-  return (await locator.innerText()).trim();
-}
-
-/** Types a serial and Enter, as a barcode scanner (keyboard wedge) does. */
-async function scan(page, serial) {
-  await page.keyboard.type(serial, { delay: 15 });
-  await page.keyboard.press('Enter');
-}
 
 /**
  * Types a serial and Enter at a scanner's pace: a key every 8 ms by the events' own
