@@ -5,8 +5,12 @@
 
 #include "otsync/error.hpp"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <optional>
 
 // The C enum mirrors otsync::ErrorCode one to one: a code added on one side only fails
 // the build here.
@@ -44,8 +48,139 @@ OTSYNC_SAME_CODE(OTSYNC_ERR_REPLAYED, replayed);
 OTSYNC_SAME_CODE(OTSYNC_ERR_SIGNED_ROWS, signed_rows);
 #undef OTSYNC_SAME_CODE
 
+/// One request handed to an app's transport: the library's reference and the app's; the
+/// last one released frees it, so a late answer after a deadline is harmless.
+struct otsync_http_call {
+    std::string method = "POST";
+    std::string url;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    bool abandoned = false; // cancelled or past its deadline
+    otsync::client::HttpReply reply;
+    std::atomic<int> refs{2};
+};
+
+namespace {
+
+void release(otsync_http_call* call) {
+    if (--call->refs == 0) {
+        delete call;
+    }
+}
+
+void finish(otsync_http_call* call, otsync::client::HttpReply reply) {
+    {
+        std::lock_guard lock(call->mu);
+        if (!call->done) {
+            call->done = true;
+            call->reply = std::move(reply);
+        }
+    }
+    call->cv.notify_all();
+    release(call);
+}
+
+/// The app's transport behind the engine's Transport: sends, then waits for the answer,
+/// the deadline or a cancel.
+class HostTransport final : public otsync::client::Transport {
+public:
+    HostTransport(const otsync_transport& t, std::string base_url, std::uint32_t deadline_ms)
+        : m_t(t), m_base(std::move(base_url)), m_deadline_ms(deadline_ms) {}
+
+    otsync::client::HttpReply post(const std::string& path,
+                                   const std::map<std::string, std::string>& headers,
+                                   const std::string& body) override {
+        auto* call = new otsync_http_call;
+        call->url = m_base + path;
+        call->headers.assign(headers.begin(), headers.end());
+        call->body = body;
+        {
+            std::lock_guard lock(m_mu);
+            m_current = call;
+        }
+        m_t.send(m_t.user, call);
+        otsync::client::HttpReply reply;
+        bool gave_up = false;
+        {
+            std::unique_lock lock(call->mu);
+            const bool answered = call->cv.wait_for(lock, std::chrono::milliseconds(m_deadline_ms),
+                                                    [&] { return call->done || call->abandoned; });
+            if (call->done) {
+                reply = call->reply;
+            } else {
+                gave_up = true;
+                const bool cancelled = answered; // abandoned by cancel(), else the deadline
+                call->abandoned = true;
+                reply.error = cancelled ? OTSYNC_ERR_CANCELLED : OTSYNC_ERR_TIMEOUT;
+                reply.error_message = cancelled
+                                          ? std::string("cancelled")
+                                          : "no answer within " + std::to_string(m_deadline_ms) +
+                                                " ms from the app's transport";
+            }
+        }
+        if (gave_up && m_t.cancel) {
+            m_t.cancel(m_t.user, call);
+        }
+        {
+            std::lock_guard lock(m_mu);
+            m_current = nullptr;
+        }
+        release(call);
+        return reply;
+    }
+
+    void cancel() override {
+        std::lock_guard lock(m_mu);
+        if (m_current) {
+            {
+                std::lock_guard c(m_current->mu);
+                m_current->abandoned = true;
+            }
+            m_current->cv.notify_all();
+        }
+    }
+
+private:
+    otsync_transport m_t;
+    std::string m_base;
+    std::uint32_t m_deadline_ms;
+    std::mutex m_mu;
+    otsync_http_call* m_current = nullptr;
+};
+
+} // namespace
+
 struct otsync_client {
     std::unique_ptr<otsync::client::Client> impl;
+    // The transport: the app's, or the built-in one kept (with its connection) across
+    // calls while the address and the options stay the same.
+    std::mutex mu;
+    std::optional<otsync_transport> host;
+    otsync::client::HttpOptions http;
+    std::shared_ptr<otsync::client::Transport> transport;
+    std::string transport_url;
+
+    std::shared_ptr<otsync::client::Transport> transport_for(const std::string& url) {
+        std::lock_guard lock(mu);
+        if (!transport || transport_url != url) {
+            if (host) {
+                transport = std::make_shared<HostTransport>(
+                    *host, url, static_cast<std::uint32_t>(http.request_timeout_ms));
+            } else {
+                transport = otsync::client::make_http_transport(url, http);
+            }
+            transport_url = url;
+        }
+        return transport;
+    }
+    void reset_transport() {
+        std::lock_guard lock(mu);
+        transport.reset();
+        transport_url.clear();
+    }
 };
 
 namespace {
@@ -141,7 +276,7 @@ int otsync_client_enroll(otsync_client_t* client, const char* server_url, const 
                      [&] {
                          auto& c = need(client);
                          const std::string url = need_str(server_url, "the server address");
-                         auto transport = otsync::client::make_http_transport(url);
+                         const auto transport = client->transport_for(url);
                          c.enroll(*transport, url, need_str(code, "the enrollment code"),
                                   str(label));
                      })
@@ -262,6 +397,22 @@ char* otsync_client_create_handover(otsync_client_t* client, const char* zone, o
 
 int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
                        otsync_error* err) {
+    struct Old {
+        otsync_progress_fn fn;
+        void* user;
+    } old{progress, user};
+    const auto adapt = [](const otsync_sync_progress* p, void* u) {
+        const auto* o = static_cast<const Old*>(u);
+        if (o->fn && p->retry_in_ms == 0) {
+            o->fn(p->received, p->remaining, o->user);
+        }
+        return 0;
+    };
+    return otsync_client_sync_ex(client, adapt, &old, nullptr, err);
+}
+
+int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress, void* user,
+                          char** result, otsync_error* err) {
     return try_catch(err,
                      [&] {
                          auto& c = need(client);
@@ -269,15 +420,157 @@ int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, voi
                              throw otsync::client::ClientError(OTSYNC_ERR_NOT_ENROLLED,
                                                                "this device is not enrolled");
                          }
-                         auto transport = otsync::client::make_http_transport(c.server_url());
-                         c.sync(*transport, [&](std::uint64_t received, std::uint64_t remaining) {
-                             if (progress) {
-                                 progress(received, remaining, user);
-                             }
-                         });
+                         const auto transport = client->transport_for(c.server_url());
+                         otsync::client::ProgressFn fn;
+                         if (progress) {
+                             fn = [&](const otsync::client::SyncProgress& p) {
+                                 otsync_sync_progress out{};
+                                 out.sent = p.sent;
+                                 out.pending = p.pending;
+                                 out.received = p.received;
+                                 out.remaining = p.remaining;
+                                 out.bytes_up = p.bytes_up;
+                                 out.bytes_down = p.bytes_down;
+                                 out.attempt = p.attempt;
+                                 out.retry_in_ms = p.retry_in_ms;
+                                 out.last_error = p.last_error;
+                                 out.last_error_message = p.last_error_message.c_str();
+                                 return progress(&out, user) == 0;
+                             };
+                         }
+                         const auto stats = c.sync(*transport, fn);
+                         if (result) {
+                             *result = dup(c.sync_result_json(stats));
+                         }
                      })
                ? 0
                : -1;
+}
+
+int otsync_client_set_http_options(otsync_client_t* client, const otsync_http_options* options,
+                                   otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         need(client);
+                         if (!options) {
+                             throw otsync::client::ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                                                               "no options (NULL)");
+                         }
+                         otsync::client::HttpOptions o;
+                         if (options->connect_timeout_ms) {
+                             o.connect_timeout_ms = static_cast<int>(options->connect_timeout_ms);
+                         }
+                         if (options->io_timeout_ms) {
+                             o.io_timeout_ms = static_cast<int>(options->io_timeout_ms);
+                         }
+                         if (options->request_timeout_ms) {
+                             o.request_timeout_ms = static_cast<int>(options->request_timeout_ms);
+                         }
+                         o.ca_file = str(options->ca_file);
+                         o.pinned_sha256 = str(options->pinned_sha256);
+                         {
+                             std::lock_guard lock(client->mu);
+                             client->http = o;
+                         }
+                         client->reset_transport();
+                     })
+               ? 0
+               : -1;
+}
+
+int otsync_client_set_transport(otsync_client_t* client, const otsync_transport* transport,
+                                otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         need(client);
+                         if (transport && !transport->send) {
+                             throw otsync::client::ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                                                               "a transport needs its send");
+                         }
+                         {
+                             std::lock_guard lock(client->mu);
+                             client->host = transport ? std::optional(*transport) : std::nullopt;
+                         }
+                         client->reset_transport();
+                     })
+               ? 0
+               : -1;
+}
+
+int otsync_client_set_retry_policy(otsync_client_t* client, const otsync_retry_policy* policy,
+                                   otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         auto& c = need(client);
+                         if (!policy) {
+                             throw otsync::client::ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                                                               "no retry policy (NULL)");
+                         }
+                         c.set_retry_policy({policy->initial_delay_ms, policy->max_delay_ms,
+                                             policy->max_elapsed_ms, policy->jitter_percent});
+                     })
+               ? 0
+               : -1;
+}
+
+void otsync_client_cancel(otsync_client_t* client) {
+    if (client && client->impl) {
+        client->impl->cancel();
+    }
+}
+
+const char* otsync_http_call_method(const otsync_http_call* call) {
+    return call ? call->method.c_str() : "";
+}
+const char* otsync_http_call_url(const otsync_http_call* call) {
+    return call ? call->url.c_str() : "";
+}
+size_t otsync_http_call_header_count(const otsync_http_call* call) {
+    return call ? call->headers.size() : 0;
+}
+const char* otsync_http_call_header_name(const otsync_http_call* call, size_t i) {
+    return call && i < call->headers.size() ? call->headers[i].first.c_str() : nullptr;
+}
+const char* otsync_http_call_header_value(const otsync_http_call* call, size_t i) {
+    return call && i < call->headers.size() ? call->headers[i].second.c_str() : nullptr;
+}
+const uint8_t* otsync_http_call_body(const otsync_http_call* call, size_t* len) {
+    if (len) {
+        *len = call ? call->body.size() : 0;
+    }
+    return call ? reinterpret_cast<const uint8_t*>(call->body.data()) : nullptr;
+}
+void otsync_http_call_complete(otsync_http_call* call, int status, const uint8_t* body,
+                               size_t body_len) {
+    if (!call) {
+        return;
+    }
+    try {
+        otsync::client::HttpReply r(
+            status > 0 ? static_cast<unsigned>(status) : 0u,
+            body ? std::string(reinterpret_cast<const char*>(body), body_len) : std::string());
+        if (status <= 0) {
+            r.error_message = "the app's transport completed with status " + std::to_string(status);
+        }
+        finish(call, std::move(r));
+    } catch (...) {
+        finish(call, {});
+    }
+}
+void otsync_http_call_fail(otsync_http_call* call, int error_code, const char* message) {
+    if (!call) {
+        return;
+    }
+    otsync::client::HttpReply r;
+    r.error = error_code == OTSYNC_ERR_TIMEOUT || error_code == OTSYNC_ERR_TLS ||
+                      error_code == OTSYNC_ERR_CANCELLED
+                  ? error_code
+                  : OTSYNC_ERR_NETWORK;
+    try {
+        r.error_message = message ? message : "";
+    } catch (...) {
+    }
+    finish(call, std::move(r));
 }
 
 char* otsync_client_status(otsync_client_t* client, otsync_error* err) {

@@ -16,7 +16,9 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <set>
@@ -129,6 +131,60 @@ struct Client::Impl {
     // releases it for each network exchange, and `sync_mu` keeps syncs one at a time.
     std::mutex mu;
     std::mutex sync_mu;
+    // Cancel: the flag, the transport whose post is in flight, and the retry wait.
+    RetryPolicy retry;
+    std::atomic<bool> cancelled{false};
+    std::mutex flight_mu;
+    Transport* in_flight = nullptr;
+    std::condition_variable_any retry_cv;
+
+    [[noreturn]] void throw_cancelled() {
+        put_meta("last_sync_result",
+                 std::string("cancelada: no se perdió nada; la próxima sincronización continúa"));
+        throw ClientError(OTSYNC_ERR_CANCELLED,
+                          "cancelled; nothing was lost and the next sync resumes from here");
+    }
+
+    /// One request, `lock` released while it is in flight; a cancel ends it.
+    HttpReply exchange(Transport& t, std::unique_lock<std::mutex>& lock, const std::string& path,
+                       const std::map<std::string, std::string>& headers, const std::string& body) {
+        if (cancelled) {
+            throw_cancelled();
+        }
+        lock.unlock();
+        {
+            std::lock_guard f(flight_mu);
+            in_flight = &t;
+        }
+        HttpReply reply;
+        if (!cancelled) {
+            reply = t.post(path, headers, body);
+        } else {
+            reply.error = OTSYNC_ERR_CANCELLED;
+        }
+        {
+            std::lock_guard f(flight_mu);
+            in_flight = nullptr;
+        }
+        lock.lock();
+        if (cancelled) {
+            throw_cancelled();
+        }
+        return reply;
+    }
+
+    /// Waits `ms` with `lock` released, or less when cancelled (then throws).
+    void wait_retry(std::unique_lock<std::mutex>& lock, std::uint32_t ms) {
+        lock.unlock();
+        {
+            std::unique_lock f(flight_mu);
+            retry_cv.wait_for(f, std::chrono::milliseconds(ms), [&] { return cancelled.load(); });
+        }
+        lock.lock();
+        if (cancelled) {
+            throw_cancelled();
+        }
+    }
 
     /// The time written into field facts (collected at, completed at, handover date): the
     /// device's clock corrected by the server's, the same the HLC stamps ops with.
@@ -432,7 +488,8 @@ struct Client::Impl {
                     "'schema';");
         });
         put_meta("last_sync_result",
-                 std::string("revoked: this device was revoked; its data was wiped"));
+                 std::string("revocado (revoked): el servidor dio de baja este equipo y sus "
+                             "datos se borraron"));
         secret.wipe();
         replica = 0;
         state = crdt::Replica{};
@@ -517,7 +574,7 @@ struct Client::Impl {
         }
         const std::string shown =
             code_text.empty() ? "HTTP " + std::to_string(reply.status) : code_text;
-        put_meta("last_sync_result", "refused: " + shown + ": " + advice);
+        put_meta("last_sync_result", "rechazada (" + shown + "): " + advice);
         throw ClientError(c, advice + " (" + shown + (message.empty() ? "" : ": " + message) + ")");
     }
 
@@ -673,13 +730,17 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
     w.Key("label");
     w.String(label);
     w.EndObject();
-    lock.unlock(); // no lock across the network
-    const auto reply = transport.post("/v1/devices/enroll", {{"content-type", "application/json"}},
-                                      sb.GetString());
-    lock.lock();
+    m->cancelled = false; // a cancel ends the enrollment in progress only
+    const auto reply = m->exchange(transport, lock, "/v1/devices/enroll",
+                                   {{"content-type", "application/json"}}, sb.GetString());
     if (reply.status == 0) {
-        throw ClientError(OTSYNC_ERR_NETWORK,
-                          "the server did not answer; check the address and the connection");
+        const int failure = reply.error == OTSYNC_ERR_TIMEOUT || reply.error == OTSYNC_ERR_TLS
+                                ? reply.error
+                                : OTSYNC_ERR_NETWORK;
+        throw ClientError(failure, "the server did not answer (" +
+                                       (reply.error_message.empty() ? std::string("no answer")
+                                                                    : reply.error_message) +
+                                       "); check the address and the connection");
     }
     rapidjson::Document doc;
     doc.Parse(reply.body.c_str());
@@ -1191,14 +1252,84 @@ std::string Client::status_json() const {
 
 // ---- sync ---------------------------------------------------------------------------------
 
-SyncStats Client::sync(Transport& transport,
-                       const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+std::string Client::sync_result_json(const SyncStats& stats) const {
+    std::lock_guard lock(m->mu);
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    const std::pair<const char*, std::uint64_t> counts[] = {
+        {"requests", stats.requests},     {"sent", stats.pushed},
+        {"flagged", stats.flagged},       {"rejected", stats.rejected},
+        {"received", stats.received},     {"reissued", stats.reissued},
+        {"retries", stats.retries},       {"bytes_up", stats.bytes_up},
+        {"bytes_down", stats.bytes_down}, {"pending", m->pending()}};
+    for (const auto& [k, v] : counts) {
+        w.Key(k);
+        w.Uint64(v);
+    }
+    w.Key("evicted_ots");
+    w.StartArray();
+    for (const auto& ot : stats.evicted_ots) {
+        w.String(ot);
+    }
+    w.EndArray();
+    w.Key("conflicts");
+    w.Uint64(m->state.conflicts().size());
+    w.EndObject();
+    return sb.GetString();
+}
+
+void Client::set_retry_policy(const RetryPolicy& policy) {
+    if (policy.initial_delay_ms == 0 || policy.max_delay_ms < policy.initial_delay_ms ||
+        policy.jitter_percent > 100) {
+        throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
+                          "a retry policy needs 0 < initial delay <= maximum delay and a "
+                          "jitter of at most 100%");
+    }
+    std::lock_guard lock(m->mu);
+    m->retry = policy;
+}
+
+void Client::cancel() {
+    m->cancelled = true;
+    {
+        std::lock_guard f(m->flight_mu);
+        if (m->in_flight) {
+            m->in_flight->cancel();
+        }
+    }
+    m->retry_cv.notify_all();
+}
+
+SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
     std::lock_guard sync_lock(m->sync_mu); // one sync at a time
     std::unique_lock lock(m->mu);          // released for each network exchange
+    m->cancelled = false;                  // a cancel ends the sync in progress only
     m->require_enrolled();
     SyncStats stats;
     std::mt19937 jitter(std::random_device{}());
-    int failures = 0;
+    const RetryPolicy policy = m->retry;
+    std::uint32_t failures = 0;
+    std::chrono::steady_clock::time_point failing_since;
+    // The callback runs without the lock; false from it stops the sync as a cancel does.
+    const auto report = [&](SyncProgress p) {
+        if (!progress) {
+            return;
+        }
+        p.sent = stats.pushed;
+        p.pending = m->pending();
+        p.received = stats.received;
+        p.bytes_up = stats.bytes_up;
+        p.bytes_down = stats.bytes_down;
+        p.attempt = failures;
+        lock.unlock();
+        const bool go_on = progress(p);
+        lock.lock();
+        if (!go_on) {
+            m->cancelled = true;
+            m->throw_cancelled();
+        }
+    };
     for (int page = 0; page < k_max_pages; ++page) {
         // The outbox, oldest first, one batch.
         std::vector<Op> batch;
@@ -1224,25 +1355,60 @@ SyncStats Client::sync(Transport& transport,
             {"x-otsync-replica", std::to_string(m->replica)},
             {"x-otsync-counter", std::to_string(req.request_counter)},
             {"x-otsync-signature", to_base64(sig)}};
-        lock.unlock();
-        const HttpReply reply = transport.post("/v1/sync", headers, body);
-        lock.lock();
+        const HttpReply reply = m->exchange(transport, lock, "/v1/sync", headers, body);
         stats.requests++;
+        stats.bytes_up += body.size();
+        stats.bytes_down += reply.body.size();
+        if (reply.status == 0 && reply.error == OTSYNC_ERR_TLS) {
+            // A certificate that is refused does not get better by waiting.
+            m->put_meta("last_sync_result", "certificado del servidor rechazado (" +
+                                                reply.error_message + "); su trabajo se conserva");
+            throw ClientError(OTSYNC_ERR_TLS, "the server's certificate is refused (" +
+                                                  reply.error_message + "); your work is kept");
+        }
         // 409: this counter was already used (the network delivered a request twice and
         // the answer that came back is the duplicate's): the original was processed or
         // not; either way resend under a new counter, the ops are idempotent.
         if (reply.status == 0 || reply.status >= 500 || reply.status == 409) {
-            // Nothing is lost: the outbox stays; retry with backoff and jitter, then give up.
-            if (++failures > 3) {
-                m->put_meta("last_sync_result", std::string("network: the server did not answer"));
-                throw ClientError(
-                    OTSYNC_ERR_NETWORK,
-                    "the server did not answer; your work is kept and will be sent later");
+            // Nothing is lost: the outbox stays; retry with back-off and jitter (the
+            // policy's), then give up until the next sync.
+            const auto now = std::chrono::steady_clock::now();
+            if (failures++ == 0) {
+                failing_since = now;
             }
-            lock.unlock();
-            std::this_thread::sleep_for(
-                std::chrono::milliseconds((100 << failures) + jitter() % 100));
-            lock.lock();
+            const int code = reply.status == 0 ? reply.error : OTSYNC_ERR_NETWORK;
+            const std::string what =
+                reply.status == 0
+                    ? (reply.error_message.empty() ? std::string("no answer") : reply.error_message)
+                    : "HTTP " + std::to_string(reply.status);
+            double delay = policy.initial_delay_ms;
+            for (std::uint32_t i = 1; i < failures && delay < policy.max_delay_ms; ++i) {
+                delay *= 2;
+            }
+            auto wait = static_cast<std::uint32_t>(
+                std::min<double>(delay, policy.max_delay_ms) *
+                (1.0 - static_cast<double>(jitter() % (policy.jitter_percent + 1)) / 100.0));
+            wait = std::max<std::uint32_t>(wait, 1);
+            const auto elapsed = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(now - failing_since).count());
+            if (policy.max_elapsed_ms && elapsed + wait > policy.max_elapsed_ms) {
+                const bool timeout = code == OTSYNC_ERR_TIMEOUT;
+                m->put_meta("last_sync_result",
+                            std::string(timeout ? "el servidor no respondió a tiempo ("
+                                                : "sin conexión con el servidor (") +
+                                what + "); su trabajo se conserva y se enviará después");
+                throw ClientError(timeout ? OTSYNC_ERR_TIMEOUT : OTSYNC_ERR_NETWORK,
+                                  (timeout ? std::string("the server did not answer in time (")
+                                           : std::string("the server could not be reached (")) +
+                                      what + "); your work is kept and will be sent later");
+            }
+            stats.retries++;
+            SyncProgress p;
+            p.retry_in_ms = wait;
+            p.last_error = code;
+            p.last_error_message = what;
+            report(p);
+            m->wait_retry(lock, wait);
             continue;
         }
         failures = 0;
@@ -1251,12 +1417,14 @@ SyncStats Client::sync(Transport& transport,
         }
         if (reply.status == 426) {
             m->put_meta("last_sync_result",
-                        std::string("update required: the server needs a newer app"));
+                        std::string("actualice la aplicación: el servidor necesita una versión "
+                                    "más nueva; su trabajo se conserva"));
             throw ClientError(OTSYNC_ERR_UNSUPPORTED_PROTOCOL,
                               "update required: the server needs a newer app; your work is kept");
         }
         if (reply.status != 200) {
-            m->put_meta("last_sync_result", "refused: HTTP " + std::to_string(reply.status));
+            m->put_meta("last_sync_result",
+                        "rechazada por el servidor (HTTP " + std::to_string(reply.status) + ")");
             throw ClientError(OTSYNC_ERR_INTERNAL, "the server refused the sync (HTTP " +
                                                        std::to_string(reply.status) +
                                                        "): " + reply.body.substr(0, 300));
@@ -1288,6 +1456,7 @@ SyncStats Client::sync(Transport& transport,
                     stats.rejected++;
                 } else {
                     stats.pushed++;
+                    stats.flagged += r.status == OpStatus::flagged ? 1 : 0;
                 }
             }
             std::vector<Op> pulled;
@@ -1423,6 +1592,9 @@ SyncStats Client::sync(Transport& transport,
                 m->put_meta("notices",
                             seal(m->key, std::string_view(out.GetString(), out.GetSize())));
             }
+            for (const auto& [ot, line] : notices) {
+                stats.evicted_ots.push_back(ot.hex());
+            }
             for (const auto& [t, id] : ready) {
                 m->db.run("DELETE FROM ops WHERE entity_type=? AND entity=?", {t, id});
                 m->db.run("DELETE FROM evictions WHERE entity_type=? AND entity=?", {t, id});
@@ -1434,11 +1606,9 @@ SyncStats Client::sync(Transport& transport,
         if (evicted) {
             m->fold();
         }
-        if (progress) {
-            lock.unlock(); // the callback may call into this client
-            progress(stats.received, resp.remaining);
-            lock.lock();
-        }
+        SyncProgress p;
+        p.remaining = resp.remaining;
+        report(p);
         if (!resp.more && m->pending() == 0) {
             break;
         }
@@ -1447,9 +1617,9 @@ SyncStats Client::sync(Transport& transport,
         }
     }
     m->put_meta("last_sync_at", std::to_string(m->field_now()));
-    m->put_meta("last_sync_result", "ok: " + std::to_string(stats.pushed) + " sent, " +
-                                        std::to_string(stats.rejected) + " rejected, " +
-                                        std::to_string(stats.received) + " received");
+    m->put_meta("last_sync_result", "completa: " + std::to_string(stats.pushed) + " enviadas, " +
+                                        std::to_string(stats.rejected) + " rechazadas, " +
+                                        std::to_string(stats.received) + " recibidas");
     return stats;
 }
 

@@ -77,8 +77,9 @@ private:
 
 } // namespace
 
-std::unique_ptr<Transport> make_http_transport(const std::string& base_url, int timeout_ms) {
-    return std::make_unique<HttpTransport>(base_url, timeout_ms);
+std::unique_ptr<Transport> make_http_transport(const std::string& base_url,
+                                               const HttpOptions& options) {
+    return std::make_unique<HttpTransport>(base_url, options.request_timeout_ms);
 }
 
 } // namespace otsync::client

@@ -198,6 +198,11 @@ inline std::size_t sync_until_done(Client& c, Transport& t) {
     return 0;
 }
 
+/// Retries in milliseconds, so tests over a faulty link stay quick.
+inline RetryPolicy fast_retries() {
+    return RetryPolicy{5, 40, 3'000, 20};
+}
+
 /// A valid 1×1 PNG, as a signature pad would give.
 inline const std::string& tiny_png() {
     static const std::string png(

@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
     key.fill(0x5a);
     try {
         Client c(argv[1], key);
-        auto transport = make_http_transport(argv[2], 5000);
+        HttpOptions o;
+        o.request_timeout_ms = 5000;
+        auto transport = make_http_transport(argv[2], o);
         if (!c.enrolled()) {
             c.enroll(*transport, argv[2], argv[3], "crash-driver");
         }

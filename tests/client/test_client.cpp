@@ -67,6 +67,7 @@ TEST_CASE(
     const auto server_ops_before = s.store->op_count();
 
     LoopbackTransport faulty(*s.app, 42, 15);
+    c.set_retry_policy(fast_retries());
     sync_until_done(c, faulty);
     for (int i = 0; i < 40; ++i) { // more round trips, so every kind of fault happens
         try {

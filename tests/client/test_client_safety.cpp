@@ -229,6 +229,7 @@ TEST_CASE("one handle, three threads: a reader, a writer and a sync") {
     TempDir dev;
     LoopbackTransport t(*s.app, 11, 5);
     Client c((dev.path / "device.db").string(), key_of(4));
+    c.set_retry_policy(fast_retries());
     c.enroll(t, "http://loopback", s.code(tech), "x");
     sync_until_done(c, t);
     for (const auto& ot : ots) {

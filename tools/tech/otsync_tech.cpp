@@ -15,7 +15,8 @@
 //     reopen OT --reason T          reopen signed rows, saying why (the old signature stays)
 //     complete OT | fail OT --reason T
 //     handover create [--zone Z]    an Anexo 4 handover of every item in my custody
-//     sync                          push and pull (a progress bar when stderr is a terminal)
+//     sync [--wait-network MIN]     push and pull (a progress bar when stderr is a terminal);
+//                                   retries a dead link for seconds, or MIN minutes
 //     status                        pending ops, last sync, rejections, conflicts
 //
 // OT is the 32-hex-digit id or any prefix of it that names one OT on this device.
@@ -91,7 +92,8 @@ constexpr const char* k_usage =
     "  complete OT                            concluir la OT\n"
     "  fail OT --reason TEXTO                 visita fallida, con su motivo\n"
     "  handover create [--zone ZONA]          entrega (Anexo 4) de los equipos a mi cargo\n"
-    "  sync                                   sincronizar con el servidor\n"
+    "  sync [--wait-network MINUTOS]          sincronizar con el servidor; con --wait-network\n"
+    "                                         reintenta sin red hasta esos minutos\n"
     "  status                                 pendientes, última sincronización, rechazos\n"
     "OT: el id de 32 dígitos hexadecimales o un prefijo que identifique una sola OT.\n"
     "Base de datos: --db, si no $OTSYNC_TECH_DB, si no ./otsync-tech.db.\n"
@@ -115,6 +117,7 @@ Failure api_failure(const otsync_error& err) {
     int exit_code = k_exit_failed;
     const char* what = nullptr;
     switch (err.code) {
+    case OTSYNC_ERR_TIMEOUT:
     case OTSYNC_ERR_NETWORK:
         exit_code = k_exit_network;
         what = "sin conexión con el servidor; los datos quedan en el equipo, reintente más tarde";
@@ -167,6 +170,12 @@ Failure api_failure(const otsync_error& err) {
     case OTSYNC_ERR_REQUIREMENTS_INCOMPLETE:
         what = "la OT no puede concluir todavía: diga por qué falta cada equipo esperado "
                "(otsync-tech missing OT SERIE --reason TEXTO) y registre la firma del cliente";
+        break;
+    case OTSYNC_ERR_TLS:
+        what = "el certificado del servidor no es válido para este equipo; avise a soporte";
+        break;
+    case OTSYNC_ERR_CANCELLED:
+        what = "sincronización cancelada; no se perdió nada";
         break;
     case OTSYNC_ERR_BUSY:
         what = "la base de datos del equipo está abierta en otro programa; ciérrelo";
@@ -1142,30 +1151,62 @@ int cmd_handover(Args& a) {
     return k_exit_ok;
 }
 
-/// State of the progress bar across the API's callbacks.
-struct SyncProgress {
+/// State of the progress line across the API's callbacks.
+struct SyncView {
     bool tty = false;
     bool drawn = false;
-    std::uint64_t received = 0;
 };
 
-extern "C" void on_sync_progress(std::uint64_t received, std::uint64_t remaining, void* user) {
-    auto* p = static_cast<SyncProgress*>(user);
-    p->received = received;
-    if (!p->tty) {
-        return;
+/// Bytes as a technician reads them: "812 B", "12,4 KB", "3,1 MB".
+std::string human_bytes(std::uint64_t n) {
+    char buf[32];
+    if (n < 1024) {
+        std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+    } else if (n < 1024 * 1024) {
+        std::snprintf(buf, sizeof buf, "%.1f KB", static_cast<double>(n) / 1024);
+    } else {
+        std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / (1024 * 1024));
     }
-    const std::uint64_t total = received + remaining;
-    const int percent = total == 0 ? 100 : static_cast<int>(received * 100 / total);
-    constexpr int k_width = 30;
+    std::string out = buf;
+    std::replace(out.begin(), out.end(), '.', ',');
+    return out;
+}
+
+extern "C" int on_sync_progress(const otsync_sync_progress* p, void* user) {
+    auto* v = static_cast<SyncView*>(user);
+    if (p->retry_in_ms > 0) {
+        // A wait is always told, terminal or not: the technician knows it is still trying.
+        if (v->drawn) {
+            std::fputc('\n', stderr);
+            v->drawn = false;
+        }
+        std::fprintf(stderr, "%s (intento %u): reintentando en %u s\n",
+                     p->last_error == OTSYNC_ERR_TIMEOUT ? "El servidor no respondió a tiempo"
+                                                         : "Sin conexión con el servidor",
+                     p->attempt, (p->retry_in_ms + 999) / 1000);
+        return 0;
+    }
+    if (!v->tty) {
+        return 0;
+    }
+    // Up and down together: the week's upload counts as much as the download.
+    const std::uint64_t done = p->sent + p->received;
+    const std::uint64_t total = done + p->pending + p->remaining;
+    const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
+    constexpr int k_width = 24;
     const int filled = percent * k_width / 100;
     const std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
                             std::string(static_cast<std::size_t>(k_width - filled), '.');
-    std::fprintf(stderr, "\rSincronizando [%s] %3d%%  %llu recibidas, ~%llu por recibir   ",
-                 bar.c_str(), percent, static_cast<unsigned long long>(received),
-                 static_cast<unsigned long long>(remaining));
+    std::fprintf(stderr,
+                 "\rSincronizando [%s] %3d%%  %llu enviadas (%s), %llu por enviar; %llu "
+                 "recibidas, ~%llu por recibir   ",
+                 bar.c_str(), percent, static_cast<unsigned long long>(p->sent),
+                 human_bytes(p->bytes_up).c_str(), static_cast<unsigned long long>(p->pending),
+                 static_cast<unsigned long long>(p->received),
+                 static_cast<unsigned long long>(p->remaining));
     std::fflush(stderr);
-    p->drawn = true;
+    v->drawn = true;
+    return 0;
 }
 
 /// The status's notices (OTs that left the device) recorded after `after` (device ms).
@@ -1194,28 +1235,48 @@ std::int64_t last_notice_at(const Json* notices) {
 }
 
 int cmd_sync(Args& a) {
-    a.expect(0, "sync", {});
+    a.expect(0, "sync [--wait-network MINUTOS]", {"--wait-network"});
+    // Without --wait-network a dead link is given a few seconds; with it, that many
+    // minutes of retries (a tunnel, a lift, a valley without coverage).
+    otsync_retry_policy policy{500, 4000, 8000, 20};
+    if (const char* w = a.option("--wait-network")) {
+        char* end = nullptr;
+        const unsigned long minutes = std::strtoul(w, &end, 10);
+        if (!*w || *end || minutes == 0 || minutes > 24 * 60) {
+            usage_error("--wait-network necesita los minutos de espera (1 a 1440)");
+        }
+        policy = {1000, 60000, static_cast<std::uint32_t>(minutes * 60000), 20};
+    }
     auto c = open_existing(a, true);
+    {
+        otsync_error err{};
+        check(otsync_client_set_retry_policy(c->get(), &policy, &err), err);
+    }
     std::int64_t seen = 0; // notices already shown: only this sync's are printed below
     {
         otsync_error err{};
         const auto before = parse(take(otsync_client_status(c->get(), &err), err));
         seen = last_notice_at(member(&before, "notices"));
     }
-    SyncProgress progress;
-    progress.tty = ::isatty(STDERR_FILENO) == 1;
+    SyncView view;
+    view.tty = ::isatty(STDERR_FILENO) == 1;
     otsync_error err{};
-    const int rc = otsync_client_sync(c->get(), on_sync_progress, &progress, &err);
-    if (progress.drawn) {
+    char* result = nullptr;
+    const int rc = otsync_client_sync_ex(c->get(), on_sync_progress, &view, &result, &err);
+    if (view.drawn) {
         std::fputc('\n', stderr);
     }
     check(rc, err);
+    const auto r = parse(take(result, err));
     const auto doc = parse(take(otsync_client_status(c->get(), &err), err));
     const Json* rejections = member(&doc, "rejections");
     const std::size_t rejected = rejections && rejections->IsArray() ? rejections->Size() : 0;
-    std::printf("Sincronización completa: %llu operaciones recibidas; pendientes de envío: %s; "
-                "rechazos: %zu\n",
-                static_cast<unsigned long long>(progress.received),
+    std::printf("Sincronización completa: %lld operaciones enviadas (%s), %lld recibidas (%s); "
+                "pendientes de envío: %s; rechazos: %zu\n",
+                static_cast<long long>(number(member(&r, "sent"))),
+                human_bytes(static_cast<std::uint64_t>(number(member(&r, "bytes_up")))).c_str(),
+                static_cast<long long>(number(member(&r, "received"))),
+                human_bytes(static_cast<std::uint64_t>(number(member(&r, "bytes_down")))).c_str(),
                 text(member(&doc, "pending")).c_str(), rejected);
     if (rejected > 0) {
         std::printf("Aviso: el servidor rechazó operaciones; vea otsync-tech status\n");

@@ -69,7 +69,10 @@ typedef enum otsync_error_code {
     OTSYNC_ERR_NETWORK = 102,       /* server unreachable or the connection was cut: retry later */
     OTSYNC_ERR_REVOKED = 103,       /* a proven revocation: this device's data was wiped */
     OTSYNC_ERR_WRONG_KEY = 104,     /* the database key does not open this database */
-    OTSYNC_ERR_BUSY = 105           /* the database is open in another handle or process */
+    OTSYNC_ERR_BUSY = 105,          /* the database is open in another handle or process */
+    OTSYNC_ERR_TIMEOUT = 106,       /* the server did not answer within the deadline */
+    OTSYNC_ERR_CANCELLED = 107,     /* otsync_client_cancel ended the call: nothing was lost */
+    OTSYNC_ERR_TLS = 108            /* the TLS handshake failed or the certificate is refused */
 } otsync_error_code;
 
 typedef struct otsync_error {
@@ -188,6 +191,93 @@ typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* 
  * On every refusal the outbox, the rows and the signatures stay as they were. */
 int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
                        otsync_error* err);
+
+/* ---- Network: the built-in transport, a transport of the app's own, retries, cancel ---- */
+
+/* Limits and TLS settings of the built-in HTTP(S) transport. Zero or NULL members keep
+ * the default: connect 10 s (with the TLS handshake), 30 s without a byte moving, 60 s
+ * for one whole request; the system's CA store; no pinning. */
+typedef struct otsync_http_options {
+    uint32_t connect_timeout_ms;
+    uint32_t io_timeout_ms;
+    uint32_t request_timeout_ms; /* also the deadline of a call to an app's transport */
+    const char* ca_file;         /* PEM file of the CAs to trust instead of the system's */
+    const char* pinned_sha256;   /* hex SHA-256 of the server certificate (DER), or NULL */
+} otsync_http_options;
+int otsync_client_set_http_options(otsync_client_t* client, const otsync_http_options* options,
+                                   otsync_error* err);
+
+/* One HTTP request the library asks an app's transport to carry (opaque). The app reads
+ * it with the accessors, sends it its own way (OkHttp, URLSession, a proxy, pinning),
+ * and then calls exactly one of otsync_http_call_complete / otsync_http_call_fail,
+ * once, from any thread, even after a cancel or a deadline (the call stays valid until
+ * then; the library ignores a late answer). */
+typedef struct otsync_http_call otsync_http_call;
+const char* otsync_http_call_method(const otsync_http_call* call); /* "POST" */
+const char* otsync_http_call_url(const otsync_http_call* call);    /* server URL + path */
+size_t otsync_http_call_header_count(const otsync_http_call* call);
+const char* otsync_http_call_header_name(const otsync_http_call* call, size_t i);
+const char* otsync_http_call_header_value(const otsync_http_call* call, size_t i);
+const uint8_t* otsync_http_call_body(const otsync_http_call* call, size_t* len);
+/* The answer: HTTP status and body (the bytes are copied). */
+void otsync_http_call_complete(otsync_http_call* call, int status, const uint8_t* body,
+                               size_t body_len);
+/* No answer: OTSYNC_ERR_NETWORK, OTSYNC_ERR_TIMEOUT, OTSYNC_ERR_TLS or
+ * OTSYNC_ERR_CANCELLED, and a line for logs. */
+void otsync_http_call_fail(otsync_http_call* call, int error_code, const char* message);
+
+typedef struct otsync_transport {
+    void* user;
+    /* Starts carrying `call`; may answer before returning or later, on any thread. */
+    void (*send)(void* user, otsync_http_call* call);
+    /* Optional (NULL): the library gave up on `call` (cancel or deadline); stop it. */
+    void (*cancel)(void* user, otsync_http_call* call);
+} otsync_transport;
+/* The app's transport for every later enroll and sync (copied), or NULL for the
+ * built-in one. */
+int otsync_client_set_transport(otsync_client_t* client, const otsync_transport* transport,
+                                otsync_error* err);
+
+/* How a sync waits out a link that does not answer: exponential back-off with jitter
+ * from initial_delay_ms, doubling up to max_delay_ms, retrying for max_elapsed_ms (0:
+ * until cancelled); then OTSYNC_ERR_NETWORK or OTSYNC_ERR_TIMEOUT. Default: 1 s, 60 s,
+ * 5 minutes, 20 %. Each wait is reported to the progress callback first. */
+typedef struct otsync_retry_policy {
+    uint32_t initial_delay_ms;
+    uint32_t max_delay_ms;
+    uint32_t max_elapsed_ms;
+    uint32_t jitter_percent; /* a wait is shortened by up to this share (0..100) */
+} otsync_retry_policy;
+int otsync_client_set_retry_policy(otsync_client_t* client, const otsync_retry_policy* policy,
+                                   otsync_error* err);
+
+/* Ends the enroll or sync in progress, from any thread: it returns OTSYNC_ERR_CANCELLED
+ * within a second, everything recorded kept; the next sync resumes. No-op when idle. */
+void otsync_client_cancel(otsync_client_t* client);
+
+/* What a sync reports as it goes. */
+typedef struct otsync_sync_progress {
+    uint64_t sent;      /* ops the server acknowledged so far */
+    uint64_t pending;   /* ops still to send */
+    uint64_t received;  /* ops pulled so far */
+    uint64_t remaining; /* the server's estimate of ops still to pull */
+    uint64_t bytes_up;
+    uint64_t bytes_down;
+    uint32_t attempt;               /* failed tries in a row; 0 while the link answers */
+    uint32_t retry_in_ms;           /* > 0: the library waits this long, then tries again */
+    int last_error;                 /* why it waits (OTSYNC_ERR_NETWORK, _TIMEOUT...) */
+    const char* last_error_message; /* valid during the callback only */
+} otsync_sync_progress;
+/* Return 0 to go on, non-zero to stop the sync (as otsync_client_cancel). Runs on the
+ * syncing thread, without the handle's lock. */
+typedef int (*otsync_sync_progress_fn)(const otsync_sync_progress* progress, void* user);
+
+/* otsync_client_sync with full progress and, when `result` is not NULL, the result as
+ * JSON (free with otsync_string_free): {"requests","sent","flagged","rejected",
+ * "received","reissued","retries","bytes_up","bytes_down","pending","evicted_ots":[hex],
+ * "conflicts"}. */
+int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress, void* user,
+                          char** result, otsync_error* err);
 
 /* {"enrolled","replica","pending","last_sync":{"at","result"},"notices":[...],
  *  "rejections":[...],"conflicts":[...]}

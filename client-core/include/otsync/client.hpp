@@ -34,8 +34,14 @@ private:
 };
 
 struct HttpReply {
-    unsigned status = 0; // 0: no answer (connection failed or cut)
+    HttpReply() = default;
+    HttpReply(unsigned s, std::string b) : status(s), body(std::move(b)) {}
+    unsigned status = 0; // 0: no answer (connection failed or cut, timed out, cancelled)
     std::string body;
+    /// When status is 0: OTSYNC_ERR_NETWORK, OTSYNC_ERR_TIMEOUT, OTSYNC_ERR_TLS or
+    /// OTSYNC_ERR_CANCELLED, and a one-line description.
+    int error = OTSYNC_ERR_NETWORK;
+    std::string error_message;
 };
 
 /// Moves bytes to the server; the sync engine knows nothing of sockets.
@@ -45,18 +51,63 @@ public:
     virtual HttpReply post(const std::string& path,
                            const std::map<std::string, std::string>& headers,
                            const std::string& body) = 0;
+    /// Ends the post in flight, from any thread: it returns soon with status 0 and
+    /// OTSYNC_ERR_CANCELLED. A post that starts after cancel() runs normally.
+    virtual void cancel() {}
 };
 
-/// The built-in HTTP/1.1 transport (Boost.Beast), with connect and I/O timeouts.
-std::unique_ptr<Transport> make_http_transport(const std::string& base_url, int timeout_ms = 15000);
+/// The built-in transport's limits and TLS settings.
+struct HttpOptions {
+    int connect_timeout_ms = 10'000; // resolving and connecting (and the TLS handshake)
+    int io_timeout_ms = 30'000;      // no byte moved for this long
+    int request_timeout_ms = 60'000; // one whole request and its answer
+    std::string ca_file;             // PEM file of CAs to trust instead of the system's
+    std::string pinned_sha256;       // hex SHA-256 of the server certificate's DER, or ""
+    std::size_t max_response_bytes = 64u << 20;
+};
+
+/// The built-in HTTP/1.1 transport (Boost.Beast; https:// with OpenSSL): one kept-alive
+/// connection, reopened when the server closes it; every limit of HttpOptions enforced.
+std::unique_ptr<Transport> make_http_transport(const std::string& base_url,
+                                               const HttpOptions& options = {});
 
 struct SyncStats {
     std::uint64_t requests = 0;
-    std::uint64_t pushed = 0;   // ops acknowledged
+    std::uint64_t pushed = 0;   // ops acknowledged (accepted or flagged)
+    std::uint64_t flagged = 0;  // of those, taken as field facts on an OT no longer ours
     std::uint64_t rejected = 0; // ops the server refused (kept, with the reason)
     std::uint64_t received = 0; // ops pulled
     std::uint64_t reissued = 0; // refused for a clock far ahead, made again in server time
+    std::uint64_t retries = 0;  // requests sent again after no answer
+    std::uint64_t bytes_up = 0; // request bodies sent
+    std::uint64_t bytes_down = 0;
+    std::vector<std::string> evicted_ots; // OTs that left this device in this sync (hex)
 };
+
+/// How a sync waits out a link that does not answer: exponential back-off with jitter,
+/// from `initial_delay_ms` doubling up to `max_delay_ms`, until `max_elapsed_ms` of
+/// retrying (0: until cancelled). The default rides out a tunnel or a lift (minutes).
+struct RetryPolicy {
+    std::uint32_t initial_delay_ms = 1'000;
+    std::uint32_t max_delay_ms = 60'000;
+    std::uint32_t max_elapsed_ms = 300'000;
+    std::uint32_t jitter_percent = 20; // each delay is shortened by up to this share
+};
+
+/// What a sync reports as it goes; the callback returns false to stop (as a cancel).
+struct SyncProgress {
+    std::uint64_t sent = 0;      // ops acknowledged so far
+    std::uint64_t pending = 0;   // ops still in the outbox
+    std::uint64_t received = 0;  // ops pulled so far
+    std::uint64_t remaining = 0; // the server's estimate of ops still to pull
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+    std::uint32_t attempt = 0;     // failed tries in a row (0: the link answers)
+    std::uint32_t retry_in_ms = 0; // > 0: waiting this long before trying again
+    int last_error = 0;            // the failure that caused the wait (OTSYNC_ERR_*)
+    std::string last_error_message;
+};
+using ProgressFn = std::function<bool(const SyncProgress&)>;
 
 class Client {
 public:
@@ -96,10 +147,16 @@ public:
     std::string create_handover(const std::string& zone);
     std::string status_json() const;
 
-    /// Pushes the outbox and pulls every page; throws ClientError (network, revoked,
-    /// unsupported protocol). Resumable: a cut keeps what was applied.
-    SyncStats sync(Transport& transport,
-                   const std::function<void(std::uint64_t, std::uint64_t)>& progress = {});
+    /// Pushes the outbox and pulls every page; throws ClientError (network after the
+    /// retry policy gave up, timeout, cancelled, refused, unsupported protocol).
+    /// Resumable: a cut, a cancel or a timeout keeps what was applied.
+    SyncStats sync(Transport& transport, const ProgressFn& progress = {});
+    /// A sync's result as the JSON object of client.h (otsync_client_sync_ex).
+    std::string sync_result_json(const SyncStats& stats) const;
+    void set_retry_policy(const RetryPolicy& policy);
+    /// Ends the sync or enrollment in progress (any thread): it throws OTSYNC_ERR_CANCELLED
+    /// soon, having kept everything. Does nothing when none is running.
+    void cancel();
 
     // For tests and benchmarks: state() is not synchronized; call it only while no other
     // thread uses the client.
