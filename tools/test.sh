@@ -26,7 +26,7 @@ if ((tsan)); then
         launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
         -DCMAKE_CXX_COMPILER=clang++ -DOTSYNC_TSAN=ON "${launcher[@]}"
-    suites=(test_client_safety test_client test_sync)
+    suites=(test_client_safety test_client test_client_api test_transport test_sync)
     cmake --build build/tsan --target "${suites[@]}"
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     ctest --test-dir build/tsan --output-on-failure --timeout 1800 -R "^($(IFS='|'; echo "${suites[*]}"))\$"

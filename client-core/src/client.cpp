@@ -6,6 +6,7 @@
 #include "otsync/codec.hpp"
 #include "otsync/error.hpp"
 #include "otsync/model.hpp"
+#include "otsync/session.hpp"
 #include "otsync/view.hpp"
 
 #include <sodium.h>
@@ -533,7 +534,8 @@ struct Client::Impl {
             }
         }
         const auto code = error_code_from_string(code_text);
-        if (code == ErrorCode::device_revoked && !doc.HasParseError() && proven_revocation(doc)) {
+        if (session::reaction_of(reply.status, code) == session::Reaction::wipe_if_proven &&
+            !doc.HasParseError() && proven_revocation(doc)) {
             wipe();
             throw ClientError(OTSYNC_ERR_REVOKED,
                               "este equipo fue revocado por el servidor: sus datos se borraron");
@@ -1348,14 +1350,12 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         m->put_meta("request_counter", std::to_string(req.request_counter));
         m->request_counter = req.request_counter;
         const std::string body = encode_binary(req);
-        const Signature sig = otsync::sign(
-            sync_signing_string("POST", "/v1/sync", req.request_counter, body), m->secret);
-        const std::map<std::string, std::string> headers{
-            {"content-type", k_content_type_binary},
-            {"x-otsync-replica", std::to_string(m->replica)},
-            {"x-otsync-counter", std::to_string(req.request_counter)},
-            {"x-otsync-signature", to_base64(sig)}};
-        const HttpReply reply = m->exchange(transport, lock, "/v1/sync", headers, body);
+        const auto envelope =
+            session::sign_request(m->replica, req.request_counter, "/v1/sync", body, m->secret);
+        const HttpReply reply =
+            m->exchange(transport, lock, "/v1/sync", session::headers_of(envelope), body);
+        // What to do with the answer: the session layer's table, shared with the server.
+        const session::Reaction reaction = session::reaction_of(reply.status, std::nullopt);
         stats.requests++;
         stats.bytes_up += body.size();
         stats.bytes_down += reply.body.size();
@@ -1369,7 +1369,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         // 409: this counter was already used (the network delivered a request twice and
         // the answer that came back is the duplicate's): the original was processed or
         // not; either way resend under a new counter, the ops are idempotent.
-        if (reply.status == 0 || reply.status >= 500 || reply.status == 409) {
+        if (reaction == session::Reaction::retry) {
             // Nothing is lost: the outbox stays; retry with back-off and jitter (the
             // policy's), then give up until the next sync.
             const auto now = std::chrono::steady_clock::now();
@@ -1412,10 +1412,11 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             continue;
         }
         failures = 0;
-        if (reply.status == 401 || reply.status == 403) {
+        if (reaction == session::Reaction::wipe_if_proven ||
+            reaction == session::Reaction::re_enroll || reaction == session::Reaction::wait) {
             m->refused(reply); // wipes only on a proven revocation; throws
         }
-        if (reply.status == 426) {
+        if (reaction == session::Reaction::update_app) {
             m->put_meta("last_sync_result",
                         std::string("actualice la aplicación: el servidor necesita una versión "
                                     "más nueva; su trabajo se conserva"));

@@ -4,6 +4,7 @@
 #include "sync/sync_service.hpp"
 
 #include "otsync/error.hpp"
+#include "otsync/session.hpp"
 #include "otsync/view.hpp"
 
 #include <sodium.h>
@@ -35,24 +36,6 @@ bool decode_fixed(const std::string& text, std::array<std::uint8_t, N>& out) {
     }
     std::copy(bytes->begin(), bytes->end(), out.begin());
     return true;
-}
-
-std::optional<std::uint64_t> parse_u64(const std::string& s) {
-    if (s.empty() || s.size() > 20) {
-        return std::nullopt;
-    }
-    std::uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return std::nullopt;
-        }
-        const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return std::nullopt;
-        }
-        v = v * 10 + d;
-    }
-    return v;
 }
 
 std::string header(const std::map<std::string, std::string>& h, const std::string& name) {
@@ -1037,40 +1020,43 @@ Reply SyncService::enroll(const std::string& body) {
 
 Reply SyncService::sync(const std::string& path, const std::map<std::string, std::string>& headers,
                         const std::string& body) {
-    // The media type, without parameters such as "; charset=utf-8".
-    std::string content_type = header(headers, "content-type");
-    content_type = content_type.substr(0, content_type.find(';'));
-    while (!content_type.empty() && content_type.back() == ' ') {
-        content_type.pop_back();
-    }
+    // The envelope and the refusals come from the session layer the devices share
+    // (session.hpp): each refusal has its own code, so a device knows what to do, and only
+    // a revocation carries the server's signed proof, the one answer on which a device
+    // deletes data.
+    namespace S = session;
+    const auto envelope = S::read_envelope(headers);
+    const std::string content_type = envelope ? envelope->content_type : [&] {
+        std::string t = header(headers, "content-type");
+        return t.substr(0, t.find(';'));
+    }();
     const bool json = content_type == k_content_type_json;
     if (!json && content_type != k_content_type_binary) {
         return error_reply(415, ErrorCode::invalid_argument,
                            std::string("Content-Type must be ") + k_content_type_binary + " or " +
                                k_content_type_json);
     }
-    const auto replica = parse_u64(header(headers, "x-otsync-replica"));
-    const auto counter = parse_u64(header(headers, "x-otsync-counter"));
-    Signature sig{};
-    // Each refusal has its own code, so a device knows what to do: only a revocation
-    // carries the server's signed proof, the one answer on which a device deletes data.
-    if (!replica || !counter || !decode_fixed(header(headers, "x-otsync-signature"), sig)) {
-        return error_reply(
-            401, ErrorCode::unauthenticated,
-            "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");
+    const auto refuse = [](ErrorCode code, const std::string& message) {
+        return error_reply(S::status_of_refusal(code), code, message);
+    };
+    if (!envelope) {
+        return refuse(ErrorCode::unauthenticated,
+                      "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");
     }
+    const auto replica = std::optional(envelope->replica);
+    const auto counter = std::optional(envelope->counter);
     const auto device = m_store.device(*replica);
     if (!device) {
-        return error_reply(401, ErrorCode::unknown_device,
-                           "no enrolled device has replica " + std::to_string(*replica));
+        return refuse(ErrorCode::unknown_device,
+                      "no enrolled device has replica " + std::to_string(*replica));
     }
-    if (!verify(sig, sync_signing_string("POST", path, *counter, body), device->public_key)) {
-        return error_reply(401, ErrorCode::bad_signature, "signature does not verify");
+    if (!S::verify_envelope(*envelope, path, body, device->public_key)) {
+        return refuse(ErrorCode::bad_signature, "signature does not verify");
     }
     if (device->status != DeviceStatus::active) {
         // Only after the signature verified: nobody but the device learns of its revocation.
         const Signature proof = sign(revocation_message(*replica, device->revoked_at));
-        Reply r = error_reply(401, ErrorCode::device_revoked, "this device has been revoked");
+        Reply r = refuse(ErrorCode::device_revoked, "this device has been revoked");
         r.body.pop_back(); // the closing brace: the proof is a second member
         r.body += ",\"revocation\":{\"replica\":" + std::to_string(*replica) +
                   ",\"revoked_at\":" + std::to_string(device->revoked_at) + ",\"signature\":\"" +
@@ -1079,7 +1065,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     const auto user = m_store.user_by_id(device->user);
     if (!user || user->disabled) {
-        return error_reply(401, ErrorCode::user_disabled, "the device's user is disabled");
+        return refuse(ErrorCode::user_disabled, "the device's user is disabled");
     }
     std::uint32_t version = 0;
     try {
@@ -1119,9 +1105,8 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         // counter is exact; the store persists it with the request's ops.
         const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
         if (*counter <= last_counter->second) {
-            return error_reply(409, ErrorCode::replayed,
-                               "request counter " + std::to_string(*counter) +
-                                   " is not above the last one seen (replay)");
+            return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
+                                                   " is not above the last one seen (replay)");
         }
         last_counter->second = *counter;
         try {

@@ -1,0 +1,126 @@
+// The sync session layer; see session.hpp.
+#include "otsync/session.hpp"
+
+#include <algorithm>
+
+namespace otsync::session {
+
+namespace {
+
+std::string header(const std::map<std::string, std::string>& h, const std::string& name) {
+    const auto it = h.find(name);
+    return it == h.end() ? std::string() : it->second;
+}
+
+/// Decimal ASCII digits only, 1 to 20 of them, at most 2^64 - 1 (protocol.md §2.2).
+std::optional<std::uint64_t> parse_u64(const std::string& s) {
+    if (s.empty() || s.size() > 20) {
+        return std::nullopt;
+    }
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return std::nullopt;
+        }
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+} // namespace
+
+Envelope sign_request(std::uint64_t replica, std::uint64_t counter, std::string_view path,
+                      std::string_view body, const SecretKey& key, std::string content_type) {
+    Envelope e;
+    e.content_type = std::move(content_type);
+    e.replica = replica;
+    e.counter = counter;
+    e.signature = sign(sync_signing_string("POST", path, counter, body), key);
+    return e;
+}
+
+std::map<std::string, std::string> headers_of(const Envelope& e) {
+    return {{"content-type", e.content_type},
+            {"x-otsync-replica", std::to_string(e.replica)},
+            {"x-otsync-counter", std::to_string(e.counter)},
+            {"x-otsync-signature", to_base64(e.signature)}};
+}
+
+std::optional<Envelope> read_envelope(const std::map<std::string, std::string>& headers) {
+    Envelope e;
+    // The media type, without parameters such as "; charset=utf-8".
+    e.content_type = header(headers, "content-type");
+    e.content_type = e.content_type.substr(0, e.content_type.find(';'));
+    while (!e.content_type.empty() && e.content_type.back() == ' ') {
+        e.content_type.pop_back();
+    }
+    const auto replica = parse_u64(header(headers, "x-otsync-replica"));
+    const auto counter = parse_u64(header(headers, "x-otsync-counter"));
+    const auto sig = from_base64(header(headers, "x-otsync-signature"), e.signature.size());
+    if (!replica || !counter || !sig || sig->size() != e.signature.size()) {
+        return std::nullopt;
+    }
+    e.replica = *replica;
+    e.counter = *counter;
+    std::copy(sig->begin(), sig->end(), e.signature.begin());
+    return e;
+}
+
+bool verify_envelope(const Envelope& e, std::string_view path, std::string_view body,
+                     const PublicKey& device_key) {
+    return verify(e.signature, sync_signing_string("POST", path, e.counter, body), device_key);
+}
+
+Reaction reaction_of(unsigned status, std::optional<ErrorCode> code) {
+    if (status == 200) {
+        return Reaction::apply;
+    }
+    if (status == 0 || status >= 500 || status == 409) {
+        return Reaction::retry;
+    }
+    if (status == 426) {
+        return Reaction::update_app;
+    }
+    if (status == 413) {
+        return Reaction::smaller_batch;
+    }
+    if (status == 401 || status == 403) {
+        switch (code.value_or(ErrorCode::unauthenticated)) {
+        case ErrorCode::device_revoked:
+            return Reaction::wipe_if_proven;
+        case ErrorCode::unknown_device:
+        case ErrorCode::bad_signature:
+            return Reaction::re_enroll;
+        default:
+            return Reaction::wait;
+        }
+    }
+    return Reaction::client_bug;
+}
+
+unsigned status_of_refusal(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::unauthenticated:
+    case ErrorCode::unknown_device:
+    case ErrorCode::bad_signature:
+    case ErrorCode::device_revoked:
+    case ErrorCode::user_disabled:
+        return 401;
+    case ErrorCode::replayed:
+        return 409;
+    case ErrorCode::unsupported_protocol:
+        return 426;
+    case ErrorCode::too_large:
+        return 413;
+    case ErrorCode::internal:
+        return 503;
+    default:
+        return 400;
+    }
+}
+
+} // namespace otsync::session
