@@ -513,6 +513,20 @@ int otsync_client_set_retry_policy(otsync_client_t* client, const otsync_retry_p
                : -1;
 }
 
+char* otsync_client_handovers(otsync_client_t* client, otsync_error* err) {
+    char* out = nullptr;
+    try_catch(err, [&] { out = dup(need(client).handovers_json()); });
+    return out;
+}
+
+int otsync_client_verify_receipt(otsync_client_t* client, const char* handover_id,
+                                 otsync_error* err) {
+    return try_catch(err,
+                     [&] { need(client).verify_receipt(need_str(handover_id, "the handover")); })
+               ? 0
+               : -1;
+}
+
 void otsync_client_cancel(otsync_client_t* client) {
     if (client && client->impl) {
         client->impl->cancel();

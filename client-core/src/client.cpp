@@ -1190,6 +1190,117 @@ std::string Client::create_handover(const std::string& zone) {
     return h.hex();
 }
 
+namespace {
+
+std::optional<Id> id_value(const crdt::Replica& r, EntityType t, const Id& e, std::string_view f) {
+    const Value* v = r.get(t, e, f);
+    return v && std::holds_alternative<Id>(*v) ? std::optional(std::get<Id>(*v)) : std::nullopt;
+}
+
+std::optional<std::vector<std::uint8_t>> bytes_value(const crdt::Replica& r, EntityType t,
+                                                     const Id& e, std::string_view f) {
+    const Value* v = r.get(t, e, f);
+    return v && std::holds_alternative<Bytes>(*v) ? std::optional(std::get<Bytes>(*v).data)
+                                                  : std::nullopt;
+}
+
+/// The receipt's signed message, or nullopt when the handover holds no complete receipt.
+std::optional<std::pair<std::string, Signature>> receipt_of(const crdt::Replica& r, const Id& h) {
+    const auto clerk = id_value(r, EntityType::handover, h, "received_by_user");
+    const Value* at = r.get(EntityType::handover, h, "received_at");
+    const auto hash = bytes_value(r, EntityType::handover, h, "received_rows_hash");
+    const auto sig = bytes_value(r, EntityType::handover, h, "receipt_signature");
+    if (!clerk || !at || !std::holds_alternative<Timestamp>(*at) || !hash || !sig ||
+        sig->size() != 64) {
+        return std::nullopt;
+    }
+    Signature s{};
+    std::copy(sig->begin(), sig->end(), s.begin());
+    return std::pair{
+        handover_receipt_message(h, *clerk, std::get<Timestamp>(*at).ms, to_hex(*hash)), s};
+}
+
+} // namespace
+
+std::string Client::handovers_json() const {
+    std::lock_guard lock(m->mu);
+    const auto H = EntityType::handover;
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartArray();
+    for (const Id& h : m->state.entities(H)) {
+        if (id_value(m->state, H, h, "technician") != m->user) {
+            continue;
+        }
+        w.StartObject();
+        w.Key("id");
+        w.String(h.hex());
+        w.Key("status");
+        w.String(text_of(m->state.get(H, h, "status")));
+        w.Key("zone");
+        w.String(text_of(m->state.get(H, h, "zone")));
+        w.Key("date");
+        const Value* date = m->state.get(H, h, "date");
+        w.Int64(date && std::holds_alternative<Timestamp>(*date) ? std::get<Timestamp>(*date).ms
+                                                                 : 0);
+        w.Key("rows");
+        w.StartArray();
+        for (const auto& v : m->state.elements(H, h, "rows")) {
+            if (const auto* item = std::get_if<Id>(&v)) {
+                w.StartObject();
+                w.Key("item");
+                w.String(item->hex());
+                w.Key("serial"); // empty once the row left this device (received)
+                w.String(text_of(m->state.get(EntityType::collected_item, *item, "serial")));
+                w.EndObject();
+            }
+        }
+        w.EndArray();
+        w.Key("receipt");
+        if (const auto receipt = receipt_of(m->state, h)) {
+            w.StartObject();
+            w.Key("received_by");
+            w.String(text_of(m->state.get(H, h, "received_by")));
+            w.Key("received_by_user");
+            w.String(id_value(m->state, H, h, "received_by_user")->hex());
+            w.Key("received_at");
+            w.Int64(std::get<Timestamp>(*m->state.get(H, h, "received_at")).ms);
+            w.Key("received_rows_hash");
+            w.String(to_hex(*bytes_value(m->state, H, h, "received_rows_hash")));
+            w.Key("signed_message");
+            w.String(receipt->first);
+            w.Key("server_signature");
+            w.String(to_base64(receipt->second));
+            w.Key("verified");
+            w.Bool(otsync::verify(receipt->second, receipt->first, m->server_key));
+            w.EndObject();
+        } else {
+            w.Null();
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+    return sb.GetString();
+}
+
+void Client::verify_receipt(const std::string& handover_hex) const {
+    std::lock_guard lock(m->mu);
+    const Id h = parse_id(handover_hex);
+    if (!m->state.entity(EntityType::handover, h) ||
+        id_value(m->state, EntityType::handover, h, "technician") != m->user) {
+        throw ClientError(OTSYNC_ERR_NOT_FOUND, "no handover " + handover_hex + " of mine");
+    }
+    const auto receipt = receipt_of(m->state, h);
+    if (!receipt) {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
+                          "the warehouse has not received this handover yet (sync first)");
+    }
+    if (!otsync::verify(receipt->second, receipt->first, m->server_key)) {
+        throw ClientError(OTSYNC_ERR_BAD_SIGNATURE,
+                          "the receipt's signature does not verify with the server's key");
+    }
+}
+
 std::string Client::status_json() const {
     std::lock_guard lock(m->mu);
     rapidjson::StringBuffer sb;

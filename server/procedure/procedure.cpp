@@ -1499,16 +1499,19 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
         }
         const Hash256 hash = blake2b_256(canonical);
         rows_hash_hex = crdt::to_hex(hash);
+        // The server's Ed25519 attestation of the receipt, kept on the handover with the
+        // fields it covers, so the technician's device can check it (client.h).
+        const Signature attest =
+            m_sync.sign(handover_receipt_message(h, actor.id, now, rows_hash_hex));
         b.set(CF::handover, h, "received_by", text(clerk));
+        b.set(CF::handover, h, "received_by_user", actor.id);
         b.set(CF::handover, h, "received_at", Timestamp{now});
         b.set(CF::handover, h, "received_rows_hash", Bytes{{hash.begin(), hash.end()}});
+        b.set(CF::handover, h, "receipt_signature", Bytes{{attest.begin(), attest.end()}});
         b.status(CF::handover, h, "received");
     });
     close_ready({cases.begin(), cases.end()});
-    // The server's Ed25519 attestation of the receipt: deterministic, so it can be
-    // recomputed and checked against the stored fields at any time.
-    const std::string message = "otsync-receipt-v1\n" + h.hex() + "\n" + actor.id.hex() + "\n" +
-                                std::to_string(now) + "\n" + rows_hash_hex + "\n";
+    const std::string message = handover_receipt_message(h, actor.id, now, rows_hash_hex);
     const Signature sig = m_sync.sign(message);
     rapidjson::StringBuffer sb;
     W w(sb);

@@ -115,6 +115,12 @@ std::string sync_signing_string(std::string_view method, std::string_view path,
     return s;
 }
 
+std::string handover_receipt_message(const Id& handover, const Id& clerk, std::int64_t received_at,
+                                     std::string_view rows_hash_hex) {
+    return "otsync-receipt-v1\n" + handover.hex() + "\n" + clerk.hex() + "\n" +
+           std::to_string(received_at) + "\n" + std::string(rows_hash_hex) + "\n";
+}
+
 std::string revocation_message(std::uint64_t replica, std::int64_t revoked_at_ms) {
     return "otsync-revocation-v1\n" + std::to_string(replica) + "\n" +
            std::to_string(revoked_at_ms) + "\n";

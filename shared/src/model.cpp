@@ -255,7 +255,7 @@ constexpr std::array<FieldDef, 16> k_item_fields{{
 }};
 
 constexpr RoleMask k_handover_writers = bits({R::technician, R::warehouse_clerk, R::supervisor, R::system});
-constexpr std::array<FieldDef, 12> k_handover_fields{{
+constexpr std::array<FieldDef, 14> k_handover_fields{{
     {E::handover, 1, "technician", K::register_, T::id, 0, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Técnico"},
     {E::handover, 2, "date", K::register_, T::timestamp, 0, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Fecha"},
     {E::handover, 3, "zone", K::register_, T::text, k_short, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Zona"},
@@ -268,6 +268,8 @@ constexpr std::array<FieldDef, 12> k_handover_fields{{
     {E::handover, 10, "technician_signature_ref", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, true, nullptr, {}, "Firma técnico"},
     {E::handover, 11, "received_at", K::register_, T::timestamp, 0, 0, 0, k_warehouse, 0, k_tv, false, nullptr, {}, "Fecha de recepción"},
     {E::handover, 12, "delivered_rows_hash", K::register_, T::bytes, 32, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Huella de filas entregadas"},
+    {E::handover, 13, "received_by_user", K::register_, T::id, 0, 0, 0, k_warehouse, 0, k_tv, false, nullptr, {}, "Recibido por (usuario)"},
+    {E::handover, 14, "receipt_signature", K::register_, T::bytes, 64, 0, 0, k_warehouse, 0, k_tv, false, nullptr, {}, "Firma del servidor sobre la recepción"},
 }};
 
 constexpr RoleMask k_resolvers = bits({R::back_office, R::supervisor, R::warehouse_clerk, R::system});

@@ -397,6 +397,14 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK(m.state().entity(EntityType::collected_item, row2) == nullptr);
     CHECK(m.state().entity(EntityType::handover, h) != nullptr);
     CHECK(q.state().entity(EntityType::collected_item, row) != nullptr);
+    // Her proof of delivery: the warehouse's receipt, signed by the server, checks on the
+    // device with the key it got at enrollment.
+    const std::string handovers = m.handovers_json();
+    CHECK(handovers.find("\"received_by\":\"Rosa Vargas\"") != std::string::npos);
+    CHECK(handovers.find("\"received_by_user\":\"" + clerk.id.hex() + "\"") != std::string::npos);
+    CHECK(handovers.find("\"verified\":true") != std::string::npos);
+    CHECK_NOTHROW(m.verify_receipt(h.hex()));
+    CHECK_THROWS_AS(q.verify_receipt(h.hex()), ClientError); // not Quispe's handover
     check_equal_scope(s, m);
     check_equal_scope(s, q);
 }

@@ -229,6 +229,34 @@ TEST_CASE("cancel from another thread ends a sync within a second; the next one 
     CHECK(d.pending() == 0);
 }
 
+TEST_CASE("a handover not yet received has no receipt to verify") {
+    Day d("RCP");
+    otsync_error err{};
+    for (int k = 1; k < 4; ++k) {
+        REQUIRE(otsync_client_report_missing(d.h.c, d.ot.hex().c_str(),
+                                             ("RCP0-" + std::to_string(k)).c_str(), "extraviado",
+                                             &err) == 0);
+    }
+    const std::string& png = tiny_png();
+    REQUIRE(otsync_client_sign(d.h.c, d.ot.hex().c_str(),
+                               reinterpret_cast<const uint8_t*>(png.data()), png.size(),
+                               &err) == 0);
+    REQUIRE(otsync_client_set_status(d.h.c, d.ot.hex().c_str(), "completed", nullptr, &err) == 0);
+    char* id = otsync_client_create_handover(d.h.c, "Cercado", &err);
+    REQUIRE(id);
+    const std::string hex = std::string(id).substr(1, 32); // a JSON string
+    otsync_string_free(&id);
+    REQUIRE(otsync_client_sync(d.h.c, nullptr, nullptr, &err) == 0);
+    char* list = otsync_client_handovers(d.h.c, &err);
+    REQUIRE(list);
+    CHECK(std::string(list).find("\"receipt\":null") != std::string::npos);
+    otsync_string_free(&list);
+    CHECK(otsync_client_verify_receipt(d.h.c, hex.c_str(), &err) != 0);
+    CHECK(err.code == OTSYNC_ERR_INVALID_TRANSITION);
+    CHECK(otsync_client_verify_receipt(d.h.c, Id::random().hex().c_str(), &err) != 0);
+    CHECK(err.code == OTSYNC_ERR_NOT_FOUND);
+}
+
 TEST_CASE("a progress callback that asks to stop ends the sync, nothing lost") {
     Day d("STP");
     const auto before = d.pending();

@@ -171,6 +171,19 @@ int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id, c
  * none). Returns its id as a JSON string ("...") to free with otsync_string_free. */
 char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err);
 
+/* My handovers (Anexo 4), newest state first seen, as a JSON array of
+ * {"id","status":"draft"|"delivered"|"received","zone","date","rows":[{"item","serial"}],
+ *  "receipt": null | {"received_by","received_by_user","received_at","received_rows_hash",
+ *  "signed_message","server_signature","verified"}}. "verified" is whether the server's
+ * Ed25519 signature (base64) over "signed_message" checks with the key stored at
+ * enrollment: the warehouse's receipt as the technician's proof of delivery. */
+char* otsync_client_handovers(otsync_client_t* client, otsync_error* err);
+/* 0 when the handover was received and its receipt's signature verifies; else
+ * OTSYNC_ERR_NOT_FOUND, OTSYNC_ERR_INVALID_TRANSITION (not received yet) or
+ * OTSYNC_ERR_BAD_SIGNATURE. */
+int otsync_client_verify_receipt(otsync_client_t* client, const char* handover_id,
+                                 otsync_error* err);
+
 /* Progress of a sync: ops received so far, and the server's estimate of what remains. */
 typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* user);
 

@@ -145,6 +145,12 @@ public:
     /// signature and hash are kept in the OT's notes. Sign again afterwards.
     void reopen_signature(const std::string& ot_hex, const std::string& reason);
     std::string create_handover(const std::string& zone);
+    /// My handovers (Anexo 4) with their rows and, once the warehouse received them, the
+    /// receipt with the server's signature checked (client.h, otsync_client_handovers).
+    std::string handovers_json() const;
+    /// Throws unless the handover was received and the server's signature over its
+    /// receipt verifies with the key stored at enrollment.
+    void verify_receipt(const std::string& handover_hex) const;
     std::string status_json() const;
 
     /// Pushes the outbox and pulls every page; throws ClientError (network after the

@@ -74,4 +74,10 @@ std::string receipt_message(std::uint64_t replica, std::uint64_t request_counter
 /// server key it got at enrollment, for its own replica.
 std::string revocation_message(std::uint64_t replica, std::int64_t revoked_at_ms);
 
+/// What the server signs when the warehouse receives a handover (its attestation, kept on
+/// the handover as receipt_signature): the handover, the clerk's user id, the receipt
+/// time and the hex BLAKE2b-256 of the received rows, one per line.
+std::string handover_receipt_message(const Id& handover, const Id& clerk, std::int64_t received_at,
+                                     std::string_view rows_hash_hex);
+
 } // namespace otsync
