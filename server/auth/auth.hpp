@@ -1,4 +1,4 @@
-// People's authentication (DESIGN §8): argon2id passwords (libsodium crypto_pwhash_str),
+// People's authentication: argon2id passwords (libsodium crypto_pwhash_str),
 // sessions of 32 random bytes stored hashed, login throttling per user name and per
 // address, and the CSRF token for cookie-authenticated writes.
 //
