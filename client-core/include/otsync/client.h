@@ -24,6 +24,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "otsync/version.h"
+
+/* OTSYNC_API marks the exported functions: the shared library is built with hidden
+ * visibility and exports these alone (docs/client-api.md, "Versioning and ABI"). */
+#ifndef OTSYNC_API
+#if defined(__GNUC__) || defined(__clang__)
+#define OTSYNC_API __attribute__((visibility("default")))
+#else
+#define OTSYNC_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -93,8 +105,9 @@ typedef enum otsync_verdict {
  * (OTSYNC_ERR_BUSY while another handle holds it). `key` is the 32-byte
  * database key from the platform keystore; it encrypts the device's secret key and
  * every stored op at rest (XChaCha20-Poly1305). The caller may wipe `key` afterwards. */
-otsync_client_t* otsync_client_open(const char* db_path, const uint8_t key[32], otsync_error* err);
-void otsync_client_close(otsync_client_t** client);
+OTSYNC_API otsync_client_t* otsync_client_open(const char* db_path, const uint8_t key[32],
+                                               otsync_error* err);
+OTSYNC_API void otsync_client_close(otsync_client_t** client);
 
 /* Enrolls this device with the server at `server_url` (e.g. "http://127.0.0.1:8080")
  * using a one-time code from otsync-admin. An enrolled device may enroll again (after
@@ -102,74 +115,79 @@ void otsync_client_close(otsync_client_t** client);
  * a lost key): it gets a new key and replica, pulls its scope anew, and the ops it had
  * not delivered are made again under the new replica (same content, new ids), so each
  * reaches the server once. A code for another user is refused while ops are unsent. */
-int otsync_client_enroll(otsync_client_t* client, const char* server_url, const char* code,
-                         const char* label, otsync_error* err);
+OTSYNC_API int otsync_client_enroll(otsync_client_t* client, const char* server_url,
+                                    const char* code, const char* label, otsync_error* err);
 
 /* My OTs as a JSON array of {"id","kind","status","address","window_start","window_end",
  * "customer_name","modality"}; `status` filters when not NULL (an OT status, else
  * OTSYNC_ERR_INVALID_VALUE). */
-char* otsync_client_list_ots(otsync_client_t* client, const char* status, otsync_error* err);
+OTSYNC_API char* otsync_client_list_ots(otsync_client_t* client, const char* status,
+                                        otsync_error* err);
 
 /* The same, only OTs whose visit window overlaps [from_ms, to_ms) (Unix ms; 0 = open end):
  * "my OTs for today". Negative times or from_ms > to_ms: OTSYNC_ERR_INVALID_ARGUMENT. */
-char* otsync_client_list_ots_between(otsync_client_t* client, const char* status, int64_t from_ms,
-                                     int64_t to_ms, otsync_error* err);
+OTSYNC_API char* otsync_client_list_ots_between(otsync_client_t* client, const char* status,
+                                                int64_t from_ms, int64_t to_ms, otsync_error* err);
 
 /* One OT with its case summary, address, contact, expected equipment and recorded rows,
  * as a JSON object. */
-char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id, otsync_error* err);
+OTSYNC_API char* otsync_client_show_ot(otsync_client_t* client, const char* ot_id,
+                                       otsync_error* err);
 
 /* Moves my OT: "en_route" (start), "on_site" (arrive), "completed", or "failed" with a
  * reason (required for failed). "completed" needs every expected serial collected,
  * verified or explained (otsync_client_report_missing) and, when rows were recorded, the
  * customer's signature: else OTSYNC_ERR_REQUIREMENTS_INCOMPLETE. The server applies the
  * same rules. */
-int otsync_client_set_status(otsync_client_t* client, const char* ot_id, const char* status,
-                             const char* reason, otsync_error* err);
+OTSYNC_API int otsync_client_set_status(otsync_client_t* client, const char* ot_id,
+                                        const char* status, const char* reason, otsync_error* err);
 
 /* Records a collected item: the Anexo 4 row, on site only (the OT "on_site", else
  * OTSYNC_ERR_INVALID_TRANSITION) and not after the customer signed (OTSYNC_ERR_SIGNED_ROWS).
  * The serial may not hold control characters (OTSYNC_ERR_INVALID_VALUE). `reason` is "migration" or
  * "damaged"; `defect` is required for "damaged"; `description` and `observations` may be NULL. The
  * verdict against the expected list is immediate and local. */
-int otsync_client_collect(otsync_client_t* client, const char* ot_id, const char* serial,
-                          const char* description, const char* reason, const char* defect,
-                          const char* observations, otsync_verdict* verdict, otsync_error* err);
+OTSYNC_API int otsync_client_collect(otsync_client_t* client, const char* ot_id, const char* serial,
+                                     const char* description, const char* reason,
+                                     const char* defect, const char* observations,
+                                     otsync_verdict* verdict, otsync_error* err);
 
 /* Voids a mistaken row: it stays on record, marked void (field facts are never deleted).
  * Not after the customer signed (OTSYNC_ERR_SIGNED_ROWS). */
-int otsync_client_void_item(otsync_client_t* client, const char* ot_id, const char* serial,
-                            otsync_error* err);
+OTSYNC_API int otsync_client_void_item(otsync_client_t* client, const char* ot_id,
+                                       const char* serial, otsync_error* err);
 
 /* Records that equipment the customer carried (modalities 2 and 3; other modalities get
  * OTSYNC_ERR_INVALID_VALUE) was verified. */
-int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char* serial,
-                         otsync_verdict* verdict, otsync_error* err);
+OTSYNC_API int otsync_client_verify(otsync_client_t* client, const char* ot_id, const char* serial,
+                                    otsync_verdict* verdict, otsync_error* err);
 
 /* Why an expected serial is missing from the OT (not collected or verified): "the
  * customer kept the remote", "lost". The case cannot close until every missing expected
  * serial has a reason. The serial must be on the OT's expected list and not recorded. */
-int otsync_client_report_missing(otsync_client_t* client, const char* ot_id, const char* serial,
-                                 const char* reason, otsync_error* err);
+OTSYNC_API int otsync_client_report_missing(otsync_client_t* client, const char* ot_id,
+                                            const char* serial, const char* reason,
+                                            otsync_error* err);
 
 /* The customer's signature as PNG bytes (at most 256 KiB; the bytes must be a PNG, else
  * OTSYNC_ERR_INVALID_VALUE), bound to a BLAKE2b-256 hash of the exact rows recorded on the
  * OT at this moment (docs/protocol.md says how; the server recomputes it). From then on
  * the rows are frozen: a second sign, collect or void gets OTSYNC_ERR_SIGNED_ROWS. */
-int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,
-                       size_t png_len, otsync_error* err);
+OTSYNC_API int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,
+                                  size_t png_len, otsync_error* err);
 
 /* Reopens a signed OT's rows, on site, saying why (required): the earlier signature and
  * hash stay on record in the OT's notes; rows can change again and the customer signs
  * anew. */
-int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id, const char* reason,
-                                   otsync_error* err);
+OTSYNC_API int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id,
+                                              const char* reason, otsync_error* err);
 
 /* A handover (Anexo 4) of every item in my custody not yet handed over: the rows this
  * technician collected (collected_by), whoever has their OT now, never rows another
  * technician collected on an OT now assigned here (OTSYNC_ERR_NOT_FOUND when there are
  * none). Returns its id as a JSON string ("...") to free with otsync_string_free. */
-char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err);
+OTSYNC_API char* otsync_client_create_handover(otsync_client_t* client, const char* zone,
+                                               otsync_error* err);
 
 /* My handovers (Anexo 4), newest state first seen, as a JSON array of
  * {"id","status":"draft"|"delivered"|"received","zone","date","rows":[{"item","serial"}],
@@ -177,12 +195,12 @@ char* otsync_client_create_handover(otsync_client_t* client, const char* zone, o
  *  "signed_message","server_signature","verified"}}. "verified" is whether the server's
  * Ed25519 signature (base64) over "signed_message" checks with the key stored at
  * enrollment: the warehouse's receipt as the technician's proof of delivery. */
-char* otsync_client_handovers(otsync_client_t* client, otsync_error* err);
+OTSYNC_API char* otsync_client_handovers(otsync_client_t* client, otsync_error* err);
 /* 0 when the handover was received and its receipt's signature verifies; else
  * OTSYNC_ERR_NOT_FOUND, OTSYNC_ERR_INVALID_TRANSITION (not received yet) or
  * OTSYNC_ERR_BAD_SIGNATURE. */
-int otsync_client_verify_receipt(otsync_client_t* client, const char* handover_id,
-                                 otsync_error* err);
+OTSYNC_API int otsync_client_verify_receipt(otsync_client_t* client, const char* handover_id,
+                                            otsync_error* err);
 
 /* Progress of a sync: ops received so far, and the server's estimate of what remains. */
 typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* user);
@@ -202,8 +220,8 @@ typedef void (*otsync_progress_fn)(uint64_t received, uint64_t remaining, void* 
  *    proxy stripping them): everything kept; retry on another network.
  *  - OTSYNC_ERR_UNSUPPORTED_PROTOCOL: everything kept; update the app.
  * On every refusal the outbox, the rows and the signatures stay as they were. */
-int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
-                       otsync_error* err);
+OTSYNC_API int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
+                                  otsync_error* err);
 
 /* ---- Network: the built-in transport, a transport of the app's own, retries, cancel ---- */
 
@@ -217,8 +235,9 @@ typedef struct otsync_http_options {
     const char* ca_file;         /* PEM file of the CAs to trust instead of the system's */
     const char* pinned_sha256;   /* hex SHA-256 of the server certificate (DER), or NULL */
 } otsync_http_options;
-int otsync_client_set_http_options(otsync_client_t* client, const otsync_http_options* options,
-                                   otsync_error* err);
+OTSYNC_API int otsync_client_set_http_options(otsync_client_t* client,
+                                              const otsync_http_options* options,
+                                              otsync_error* err);
 
 /* One HTTP request the library asks an app's transport to carry (opaque). The app reads
  * it with the accessors, sends it its own way (OkHttp, URLSession, a proxy, pinning),
@@ -226,18 +245,18 @@ int otsync_client_set_http_options(otsync_client_t* client, const otsync_http_op
  * once, from any thread, even after a cancel or a deadline (the call stays valid until
  * then; the library ignores a late answer). */
 typedef struct otsync_http_call otsync_http_call;
-const char* otsync_http_call_method(const otsync_http_call* call); /* "POST" */
-const char* otsync_http_call_url(const otsync_http_call* call);    /* server URL + path */
-size_t otsync_http_call_header_count(const otsync_http_call* call);
-const char* otsync_http_call_header_name(const otsync_http_call* call, size_t i);
-const char* otsync_http_call_header_value(const otsync_http_call* call, size_t i);
-const uint8_t* otsync_http_call_body(const otsync_http_call* call, size_t* len);
+OTSYNC_API const char* otsync_http_call_method(const otsync_http_call* call); /* "POST" */
+OTSYNC_API const char* otsync_http_call_url(const otsync_http_call* call); /* server URL + path */
+OTSYNC_API size_t otsync_http_call_header_count(const otsync_http_call* call);
+OTSYNC_API const char* otsync_http_call_header_name(const otsync_http_call* call, size_t i);
+OTSYNC_API const char* otsync_http_call_header_value(const otsync_http_call* call, size_t i);
+OTSYNC_API const uint8_t* otsync_http_call_body(const otsync_http_call* call, size_t* len);
 /* The answer: HTTP status and body (the bytes are copied). */
-void otsync_http_call_complete(otsync_http_call* call, int status, const uint8_t* body,
-                               size_t body_len);
+OTSYNC_API void otsync_http_call_complete(otsync_http_call* call, int status, const uint8_t* body,
+                                          size_t body_len);
 /* No answer: OTSYNC_ERR_NETWORK, OTSYNC_ERR_TIMEOUT, OTSYNC_ERR_TLS or
  * OTSYNC_ERR_CANCELLED, and a line for logs. */
-void otsync_http_call_fail(otsync_http_call* call, int error_code, const char* message);
+OTSYNC_API void otsync_http_call_fail(otsync_http_call* call, int error_code, const char* message);
 
 typedef struct otsync_transport {
     void* user;
@@ -248,8 +267,8 @@ typedef struct otsync_transport {
 } otsync_transport;
 /* The app's transport for every later enroll and sync (copied), or NULL for the
  * built-in one. */
-int otsync_client_set_transport(otsync_client_t* client, const otsync_transport* transport,
-                                otsync_error* err);
+OTSYNC_API int otsync_client_set_transport(otsync_client_t* client,
+                                           const otsync_transport* transport, otsync_error* err);
 
 /* How a sync waits out a link that does not answer: exponential back-off with jitter
  * from initial_delay_ms, doubling up to max_delay_ms, retrying for max_elapsed_ms (0:
@@ -261,12 +280,12 @@ typedef struct otsync_retry_policy {
     uint32_t max_elapsed_ms;
     uint32_t jitter_percent; /* a wait is shortened by up to this share (0..100) */
 } otsync_retry_policy;
-int otsync_client_set_retry_policy(otsync_client_t* client, const otsync_retry_policy* policy,
-                                   otsync_error* err);
+OTSYNC_API int otsync_client_set_retry_policy(otsync_client_t* client,
+                                              const otsync_retry_policy* policy, otsync_error* err);
 
 /* Ends the enroll or sync in progress, from any thread: it returns OTSYNC_ERR_CANCELLED
  * within a second, everything recorded kept; the next sync resumes. No-op when idle. */
-void otsync_client_cancel(otsync_client_t* client);
+OTSYNC_API void otsync_client_cancel(otsync_client_t* client);
 
 /* What a sync reports as it goes. */
 typedef struct otsync_sync_progress {
@@ -289,8 +308,8 @@ typedef int (*otsync_sync_progress_fn)(const otsync_sync_progress* progress, voi
  * JSON (free with otsync_string_free): {"requests","sent","flagged","rejected",
  * "received","reissued","retries","bytes_up","bytes_down","pending","evicted_ots":[hex],
  * "conflicts"}. */
-int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress, void* user,
-                          char** result, otsync_error* err);
+OTSYNC_API int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress,
+                                     void* user, char** result, otsync_error* err);
 
 /* {"enrolled","replica","pending","last_sync":{"at","result"},"notices":[...],
  *  "rejections":[...],"conflicts":[...]}
@@ -301,9 +320,22 @@ int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progr
  * 2 siguen a su cargo hasta entregarlas en almacén": how many rows collected here reached
  * the server (the rest are sent at the next sync), and how many stay in the technician's
  * custody for the handover (collected items follow their collector, not the OT). */
-char* otsync_client_status(otsync_client_t* client, otsync_error* err);
+OTSYNC_API char* otsync_client_status(otsync_client_t* client, otsync_error* err);
 
-void otsync_string_free(char** s);
+OTSYNC_API void otsync_string_free(char** s);
+
+/* ---- Version and error names (docs/client-api.md, "Versioning and ABI") ---- */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (static storage, never NULL). The header's
+ * own is OTSYNC_VERSION_STRING (otsync/version.h): an app may compare the two at start. */
+OTSYNC_API const char* otsync_version(void);
+
+/* The stable spelling of an error code, for logs and telemetry (static storage, never
+ * NULL): "ok" for OTSYNC_OK; for 1..99 the server's wire "code" ("device_revoked",
+ * "not_found", ...); for the client-only codes "not_enrolled", "not_found_on_device",
+ * "network", "revoked", "wrong_key", "busy", "timeout", "cancelled", "tls"; "unknown" for
+ * any other number. Names are never renamed. */
+OTSYNC_API const char* otsync_error_name(int code);
 
 #ifdef __cplusplus
 }
