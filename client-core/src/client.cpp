@@ -625,6 +625,55 @@ struct Client::Impl {
         return out;
     }
 
+    /// The OT's expected serials, each with what became of it on the device:
+    /// [{"serial","state":"collected"|"verified"|"missing"|"pending","item","reason"}].
+    std::string equipment_json(const Id& ot) const {
+        std::map<std::string, Id> collected;
+        for (const auto& [item, serial] : rows(ot)) {
+            collected.emplace(serial, item);
+        }
+        std::set<std::string> verified;
+        for (const auto& v : state.elements(EntityType::work_order, ot, "verified_equipment")) {
+            verified.insert(normalize_serial(std::get<std::string>(v)));
+        }
+        std::map<std::string, std::string> reasons;
+        for (const auto& [serial, why] : missing_reasons(state, ot)) {
+            reasons[normalize_serial(serial)] = why;
+        }
+        rapidjson::StringBuffer sb;
+        rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+        w.StartArray();
+        for (const auto& serial : expected(ot)) {
+            const auto item = collected.find(serial);
+            const auto reason = reasons.find(serial);
+            const char* st = item != collected.end()     ? "collected"
+                             : verified.contains(serial) ? "verified"
+                             : reason != reasons.end()   ? "missing"
+                                                         : "pending";
+            w.StartObject();
+            w.Key("serial");
+            w.String(serial.c_str(), static_cast<rapidjson::SizeType>(serial.size()));
+            w.Key("state");
+            w.String(st);
+            w.Key("item");
+            if (item != collected.end()) {
+                w.String(item->second.hex().c_str());
+            } else {
+                w.Null();
+            }
+            w.Key("reason");
+            if (reason != reasons.end()) {
+                w.String(reason->second.c_str(),
+                         static_cast<rapidjson::SizeType>(reason->second.size()));
+            } else {
+                w.Null();
+            }
+            w.EndObject();
+        }
+        w.EndArray();
+        return std::string(sb.GetString(), sb.GetSize());
+    }
+
     bool my_ot(const Id& ot) const {
         const Value* t = state.get(EntityType::work_order, ot, "technician");
         return t && std::holds_alternative<Id>(*t) && std::get<Id>(*t) == user;
@@ -899,7 +948,7 @@ std::string Client::show_ot_json(const std::string& ot_hex) const {
         out += (first ? "" : ",") + entity_json(m->state, EntityType::collected_item, item, true);
         first = false;
     }
-    out += "]}";
+    out += "],\"equipment\":" + m->equipment_json(ot) + "}";
     return out;
 }
 

@@ -1,5 +1,5 @@
 /* A technician's whole visit through the C API, compiled as C11 to prove that
- * otsync/client.h is plain C (STYLE.md, Errors): enroll, sync, list, show, en_route,
+ * otsync/client.h is plain C: enroll, sync, list, show, en_route,
  * on_site, collect (matched, already recorded, unexpected), sign, complete, sync, then
  * re-open with the right key and with a wrong one, and NULL handles everywhere.
  *

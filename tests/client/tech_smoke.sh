@@ -43,6 +43,7 @@ expect 1 "ya firmó" collect "$ot" EXTRA01 --reason migration
 expect 1 "no puede concluir" complete "$ot"
 expect 0 "Faltante registrado" missing "$ot" PWR-12V-0999 --reason "el cliente la conserva"
 expect 0 "Faltante registrado" missing "$ot" RMT-0999 --reason extraviado
+expect 0 "RMT-0999 *faltante: extraviado" show "$ot"
 expect 0 "Firma reabierta" reopen "$ot" --reason "el cliente entregó otro equipo"
 expect 0 "Recogido: no esperado" collect "$ot" EXTRA01 --reason migration
 expect 0 "Firma del cliente registrada" sign "$ot" --png "$tmp/sig.png"

@@ -271,3 +271,44 @@ TEST_CASE("a progress callback that asks to stop ends the sync, nothing lost") {
         CHECK(st.entity(EntityType::collected_item, Id::collected_item(d.ot, "STP0-0")));
     });
 }
+
+TEST_CASE("show_ot lists each expected serial with what became of it, the reason as a field") {
+    Day d("EQP");
+    otsync_error err{};
+    REQUIRE(otsync_client_report_missing(d.h.c, d.ot.hex().c_str(), "EQP0-1",
+                                         "el cliente: no lo encuentra", &err) == 0);
+    char* shown = otsync_client_show_ot(d.h.c, d.ot.hex().c_str(), &err);
+    REQUIRE_MESSAGE(shown, err.message);
+    rapidjson::Document doc;
+    doc.Parse(shown);
+    otsync_string_free(&shown);
+    REQUIRE(doc.IsObject());
+    REQUIRE(doc.HasMember("equipment"));
+    const auto& eq = doc["equipment"];
+    REQUIRE(eq.IsArray());
+    std::map<std::string, std::pair<std::string, std::string>> by_serial; // state, reason
+    std::string collected_item;
+    for (const auto& e : eq.GetArray()) {
+        const std::string serial = e["serial"].GetString();
+        by_serial[serial] = {e["state"].GetString(),
+                             e["reason"].IsNull() ? "" : e["reason"].GetString()};
+        if (serial == "EQP0-0") {
+            REQUIRE(e["item"].IsString());
+            collected_item = e["item"].GetString();
+        } else {
+            CHECK(e["item"].IsNull());
+        }
+    }
+    CHECK(by_serial.size() == 4);
+    CHECK(by_serial["EQP0-0"].first == "collected");
+    CHECK(by_serial["EQP0-1"] ==
+          std::pair<std::string, std::string>{"missing", "el cliente: no lo encuentra"});
+    CHECK(by_serial["EQP0-2"].first == "pending");
+    CHECK(by_serial["EQP0-3"].first == "pending");
+    // The item named is the row of "rows".
+    bool found = false;
+    for (const auto& row : doc["rows"].GetArray()) {
+        found = found || collected_item == row["id"].GetString();
+    }
+    CHECK(found);
+}

@@ -886,7 +886,6 @@ void print_ot(const rapidjson::Document& doc) {
     line("Concluida", when(number(member(ot, "completed_at"))));
     line("Firma del cliente", member(ot, "signature_ref") ? "registrada" : "pendiente");
     line("Notas", join(member(ot, "notes"), "; "));
-    line("Motivos de faltantes", join(member(ot, "missing_reasons"), "; "));
 
     if (kase) {
         std::printf("Caso\n");
@@ -909,27 +908,22 @@ void print_ot(const rapidjson::Document& doc) {
         line("Observaciones", text(member(kase, "observations")));
     }
 
-    // Recorded serials that count (a void row does not).
-    std::vector<std::string> recorded;
-    if (rows && rows->IsArray()) {
-        for (const auto& r : rows->GetArray()) {
-            const Json* f = member(&r, "fields");
-            const Json* voided = member(f, "voided");
-            if (!(voided && voided->IsBool() && voided->GetBool())) {
-                recorded.push_back(text(member(f, "serial")));
-            }
-        }
-    }
+    // Each expected serial as client-core reports it ("equipment" of show_ot).
     const auto expected = strings(member(ot, "expected_equipment"));
     const auto verified = strings(member(ot, "verified_equipment"));
     const bool final = status == "completed" || status == "failed" || status == "cancelled";
+    const Json* equipment = member(&doc, "equipment");
     std::printf("Equipos esperados: %zu\n", expected.size());
-    for (const auto& serial : expected) {
-        const char* state = contains(recorded, serial)   ? "recogido"
-                            : contains(verified, serial) ? "verificado"
-                            : final                      ? "faltante"
-                                                         : "pendiente";
-        std::printf("  %-20s %s\n", serial.c_str(), state);
+    if (equipment && equipment->IsArray()) {
+        for (const auto& e : equipment->GetArray()) {
+            const std::string state = text(member(&e, "state"));
+            std::string said = state == "collected"  ? "recogido"
+                               : state == "verified" ? "verificado"
+                               : state == "missing"  ? "faltante: " + text(member(&e, "reason"))
+                               : final               ? "faltante"
+                                                     : "pendiente";
+            std::printf("  %-20s %s\n", text(member(&e, "serial")).c_str(), said.c_str());
+        }
     }
     for (const auto& serial : verified) {
         if (!contains(expected, serial)) {

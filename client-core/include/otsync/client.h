@@ -1,7 +1,7 @@
 /* otsync client-core C API: the offline replica of a technician's handheld, for
  * Android (JNI) and iOS (Swift) bindings and for otsync-tech.
  *
- * Conventions (STYLE.md):
+ * Conventions:
  *  - Opaque handles; every function is safe to call with NULL handles (it fails).
  *  - Every function that can fail takes an `otsync_error*` (may be NULL) that is
  *    filled only on failure; the return value says whether it failed (0 = ok for int
