@@ -194,7 +194,6 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
         // its power adapter and the remote collected (Anexo 4), signed, both OTs completed,
         // and a handover for the warehouse.
         const User& tech = techs[0];
-        std::vector<Op> synced;
         const Id handover = Id::random();
         const auto results =
             sync.submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
@@ -257,7 +256,6 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
                 delivered.observed = {draft.id};
                 ops.push_back(std::move(draft));
                 ops.push_back(std::move(delivered));
-                synced = ops;
                 return ops;
             });
         for (const auto& r : results) {
@@ -265,8 +263,6 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
                 throw Error(r.code, "demo visit rejected: " + r.message);
             }
         }
-        procedure.custody_from_field(synced);
-        procedure.record_field_steps(synced);
         summary.lines.push_back("handover " + handover.hex() +
                                 " (tec.mamani, 3 items of BT-200888) waits for the warehouse");
     }

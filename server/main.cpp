@@ -261,13 +261,6 @@ int main(int argc, char** argv) {
         auth_config.max_concurrent_hashes = std::max(1u, o.threads);
         AuthService auth(*store, clock, auth_config);
         Procedure procedure(*store, sync, clock, o.procedure);
-        // Field work that completes a case closes it (DESIGN §6), in the server's own ops.
-        sync.set_after_sync([&procedure](const std::vector<Op>& ops) {
-            procedure.custody_from_field(ops);
-            procedure.record_field_steps(ops);
-            procedure.close_ready(procedure.cases_touched_by(ops));
-        });
-        procedure.catch_up(); // a restart between an ack and its follow-ups
         Api api(*store, auth, procedure);
         api.trust_proxy(o.trust_proxy);
         App app(*store, sync, clock);

@@ -413,9 +413,11 @@ Procedure::Procedure(Store& store, SyncService& sync, ClockSource& clock, Proced
     : m_store(store), m_sync(sync), m_clock(clock), m_config(config) {
     m_sync.observe([this](const crdt::Replica& r) { m_index = LinkIndex::build(r); },
                    [this](const crdt::Replica& r, const Op& op) { m_index.note(r, op); });
+    register_follow_ups();
 }
 
 Procedure::~Procedure() {
+    m_sync.set_follow_ups({});
     m_sync.observe([](const crdt::Replica&) {}, [](const crdt::Replica&, const Op&) {});
 }
 
@@ -1210,18 +1212,13 @@ std::string Procedure::cancel_ot(const User& actor, const Id& ot, const std::str
     JsonBody j(body);
     const std::string reason = j.req_text("reason", 500);
     j.done();
-    std::optional<Id> c;
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
         }
-        c = id_of(b.r, CF::work_order, ot, "case");
         b.status(CF::work_order, ot, "cancelled");
         b.event(CF::work_order, ot, "notes", text("Anulada: " + reason));
     });
-    if (c) {
-        close_ready({*c});
-    }
     return ot_detail(ot);
 }
 
@@ -1230,7 +1227,6 @@ std::string Procedure::missing_reason(const User& actor, const Id& ot, const std
     const std::string serial = normalize_serial(j.req_text("serial", 64));
     const std::string reason = j.req_text("reason", 400);
     j.done();
-    std::optional<Id> c;
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
@@ -1245,12 +1241,8 @@ std::string Procedure::missing_reason(const User& actor, const Id& ot, const std
             throw Error(ErrorCode::invalid_value,
                         serial + " is not an expected serial missing from this OT", "serial");
         }
-        c = id_of(b.r, CF::work_order, ot, "case");
         b.event(CF::work_order, ot, "missing_reasons", text(serial + ": " + reason));
     });
-    if (c) {
-        close_ready({*c});
-    }
     return ot_detail(ot);
 }
 
@@ -1271,18 +1263,13 @@ std::string Procedure::resolve_item(const User& actor, const Id& item, const std
     JsonBody j(body);
     const std::string resolution = j.req_text("resolution", 500);
     j.done();
-    std::optional<Id> c;
     run(m_sync, actor, [&](Batch& b) {
         const auto ot = id_of(b.r, CF::collected_item, item, "work_order");
         if (!ot) {
             throw not_found("no collected item " + item.hex());
         }
-        c = id_of(b.r, CF::work_order, *ot, "case");
         b.set(CF::collected_item, item, "resolution", text(resolution));
     });
-    if (c) {
-        close_ready({*c});
-    }
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state(
@@ -1428,7 +1415,6 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     const std::string clerk = actor.full_name.empty() ? actor.name : actor.full_name;
     std::string rows_hash_hex;
-    std::set<Id> cases;
     run(m_sync, actor, [&](Batch& b) {
         const std::string status = b.status_of(CF::handover, h);
         if (status.empty()) {
@@ -1491,11 +1477,6 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
                     b.set(CF::equipment, eq, "condition", text("damaged"));
                 }
             }
-            if (auto ot = id_of(b.r, CF::collected_item, item, "work_order")) {
-                if (auto c = id_of(b.r, CF::work_order, *ot, "case")) {
-                    cases.insert(*c);
-                }
-            }
         }
         const Hash256 hash = blake2b_256(canonical);
         rows_hash_hex = crdt::to_hex(hash);
@@ -1510,7 +1491,6 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
         b.set(CF::handover, h, "receipt_signature", Bytes{{attest.begin(), attest.end()}});
         b.status(CF::handover, h, "received");
     });
-    close_ready({cases.begin(), cases.end()});
     const std::string message = handover_receipt_message(h, actor.id, now, rows_hash_hex);
     const Signature sig = m_sync.sign(message);
     rapidjson::StringBuffer sb;
@@ -2079,172 +2059,165 @@ std::string Procedure::devices_json() {
 
 // ---- closing ------------------------------------------------------------------------------------
 
+namespace {
+
+/// Closes, in `b`, each case among `cases` in progress with nothing blocking its closing.
+std::size_t close_in(Batch& b, const std::vector<Id>& cases, const ReconcileOptions& o) {
+    std::size_t closed = 0;
+    for (const Id& c : cases) {
+        if (b.status_of(CF::case_file, c) == "in_progress" && closing_blockers(b.r, c, o).empty()) {
+            b.status(CF::case_file, c, "closed");
+            ++closed;
+        }
+    }
+    return closed;
+}
+
+} // namespace
+
 std::size_t Procedure::close_ready(const std::vector<Id>& cases) {
     if (cases.empty()) {
         return 0;
     }
     std::size_t closed = 0;
-    run(m_sync, system_user(), [&](Batch& b) {
-        for (const Id& c : cases) {
-            if (b.status_of(CF::case_file, c) == "in_progress" &&
-                closing_blockers(b.r, c, reconcile_options()).empty()) {
-                b.status(CF::case_file, c, "closed");
-                ++closed;
-            }
-        }
-    });
+    run(m_sync, system_user(), [&](Batch& b) { closed = close_in(b, cases, reconcile_options()); });
     return closed;
 }
 
-std::vector<Id> Procedure::cases_touched_by(const std::vector<Op>& ops) {
+namespace {
+
+/// The cases an op can affect: its OT's case, its row's OT's case.
+std::vector<Id> cases_touched_by(const crdt::Replica& r, const std::vector<Op>& ops) {
     std::set<Id> out;
-    m_sync.read_state([&](const crdt::Replica& r) {
-        for (const Op& op : ops) {
-            std::optional<Id> ot;
-            if (op.entity_type == CF::work_order) {
-                ot = op.entity;
-            } else if (op.entity_type == CF::collected_item) {
-                ot = id_of(r, CF::collected_item, op.entity, "work_order");
-            }
-            if (ot) {
-                if (auto c = id_of(r, CF::work_order, *ot, "case")) {
-                    out.insert(*c);
-                }
+    for (const Op& op : ops) {
+        std::optional<Id> ot;
+        if (op.entity_type == CF::work_order) {
+            ot = op.entity;
+        } else if (op.entity_type == CF::collected_item) {
+            ot = id_of(r, CF::collected_item, op.entity, "work_order");
+        }
+        if (ot) {
+            if (auto c = id_of(r, CF::work_order, *ot, "case")) {
+                out.insert(*c);
             }
         }
-    });
+    }
     return {out.begin(), out.end()};
 }
 
-void Procedure::custody_from_field(const std::vector<Op>& ops) {
+/// Custody follows the field facts: equipment of the inventory recorded as collected moves
+/// customer -> technician, as an event by the server.
+std::vector<SyncService::FollowUp> custody_rule(const std::vector<Op>& cause) {
     const FieldId serial_field = field_def(CF::collected_item, "serial").id;
     std::vector<std::string> serials;
-    for (const Op& op : ops) {
+    for (const Op& op : cause) {
         if (op.entity_type == CF::collected_item && op.field == serial_field &&
             std::holds_alternative<std::string>(op.value)) {
             serials.push_back(normalize_serial(std::get<std::string>(op.value)));
         }
     }
     if (serials.empty()) {
-        return;
+        return {};
     }
-    run(m_sync, system_user(), [&](Batch& b) {
-        for (const auto& serial : serials) {
-            const Id eq = Id::natural("equipment", serial);
-            if (!b.r.entity(CF::equipment, eq)) {
-                continue; // not in the inventory: reconciliation shows it as unexpected
-            }
-            const auto* log = b.r.log(CF::equipment, eq, "custody");
-            const bool with_customer =
-                !log || log->events.empty() ||
-                (std::holds_alternative<std::string>(log->events.rbegin()->second) &&
-                 std::get<std::string>(log->events.rbegin()->second) == "customer");
-            if (with_customer) {
-                b.event(CF::equipment, eq, "custody", text("technician"));
-            }
-        }
-    });
+    return {{system_user().id, Role::system, [serials](crdt::OpMaker& m, const crdt::Replica& r) {
+                 Batch b(system_user(), m, r);
+                 for (const auto& serial : serials) {
+                     const Id eq = Id::natural("equipment", serial);
+                     if (!r.entity(CF::equipment, eq)) {
+                         continue; // not in the inventory: reconciliation shows it as unexpected
+                     }
+                     const auto* log = r.log(CF::equipment, eq, "custody");
+                     const bool with_customer =
+                         !log || log->events.empty() ||
+                         (std::holds_alternative<std::string>(log->events.rbegin()->second) &&
+                          std::get<std::string>(log->events.rbegin()->second) == "customer");
+                     if (with_customer) {
+                         b.event(CF::equipment, eq, "custody", text("technician"));
+                     }
+                 }
+                 return std::move(b.ops);
+             }}};
 }
 
-void Procedure::record_field_steps(const std::vector<Op>& ops) {
+/// The technician's step of the seed (m1.14, m2.13, m3.11, m4.18), recorded on the case
+/// when the last open OT of it completes; its author is the technician who completed it.
+std::vector<SyncService::FollowUp>
+field_step_rule(const crdt::Replica& r, const std::vector<Op>& cause, const LinkIndex& index) {
     const FieldId status_field = field_def(CF::work_order, "status").id;
-    std::set<Id> completed;
-    for (const Op& op : ops) {
-        if (op.entity_type == CF::work_order && op.field == status_field &&
-            std::holds_alternative<std::string>(op.value) &&
-            std::get<std::string>(op.value) == "completed") {
-            completed.insert(op.entity);
-        }
-    }
-    if (completed.empty()) {
-        return;
-    }
-    // The cases whose every OT is now final, and who completed their last field OT: the
-    // technician's step of the seed is recorded on the case with that technician as its
-    // author (the server writes it; the trail says who did the work).
     std::map<Id, std::vector<std::pair<Id, std::string>>> due; // technician -> (case, code)
-    m_sync.read_state([&](const crdt::Replica& r) {
-        std::map<Id, std::vector<Id>> case_ots; // one pass over the OTs
-        for (const Id& ot : r.entities(CF::work_order)) {
-            if (auto c = id_of(r, CF::work_order, ot, "case")) {
-                case_ots[*c].push_back(ot);
-            }
+    std::set<Id> seen;
+    for (const Op& op : cause) {
+        if (op.entity_type != CF::work_order || op.field != status_field ||
+            !std::holds_alternative<std::string>(op.value) ||
+            std::get<std::string>(op.value) != "completed") {
+            continue;
         }
-        std::set<Id> seen;
-        for (const Id& ot : completed) {
-            const auto c = id_of(r, CF::work_order, ot, "case");
-            const auto tech = id_of(r, CF::work_order, ot, "technician");
-            if (!c || !tech || !seen.insert(*c).second) {
+        const auto c = id_of(r, CF::work_order, op.entity, "case");
+        const auto tech = id_of(r, CF::work_order, op.entity, "technician");
+        if (!c || !tech || !seen.insert(*c).second) {
+            continue;
+        }
+        bool all_final = true;
+        for (const Id& other : index.ots_of(*c)) {
+            const std::string st = text_of(r, CF::work_order, other, "status");
+            all_final = all_final && (st == "completed" || st == "cancelled");
+        }
+        if (!all_final) {
+            continue; // the step is the whole visit: wait for every OT
+        }
+        for (const auto& step : steps_for(modality_of(r, *c))) {
+            if (step.role != Role::technician) {
                 continue;
             }
-            bool all_final = true;
-            for (const Id& other : case_ots[*c]) {
-                const std::string s = text_of(r, CF::work_order, other, "status");
-                all_final = all_final && (s == "completed" || s == "cancelled");
+            bool done = false;
+            if (const auto* log = r.log(CF::case_file, *c, "steps")) {
+                for (const auto& [k, v] : log->events) {
+                    done = done || (std::holds_alternative<std::string>(v) &&
+                                    std::get<std::string>(v) == step.code);
+                }
             }
-            if (!all_final) {
-                continue; // the step is the whole visit: wait for every OT
-            }
-            for (const auto& step : steps_for(modality_of(r, *c))) {
-                if (step.role != Role::technician) {
-                    continue;
-                }
-                bool done = false;
-                if (const auto* log = r.log(CF::case_file, *c, "steps")) {
-                    for (const auto& [k, v] : log->events) {
-                        done = done || (std::holds_alternative<std::string>(v) &&
-                                        std::get<std::string>(v) == step.code);
-                    }
-                }
-                if (!done) {
-                    due[*tech].emplace_back(*c, std::string(step.code));
-                }
+            if (!done) {
+                due[*tech].emplace_back(*c, std::string(step.code));
             }
         }
-    });
-    for (const auto& [tech, tech_steps] : due) {
-        const auto& steps = tech_steps; // a lambda captures a variable, not a binding (clang 14)
-        m_sync.submit(tech, Role::system, [&](crdt::OpMaker& m, const crdt::Replica&) {
-            std::vector<Op> out;
-            for (const auto& [c, code] : steps) {
-                out.push_back(m.event(CF::case_file, c, "steps", text(code)));
-            }
-            return out;
-        });
     }
+    std::vector<SyncService::FollowUp> out;
+    for (auto& [tech, steps] : due) {
+        out.push_back({tech, Role::system,
+                       [steps = std::move(steps)](crdt::OpMaker& m, const crdt::Replica&) {
+                           std::vector<Op> ops;
+                           for (const auto& [c, code] : steps) {
+                               ops.push_back(m.event(CF::case_file, c, "steps", text(code)));
+                           }
+                           return ops;
+                       }});
+    }
+    return out;
 }
 
-void Procedure::catch_up() {
-    // The follow-ups look at the state, not at the ops: feeding them every collected row's
-    // serial and every completed OT's status again is enough, and does nothing twice.
-    std::vector<Op> replay;
-    m_sync.read_state([&](const crdt::Replica& r) {
-        for (const Id& item : r.entities(CF::collected_item)) {
-            const std::string serial = text_of(r, CF::collected_item, item, "serial");
-            if (serial.empty() || is_true(r, CF::collected_item, item, "voided")) {
-                continue;
+} // namespace
+
+void Procedure::register_follow_ups() {
+    // In this order: custody and the technician's step first, then closing, which reads them.
+    m_sync.set_follow_ups({
+        [](const crdt::Replica&, const std::vector<Op>& cause) { return custody_rule(cause); },
+        [this](const crdt::Replica& r, const std::vector<Op>& cause) {
+            return field_step_rule(r, cause, m_index);
+        },
+        [this](const crdt::Replica& r,
+               const std::vector<Op>& cause) -> std::vector<SyncService::FollowUp> {
+            auto cases = cases_touched_by(r, cause);
+            if (cases.empty()) {
+                return {};
             }
-            Op op;
-            op.entity_type = CF::collected_item;
-            op.entity = item;
-            op.field = field_def(CF::collected_item, "serial").id;
-            op.value = serial;
-            replay.push_back(std::move(op));
-        }
-        for (const Id& ot : r.entities(CF::work_order)) {
-            if (text_of(r, CF::work_order, ot, "status") == "completed") {
-                Op op;
-                op.entity_type = CF::work_order;
-                op.entity = ot;
-                op.field = field_def(CF::work_order, "status").id;
-                op.value = std::string("completed");
-                replay.push_back(std::move(op));
-            }
-        }
+            return {{system_user().id, Role::system,
+                     [this, cases = std::move(cases)](crdt::OpMaker& m, const crdt::Replica& st) {
+                         Batch b(system_user(), m, st);
+                         close_in(b, cases, reconcile_options());
+                         return std::move(b.ops);
+                     }}};
+        },
     });
-    custody_from_field(replay);
-    record_field_steps(replay);
-    close_all_ready();
 }
 
 std::size_t Procedure::close_all_ready() {

@@ -87,24 +87,19 @@ public:
 
     /// Closes every case among `cases` whose work is done (DESIGN §6); returns how many.
     std::size_t close_ready(const std::vector<Id>& cases);
-    /// Cases an accepted device op can affect (its OT's case, its row's OT's case).
-    std::vector<Id> cases_touched_by(const std::vector<Op>& ops);
-    /// Custody follows the field facts (DESIGN §6): equipment of the inventory recorded as
-    /// collected by a device moves customer → technician, as an event by the server.
-    void custody_from_field(const std::vector<Op>& ops);
-    /// Records the technician's step of the seed (m1.14, m2.13, m3.11, m4.18) on the case
-    /// when a device completes the last open OT of it; its author is the technician.
-    void record_field_steps(const std::vector<Op>& ops);
-    /// At start: redoes every follow-up a crash may have cut between a device's commit and
-    /// the server's own ops (custody, the technician's step, closing). Idempotent.
-    void catch_up();
-    /// Checks every case in progress (at start, after a restart mid-follow-up).
+    /// Closes every case in progress whose work is done. Closing is a follow-up of the ops
+    /// that complete the work, in their commit (register_follow_ups); this finds none to
+    /// close unless the rules changed since.
     std::size_t close_all_ready();
 
     ReconcileOptions reconcile_options() const;
     const ProcedureConfig& config() const { return m_config; }
 
 private:
+    /// Custody, the technician's step and closing, as follow-ups of the sync service: they
+    /// join the commit of the ops that call for them, a device's or the office's.
+    void register_follow_ups();
+
     Store& m_store;
     SyncService& m_sync;
     ClockSource& m_clock;

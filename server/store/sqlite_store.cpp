@@ -234,7 +234,8 @@ Op decode_one(const std::string& body) {
 
 class SqliteStore final : public Store {
 public:
-    explicit SqliteStore(const SqliteOptions& o) : m_full(o.synchronous_full) {
+    explicit SqliteStore(const SqliteOptions& o)
+        : m_full(o.synchronous_full), m_before_commit(o.before_commit) {
         if (sqlite3_open_v2(o.path.c_str(), &m_db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                             nullptr) != SQLITE_OK) {
@@ -389,6 +390,9 @@ public:
     std::vector<std::vector<std::uint64_t>>
     commit_many(const std::vector<const SyncWrite*>& ws) override {
         std::lock_guard lock(m_mutex);
+        if (m_before_commit) {
+            m_before_commit();
+        }
         // Requests that carry no op acknowledge nothing: their commit (counter, cursor,
         // last seen) need not wait for fsync. WAL keeps commits in order, so the next
         // FULL commit makes it durable too.
@@ -979,6 +983,7 @@ private:
 
     sqlite3* m_db = nullptr;
     bool m_full = true;
+    std::function<void()> m_before_commit;
     std::recursive_mutex m_mutex;
     std::unordered_map<const char*, sqlite3_stmt*> m_statements;
 };

@@ -223,6 +223,9 @@ struct SqliteOptions {
     std::string path;             // database file
     bool synchronous_full = true; // FULL: survives power loss (DESIGN §9); NORMAL otherwise
     int busy_timeout_ms = 5000;
+    /// Called at the start of every commit_many, before anything is written: a seam for
+    /// tests that crash the process at a chosen commit. Empty in production.
+    std::function<void()> before_commit{};
 };
 
 /// Opens (creating or migrating) a SQLite store. Throws otsync::Error with a clear

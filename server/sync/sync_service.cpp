@@ -628,219 +628,234 @@ std::optional<Error> SyncService::field_rules(const Actor& actor, const Op& op, 
     return std::nullopt;
 }
 
+OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t now,
+                                BatchState& st) {
+    const auto reject = [&st](OpResult r) {
+        st.delta.rejected[r.code]++;
+        return r;
+    };
+    if (op.id.replica != actor.replica || op.author != actor.user) {
+        // Checked before anything else, so no device learns about another's ops.
+        return reject({op.id, OpStatus::rejected, ErrorCode::permission_denied,
+                       "an op must carry this device's replica id and user"});
+    }
+    if (m_state.has_op(op.id)) {
+        // Idempotent resend: same content is acknowledged again; other content is not.
+        const auto r = m_state.apply(op);
+        if (r.status == crdt::ApplyResult::Status::duplicate) {
+            st.delta.duplicates++;
+            return {op.id, OpStatus::accepted, ErrorCode::internal, {}};
+        }
+        return reject({op.id, OpStatus::rejected, r.error ? r.error->code() : ErrorCode::internal,
+                       r.error ? r.error->message() : "rejected"});
+    }
+    if (const auto it = m_set_aside.find(op.id); it != m_set_aside.end()) {
+        // A write set aside before, sent again: acknowledged as then, recorded once.
+        if (it->second == to_json(op)) {
+            st.delta.duplicates++;
+            return {op.id, OpStatus::flagged, ErrorCode::permission_denied, k_set_aside_message};
+        }
+        return reject({op.id, OpStatus::rejected, ErrorCode::op_id_reused,
+                       "op " + opid_text(op.id) + " was already received with different content"});
+    }
+    bool flagged = false;
+    OpResult res = validate(actor, op, now, flagged, st.items, st.serials);
+    if (res.status == OpStatus::rejected) {
+        return reject(std::move(res));
+    }
+    const FieldDef& f = *find_field(op.entity_type, op.field);
+    if (is_set_aside(op, f, flagged)) {
+        // The OT is another technician's now: its status and registers stay theirs. The
+        // server records the write on the OT, attributed, in this request's commit; the
+        // device's op itself is not merged, stored in the log nor sent to anyone.
+        crdt::OpMaker maker(k_server_replica, *m_hlc, actor.user,
+                            m_state.max_counter(k_server_replica));
+        const Op record = maker.event(EntityType::work_order, op.entity, "flagged_writes",
+                                      text(set_aside_record(actor.user, actor.replica, now, op)));
+        const auto applied = m_state.apply(record);
+        if (!applied.applied()) {
+            return reject({op.id, OpStatus::rejected, ErrorCode::internal,
+                           "the server could not record this change: " +
+                               (applied.error ? applied.error->message() : "")});
+        }
+        index_set_aside(record);
+        if (m_observe_applied) {
+            m_observe_applied(m_state, record);
+        }
+        StoredOp so;
+        so.op = record;
+        so.received_at = now;
+        so.skew_ms = hlc_skew_ms(record.hlc, static_cast<std::uint64_t>(now));
+        st.w.ops.push_back(std::move(so)); // flagged_writes is no technician's: no feed row
+        st.touched.insert({op.entity_type, op.entity});
+        st.set_aside.insert(op.id);
+        st.delta.flagged++;
+        return res;
+    }
+    const bool link = is_link_field(op.entity_type, f.name);
+    // An entity first seen in this op has no history in the store to replay.
+    const bool existed = m_state.entity(op.entity_type, op.entity) != nullptr;
+    // Users whose scope this op may change, and their scope before it.
+    // A link op (who has an OT, which case or OT a row belongs to) can move a few
+    // entities in or out of a few users' scope: note their membership before it.
+    std::vector<std::pair<EntityType, Id>> affected;
+    std::set<Id> users;
+    std::map<std::pair<Id, std::pair<EntityType, Id>>, bool> was_in;
+    if (link) {
+        affected = affected_by_link(op, f);
+        for (const auto& e : affected) {
+            const auto owners = scope_users(e.first, e.second);
+            users.insert(owners.begin(), owners.end());
+        }
+        if (const auto target = value_id(op.value)) {
+            if (f.name == "technician" || f.name == "collected_by") {
+                users.insert(*target); // the new technician, handover owner or collector
+            } else {
+                const auto owners = scope_users(EntityType::work_order, *target);
+                users.insert(owners.begin(), owners.end());
+            }
+        }
+        for (const Id& u : users) {
+            for (const auto& e : affected) {
+                was_in[{u, e}] = has_in_scope(u, e.first, e.second);
+            }
+        }
+    }
+    const auto applied = m_state.apply(op);
+    if (!applied.applied()) {
+        return reject({op.id, OpStatus::rejected,
+                       applied.error ? applied.error->code() : ErrorCode::internal,
+                       applied.error ? applied.error->message() : "not applied"});
+    }
+    index_op(op);
+    if (m_observe_applied) {
+        m_observe_applied(m_state, op);
+    }
+    if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
+        value_id(op.value)) {
+        st.items[op.entity] = *value_id(op.value);
+    }
+    if (op.entity_type == EntityType::collected_item && f.name == "serial" &&
+        std::holds_alternative<std::string>(op.value)) {
+        st.serials[op.entity] = std::get<std::string>(op.value);
+    }
+    const std::size_t index = st.w.ops.size();
+    StoredOp so;
+    so.op = op;
+    so.received_at = now;
+    so.skew_ms = hlc_skew_ms(op.hlc, static_cast<std::uint64_t>(now));
+    so.flagged = flagged;
+    st.w.ops.push_back(std::move(so));
+    st.touched.insert({op.entity_type, op.entity});
+    // Scope changes: whole history for entities that came into a user's scope,
+    // evictions for those that left it.
+    if (link) {
+        for (const auto& e : affected_by_link(op, f)) {
+            if (std::find(affected.begin(), affected.end(), e) == affected.end()) {
+                affected.push_back(e); // e.g. the new case of a relinked OT
+            }
+        }
+    }
+    for (const Id& u : users) {
+        for (const auto& e : affected) {
+            const auto it = was_in.find({u, e});
+            const bool before = it != was_in.end() && it->second;
+            const bool after = has_in_scope(u, e.first, e.second);
+            if (after && !before) {
+                const bool new_entity =
+                    !existed && e.first == op.entity_type && e.second == op.entity;
+                const auto seqs = new_entity ? std::vector<std::uint64_t>{}
+                                             : m_store.op_seqs_of_entity(e.first, e.second);
+                for (const auto& old : m_store.ops_by_seq(seqs)) {
+                    const FieldDef* of = find_field(old.op.entity_type, old.op.field);
+                    if (of && visible_to_technician(*of)) {
+                        // History: sent to the op's author too (it deleted the entity).
+                        st.w.feed.push_back({u, std::nullopt, old.seq, std::nullopt, true});
+                    }
+                }
+                for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
+                    const Op& b = st.w.ops[i].op;
+                    const FieldDef* bf = find_field(b.entity_type, b.field);
+                    if (b.entity_type == e.first && b.entity == e.second && bf &&
+                        visible_to_technician(*bf)) {
+                        // Made by this request's device: it has them.
+                        st.w.feed.push_back({u, i, std::nullopt, std::nullopt, false});
+                    }
+                }
+            } else if (before && !after) {
+                st.w.feed.push_back({u, std::nullopt, std::nullopt, e, false});
+            }
+        }
+    }
+    if (visible_to_technician(f)) {
+        for (const Id& u : scope_users(op.entity_type, op.entity)) {
+            st.w.feed.push_back({u, index, std::nullopt, std::nullopt, false});
+        }
+    }
+    if (flagged) {
+        st.delta.flagged++;
+    } else {
+        st.delta.accepted++;
+    }
+    st.applied.push_back(op);
+    return res;
+}
+
 std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>
 SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
                          std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now) {
     std::vector<OpResult> results;
     results.reserve(ops.size());
-    SyncWrite w;
-    w.replica = actor.replica;
-    w.request_counter = request_counter;
-    w.cursor = cursor;
-    w.now = now;
-    std::map<Id, Id> batch_items;            // collected item -> OT, for items made in this batch
-    std::map<Id, std::string> batch_serials; // collected item -> serial, likewise
-    std::set<std::pair<EntityType, Id>> touched;
-    SyncCounters delta;
-    std::set<OpId> set_aside; // device ops recorded on their OT instead of merged
+    BatchState st;
+    st.w.replica = actor.replica;
+    st.w.request_counter = request_counter;
+    st.w.cursor = cursor;
+    st.w.now = now;
     for (const Op& op : ops) {
-        if (op.id.replica != actor.replica || op.author != actor.user) {
-            // Checked before anything else, so no device learns about another's ops.
-            results.push_back({op.id, OpStatus::rejected, ErrorCode::permission_denied,
-                               "an op must carry this device's replica id and user"});
-            delta.rejected[ErrorCode::permission_denied]++;
-            continue;
-        }
-        if (m_state.has_op(op.id)) {
-            // Idempotent resend: same content is acknowledged again; other content is not.
-            const auto r = m_state.apply(op);
-            if (r.status == crdt::ApplyResult::Status::duplicate) {
-                results.push_back({op.id, OpStatus::accepted, ErrorCode::internal, {}});
-                delta.duplicates++;
-            } else {
-                results.push_back({op.id, OpStatus::rejected,
-                                   r.error ? r.error->code() : ErrorCode::internal,
-                                   r.error ? r.error->message() : "rejected"});
-                delta.rejected[results.back().code]++;
-            }
-            continue;
-        }
-        if (const auto it = m_set_aside.find(op.id); it != m_set_aside.end()) {
-            // A write set aside before, sent again: acknowledged as then, recorded once.
-            if (it->second == to_json(op)) {
-                results.push_back(
-                    {op.id, OpStatus::flagged, ErrorCode::permission_denied, k_set_aside_message});
-                delta.duplicates++;
-            } else {
-                results.push_back(
-                    {op.id, OpStatus::rejected, ErrorCode::op_id_reused,
-                     "op " + opid_text(op.id) + " was already received with different content"});
-                delta.rejected[ErrorCode::op_id_reused]++;
-            }
-            continue;
-        }
-        bool flagged = false;
-        OpResult res = validate(actor, op, now, flagged, batch_items, batch_serials);
-        if (res.status == OpStatus::rejected) {
-            delta.rejected[res.code]++;
-            results.push_back(std::move(res));
-            continue;
-        }
-        const FieldDef& f = *find_field(op.entity_type, op.field);
-        if (is_set_aside(op, f, flagged)) {
-            // The OT is another technician's now: its status and registers stay theirs. The
-            // server records the write on the OT, attributed, in this request's commit; the
-            // device's op itself is not merged, stored in the log nor sent to anyone.
-            crdt::OpMaker maker(k_server_replica, *m_hlc, actor.user,
-                                m_state.max_counter(k_server_replica));
-            const Op record =
-                maker.event(EntityType::work_order, op.entity, "flagged_writes",
-                            text(set_aside_record(actor.user, actor.replica, now, op)));
-            const auto applied = m_state.apply(record);
-            if (!applied.applied()) {
-                results.push_back({op.id, OpStatus::rejected, ErrorCode::internal,
-                                   "the server could not record this change: " +
-                                       (applied.error ? applied.error->message() : "")});
-                delta.rejected[ErrorCode::internal]++;
-                continue;
-            }
-            index_set_aside(record);
-            if (m_observe_applied) {
-                m_observe_applied(m_state, record);
-            }
-            StoredOp so;
-            so.op = record;
-            so.received_at = now;
-            so.skew_ms = hlc_skew_ms(record.hlc, static_cast<std::uint64_t>(now));
-            w.ops.push_back(std::move(so)); // flagged_writes is no technician's: no feed row
-            touched.insert({op.entity_type, op.entity});
-            set_aside.insert(op.id);
-            delta.flagged++;
-            results.push_back(std::move(res));
-            continue;
-        }
-        const bool link = is_link_field(op.entity_type, f.name);
-        // An entity first seen in this op has no history in the store to replay.
-        const bool existed = m_state.entity(op.entity_type, op.entity) != nullptr;
-        // Users whose scope this op may change, and their scope before it.
-        // A link op (who has an OT, which case or OT a row belongs to) can move a few
-        // entities in or out of a few users' scope: note their membership before it.
-        std::vector<std::pair<EntityType, Id>> affected;
-        std::set<Id> users;
-        std::map<std::pair<Id, std::pair<EntityType, Id>>, bool> was_in;
-        if (link) {
-            affected = affected_by_link(op, f);
-            for (const auto& e : affected) {
-                const auto owners = scope_users(e.first, e.second);
-                users.insert(owners.begin(), owners.end());
-            }
-            if (const auto target = value_id(op.value)) {
-                if (f.name == "technician" || f.name == "collected_by") {
-                    users.insert(*target); // the new technician, handover owner or collector
-                } else {
-                    const auto owners = scope_users(EntityType::work_order, *target);
-                    users.insert(owners.begin(), owners.end());
-                }
-            }
-            for (const Id& u : users) {
-                for (const auto& e : affected) {
-                    was_in[{u, e}] = has_in_scope(u, e.first, e.second);
-                }
-            }
-        }
-        const auto applied = m_state.apply(op);
-        if (!applied.applied()) {
-            results.push_back({op.id, OpStatus::rejected,
-                               applied.error ? applied.error->code() : ErrorCode::internal,
-                               applied.error ? applied.error->message() : "not applied"});
-            delta.rejected[results.back().code]++;
-            continue;
-        }
-        index_op(op);
-        if (m_observe_applied) {
-            m_observe_applied(m_state, op);
-        }
-        if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
-            value_id(op.value)) {
-            batch_items[op.entity] = *value_id(op.value);
-        }
-        if (op.entity_type == EntityType::collected_item && f.name == "serial" &&
-            std::holds_alternative<std::string>(op.value)) {
-            batch_serials[op.entity] = std::get<std::string>(op.value);
-        }
-        const std::size_t index = w.ops.size();
-        StoredOp so;
-        so.op = op;
-        so.received_at = now;
-        so.skew_ms = hlc_skew_ms(op.hlc, static_cast<std::uint64_t>(now));
-        so.flagged = flagged;
-        w.ops.push_back(std::move(so));
-        touched.insert({op.entity_type, op.entity});
-        // Scope changes: whole history for entities that came into a user's scope,
-        // evictions for those that left it.
-        if (link) {
-            for (const auto& e : affected_by_link(op, f)) {
-                if (std::find(affected.begin(), affected.end(), e) == affected.end()) {
-                    affected.push_back(e); // e.g. the new case of a relinked OT
-                }
-            }
-        }
-        for (const Id& u : users) {
-            for (const auto& e : affected) {
-                const auto it = was_in.find({u, e});
-                const bool before = it != was_in.end() && it->second;
-                const bool after = has_in_scope(u, e.first, e.second);
-                if (after && !before) {
-                    const bool new_entity =
-                        !existed && e.first == op.entity_type && e.second == op.entity;
-                    const auto seqs = new_entity ? std::vector<std::uint64_t>{}
-                                                 : m_store.op_seqs_of_entity(e.first, e.second);
-                    for (const auto& old : m_store.ops_by_seq(seqs)) {
-                        const FieldDef* of = find_field(old.op.entity_type, old.op.field);
-                        if (of && visible_to_technician(*of)) {
-                            // History: sent to the op's author too (it deleted the entity).
-                            w.feed.push_back({u, std::nullopt, old.seq, std::nullopt, true});
-                        }
-                    }
-                    for (std::size_t i = 0; i < index; ++i) { // earlier ops of this batch
-                        const Op& b = w.ops[i].op;
-                        const FieldDef* bf = find_field(b.entity_type, b.field);
-                        if (b.entity_type == e.first && b.entity == e.second && bf &&
-                            visible_to_technician(*bf)) {
-                            // Made by this request's device: it has them.
-                            w.feed.push_back({u, i, std::nullopt, std::nullopt, false});
-                        }
-                    }
-                } else if (before && !after) {
-                    w.feed.push_back({u, std::nullopt, std::nullopt, e, false});
-                }
-            }
-        }
-        if (visible_to_technician(f)) {
-            for (const Id& u : scope_users(op.entity_type, op.entity)) {
-                w.feed.push_back({u, index, std::nullopt, std::nullopt, false});
-            }
-        }
-        if (flagged) {
-            delta.flagged++;
-        } else {
-            delta.accepted++;
-        }
-        results.push_back(std::move(res));
+        results.push_back(apply_one(actor, op, now, st));
     }
-    for (const auto& [t, id] : touched) {
-        w.projections.push_back({t, id, entity_json(m_state, t, id)});
+    follow_up(now, st);
+    for (const auto& [t, id] : st.touched) {
+        st.w.projections.push_back({t, id, entity_json(m_state, t, id)});
     }
     auto pending = std::make_shared<PendingCommit>();
-    pending->write = std::move(w);
-    pending->delta = std::move(delta);
-    pending->set_aside = std::move(set_aside);
+    pending->write = std::move(st.w);
+    pending->delta = std::move(st.delta);
+    pending->set_aside = std::move(st.set_aside);
     {
         std::lock_guard q(m_commit_mutex);
         m_commit_queue.push_back(pending);
     }
     m_commit_cv.notify_one();
     return {std::move(results), std::move(pending)};
+}
+
+void SyncService::follow_up(std::int64_t now, BatchState& st) {
+    // The ops the batch merged call for the server's own (custody, the technician's step,
+    // closing): made now, against the state they leave, and written in the same commit. A
+    // follow-up is never the caller's concern: one that cannot be made is skipped and made
+    // at the next change that calls for it (the rules read the state, not the ops).
+    if (m_follow_ups.empty() || st.applied.empty()) {
+        return;
+    }
+    const std::vector<Op> cause = std::move(st.applied);
+    for (const auto& rule : m_follow_ups) {
+        for (auto& f : rule(m_state, cause)) {
+            std::vector<Op> made;
+            try {
+                crdt::OpMaker maker(k_server_replica, *m_hlc, f.author,
+                                    m_state.max_counter(k_server_replica));
+                made = f.make(maker, m_state);
+            } catch (const std::exception&) {
+                continue; // e.g. a transition the rule thought allowed: no partial follow-up
+            }
+            const Actor server{f.author, f.role, k_server_replica};
+            for (const Op& op : made) {
+                (void)apply_one(server, op, now, st);
+            }
+        }
+    }
+    st.applied.clear();
 }
 
 void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
@@ -944,6 +959,11 @@ std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, st
     }
     store.add_enroll_code(code_hash(code), user, now + ttl_ms);
     return code;
+}
+
+void SyncService::set_follow_ups(std::vector<FollowUpRule> rules) {
+    std::lock_guard lock(m_mutex);
+    m_follow_ups = std::move(rules);
 }
 
 void SyncService::observe(std::function<void(const crdt::Replica&)> rebuild,
@@ -1121,26 +1141,6 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
     wait_commit(pending);
-    if (m_after_sync && !req.ops.empty()) {
-        // Follow-ups of field work (a case that can close now) are the server's own ops, in
-        // their own transaction; the device's ops are already durable whatever happens here.
-        std::vector<Op> accepted;
-        for (std::size_t i = 0; i < req.ops.size() && i < resp.results.size(); ++i) {
-            // A write set aside changed nothing: no follow-up to run for it.
-            if (resp.results[i].status != OpStatus::rejected &&
-                !pending->set_aside.contains(req.ops[i].id)) {
-                accepted.push_back(req.ops[i]);
-            }
-        }
-        if (!accepted.empty()) {
-            try {
-                m_after_sync(accepted);
-            } catch (const std::exception&) {
-                // Not the device's concern: the follow-up is retried at the next change.
-            }
-        }
-    }
-
     // Pull: the technician's feed, or the whole log for office devices.
     const std::uint32_t page =
         std::min(req.page_size ? req.page_size : m_config.default_page, m_config.max_page);

@@ -83,11 +83,22 @@ public:
     std::string new_enroll_code(const Id& user);
 
     PublicKey server_public_key() const { return m_key.public_key; }
-    /// Called after a device's ops are durable, with those accepted (not under the lock):
-    /// the procedure closes cases from here. Set once, before serving.
-    void set_after_sync(std::function<void(const std::vector<Op>&)> f) {
-        m_after_sync = std::move(f);
-    }
+    /// Server ops that a batch's merged ops call for (custody, the technician's step,
+    /// closing): `make` runs under the service lock with a maker for `author`, against the
+    /// state the batch leaves; its ops are validated as `role`'s and join the batch's
+    /// commit, so a crash never keeps the cause without its follow-up.
+    struct FollowUp {
+        Id author;
+        Role role;
+        std::function<std::vector<Op>(crdt::OpMaker&, const crdt::Replica&)> make;
+    };
+    /// A rule: given the state and the ops a batch merged, the follow-ups they call for.
+    /// It only reads the state (no store, no service call). Rules run in the order added,
+    /// each after the previous one's ops merged.
+    using FollowUpRule =
+        std::function<std::vector<FollowUp>(const crdt::Replica&, const std::vector<Op>& cause)>;
+    /// The rules for every batch, a device's or the server's. Set them before serving.
+    void set_follow_ups(std::vector<FollowUpRule> rules);
     /// Follows every op applied to the state, under the service lock: `rebuild` runs now
     /// and whenever the state is folded again from the log, `applied` after each op. Read
     /// what they maintain only under the lock (read_state, submit). Set once.
@@ -115,6 +126,20 @@ private:
         std::condition_variable done_cv; // with m_commit_mutex; one waiter
     };
 
+    /// What one batch merges and writes, as its ops (and their follow-ups) apply.
+    struct BatchState {
+        SyncWrite w;
+        std::map<Id, Id> items;            // collected item -> OT, for items made in this batch
+        std::map<Id, std::string> serials; // collected item -> serial, likewise
+        std::set<std::pair<EntityType, Id>> touched;
+        SyncCounters delta;
+        std::set<OpId> set_aside; // device ops recorded on their OT instead of merged
+        std::vector<Op> applied;  // merged, for the follow-up rules
+    };
+    /// Validates and merges one op into the batch; the caller holds m_mutex.
+    OpResult apply_one(const Actor& actor, const Op& op, std::int64_t now, BatchState& st);
+    /// Runs the follow-up rules on what the batch merged, into the same batch.
+    void follow_up(std::int64_t now, BatchState& st);
     /// Validates and merges in memory, then queues the writes; the caller holds m_mutex.
     std::pair<std::vector<OpResult>, std::shared_ptr<PendingCommit>>
     apply_batch(const Actor& actor, const std::vector<Op>& ops, std::uint64_t request_counter,
@@ -172,7 +197,7 @@ private:
     /// technician's then): their rows on it still count as recorded on site.
     std::set<std::pair<Id, std::uint64_t>> m_set_aside_arrivals;
     SyncCounters m_counters;
-    std::function<void(const std::vector<Op>&)> m_after_sync;
+    std::vector<FollowUpRule> m_follow_ups;
     std::function<void(const crdt::Replica&)> m_observe_rebuild;
     std::function<void(const crdt::Replica&, const Op&)> m_observe_applied;
 

@@ -285,7 +285,6 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     // syncs. The modem is in Mamani's hands: her Anexo 4, her custody, her name on the views.
     Server s;
     server::Procedure proc(*s.store, *s.sync, s.clock, server::ProcedureConfig{});
-    s.sync->set_after_sync([&proc](const std::vector<Op>& ops) { proc.custody_from_field(ops); });
     auto person = [&](const std::string& name, const std::string& full, Role role) {
         server::User u{Id::random(), name, role, false, 0, {}, full, {}};
         s.store->add_user(u);

@@ -12,8 +12,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <set>
 #include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace otsync;
 using otsync::test::Fixture;
@@ -803,4 +807,130 @@ TEST_CASE("the server applies the handheld's field rules and flags a signature t
     r = one(d->maker->add(EntityType::work_order, ot4, "verified_equipment", text("DEC-R4")));
     CHECK(r.status == OpStatus::rejected);
     CHECK(r.code == ErrorCode::invalid_value);
+}
+
+TEST_CASE("killed right after a device's commit, the server restarts with the case closed and "
+          "custody moved: the follow-ups were in that commit, nothing repairs them") {
+    Fixture f;
+    const auto person = [&](const std::string& name, Role role) {
+        server::User u;
+        u.id = f.add_user(name, role);
+        u.name = name;
+        u.role = role;
+        return u;
+    };
+    const auto atc = person("atc", Role::customer_service);
+    const auto jac = person("jac", Role::commercial_head);
+    const auto ev = person("ev", Role::sales_executive);
+    const auto bo = person("bo", Role::back_office);
+    const auto tech = person("tec", Role::technician);
+    // Two cases of modality 2: on K-1 the technician collects the ONT (it waits for the
+    // warehouse then), on K-2 both serials stay with the customer, seen (it closes now).
+    Id the_case, ot, case2, ot2;
+    {
+        server::Procedure proc(*f.store, *f.service, f.clock, {});
+        REQUIRE(proc.import_inventory(
+                        "contract,customer_name,person_type,tax_id,address,serial,kind,model,"
+                        "description\n"
+                        "K-1,Ana,natural,1 CB,Calle 1,SK1A,gpon_ont,HG8245,ONT\n"
+                        "K-1,Ana,natural,1 CB,Calle 1,SK1B,decoder,DX,Decodificador\n"
+                        "K-2,Luis,natural,2 CB,Calle 2,SK2A,gpon_ont,HG8245,ONT\n"
+                        "K-2,Luis,natural,2 CB,Calle 2,SK2B,decoder,DX,Decodificador\n")
+                    .find("\"equipment\":4") != std::string::npos);
+        const auto open = [&](const std::string& contract, Id& c, Id& o) {
+            const std::string opened = proc.open_case(
+                atc, R"({"modality":2,"contract":")" + contract +
+                         R"(","customer_name":"Ana","person_type":"natural","tax_id":"1",)"
+                         R"("reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
+                         R"("old_address":"a","new_address":"b","unit":"Cercado"})");
+            c = Id::from_hex(opened.substr(opened.find("\"id\":\"") + 6, 32));
+            proc.route_case(jac, c, R"({"to":"ev"})");
+            proc.feasibility(ev, c, R"({"feasible":true})");
+            proc.requirements(ev, c,
+                              R"({"met":["titular","ci_vigente","cuentas_al_dia",)"
+                              R"("direccion_croquis","pago_traslado"]})");
+            proc.approve(ev, c, "{}");
+            const std::string detail = proc.issue_ots(bo, c, R"({"technician":"tec"})");
+            const auto at = detail.find("\"ots\":[{\"id\":\"");
+            REQUIRE(at != std::string::npos);
+            o = Id::from_hex(detail.substr(at + 14, 32));
+        };
+        open("K-1", the_case, ot);
+        open("K-2", case2, ot2);
+    }
+    auto d = f.enroll(tech.id);
+    f.sync_all(*d);
+    // The visit: the ONT collected, the decoder seen at the customer's, signed, completed.
+    auto ops = collect(*d, ot, "SK1A");
+    const auto more = [&](Op op) {
+        d->state.apply(op);
+        ops.push_back(std::move(op));
+    };
+    more(d->maker->add(EntityType::work_order, ot, "verified_equipment", text("SK1B")));
+    more(d->maker->set(EntityType::work_order, ot, "signature_ref", Id::random()));
+    const Hash256 h = rows_hash(d->state, ot);
+    more(
+        d->maker->set(EntityType::work_order, ot, "signed_rows_hash", Bytes{{h.begin(), h.end()}}));
+    more(d->maker->set_status(d->state, EntityType::work_order, ot, "status", text("completed")));
+    more(d->maker->set_status(d->state, EntityType::work_order, ot2, "status", text("on_site")));
+    more(d->maker->add(EntityType::work_order, ot2, "verified_equipment", text("SK2A")));
+    more(d->maker->add(EntityType::work_order, ot2, "verified_equipment", text("SK2B")));
+    more(d->maker->set_status(d->state, EntityType::work_order, ot2, "status", text("completed")));
+
+    // The server restarts as a child process that SIGKILLs itself at the start of the commit
+    // after the one that holds the device's ops: what used to be the follow-ups' own commit.
+    f.service.reset();
+    f.store.reset();
+    server::SqliteOptions o;
+    o.path = (f.dir.path / "otsync.db").string();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int commits = 0;
+        o.before_commit = [&commits] {
+            if (++commits == 2) {
+                ::raise(SIGKILL);
+            }
+        };
+        f.store = server::open_sqlite_store(o);
+        f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+        server::Procedure proc(*f.store, *f.service, f.clock, {});
+        const SyncRequest req = f.request(*d, ops);
+        const auto reply = f.post(*d, encode_binary(req), false);
+        if (reply.status != 200) {
+            ::_exit(2);
+        }
+        (void)f.post(*d, encode_binary(f.request(*d, {})), false); // the next request commits
+        ::_exit(3); // not killed: the test proves nothing
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
+                    "the server was not killed at its second commit (status " << status << ")");
+
+    // Restarted: no repair step exists; the state on disk already has the follow-ups.
+    f.store = server::open_sqlite_store(o);
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+    server::Procedure proc(*f.store, *f.service, f.clock, {});
+    f.service->read_state([&](const crdt::Replica& s) {
+        CHECK(server::text_of(s, EntityType::work_order, ot, "status") == "completed");
+        CHECK(server::text_of(s, EntityType::work_order, ot2, "status") == "completed");
+        // Nothing of K-2 left to do: closed. K-1's ONT is on its way to the warehouse.
+        CHECK(server::text_of(s, EntityType::case_file, case2, "status") == "closed");
+        CHECK(server::text_of(s, EntityType::case_file, the_case, "status") == "in_progress");
+        const auto* custody =
+            s.log(EntityType::equipment, Id::natural("equipment", "SK1A"), "custody");
+        REQUIRE(custody);
+        REQUIRE(!custody->events.empty());
+        CHECK(custody->events.rbegin()->second == Value{std::string("technician")});
+        for (const Id& c : {the_case, case2}) {
+            bool step = false;
+            if (const auto* steps = s.log(EntityType::case_file, c, "steps")) {
+                for (const auto& [k, v] : steps->events) {
+                    step = step || v == Value{std::string("m2.13")};
+                }
+            }
+            CHECK(step); // the technician's step of modality 2, on both
+        }
+    });
 }
