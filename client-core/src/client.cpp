@@ -699,12 +699,8 @@ struct Client::Impl {
             return signed_rows(state, ot);
         }
         std::vector<std::pair<Id, std::string>> out;
-        for (const Id& item : state.entities(EntityType::collected_item)) {
-            const Value* w = state.get(EntityType::collected_item, item, "work_order");
-            if (w && std::holds_alternative<Id>(*w) && std::get<Id>(*w) == ot) {
-                out.emplace_back(item,
-                                 text_of(state.get(EntityType::collected_item, item, "serial")));
-            }
+        for (const Id& item : state.referrers(EntityType::collected_item, "work_order", ot)) {
+            out.emplace_back(item, text_of(state.get(EntityType::collected_item, item, "serial")));
         }
         std::sort(out.begin(), out.end(),
                   [](const auto& a, const auto& b) { return a.second < b.second; });
@@ -1680,10 +1676,18 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
                                      {e.bytes.begin(), e.bytes.end()})) != ready.end();
             };
             std::vector<std::pair<Id, std::string>> notices;
-            for (const Id& ot : m->state.entities(EntityType::work_order)) {
-                if (!leaving(EntityType::work_order, ot)) {
-                    continue;
+            std::vector<Id> leaving_ots; // in id order, as the notices always were
+            for (const auto& [t, bytes] : ready) {
+                if (t == static_cast<std::int64_t>(EntityType::work_order) && bytes.size() == 16) {
+                    Id ot;
+                    std::copy(bytes.begin(), bytes.end(), ot.bytes.begin());
+                    if (m->state.entity(EntityType::work_order, ot)) {
+                        leaving_ots.push_back(ot);
+                    }
                 }
+            }
+            std::sort(leaving_ots.begin(), leaving_ots.end());
+            for (const Id& ot : leaving_ots) {
                 std::size_t rows = 0, sent = 0, kept = 0;
                 for (const auto& [item, serial] : m->rows(ot)) {
                     const Value* by = m->state.get(CI, item, "collected_by");

@@ -256,12 +256,41 @@ ApplyResult Replica::apply(const Op& op) {
     top = std::max(top, op.id.counter);
 
     const FieldDef& def = *find_field(op.entity_type, op.field);
-    Entity& e = m_entities[EntityKey{op.entity_type, op.entity}];
+    const auto [it, created] = m_entities.try_emplace(EntityKey{op.entity_type, op.entity});
+    Entity& e = it->second;
+    if (created) {
+        m_by_type[op.entity_type].insert(op.entity);
+    }
     FieldState& slot = field_slot(e, def);
     const OrderKey key = op.order_key();
     switch (op.kind) {
     case OpKind::set: {
         auto& r = std::get<RegisterState>(slot);
+        // The reference index follows the register's winner: from what it held to what it
+        // holds after this op (an older op that loses changes nothing).
+        const std::optional<Id> before = r.written && std::holds_alternative<Id>(r.value)
+                                             ? std::optional(std::get<Id>(r.value))
+                                             : std::nullopt;
+        const auto reindex = [&] {
+            const std::optional<Id> after = std::holds_alternative<Id>(r.value)
+                                                ? std::optional(std::get<Id>(r.value))
+                                                : std::nullopt;
+            if (before == after) {
+                return;
+            }
+            if (before) {
+                const auto ref = m_refs.find(RefKey{op.entity_type, def.id, *before});
+                if (ref != m_refs.end()) {
+                    ref->second.erase(op.entity);
+                    if (ref->second.empty()) {
+                        m_refs.erase(ref);
+                    }
+                }
+            }
+            if (after) {
+                m_refs[RefKey{op.entity_type, def.id, *after}].insert(op.entity);
+            }
+        };
         if ((def.lifecycle || def.tracked) && std::holds_alternative<std::string>(op.value)) {
             const auto& state = std::get<std::string>(op.value);
             register_note_state(r, StatusWrite{key, state,
@@ -271,6 +300,7 @@ ApplyResult Replica::apply(const Op& op) {
                                                def.tracked || is_final(*def.lifecycle, state)});
         }
         register_apply(r, key, op.value);
+        reindex();
         break;
     }
     case OpKind::add:
@@ -392,14 +422,20 @@ std::vector<OpId> Replica::live_tags(EntityType t, const Id& id, std::string_vie
 }
 
 std::vector<Id> Replica::entities(EntityType t) const {
-    std::vector<Id> out;
-    for (const auto& [k, e] : m_entities) {
-        if (k.type == t) {
-            out.push_back(k.id);
-        }
+    const auto it = m_by_type.find(t);
+    return it == m_by_type.end() ? std::vector<Id>{}
+                                 : std::vector<Id>(it->second.begin(), it->second.end());
+}
+
+const std::set<Id>& Replica::referrers(EntityType t, std::string_view field,
+                                       const Id& target) const {
+    static const std::set<Id> none;
+    const FieldDef* def = find_field(t, field);
+    if (!def) {
+        return none;
     }
-    std::sort(out.begin(), out.end());
-    return out;
+    const auto it = m_refs.find(RefKey{t, def->id, target});
+    return it == m_refs.end() ? none : it->second;
 }
 
 std::vector<LifecycleConflict> Replica::conflicts() const {

@@ -115,11 +115,7 @@ std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const
 
 std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, const Id& ot) {
     std::vector<std::pair<Id, std::string>> out;
-    for (const Id& item : r.entities(EntityType::collected_item)) {
-        const Value* w = r.get(EntityType::collected_item, item, "work_order");
-        if (!w || !std::holds_alternative<Id>(*w) || std::get<Id>(*w) != ot) {
-            continue;
-        }
+    for (const Id& item : r.referrers(EntityType::collected_item, "work_order", ot)) {
         const Value* voided = r.get(EntityType::collected_item, item, "voided");
         if (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided)) {
             continue;

@@ -131,8 +131,13 @@ struct World {
                          text("m4." + std::to_string(pick(18))));
             break;
         default:
-            op = m.set(EntityType::case_file, the_case, "fee",
-                       Money{static_cast<std::int64_t>(14628 + pick(10000))});
+            if (chance(40)) { // the office reassigns the OT, concurrently with the others
+                op = m.set(EntityType::work_order, ot, "technician",
+                           Id::natural("user", "tec." + std::to_string(pick(3))));
+            } else {
+                op = m.set(EntityType::case_file, the_case, "fee",
+                           Money{static_cast<std::int64_t>(14628 + pick(10000))});
+            }
             break;
         }
         // The outbox is durable before anything is sent.
@@ -251,6 +256,27 @@ std::string check_world(World& w) {
     for (int i = 1; i < k_replicas; ++i) {
         if (w.nodes[i]->state.digest() != digest) {
             return std::string("digest of ") + k_names[i] + " differs from server's";
+        }
+    }
+    // Every replica's reference index says what a scan of its state says.
+    const std::pair<EntityType, const char*> links[] = {{EntityType::collected_item, "work_order"},
+                                                        {EntityType::work_order, "case"},
+                                                        {EntityType::work_order, "technician"}};
+    for (int i = 0; i < k_replicas; ++i) {
+        const auto& st = w.nodes[i]->state;
+        for (const auto& [type, field] : links) {
+            std::map<Id, std::set<Id>> scanned;
+            for (const Id& id : st.entities(type)) {
+                if (const Value* v = st.get(type, id, field); v && std::holds_alternative<Id>(*v)) {
+                    scanned[std::get<Id>(*v)].insert(id);
+                }
+            }
+            for (const auto& [target, ids] : scanned) {
+                if (st.referrers(type, field, target) != ids) {
+                    return std::string("referrers of ") + field + " differ from a scan on " +
+                           k_names[i];
+                }
+            }
         }
     }
     const auto& s = w.nodes[0]->state;

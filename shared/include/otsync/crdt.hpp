@@ -139,6 +139,12 @@ public:
 
     /// Entity ids of a type, sorted.
     std::vector<Id> entities(EntityType t) const;
+    /// The entities of type `t` whose register `field` now holds `target`, sorted: the
+    /// links the views, the scope and the handheld follow (the rows of an OT are
+    /// referrers(collected_item, "work_order", ot); the OTs of a case, of a technician,
+    /// likewise). Kept current by apply for every register that holds an id, so a lookup
+    /// never scans the state.
+    const std::set<Id>& referrers(EntityType t, std::string_view field, const Id& target) const;
     std::vector<LifecycleConflict> conflicts() const;
 
     bool has_op(const OpId& id) const { return m_seen.contains(id); }
@@ -151,7 +157,22 @@ public:
 private:
     const FieldState* field_state(EntityType t, const Id& id, std::string_view field) const;
 
+    struct RefKey {
+        EntityType type;
+        FieldId field;
+        Id target;
+        bool operator==(const RefKey&) const = default;
+    };
+    struct RefKeyHash {
+        std::size_t operator()(const RefKey& k) const noexcept {
+            return std::hash<Id>{}(k.target) ^ (static_cast<std::size_t>(k.type) << 8) ^
+                   static_cast<std::size_t>(k.field);
+        }
+    };
+
     std::unordered_map<EntityKey, Entity, EntityKeyHash> m_entities;
+    std::unordered_map<EntityType, std::set<Id>> m_by_type;
+    std::unordered_map<RefKey, std::set<Id>, RefKeyHash> m_refs;
     std::unordered_map<OpId, std::uint64_t> m_seen; // op id -> content fingerprint
     std::unordered_map<std::uint64_t, std::uint64_t> m_max_counter;
 };
