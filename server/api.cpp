@@ -202,29 +202,6 @@ std::string user_json(const User& u) {
 
 } // namespace
 
-unsigned http_status(ErrorCode code) {
-    switch (code) {
-    case ErrorCode::unauthenticated:
-        return 401;
-    case ErrorCode::permission_denied:
-        return 403;
-    case ErrorCode::not_found:
-        return 404;
-    case ErrorCode::conflict:
-    case ErrorCode::invalid_transition:
-    case ErrorCode::requirements_incomplete:
-        return 409;
-    case ErrorCode::too_large:
-        return 413;
-    case ErrorCode::rate_limited:
-        return 429;
-    case ErrorCode::internal:
-        return 503;
-    default:
-        return 400;
-    }
-}
-
 std::map<std::string, std::string> parse_query(std::string_view q) {
     std::map<std::string, std::string> out;
     auto decode = [](std::string_view s) {
@@ -281,7 +258,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
         // ---- login: the one route without a session ----
         if (path == "/v1/auth/login") {
             if (r.method != "POST") {
-                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+                return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
             }
             JsonBody j(r.body);
             const std::string name = j.req_text("name", 200);
@@ -310,7 +287,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
                 return reply;
             } catch (const Error& e) {
                 if (e.code() == ErrorCode::rate_limited) {
-                    Reply reply = error_reply(429, e.code(), e.message());
+                    Reply reply = error_reply(e);
                     reply.headers.emplace_back(
                         "Retry-After", std::to_string(m_auth.retry_after_seconds(name, ip)));
                     return reply;
@@ -343,20 +320,20 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
             return std::nullopt;
         }
         if (!principal) {
-            Reply reply = error_reply(401, ErrorCode::unauthenticated,
-                                      "sign in first (your session is missing or expired)");
+            Reply reply = error_reply(Error(ErrorCode::unauthenticated,
+                                            "sign in first (your session is missing or expired)"));
             reply.headers.emplace_back("WWW-Authenticate", "Bearer");
             return reply;
         }
         const User& user = principal->user;
         const bool write = r.method != "GET" && r.method != "HEAD";
         if (write && !m_auth.csrf_ok(*principal, r.headers)) {
-            return error_reply(403, ErrorCode::permission_denied,
-                               "missing or wrong X-CSRF-Token for a cookie session");
+            return error_reply(Error(ErrorCode::permission_denied,
+                                     "missing or wrong X-CSRF-Token for a cookie session"));
         }
         if (path == "/v1/auth/logout") {
             if (r.method != "POST") {
-                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+                return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
             }
             m_auth.logout(principal->token_hash);
             Reply reply = json("{\"ok\":true}");
@@ -365,7 +342,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
         }
         if (path == "/v1/auth/session") {
             if (r.method != "GET") {
-                return error_reply(405, ErrorCode::invalid_argument, "use GET");
+                return error_reply(Error(ErrorCode::method_not_allowed, "use GET"));
             }
             return json("{\"user\":" + user_json(user) +
                         ",\"expires_at\":" + std::to_string(principal->expires_at) +
@@ -373,34 +350,34 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
         }
         if (revoke) {
             if (r.method != "POST") {
-                return error_reply(405, ErrorCode::invalid_argument, "use POST");
+                return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
             }
             if (user.role != Role::supervisor) {
-                return error_reply(403, ErrorCode::permission_denied,
-                                   "only a supervisor revokes devices");
+                return error_reply(
+                    Error(ErrorCode::permission_denied, "only a supervisor revokes devices"));
             }
             char* end = nullptr;
             const auto replica = std::strtoull(params[0].c_str(), &end, 10);
             if (params[0].empty() || *end || !m_store.revoke_device(replica)) {
-                return error_reply(404, ErrorCode::not_found, "no device " + params[0]);
+                return error_reply(Error(ErrorCode::not_found, "no device " + params[0]));
             }
             return json(m_procedure.devices_json());
         }
         if (!route) {
-            return error_reply(405, ErrorCode::invalid_argument,
-                               "method " + std::string(r.method) + " is not allowed here");
+            return error_reply(Error(ErrorCode::method_not_allowed,
+                                     "method " + std::string(r.method) + " is not allowed here"));
         }
         // Deny by default: the role must be in the route's row of the table.
         if ((route->roles & role_bit(user.role)) == 0) {
-            return error_reply(403, ErrorCode::permission_denied,
-                               std::string(label_es(user.role)) + " may not " +
-                                   std::string(r.method) + " " + route->pattern);
+            return error_reply(Error(ErrorCode::permission_denied,
+                                     std::string(label_es(user.role)) + " may not " +
+                                         std::string(r.method) + " " + route->pattern));
         }
         if (write && path != "/v1/inventory/import") {
             const std::string ct = header(r, "content-type");
             if (!r.body.empty() && ct.rfind("application/json", 0) != 0) {
-                return error_reply(415, ErrorCode::invalid_argument,
-                                   "send the body as application/json");
+                return error_reply(
+                    Error(ErrorCode::unsupported_media_type, "send the body as application/json"));
             }
         }
         Ctx ctx{r, user, std::move(params), parse_query(r.query)};
@@ -408,14 +385,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
     } catch (const Reply& reply) {
         return reply; // a handler's own detailed error (e.g. the import's problem list)
     } catch (const Error& e) {
-        if (e.code() == ErrorCode::internal) {
-            return error_reply(503, e.code(), "the server could not complete the request; retry");
-        }
-        std::string message = e.message();
-        if (!e.field().empty() && message.find(e.field()) == std::string::npos) {
-            message = e.field() + ": " + message;
-        }
-        return error_reply(http_status(e.code()), e.code(), message, e.field());
+        return error_reply(e); // internal: a generic message, nothing of ours leaks
     }
 }
 

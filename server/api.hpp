@@ -7,6 +7,7 @@
 
 #include "app.hpp"
 #include "auth/auth.hpp"
+#include "http/reply.hpp"
 #include "procedure/procedure.hpp"
 
 #include <optional>
@@ -33,7 +34,8 @@ public:
     void trust_proxy(bool on) { m_trust_proxy = on; }
 
     /// Answers a /v1/ request that is not sync or enrollment; nullopt when no route
-    /// matches the path at all (the caller answers 404).
+    /// matches the path at all (the caller answers 404). Every error is an error_reply
+    /// (http/reply.hpp): the status is the code's.
     std::optional<Reply> handle(const RouteRequest& r);
 
     static const std::vector<RouteInfo>& routes();
@@ -50,8 +52,5 @@ std::map<std::string, std::string> parse_query(std::string_view query);
 
 /// Whether `path` fits a route pattern such as "/v1/cases/{id}/approve".
 bool route_matches(std::string_view pattern, std::string_view path);
-
-/// The HTTP status for an error code (401, 403, 404, 409, 429, 503 or 400).
-unsigned http_status(ErrorCode code);
 
 } // namespace otsync::server

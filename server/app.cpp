@@ -121,18 +121,15 @@ Reply App::handle(const RouteRequest& r) {
     try {
         return dispatch(r);
     } catch (const Error& e) {
-        // A failure of ours (the store, a bug) is a 5xx: the device retries later.
-        if (e.code() == ErrorCode::internal) {
-            return error_reply(503, ErrorCode::internal,
-                               "the server could not complete the request; retry later");
-        }
-        return error_reply(400, e.code(), e.message());
+        // The code's status (http/reply.hpp). A failure of ours (the store, a bug) is
+        // internal: a 5xx with a generic message, and the device retries later.
+        return error_reply(e);
     }
 }
 
 Reply App::serve_web(std::string_view method, std::string_view path) {
     if (method != "GET" && method != "HEAD") {
-        return error_reply(405, ErrorCode::invalid_argument, "use GET");
+        return error_reply(Error(ErrorCode::method_not_allowed, "use GET"));
     }
     std::string rel(path.substr(5)); // after "/web/"
     if (rel.empty()) {
@@ -155,11 +152,11 @@ Reply App::serve_web(std::string_view method, std::string_view path) {
     const auto dot = rel.rfind('.');
     const auto type = dot == std::string::npos ? k_types.end() : k_types.find(rel.substr(dot));
     if (!plain || type == k_types.end()) {
-        return error_reply(404, ErrorCode::not_found, "no such page");
+        return error_reply(Error(ErrorCode::not_found, "no such page"));
     }
     std::ifstream in(m_web_dir + "/" + rel, std::ios::binary);
     if (!in) {
-        return error_reply(404, ErrorCode::not_found, "no such page: " + rel);
+        return error_reply(Error(ErrorCode::not_found, "no such page: " + rel));
     }
     std::ostringstream body;
     body << in.rdbuf();
@@ -190,14 +187,14 @@ Reply App::dispatch(const RouteRequest& r) {
     }
     if (r.path == "/healthz") {
         if (r.method != "GET" && r.method != "HEAD") {
-            return error_reply(405, ErrorCode::invalid_argument, "use GET");
+            return error_reply(Error(ErrorCode::method_not_allowed, "use GET"));
         }
         return m_store.healthy() ? Reply{200, "application/json", "{\"status\":\"ok\"}"}
-                                 : error_reply(503, ErrorCode::internal, "store unreachable");
+                                 : error_reply(Error(ErrorCode::internal, "store unreachable"));
     }
     if (r.path == "/metrics") {
         if (r.method != "GET") {
-            return error_reply(405, ErrorCode::invalid_argument, "use GET");
+            return error_reply(Error(ErrorCode::method_not_allowed, "use GET"));
         }
         return Reply{
             200, "text/plain; version=0.0.4",
@@ -205,13 +202,13 @@ Reply App::dispatch(const RouteRequest& r) {
     }
     if (r.path == "/v1/sync") {
         if (r.method != "POST") {
-            return error_reply(405, ErrorCode::invalid_argument, "use POST");
+            return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
         return m_sync.sync(std::string(r.path), r.headers, r.body);
     }
     if (r.path == "/v1/devices/enroll") {
         if (r.method != "POST") {
-            return error_reply(405, ErrorCode::invalid_argument, "use POST");
+            return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
         return m_sync.enroll(r.body);
     }
@@ -220,7 +217,7 @@ Reply App::dispatch(const RouteRequest& r) {
             return std::move(*reply);
         }
     }
-    return error_reply(404, ErrorCode::not_found, "no such route: " + std::string(r.path));
+    return error_reply(Error(ErrorCode::not_found, "no such route: " + std::string(r.path)));
 }
 
 } // namespace otsync::server

@@ -3,6 +3,7 @@
 // GET /metrics renders in Prometheus text format.
 #pragma once
 
+#include "http/reply.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -49,6 +50,7 @@ public:
     App(Store& store, SyncService& sync, ClockSource& clock)
         : m_store(store), m_sync(sync), m_clock(clock) {}
 
+    /// Never throws otsync::Error: an error is answered as error_reply(e) (http/reply.hpp).
     Reply handle(const RouteRequest& r);
     /// The people's REST API (/v1/...), when the server offers it.
     void set_api(class Api* api) { m_api = api; }

@@ -228,23 +228,6 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-std::string json_str(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -302,11 +285,10 @@ int main(int argc, char** argv) {
                 if (server_ptr) {
                     app.metrics().set_open_connections(server_ptr->connections());
                 }
-                // One structured line per request, JSON, on stdout.
-                std::printf("{\"remote\":%s,\"method\":%s,\"path\":%s,\"status\":%u,\"in\":%zu,"
-                            "\"out\":%zu,\"ms\":%.3f}\n",
-                            json_str(l.remote).c_str(), json_str(l.method).c_str(),
-                            json_str(l.path).c_str(), l.status, l.bytes_in, l.bytes_out, l.ms);
+                // One structured line per request, JSON (valid whatever the request held), on
+                // stdout.
+                const std::string line = access_log_json(l) + "\n";
+                std::fwrite(line.data(), 1, line.size(), stdout);
                 std::fflush(stdout);
             });
         // Signals first, so a SIGTERM right after start-up is already graceful.

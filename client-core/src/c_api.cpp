@@ -46,6 +46,12 @@ OTSYNC_SAME_CODE(OTSYNC_ERR_BAD_SIGNATURE, bad_signature);
 OTSYNC_SAME_CODE(OTSYNC_ERR_USER_DISABLED, user_disabled);
 OTSYNC_SAME_CODE(OTSYNC_ERR_REPLAYED, replayed);
 OTSYNC_SAME_CODE(OTSYNC_ERR_SIGNED_ROWS, signed_rows);
+OTSYNC_SAME_CODE(OTSYNC_ERR_METHOD_NOT_ALLOWED, method_not_allowed);
+OTSYNC_SAME_CODE(OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE, unsupported_media_type);
+// ... and nothing after the last one: a code added to ErrorCode without its constant
+// above fails here too.
+static_assert(OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE == static_cast<int>(otsync::k_last_error_code),
+              "client.h must mirror every otsync::ErrorCode");
 #undef OTSYNC_SAME_CODE
 
 /// One request handed to an app's transport: the library's reference and the app's; the

@@ -75,10 +75,6 @@ Id parse_id(const std::string& hex) {
     }
 }
 
-std::string text_of(const Value* v) {
-    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
-}
-
 int code_of(ErrorCode c) {
     return static_cast<int>(c);
 }

@@ -20,12 +20,20 @@
 //  * The parser asserts its preconditions, so it is fed only by Beast's read functions.
 //  * The example stops accepting forever on the first accept error (EMFILE, ...);
 //    here accepting goes on, after a pause when out of descriptors.
+//  * Beast checks neither Host nor the form of the target: an HTTP/1.1 request without
+//    Host, or any request with two, is refused with 400 (RFC 9112 §3.2), and an
+//    absolute-form target ("http://host/path?q", §3.2.2) is routed by its path and query.
+//
+// Error bodies and access-log lines go through the one JSON string writer
+// (otsync/json_string.hpp), so they are valid JSON whatever bytes the request held.
 //
 // Every completion handler runs on the session's strand and never lets an exception
 // out (a throwing handler would escape io_context::run on the caller's thread).
 #include "http/http_server.hpp"
 
+#include "http/reply.hpp"
 #include "otsync/error.hpp"
+#include "otsync/json_string.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -50,6 +58,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -117,80 +126,13 @@ private:
 
 // ---- JSON error bodies ------------------------------------------------------------
 
-/// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char b = byte(i);
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (b >= 0xC2 && b <= 0xDF) {
-        len = 2;
-        cp = b & 0x1Fu;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        cp = b & 0x0Fu;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        cp = b & 0x07u;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) {
-        return 0;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        if ((byte(i + k) & 0xC0u) != 0x80u) {
-            return 0;
-        }
-        cp = (cp << 6) | (byte(i + k) & 0x3Fu);
-    }
-    const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    const bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-    if (overlong || surrogate || cp > 0x10FFFF) {
-        return 0;
-    }
-    return len;
-}
-
-/// `s` as a JSON string literal; bytes that are not UTF-8 become U+FFFD.
-std::string json_string(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out += '"';
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-            ++i;
-        } else if (c < 0x20 || c == 0x7F) {
-            constexpr char hex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 0x0F];
-            ++i;
-        } else if (c < 0x80) {
-            out += static_cast<char>(c);
-            ++i;
-        } else if (const std::size_t len = utf8_sequence(s, i); len != 0) {
-            out.append(s.substr(i, len));
-            i += len;
-        } else {
-            out += "\\ufffd";
-            ++i;
-        }
-    }
-    out += '"';
-    return out;
-}
-
-/// The error body of DESIGN §9: {"error":{"code":"...","message":"..."}}.
-HttpResponse error_response(unsigned status, ErrorCode code, std::string_view message) {
+/// The error body of http/reply.hpp with `status`: the code's own (http_status) unless
+/// the HTTP layer has one of its own for the case (431, 503; 400 for a handler's Error).
+HttpResponse error_response(ErrorCode code, std::string_view message, unsigned status = 0) {
     HttpResponse r;
-    r.status = status;
+    r.status = status != 0 ? status : http_status(code);
     r.content_type = "application/json";
-    r.body = "{\"error\":{\"code\":" + json_string(to_string(code)) +
-             ",\"message\":" + json_string(message) + "}}";
+    r.body = error_body(code, message);
     return r;
 }
 
@@ -249,6 +191,35 @@ std::string format_endpoint(const tcp::endpoint& ep) {
 
 bool is_http_error(const error_code& ec) {
     return ec.category() == http::make_error_code(http::error::bad_method).category();
+}
+
+/// A request target split as the handler sees it (RFC 9112 §3.2): `origin` is the
+/// origin-form, path and query; an absolute-form target ("http://host:port/p?q", the
+/// scheme in any case) also gives its `authority`, and an empty path becomes "/".
+struct Target {
+    std::string origin;
+    std::string authority; // absolute-form only
+    bool absolute = false;
+};
+
+Target split_target(std::string_view target) {
+    for (const std::string_view scheme :
+         {std::string_view("http://"), std::string_view("https://")}) {
+        if (target.size() >= scheme.size() &&
+            beast::iequals(target.substr(0, scheme.size()), scheme)) {
+            const std::string_view rest = target.substr(scheme.size());
+            const std::size_t end = std::min(rest.find_first_of("/?"), rest.size());
+            Target t;
+            t.absolute = true;
+            t.authority = std::string(rest.substr(0, end));
+            t.origin = rest.substr(end);
+            if (t.origin.empty() || t.origin.front() == '?') {
+                t.origin.insert(0, "/");
+            }
+            return t;
+        }
+    }
+    return Target{std::string(target), {}, false};
 }
 
 // ---- Session -----------------------------------------------------------------------
@@ -325,6 +296,8 @@ private:
         m_parser->body_limit(boost::none);
         m_method.clear();
         m_path.clear();
+        m_target.clear();
+        m_authority.clear();
         m_bytes_in = 0;
         m_version = 11;
 
@@ -376,8 +349,28 @@ private:
         const auto& msg = m_parser->get();
         m_version = msg.version();
         m_method = std::string(msg.method_string());
-        const std::string_view target = msg.target();
-        m_path = std::string(target.substr(0, target.find('?')));
+        Target target = split_target(msg.target());
+        m_target = std::move(target.origin);
+        m_authority = std::move(target.authority);
+        m_path = m_target.substr(0, m_target.find('?'));
+
+        // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host and for any request
+        // with more than one (HTTP/1.0 had no Host). An absolute-form target needs one
+        // too, though its own authority is the one that counts (§3.2.2).
+        const std::size_t hosts = msg.count(http::field::host);
+        if (hosts > 1 || (hosts == 0 && m_version >= 11)) {
+            answer_error(ErrorCode::malformed, hosts == 0
+                                                   ? "an HTTP/1.1 request needs a Host header"
+                                                   : "a request may have one Host header only");
+            return;
+        }
+        // An http(s) URI names a host and never carries user information (RFC 9110 §4.2).
+        if (target.absolute &&
+            (m_authority.empty() || m_authority.find('@') != std::string::npos)) {
+            answer_error(ErrorCode::malformed,
+                         "the request target has no host, or user information");
+            return;
+        }
 
         // Only "chunked" may be a transfer coding of a request we read (RFC 9112 §6.1:
         // a request whose final coding is not chunked cannot be framed; we support no
@@ -387,7 +380,7 @@ private:
             const bool only_chunked = std::next(te.first) == te.second &&
                                       beast::iequals(trim(te.first->value()), "chunked");
             if (!only_chunked) {
-                answer_error(400, ErrorCode::malformed,
+                answer_error(ErrorCode::malformed,
                              "unsupported Transfer-Encoding (only \"chunked\" is accepted)");
                 return;
             }
@@ -398,13 +391,13 @@ private:
             try {
                 limit = m_shared->body_limit(m_method, m_path);
             } catch (...) {
-                answer_error(500, ErrorCode::internal, "internal error");
+                answer_error(ErrorCode::internal, "internal error");
                 return;
             }
         }
         const auto length = m_parser->content_length();
         if (length && *length > limit) {
-            answer_error(413, ErrorCode::too_large,
+            answer_error(ErrorCode::too_large,
                          "request body is larger than " + std::to_string(limit) + " bytes");
             return;
         }
@@ -451,19 +444,20 @@ private:
     /// Header or body read failed: answer when the client can still be told something.
     void on_read_error(const error_code& ec) {
         if (ec == http::error::header_limit) {
-            answer_error(431, ErrorCode::too_large,
+            answer_error(ErrorCode::too_large,
                          "request header is larger than " + std::to_string(limits().header_bytes) +
-                             " bytes");
+                             " bytes",
+                         431);
         } else if (ec == http::error::body_limit) {
-            answer_error(413, ErrorCode::too_large,
+            answer_error(ErrorCode::too_large,
                          "request body is larger than " + std::to_string(m_body_limit) + " bytes");
         } else if (ec == http::error::buffer_overflow) {
             // Only reachable with bytes no parser limit counts (chunk extensions).
-            answer_error(400, ErrorCode::malformed, "request framing exceeds the read buffer");
+            answer_error(ErrorCode::malformed, "request framing exceeds the read buffer");
         } else if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
             close_now(); // the client went away
         } else if (is_http_error(ec)) {
-            answer_error(400, ErrorCode::malformed, "bad request: " + ec.message());
+            answer_error(ErrorCode::malformed, "bad request: " + ec.message());
         } else {
             close_now(); // timeout (the stream is already closed), reset, cancelled
         }
@@ -479,7 +473,7 @@ private:
 
         HttpRequest req;
         req.method = m_method;
-        req.target = std::string(msg.target());
+        req.target = m_target;
         req.path = m_path;
         if (const auto q = req.target.find('?'); q != std::string::npos) {
             req.query = req.target.substr(q + 1);
@@ -493,6 +487,9 @@ private:
                 it->second += field.value();
             }
         }
+        if (!m_authority.empty()) {
+            req.headers["host"] = m_authority; // RFC 9112 §3.2.2: the target's authority wins
+        }
         req.body = std::move(msg.body());
         req.remote = m_remote;
 
@@ -500,34 +497,34 @@ private:
         try {
             resp = m_shared->handler(req);
         } catch (const Error& e) {
-            const std::string message =
-                e.field().empty() ? e.message() : e.field() + ": " + e.message();
-            resp = error_response(400, e.code(), message);
+            // The HTTP layer's contract (http_server.hpp): 400 with the error's code.
+            resp = error_response(e.code(), error_message(e), 400);
         } catch (...) {
-            resp = error_response(500, ErrorCode::internal, "internal error");
+            resp = error_response(ErrorCode::internal, "internal error");
         }
         send(std::move(resp), keep_alive, head);
     }
 
     // -- writing ---------------------------------------------------------------------
 
-    void answer_error(unsigned status, ErrorCode code, const std::string& message) {
+    /// Answers before the handler ran and closes: the code's status unless `status` says.
+    void answer_error(ErrorCode code, const std::string& message, unsigned status = 0) {
         m_parser.reset();
-        auto r = error_response(status, code, message);
+        auto r = error_response(code, message, status);
         r.close = true;
         send(std::move(r), false, false);
     }
 
     void send_refusal() {
         m_started = Clock::now();
-        auto r = error_response(503, ErrorCode::too_large, "too many connections");
+        auto r = error_response(ErrorCode::too_large, "too many connections", 503);
         r.close = true;
         send(std::move(r), false, false);
     }
 
     void send(HttpResponse r, bool keep_alive, bool head) {
         if (!valid_response(r)) {
-            r = error_response(500, ErrorCode::internal, "internal error: invalid response");
+            r = error_response(ErrorCode::internal, "internal error: invalid response");
         }
         m_close = r.close || !keep_alive || m_shared->stopping;
         m_status = r.status;
@@ -640,6 +637,8 @@ private:
 
     // For the access log of the request in progress.
     std::string m_method, m_path;
+    std::string m_target;    // origin-form: path and query
+    std::string m_authority; // of an absolute-form target
     unsigned m_status = 0;
     std::size_t m_bytes_in = 0;
     Clock::time_point m_started = Clock::now();
@@ -751,6 +750,22 @@ private:
 };
 
 } // namespace
+
+// ---- access log ------------------------------------------------------------------
+
+std::string access_log_json(const AccessLogLine& l) {
+    std::string out = "{\"remote\":";
+    append_json_string(out, l.remote);
+    out += ",\"method\":";
+    append_json_string(out, l.method);
+    out += ",\"path\":";
+    append_json_string(out, l.path);
+    char tail[128];
+    std::snprintf(tail, sizeof tail, ",\"status\":%u,\"in\":%zu,\"out\":%zu,\"ms\":%.3f}", l.status,
+                  l.bytes_in, l.bytes_out, l.ms);
+    out += tail;
+    return out;
+}
 
 // ---- HttpServer --------------------------------------------------------------------
 

@@ -23,10 +23,11 @@ namespace otsync::server {
 
 /// One complete request, as the handler sees it.
 struct HttpRequest {
-    std::string method;                         // "GET", "POST", ...
-    std::string target;                         // path + query, as received
-    std::string path;                           // target without the query
-    std::string query;                          // after '?', may be empty
+    std::string method; // "GET", "POST", ...
+    std::string target; // path + query: the origin-form (an absolute-form target, RFC 9112
+                        // §3.2.2, without its scheme and authority, which become "host")
+    std::string path;   // target without the query
+    std::string query;  // after '?', may be empty
     std::map<std::string, std::string> headers; // names lower-cased; repeated fields joined by ", "
     std::string body;
     std::string remote; // "127.0.0.1:54321" ("[::1]:54321" for IPv6)
@@ -47,7 +48,10 @@ struct HttpResponse {
 
 /// Called on the connection's strand, from any of the io threads, so it must be
 /// thread-safe. May throw: otsync::Error becomes a 400 with its code, anything
-/// else a 500 with code "internal"; the server keeps running either way.
+/// else a 500 with code "internal"; the server keeps running either way. (The server's
+/// App answers every Error itself, with the code's status: http/reply.hpp.) Requests
+/// the HTTP layer refuses itself never reach it: bad framing, limits, and an HTTP/1.1
+/// request without Host or any request with two (400, RFC 9112 §3.2).
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
 /// Body limit for a request, decided from its method and path after the header is read.
@@ -79,6 +83,10 @@ struct AccessLogLine {
     std::size_t bytes_in, bytes_out;
     double ms;
 };
+
+/// The access-log line as one JSON object (no newline):
+/// {"remote":..,"method":..,"path":..,"status":..,"in":..,"out":..,"ms":..}.
+std::string access_log_json(const AccessLogLine& line);
 
 /// Accepts connections on one address and serves them on the caller's io_context,
 /// which may be run from several threads.

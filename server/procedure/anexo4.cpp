@@ -1,9 +1,11 @@
 // The Anexo 4 print page: one self-contained HTML document (inline CSS, no scripts or
 // outside resources needed) laid out like COMTECO's paper form, so the warehouse can print
-// it from a browser or keep it as the custody record. Dates are converted here with the
-// civil-from-days algorithm (H. Hinnant) in the form's fixed offset: no locale or time zone
-// database is involved, so the page is the same on every server.
+// it from a browser or keep it as the custody record. Dates are read in the form's fixed
+// offset (dates.hpp): no locale or time zone database is involved, so the page is the same
+// on every server.
 #include "procedure/anexo4.hpp"
+
+#include "procedure/dates.hpp"
 
 #include <algorithm>
 #include <string_view>
@@ -13,7 +15,6 @@ namespace otsync::server {
 namespace {
 
 constexpr std::size_t k_min_lines = 10; // the paper form's row lines
-constexpr std::int64_t k_ms_per_day = 86400000;
 // Years 1 to 9999: wider is a bad timestamp, printed as "?" rather than a strange date.
 constexpr std::int64_t k_min_ms = -62135596800000;
 constexpr std::int64_t k_max_ms = 253402300799999;
@@ -50,34 +51,6 @@ std::string escaped(std::string_view s) {
     return out;
 }
 
-struct Civil {
-    std::int64_t year;
-    int month, day, hour, minute;
-};
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Hinnant's civil_from_days).
-Civil civil_from_ms(std::int64_t ms, int offset_minutes) {
-    const std::int64_t local = ms + std::int64_t{offset_minutes} * 60000;
-    std::int64_t days = local / k_ms_per_day;
-    std::int64_t in_day = local % k_ms_per_day;
-    if (in_day < 0) {
-        in_day += k_ms_per_day;
-        --days;
-    }
-    days += 719468; // from 1970-01-01 to 0000-03-01
-    const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    const std::int64_t doe = days - era * 146097;                                   // [0, 146096]
-    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; // [0, 399]
-    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               // [0, 365]
-    const std::int64_t mp = (5 * doy + 2) / 153;                                    // [0, 11]
-    const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;                          // [1, 31]
-    const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;                           // [1, 12]
-    const std::int64_t minutes = in_day / 60000;
-    return Civil{yoe + era * 400 + (month <= 2 ? 1 : 0), static_cast<int>(month),
-                 static_cast<int>(day), static_cast<int>(minutes / 60),
-                 static_cast<int>(minutes % 60)};
-}
-
 std::string two(int v) {
     return (v < 10 ? "0" : "") + std::to_string(v);
 }
@@ -95,8 +68,10 @@ std::string date_text(std::int64_t ms, int offset_minutes) {
     if (ms < k_min_ms || ms > k_max_ms) {
         return "?";
     }
-    const Civil c = civil_from_ms(ms, offset_minutes);
-    return two(c.day) + "/" + two(c.month) + "/" + four(c.year);
+    const std::chrono::year_month_day d = local_time(ms, offset_minutes).value().date;
+    return two(static_cast<int>(static_cast<unsigned>(d.day()))) + "/" +
+           two(static_cast<int>(static_cast<unsigned>(d.month()))) + "/" +
+           four(static_cast<int>(d.year()));
 }
 
 /// dd/mm/yyyy HH:MM in the offset.
@@ -105,8 +80,8 @@ std::string date_time_text(std::int64_t ms, int offset_minutes) {
     if (date.empty() || date == "?") {
         return date;
     }
-    const Civil c = civil_from_ms(ms, offset_minutes);
-    return date + " " + two(c.hour) + ":" + two(c.minute);
+    const LocalTime t = local_time(ms, offset_minutes).value();
+    return date + " " + two(t.hour) + ":" + two(t.minute);
 }
 
 /// "UTC-04:00" for the footnote, so a reader knows which clock the dates are on.

@@ -210,21 +210,9 @@ void set_case_field(Batch& b, const Id& c, const std::string& name, const rapidj
     b.set(CF::case_file, c, name, std::move(value));
 }
 
-std::string user_label(Store& store, const Id& id, std::map<Id, std::string>& cache) {
-    if (id == system_author()) {
-        return "sistema";
-    }
-    if (auto it = cache.find(id); it != cache.end()) {
-        return it->second;
-    }
-    auto u = store.user_by_id(id);
-    std::string name = u ? (u->full_name.empty() ? u->name : u->full_name) : id.hex();
-    cache[id] = name;
-    return name;
-}
-
-User find_user(Store& store, const std::string& name, Role role, const std::string& member) {
-    auto u = store.user_by_name(name);
+User find_user(const Directory::Users& users, const std::string& name, Role role,
+               const std::string& member) {
+    const User* u = users.find(name);
     if (!u || u->disabled) {
         throw Error(ErrorCode::not_found, "no active user named '" + name + "'", member);
     }
@@ -257,8 +245,8 @@ std::size_t parse_limit(const std::map<std::string, std::string>& q) {
     return n;
 }
 
-/// One reconciliation line; `store` and `names` name the row's collector.
-void write_line(W& w, const SerialLine& l, Store& store, std::map<Id, std::string>& names) {
+/// One reconciliation line; `names` name the row's collector.
+void write_line(W& w, const SerialLine& l, const Directory::Users& names) {
     w.StartObject();
     w.Key("serial");
     str(w, l.serial);
@@ -303,7 +291,7 @@ void write_line(W& w, const SerialLine& l, Store& store, std::map<Id, std::strin
         }
         w.Key("collected_by");
         if (l.collected_by) {
-            str(w, user_label(store, *l.collected_by, names));
+            str(w, names.label(*l.collected_by));
         } else {
             w.Null();
         }
@@ -317,8 +305,7 @@ void write_line(W& w, const SerialLine& l, Store& store, std::map<Id, std::strin
     w.EndObject();
 }
 
-void write_reconciliation(W& w, const OtReconciliation& rec, Store& store,
-                          std::map<Id, std::string>& names) {
+void write_reconciliation(W& w, const OtReconciliation& rec, const Directory::Users& names) {
     w.StartObject();
     w.Key("ot");
     str(w, rec.ot.hex());
@@ -355,7 +342,7 @@ void write_reconciliation(W& w, const OtReconciliation& rec, Store& store,
     w.Key("lines");
     w.StartArray();
     for (const auto& l : rec.lines) {
-        write_line(w, l, store, names);
+        write_line(w, l, names);
     }
     w.EndArray();
     w.EndObject();
@@ -411,18 +398,15 @@ Id system_author() {
 
 Procedure::Procedure(Store& store, SyncService& sync, ClockSource& clock, ProcedureConfig config)
     : m_store(store), m_sync(sync), m_clock(clock), m_config(config) {
-    m_sync.observe([this](const crdt::Replica& r) { m_index = LinkIndex::build(r); },
-                   [this](const crdt::Replica& r, const Op& op) { m_index.note(r, op); });
     register_follow_ups();
 }
 
 Procedure::~Procedure() {
     m_sync.set_follow_ups({});
-    m_sync.observe([](const crdt::Replica&) {}, [](const crdt::Replica&, const Op&) {});
 }
 
 ReconcileOptions Procedure::reconcile_options() const {
-    return {static_cast<std::int64_t>(m_clock.now_ms()), m_config.custody_limit_ms, &m_index};
+    return {static_cast<std::int64_t>(m_clock.now_ms()), m_config.custody_limit_ms};
 }
 
 namespace {
@@ -604,7 +588,7 @@ std::string Procedure::case_detail(const Id& c) {
             authors[so.op.id] = so.op.author;
         }
     }
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -621,7 +605,7 @@ std::string Procedure::case_detail(const Id& c) {
         raw(w, fields_json(r, CF::case_file, c));
         if (auto routed = id_of(r, CF::case_file, c, "routed_to")) {
             w.Key("routed_to_name");
-            str(w, user_label(m_store, *routed, names));
+            str(w, names->label(*routed));
         }
         w.Key("requirements");
         w.StartArray();
@@ -663,7 +647,7 @@ std::string Procedure::case_detail(const Id& c) {
                 w.Int64(static_cast<std::int64_t>(hlc_ms(key.hlc)));
                 w.Key("by");
                 auto a = authors.find(key.op_id());
-                str(w, a == authors.end() ? std::string() : user_label(m_store, a->second, names));
+                str(w, a == authors.end() ? std::string() : names->label(a->second));
                 w.EndObject();
             }
         }
@@ -685,7 +669,7 @@ std::string Procedure::case_detail(const Id& c) {
         w.EndArray();
         w.Key("ots");
         w.StartArray();
-        for (const Id& ot : ots_of_case(r, c, &m_index)) {
+        for (const Id& ot : ots_of_case(r, c)) {
             w.StartObject();
             w.Key("id");
             str(w, ot.hex());
@@ -695,7 +679,7 @@ std::string Procedure::case_detail(const Id& c) {
             str(w, text_of(r, CF::work_order, ot, "status"));
             w.Key("technician");
             if (auto t = id_of(r, CF::work_order, ot, "technician")) {
-                str(w, user_label(m_store, *t, names));
+                str(w, names->label(*t));
             } else {
                 w.Null();
             }
@@ -792,7 +776,7 @@ std::string Procedure::route_case(const User& actor, const Id& c, const std::str
                                                           std::string(label_es(router)));
         }
         require_status(b, c, {"opened", "routed"}, "route it");
-        target = find_user(m_store, to, handler, "to");
+        target = find_user(*m_sync.directory().current(), to, handler, "to");
         if (b.status_of(CF::case_file, c) == "opened") {
             b.status(CF::case_file, c, "routed");
         }
@@ -958,7 +942,7 @@ std::string Procedure::cancel_case(const User& actor, const Id& c, const std::st
         require_case(b.r, c);
         b.status(CF::case_file, c, "cancelled");
         b.set(CF::case_file, c, "cancel_reason", text(reason));
-        for (const Id& ot : ots_of_case(b.r, c, &m_index)) {
+        for (const Id& ot : ots_of_case(b.r, c)) {
             if (!is_final(work_order_lifecycle(), b.status_of(CF::work_order, ot))) {
                 b.status(CF::work_order, ot, "cancelled");
                 b.event(CF::work_order, ot, "notes", text("Anulada con el caso: " + reason));
@@ -981,13 +965,22 @@ std::string Procedure::issue_ots(const User& actor, const Id& c, const std::stri
     }
     std::optional<User> tech;
     if (technician) {
-        tech = find_user(m_store, *technician, Role::technician, "technician");
+        tech =
+            find_user(*m_sync.directory().current(), *technician, Role::technician, "technician");
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
+    // The contract's equipment is read from the store before the service lock.
+    std::string contract;
+    m_sync.read_state(
+        [&](const crdt::Replica& r) { contract = text_of(r, CF::case_file, c, "contract"); });
+    const auto inventory = m_store.inventory_of(contract);
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"approved"}, "issue its OTs");
-        if (!ots_of_case(b.r, c, &m_index).empty()) {
+        if (text_of(b.r, CF::case_file, c, "contract") != contract) {
+            throw Error(ErrorCode::conflict, "the case's contract changed meanwhile: try again");
+        }
+        if (!ots_of_case(b.r, c).empty()) {
             throw Error(ErrorCode::conflict, "this case's OTs were already issued");
         }
         const auto missing = missing_requirements(b.r, c);
@@ -1001,14 +994,9 @@ std::string Procedure::issue_ots(const User& actor, const Id& c, const std::stri
                             "; check them, or a supervisor records an override");
         }
         const int modality = modality_of(b.r, c);
-        const std::string contract = text_of(b.r, CF::case_file, c, "contract");
-        const auto inventory = m_store.inventory_of(contract);
         for (const auto kind : work_orders_for(modality)) {
-            // Which OT carries the contract's equipment (DESIGN §2).
-            const bool carries = (modality == 1 && kind == "install_ftth") ||
-                                 (modality == 2 && kind == "relocate_ftth") ||
-                                 (modality == 3 && kind == "relocate_ftth") ||
-                                 (modality == 4 && kind == "withdraw_boot");
+            // Which OT carries the contract's equipment (docs/architecture.md §3).
+            const bool carries = ot_equipment(modality, kind).carries;
             if (carries && inventory.empty()) {
                 throw Error(ErrorCode::not_found,
                             "contract " + contract +
@@ -1064,7 +1052,7 @@ std::string Procedure::issue_ots(const User& actor, const Id& c, const std::stri
 }
 
 std::string Procedure::case_reconciliation(const Id& c) {
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -1075,7 +1063,7 @@ std::string Procedure::case_reconciliation(const Id& c) {
         w.Key("ots");
         w.StartArray();
         for (const auto& rec : reconcile_case(r, c, reconcile_options())) {
-            write_reconciliation(w, rec, m_store, names);
+            write_reconciliation(w, rec, *names);
         }
         w.EndArray();
         w.Key("closing_blockers");
@@ -1104,7 +1092,7 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
     }
     const std::size_t limit = parse_limit(q); // the newest; `total` says how many matched
     std::size_t total = 0;
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -1151,7 +1139,7 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
             str(w, text_of(r, CF::work_order, ot, "address"));
             w.Key("technician");
             if (tech) {
-                str(w, user_label(m_store, *tech, names));
+                str(w, names->label(*tech));
             } else {
                 w.Null();
             }
@@ -1168,7 +1156,7 @@ std::string Procedure::list_ots(const std::map<std::string, std::string>& q) {
 }
 
 std::string Procedure::ot_detail(const Id& ot) {
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -1182,12 +1170,12 @@ std::string Procedure::ot_detail(const Id& ot) {
         raw(w, fields_json(r, CF::work_order, ot));
         w.Key("technician_name");
         if (auto t = id_of(r, CF::work_order, ot, "technician")) {
-            str(w, user_label(m_store, *t, names));
+            str(w, names->label(*t));
         } else {
             w.Null();
         }
         w.Key("reconciliation");
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), m_store, names);
+        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), *names);
         w.EndObject();
     });
     return sb.GetString();
@@ -1197,7 +1185,8 @@ std::string Procedure::assign_ot(const User& actor, const Id& ot, const std::str
     JsonBody j(body);
     const std::string name = j.req_text("technician", 200);
     j.done();
-    const User tech = find_user(m_store, name, Role::technician, "technician");
+    const User tech =
+        find_user(*m_sync.directory().current(), name, Role::technician, "technician");
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
@@ -1247,14 +1236,14 @@ std::string Procedure::missing_reason(const User& actor, const Id& ot, const std
 }
 
 std::string Procedure::ot_reconciliation(const Id& ot) {
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
         if (text_of(r, CF::work_order, ot, "status").empty()) {
             throw not_found("no OT " + ot.hex());
         }
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), m_store, names);
+        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), *names);
     });
     return sb.GetString();
 }
@@ -1282,7 +1271,7 @@ std::string Procedure::resolve_item(const User& actor, const Id& item, const std
 std::string Procedure::list_handovers(const std::map<std::string, std::string>& q) {
     const std::string want = query_of(q, "status");
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -1309,7 +1298,7 @@ std::string Procedure::list_handovers(const std::map<std::string, std::string>& 
             str(w, text_of(r, CF::handover, h, "status"));
             w.Key("technician");
             const auto t = id_of(r, CF::handover, h, "technician");
-            str(w, t ? user_label(m_store, *t, names) : std::string());
+            str(w, t ? names->label(*t) : std::string());
             w.Key("zone");
             str(w, text_of(r, CF::handover, h, "zone"));
             w.Key("date");
@@ -1327,7 +1316,7 @@ std::string Procedure::list_handovers(const std::map<std::string, std::string>& 
 }
 
 std::string Procedure::handover_detail(const Id& h) {
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -1341,7 +1330,7 @@ std::string Procedure::handover_detail(const Id& h) {
         str(w, text_of(r, CF::handover, h, "status"));
         w.Key("technician");
         const auto t = id_of(r, CF::handover, h, "technician");
-        str(w, t ? user_label(m_store, *t, names) : std::string());
+        str(w, t ? names->label(*t) : std::string());
         w.Key("zone");
         str(w, text_of(r, CF::handover, h, "zone"));
         w.Key("date");
@@ -1517,7 +1506,7 @@ std::string Procedure::receive_handover(const User& actor, const Id& h, const st
 
 std::string Procedure::anexo4_html(const Id& h) {
     Anexo4Form form;
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
         const std::string status = text_of(r, CF::handover, h, "status");
         if (status.empty()) {
@@ -1526,7 +1515,7 @@ std::string Procedure::anexo4_html(const Id& h) {
         form.handover_id = h.hex();
         form.date_ms = time_of(r, CF::handover, h, "date").value_or(0);
         if (auto t = id_of(r, CF::handover, h, "technician")) {
-            form.technician = user_label(m_store, *t, names);
+            form.technician = names->label(*t);
         }
         form.zone = text_of(r, CF::handover, h, "zone");
         form.delivered_by = text_of(r, CF::handover, h, "delivered_by");
@@ -1556,7 +1545,7 @@ std::string Procedure::anexo4_html(const Id& h) {
             row.receipt = text_of(r, T, item, "receipt");
             row.receipt_note = text_of(r, T, item, "receipt_note");
             if (auto by = collector_of(r, item)) {
-                row.collected_by = user_label(m_store, *by, names);
+                row.collected_by = names->label(*by);
             }
             form.rows.push_back(std::move(row));
         }
@@ -1739,7 +1728,7 @@ std::string Procedure::contract_detail(const std::string& number) {
         throw not_found("no contract " + number + " in the inventory");
     }
     const auto items = m_store.inventory_of(number);
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -1781,7 +1770,8 @@ std::string Procedure::contract_detail(const std::string& number) {
             std::optional<Id> holder;
             if (custody == "technician") {
                 std::int64_t latest = -1;
-                for (const Id& item : m_index.items_with(normalize_serial(it.serial))) {
+                for (const Id& item : r.referrers(CF::collected_item, "serial",
+                                                  Value{normalize_serial(it.serial)})) {
                     const auto T = CF::collected_item;
                     const std::string receipt = text_of(r, T, item, "receipt");
                     const auto at = time_of(r, T, item, "collected_at").value_or(0);
@@ -1793,7 +1783,7 @@ std::string Procedure::contract_detail(const std::string& number) {
                 }
             }
             if (holder) {
-                str(w, user_label(m_store, *holder, names));
+                str(w, names->label(*holder));
             } else {
                 w.Null();
             }
@@ -1831,7 +1821,7 @@ std::string Procedure::indicators(const std::map<std::string, std::string>& q, b
 
 std::string Procedure::discrepancies(const std::map<std::string, std::string>& q) {
     const bool all = query_of(q, "all") == "1";
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -1853,9 +1843,9 @@ std::string Procedure::discrepancies(const std::map<std::string, std::string>& q
                 w.Key("technician");
                 const auto t =
                     l.collected_by ? l.collected_by : id_of(r, CF::work_order, ot, "technician");
-                str(w, t ? user_label(m_store, *t, names) : std::string());
+                str(w, t ? names->label(*t) : std::string());
                 w.Key("line");
-                write_line(w, l, m_store, names);
+                write_line(w, l, *names);
                 w.EndObject();
             };
             if (rec.signature_mismatch) {
@@ -1893,7 +1883,7 @@ Id conflict_id(const crdt::LifecycleConflict& c) {
 } // namespace
 
 std::string Procedure::conflicts() {
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -2020,7 +2010,7 @@ std::string Procedure::users_json() {
 
 std::string Procedure::devices_json() {
     const auto last = m_store.last_seq();
-    std::map<Id, std::string> names;
+    const auto names = m_sync.directory().current(); // read before the service lock
     rapidjson::StringBuffer sb;
     W w(sb);
     w.StartObject();
@@ -2031,7 +2021,7 @@ std::string Procedure::devices_json() {
         w.Key("replica");
         w.Uint64(d.replica);
         w.Key("user");
-        str(w, user_label(m_store, d.user, names));
+        str(w, names->label(d.user));
         w.Key("label");
         str(w, d.label);
         w.Key("status");
@@ -2044,7 +2034,7 @@ std::string Procedure::devices_json() {
         w.Uint64(last);
         // What the device has yet to pull: its user's feed past its cursor for a
         // technician, the whole log past it for an office device.
-        const auto user = m_store.user_by_id(d.user);
+        const User* user = names->find(d.user);
         w.Key("behind");
         w.Uint64(user && user->role == Role::technician ? m_store.feed_count_after(d.user, d.cursor)
                                                         : (last > d.cursor ? last - d.cursor : 0));
@@ -2141,8 +2131,8 @@ std::vector<SyncService::FollowUp> custody_rule(const std::vector<Op>& cause) {
 
 /// The technician's step of the seed (m1.14, m2.13, m3.11, m4.18), recorded on the case
 /// when the last open OT of it completes; its author is the technician who completed it.
-std::vector<SyncService::FollowUp>
-field_step_rule(const crdt::Replica& r, const std::vector<Op>& cause, const LinkIndex& index) {
+std::vector<SyncService::FollowUp> field_step_rule(const crdt::Replica& r,
+                                                   const std::vector<Op>& cause) {
     const FieldId status_field = field_def(CF::work_order, "status").id;
     std::map<Id, std::vector<std::pair<Id, std::string>>> due; // technician -> (case, code)
     std::set<Id> seen;
@@ -2158,7 +2148,7 @@ field_step_rule(const crdt::Replica& r, const std::vector<Op>& cause, const Link
             continue;
         }
         bool all_final = true;
-        for (const Id& other : index.ots_of(*c)) {
+        for (const Id& other : r.referrers(CF::work_order, "case", *c)) {
             const std::string st = text_of(r, CF::work_order, other, "status");
             all_final = all_final && (st == "completed" || st == "cancelled");
         }
@@ -2201,8 +2191,8 @@ void Procedure::register_follow_ups() {
     // In this order: custody and the technician's step first, then closing, which reads them.
     m_sync.set_follow_ups({
         [](const crdt::Replica&, const std::vector<Op>& cause) { return custody_rule(cause); },
-        [this](const crdt::Replica& r, const std::vector<Op>& cause) {
-            return field_step_rule(r, cause, m_index);
+        [](const crdt::Replica& r, const std::vector<Op>& cause) {
+            return field_step_rule(r, cause);
         },
         [this](const crdt::Replica& r,
                const std::vector<Op>& cause) -> std::vector<SyncService::FollowUp> {

@@ -1,4 +1,4 @@
-// The transfer procedure PLN-GPI-P09 as server actions (DESIGN §1, §2, §6): open a case,
+// The transfer procedure PLN-GPI-P09 as server actions (docs/architecture.md §3, §5): open a case,
 // route it, contact, feasibility, the Anexo 2 checklist, approve or reject, the back
 // office's steps, issue and assign the modality's OTs, record missing reasons and
 // resolutions, the warehouse receipt of a handover, conflicts, and closing.
@@ -85,7 +85,7 @@ public:
     std::string users_json();
     std::string devices_json();
 
-    /// Closes every case among `cases` whose work is done (DESIGN §6); returns how many.
+    /// Closes every case among `cases` whose work is done (docs/api.md §7.2); returns how many.
     std::size_t close_ready(const std::vector<Id>& cases);
     /// Closes every case in progress whose work is done. Closing is a follow-up of the ops
     /// that complete the work, in their commit (register_follow_ups); this finds none to
@@ -104,7 +104,6 @@ private:
     SyncService& m_sync;
     ClockSource& m_clock;
     ProcedureConfig m_config;
-    LinkIndex m_index; // kept by the sync service's observer; read under its lock only
 };
 
 /// The author id of the server's own ops (closing): the zero id, named "sistema".

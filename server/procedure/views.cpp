@@ -9,7 +9,6 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 
 namespace otsync::server {
@@ -17,29 +16,6 @@ namespace otsync::server {
 namespace {
 
 using CI = EntityType;
-
-/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const auto doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-}
 
 std::vector<std::string> texts(const crdt::Replica& r, EntityType t, const Id& id,
                                std::string_view field) {
@@ -50,6 +26,14 @@ std::vector<std::string> texts(const crdt::Replica& r, EntityType t, const Id& i
         }
     }
     return out;
+}
+
+/// The case's modality (1–4), 0 when it has none.
+int modality_of(const crdt::Replica& r, const Id& case_id) {
+    const Value* m = r.get(CI::case_file, case_id, "modality");
+    return m && std::holds_alternative<std::int64_t>(*m)
+               ? static_cast<int>(std::get<std::int64_t>(*m))
+               : 0;
 }
 
 bool lifecycle_failed_ever(const crdt::Replica& r, const Id& ot) {
@@ -65,46 +49,12 @@ bool lifecycle_failed_ever(const crdt::Replica& r, const Id& ot) {
 
 } // namespace
 
-OtMode ot_mode(std::string_view kind) {
-    if (kind == "install_ftth" || kind == "withdraw_boot") {
-        return OtMode::collect; // copper equipment (m1) or the BOOT GPON (m4) comes back
-    }
-    if (kind == "relocate_ftth") {
-        return OtMode::verify; // the customer carried the equipment (m2, m3)
-    }
-    return OtMode::none;
-}
-
-bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
-    const Value* v = r.get(t, id, field);
-    return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);
-}
-
-std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
-    const Value* v = r.get(t, id, field);
-    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
-}
-
-std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id,
-                        std::string_view field) {
-    const Value* v = r.get(t, id, field);
-    return v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
-}
-
 std::optional<Id> collector_of(const crdt::Replica& r, const Id& item) {
     if (auto by = id_of(r, CI::collected_item, item, "collected_by")) {
         return by;
     }
     const auto ot = id_of(r, CI::collected_item, item, "work_order");
     return ot ? id_of(r, CI::work_order, *ot, "technician") : std::nullopt;
-}
-
-std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
-                                    std::string_view field) {
-    const Value* v = r.get(t, id, field);
-    return v && std::holds_alternative<Timestamp>(*v)
-               ? std::optional<std::int64_t>(std::get<Timestamp>(*v).ms)
-               : std::nullopt;
 }
 
 std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t, const Id& id,
@@ -119,76 +69,10 @@ std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t
     return std::nullopt;
 }
 
-LinkIndex LinkIndex::build(const crdt::Replica& r) {
-    LinkIndex idx;
-    for (const Id& ot : r.entities(CI::work_order)) {
-        if (auto c = id_of(r, CI::work_order, ot, "case")) {
-            idx.m_ot_case[ot] = *c;
-            idx.m_case_ots[*c].insert(ot);
-        }
-    }
-    for (const Id& item : r.entities(CI::collected_item)) {
-        if (auto ot = id_of(r, CI::collected_item, item, "work_order")) {
-            idx.m_item_ot[item] = *ot;
-            idx.m_ot_items[*ot].insert(item);
-        }
-        const std::string serial = text_of(r, CI::collected_item, item, "serial");
-        if (!serial.empty()) {
-            idx.m_item_serial[item] = serial;
-            idx.m_serial_items[serial].insert(item);
-        }
-    }
-    return idx;
-}
-
-const std::set<Id>& LinkIndex::items_with(const std::string& serial) const {
-    return get(m_serial_items, serial);
-}
-
-void LinkIndex::note(const crdt::Replica& r, const Op& op) {
-    // Membership follows the register's current value, whatever order ops arrive in.
-    auto relink = [](auto& forward, auto& backward, const Id& e, auto now) {
-        auto it = forward.find(e);
-        if (it != forward.end()) {
-            if (now && it->second == *now) {
-                return;
-            }
-            backward[it->second].erase(e);
-            forward.erase(it);
-        }
-        if (now) {
-            forward[e] = *now;
-            backward[*now].insert(e);
-        }
-    };
-    const FieldDef* f = find_field(op.entity_type, op.field);
-    if (!f) {
-        return;
-    }
-    if (op.entity_type == CI::work_order && f->name == "case") {
-        relink(m_ot_case, m_case_ots, op.entity, id_of(r, CI::work_order, op.entity, "case"));
-    } else if (op.entity_type == CI::collected_item && f->name == "work_order") {
-        relink(m_item_ot, m_ot_items, op.entity,
-               id_of(r, CI::collected_item, op.entity, "work_order"));
-    } else if (op.entity_type == CI::collected_item && f->name == "serial") {
-        const std::string serial = text_of(r, CI::collected_item, op.entity, "serial");
-        relink(m_item_serial, m_serial_items, op.entity,
-               serial.empty() ? std::optional<std::string>() : std::optional<std::string>(serial));
-    }
-}
-
-std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id, const LinkIndex* index) {
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id) {
     std::vector<std::pair<std::int64_t, Id>> found;
-    if (index) {
-        for (const Id& ot : index->ots_of(case_id)) {
-            found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
-        }
-    } else {
-        for (const Id& ot : r.entities(CI::work_order)) {
-            if (id_of(r, CI::work_order, ot, "case") == case_id) {
-                found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
-            }
-        }
+    for (const Id& ot : r.referrers(CI::work_order, "case", case_id)) {
+        found.emplace_back(time_of(r, CI::work_order, ot, "issued_at").value_or(0), ot);
     }
     std::sort(found.begin(), found.end());
     std::vector<Id> out;
@@ -204,7 +88,7 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
     rec.case_id = id_of(r, CI::work_order, ot, "case").value_or(Id{});
     rec.kind = text_of(r, CI::work_order, ot, "kind");
     rec.status = text_of(r, CI::work_order, ot, "status");
-    rec.mode = ot_mode(rec.kind);
+    rec.mode = ot_equipment(modality_of(r, rec.case_id), rec.kind).mode;
     const auto expected = texts(r, CI::work_order, ot, "expected_equipment");
     const auto verified = texts(r, CI::work_order, ot, "verified_equipment");
     const auto reasons = missing_reasons(r, ot);
@@ -231,21 +115,15 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
             elsewhere[serial].push_back(*w);
         }
     };
-    if (o.index) {
-        // This OT's rows, then every other row with one of their serials.
-        for (const Id& item : o.index->items_of(ot)) {
-            consider(item, false);
-        }
-        for (const auto& [serial, item] : std::map<std::string, Id>(mine)) {
-            for (const Id& other : o.index->items_with(serial)) {
-                if (other != item) {
-                    consider(other, true);
-                }
+    // This OT's rows, then every other row with one of their serials.
+    for (const Id& item : r.referrers(CI::collected_item, "work_order", ot)) {
+        consider(item, false);
+    }
+    for (const auto& [serial, item] : std::map<std::string, Id>(mine)) {
+        for (const Id& other : r.referrers(CI::collected_item, "serial", Value{serial})) {
+            if (other != item) {
+                consider(other, true);
             }
-        }
-    } else {
-        for (const Id& item : r.entities(CI::collected_item)) {
-            consider(item, false);
         }
     }
 
@@ -342,7 +220,7 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o) {
     std::vector<OtReconciliation> out;
-    for (const Id& ot : ots_of_case(r, case_id, o.index)) {
+    for (const Id& ot : ots_of_case(r, case_id)) {
         out.push_back(reconcile_ot(r, ot, o));
     }
     return out;
@@ -385,46 +263,6 @@ std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case
 
 // ---- indicators -------------------------------------------------------------------------
 
-std::optional<std::int64_t> parse_local_date(std::string_view s, int offset_minutes) {
-    if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
-        return std::nullopt;
-    }
-    auto num = [&](std::size_t at, std::size_t n) -> std::optional<unsigned> {
-        unsigned v = 0;
-        for (std::size_t i = at; i < at + n; ++i) {
-            if (s[i] < '0' || s[i] > '9') {
-                return std::nullopt;
-            }
-            v = v * 10 + static_cast<unsigned>(s[i] - '0');
-        }
-        return v;
-    };
-    const auto y = num(0, 4), m = num(5, 2), d = num(8, 2);
-    if (!y || !m || !d || *m < 1 || *m > 12 || *d < 1 || *y < 1970) {
-        return std::nullopt;
-    }
-    static constexpr unsigned k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-    if (*d > k_days[*m - 1] + (*m == 2 && leap ? 1u : 0u)) {
-        return std::nullopt;
-    }
-    return days_from_civil(*y, *m, *d) * 86400000 - std::int64_t{offset_minutes} * 60000;
-}
-
-std::string format_local_date(std::int64_t ms, int offset_minutes) {
-    const std::int64_t local = ms + std::int64_t{offset_minutes} * 60000;
-    std::int64_t days = local / 86400000;
-    if (local % 86400000 < 0) {
-        --days;
-    }
-    std::int64_t y = 0;
-    unsigned m = 0, d = 0;
-    civil_from_days(days, y, m, d);
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
-    return buf;
-}
-
 Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
     Indicators ind;
     ind.query = q;
@@ -453,10 +291,7 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         f.contract = text_of(r, CI::case_file, c, "contract");
         f.customer_name = text_of(r, CI::case_file, c, "customer_name");
         f.status = text_of(r, CI::case_file, c, "status");
-        if (const Value* m = r.get(CI::case_file, c, "modality");
-            m && std::holds_alternative<std::int64_t>(*m)) {
-            f.modality = static_cast<int>(std::get<std::int64_t>(*m));
-        }
+        f.modality = modality_of(r, c);
         f.opened_at = *opened;
 
         // The first final action: the rejection told to the customer, or a field OT done.
@@ -465,7 +300,7 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         if (f.status == "rejected" && told) {
             first = told;
         }
-        for (const Id& ot : ots_of_case(r, c, q.reconcile.index)) {
+        for (const Id& ot : ots_of_case(r, c)) {
             if (lifecycle_failed_ever(r, ot)) {
                 f.failed_visit = true;
             }

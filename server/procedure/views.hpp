@@ -1,10 +1,14 @@
 // Read-side views of the procedure, as pure functions of the merged state (a
-// crdt::Replica): inventory reconciliation per OT and per case (DESIGN §6), whether a
-// case may close, and the indicators (DESIGN §7). The server calls them on its live
+// crdt::Replica): inventory reconciliation per OT and per case (docs/api.md §7.1), whether a
+// case may close, and the indicators (docs/api.md §7.3). The server calls them on its live
 // state; otsync-admin calls them on a state folded from the op log.
 #pragma once
 
+#include "procedure/dates.hpp" // parse_local_date, format_local_date: the report days
+
 #include "otsync/crdt.hpp"
+#include "otsync/model.hpp"
+#include "otsync/view.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -14,11 +18,6 @@
 #include <vector>
 
 namespace otsync::server {
-
-/// What an OT does with the expected equipment: collect it (Anexo 4), verify the serials
-/// the customer carried, or nothing (a logical withdrawal, an installation).
-enum class OtMode : std::uint8_t { none, collect, verify };
-OtMode ot_mode(std::string_view kind);
 
 /// One serial on an OT.
 struct SerialLine {
@@ -50,51 +49,21 @@ struct OtReconciliation {
     Id case_id;
     std::string kind;
     std::string status;
-    OtMode mode = OtMode::none;
+    OtMode mode = OtMode::none; // ot_equipment (otsync/model.hpp)
     std::vector<SerialLine> lines;
     /// The customer's signature names a hash (signed_rows_hash) that the rows the server
     /// holds do not give (docs/protocol.md §6.3): a discrepancy for a person.
     bool signature_mismatch = false;
 };
 
-/// The links the views follow, so that they never scan the whole state: case → OTs,
-/// OT → collected items, serial → collected items. Kept current op by op (`note`, called
-/// after each op is applied, under the same lock as the state) or built whole (`build`).
-class LinkIndex {
-public:
-    static LinkIndex build(const crdt::Replica& r);
-    void note(const crdt::Replica& r, const Op& op);
-
-    const std::set<Id>& ots_of(const Id& case_id) const { return get(m_case_ots, case_id); }
-    const std::set<Id>& items_of(const Id& ot) const { return get(m_ot_items, ot); }
-    const std::set<Id>& items_with(const std::string& serial) const;
-
-private:
-    template <class K, class M>
-    static const std::set<Id>& get(const M& m, const K& k) {
-        static const std::set<Id> none;
-        const auto it = m.find(k);
-        return it == m.end() ? none : it->second;
-    }
-    std::unordered_map<Id, Id> m_ot_case;
-    std::unordered_map<Id, std::set<Id>> m_case_ots;
-    std::unordered_map<Id, Id> m_item_ot;
-    std::unordered_map<Id, std::set<Id>> m_ot_items;
-    std::unordered_map<Id, std::string> m_item_serial;
-    std::unordered_map<std::string, std::set<Id>> m_serial_items;
-};
-
 struct ReconcileOptions {
     std::int64_t now_ms = 0;
     std::int64_t custody_limit_ms = 3ll * 24 * 3600 * 1000; // flag custody older than this
-    /// When set (the server's live index), lookups follow it; otherwise they scan the state.
-    const LinkIndex* index = nullptr;
 };
 
 OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const ReconcileOptions& o);
 /// The case's OTs, ordered by issue time then id.
-std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id,
-                            const LinkIndex* index = nullptr);
+std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id);
 std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& case_id,
                                              const ReconcileOptions& o);
 
@@ -102,23 +71,21 @@ std::vector<OtReconciliation> reconcile_case(const crdt::Replica& r, const Id& c
 /// field existed) the technician of the row's OT.
 std::optional<Id> collector_of(const crdt::Replica& r, const Id& item);
 
-/// A boolean register that is set and true (a row voided, feasibility yes).
-bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
-/// Text of a register (empty when unset or not text), and friends.
-std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
-std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
-std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
-                                    std::string_view field);
+// The register readers are shared (otsync/view.hpp); the server's code names them here too.
+using otsync::id_of;
+using otsync::is_true;
+using otsync::text_of;
+using otsync::time_of;
 /// When a status was first written (HLC wall ms), if ever.
 std::optional<std::int64_t> first_status_at(const crdt::Replica& r, EntityType t, const Id& id,
                                             std::string_view state);
 
 /// Why a case cannot close yet; empty when it can (status in_progress, every OT final,
-/// every line settled). DESIGN §6.
+/// every line settled). docs/api.md §7.2.
 std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case_id,
                                           const ReconcileOptions& o);
 
-// ---- indicators (DESIGN §7, seed section III) -------------------------------------------
+// ---- indicators (docs/api.md §7.3, seed section III) ------------------------------------
 
 struct IndicatorQuery {
     std::int64_t from_ms = 0; // cases opened in [from_ms, to_ms)
@@ -170,10 +137,5 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q);
 std::string indicators_json(const Indicators& ind);
 /// One line per case: date,case,contract,customer,modality,unit,status,effective,timely,...
 std::string indicators_csv(const Indicators& ind);
-
-/// "YYYY-MM-DD" at `offset` minutes from UTC → ms of that local midnight; nullopt when
-/// the text is not a valid date.
-std::optional<std::int64_t> parse_local_date(std::string_view date, int offset_minutes);
-std::string format_local_date(std::int64_t ms, int offset_minutes);
 
 } // namespace otsync::server

@@ -2,7 +2,7 @@
 //
 // Pragmas (set at open, commented where set): WAL so readers never block the writer;
 // synchronous=FULL by default because an acknowledged op must survive power loss, not
-// only a process crash (DESIGN §9–§10); foreign_keys on; a busy timeout so a second
+// only a process crash (docs/architecture.md §6); foreign_keys on; a busy timeout so a second
 // process (otsync-admin) waits instead of failing.
 #include "store/store.hpp"
 
@@ -219,6 +219,19 @@ const char* const k_migrations[] = {
     R"sql(
     ALTER TABLE feed ADD COLUMN history INTEGER NOT NULL DEFAULT 0;
     UPDATE feed SET history=1 WHERE op_seq IS NOT NULL;
+    )sql",
+    // 4 -> 5: a counter that every change to users bumps, whichever process makes it
+    // (otsync-admin beside a running server): the server's in-memory directory reloads
+    // when it moved.
+    R"sql(
+    CREATE TABLE users_version(id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);
+    INSERT INTO users_version VALUES(1, 1);
+    CREATE TRIGGER users_version_insert AFTER INSERT ON users
+        BEGIN UPDATE users_version SET v = v + 1; END;
+    CREATE TRIGGER users_version_update AFTER UPDATE ON users
+        BEGIN UPDATE users_version SET v = v + 1; END;
+    CREATE TRIGGER users_version_delete AFTER DELETE ON users
+        BEGIN UPDATE users_version SET v = v + 1; END;
     )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
@@ -503,14 +516,35 @@ public:
 
     std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops WHERE seq=?");
+        // Read as runs: seqs close to each other (a feed page, an entity's history) are one
+        // forward scan of the ops table instead of one B-tree seek per op.
+        constexpr std::uint64_t k_gap = 16; // a longer gap starts a new run
+        std::vector<std::uint64_t> want(seqs);
+        std::sort(want.begin(), want.end());
+        want.erase(std::unique(want.begin(), want.end()), want.end());
+        Stmt s = prepared("SELECT seq, body, received_at, skew_ms, flagged FROM ops "
+                          "WHERE seq>=? AND seq<=? ORDER BY seq");
         std::vector<StoredOp> out;
-        for (auto seq : seqs) {
-            s.bind_u64(1, seq);
-            if (s.step()) {
-                out.push_back(read_op(s));
+        out.reserve(want.size());
+        for (std::size_t i = 0; i < want.size();) {
+            std::size_t j = i;
+            while (j + 1 < want.size() && want[j + 1] - want[j] <= k_gap) {
+                ++j;
+            }
+            s.bind_u64(1, want[i]).bind_u64(2, want[j]);
+            std::size_t k = i;
+            while (k <= j && s.step()) {
+                const std::uint64_t seq = s.u64(0);
+                while (k <= j && want[k] < seq) {
+                    ++k; // a seq with no op
+                }
+                if (k <= j && want[k] == seq) {
+                    out.push_back(read_op(s));
+                    ++k;
+                }
             }
             s.reset();
+            i = j + 1;
         }
         return out;
     }
@@ -526,6 +560,7 @@ public:
         return out;
     }
 
+    std::uint64_t users_version() override { return scalar("SELECT v FROM users_version"); }
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
 

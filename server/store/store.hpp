@@ -1,5 +1,5 @@
-// The server's storage interface (DESIGN §3, STYLE.md "Storage sits behind one
-// interface"): users, enrollment codes, devices, the op log with its server sequence,
+// The server's storage interface (docs/architecture.md §2, §8): users, enrollment codes,
+// devices, the op log with its server sequence,
 // per-user sync feeds, and per-entity projections. SQLite implements it now
 // (sqlite_store.cpp); PostgreSQL can implement the same interface later.
 //
@@ -139,6 +139,8 @@ public:
     virtual std::optional<User> user_by_name(const std::string& name) = 0;
     virtual std::optional<User> user_by_id(const Id& id) = 0;
     virtual std::vector<User> users() = 0;
+    /// Moves whenever a user is added, changed or removed, by any process on the database.
+    virtual std::uint64_t users_version() = 0;
     virtual void set_password_hash(const Id& user, const std::string& hash) = 0;
     virtual void set_user_disabled(const Id& user, bool disabled) = 0;
     virtual void set_user_profile(const Id& user, const std::string& full_name,
@@ -187,6 +189,8 @@ public:
     commit_many(const std::vector<const SyncWrite*>& ws) = 0;
     /// Ops with seq > after, ascending, at most `limit` (all when limit is 0).
     virtual std::vector<StoredOp> ops_after(std::uint64_t after, std::size_t limit) = 0;
+    /// The ops with these seqs (any order, repeats allowed), ascending by seq, each once;
+    /// a seq that names no op is skipped.
     virtual std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) = 0;
     virtual std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) = 0;
     virtual std::uint64_t op_count() = 0;
@@ -221,7 +225,7 @@ public:
 
 struct SqliteOptions {
     std::string path;             // database file
-    bool synchronous_full = true; // FULL: survives power loss (DESIGN §9); NORMAL otherwise
+    bool synchronous_full = true; // FULL: survives power loss (docs/architecture.md §6)
     int busy_timeout_ms = 5000;
     /// Called at the start of every commit_many, before anything is written: a seam for
     /// tests that crash the process at a chosen commit. Empty in production.
@@ -233,6 +237,6 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 4;
+constexpr int k_schema_version = 5;
 
 } // namespace otsync::server

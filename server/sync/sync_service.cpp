@@ -20,13 +20,6 @@ namespace otsync::server {
 
 namespace {
 
-std::string json_escape(std::string_view s) {
-    rapidjson::StringBuffer sb;
-    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-    return std::string(sb.GetString(), sb.GetSize());
-}
-
 /// Exactly N bytes of base64 into `out`; false otherwise.
 template <std::size_t N>
 bool decode_fixed(const std::string& text, std::array<std::uint8_t, N>& out) {
@@ -122,24 +115,8 @@ std::optional<Op> set_aside_op(const Value& v) {
 
 } // namespace
 
-Reply error_reply(unsigned status, ErrorCode code, const std::string& message,
-                  const std::string& field) {
-    if (field.empty()) {
-        return error_reply(status, code, message);
-    }
-    return Reply{status, "application/json",
-                 "{\"error\":{\"code\":" + json_escape(to_string(code)) + ",\"message\":" +
-                     json_escape(message) + ",\"field\":" + json_escape(field) + "}}"};
-}
-
-Reply error_reply(unsigned status, ErrorCode code, const std::string& message) {
-    return Reply{status, "application/json",
-                 "{\"error\":{\"code\":" + json_escape(to_string(code)) +
-                     ",\"message\":" + json_escape(message) + "}}"};
-}
-
 SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
-    : m_store(store), m_clock(clock), m_config(std::move(config)) {
+    : m_store(store), m_directory(store), m_clock(clock), m_config(std::move(config)) {
     ensure_sodium();
     if (auto k = m_store.server_key()) {
         m_key.public_key = k->first;
@@ -155,16 +132,7 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
 
 void SyncService::reload() {
     m_state = crdt::Replica{};
-    m_ot_tech.clear();
-    m_tech_ots.clear();
     m_past_techs.clear();
-    m_ot_case.clear();
-    m_case_ots.clear();
-    m_item_ot.clear();
-    m_ot_items.clear();
-    m_item_collector.clear();
-    m_handover_tech.clear();
-    m_tech_handovers.clear();
     m_set_aside.clear();
     m_set_aside_arrivals.clear();
     HlcTime latest = 0;
@@ -183,9 +151,6 @@ void SyncService::reload() {
         }
     }
     m_hlc = std::make_unique<Hlc>(m_clock, latest, m_config.max_clock_skew_ms);
-    if (m_observe_rebuild) {
-        m_observe_rebuild(m_state);
-    }
 }
 
 void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f) {
@@ -200,50 +165,18 @@ SyncCounters SyncService::counters() {
 
 // ---- scope -------------------------------------------------------------------------------------
 
-namespace {
-template <class Map>
-void relink(Map& forward, std::unordered_map<Id, std::set<Id>>& reverse, const Id& from,
-            const std::optional<Id>& to) {
-    if (auto it = forward.find(from); it != forward.end()) {
-        if (auto r = reverse.find(it->second); r != reverse.end()) {
-            r->second.erase(from);
-        }
-        forward.erase(it);
-    }
-    if (to) {
-        forward[from] = *to;
-        reverse[*to].insert(from);
-    }
+std::optional<Id> SyncService::link_of(EntityType t, const Id& id, std::string_view field) const {
+    return id_of(m_state, t, id, field);
 }
-} // namespace
 
 void SyncService::index_op(const Op& op) {
+    // The links themselves are the replica's (referrers, link_of); only the history of an
+    // OT's technicians is kept here: work recorded before a reassignment still counts.
     const FieldDef* f = find_field(op.entity_type, op.field);
-    if (!f || !is_link_field(op.entity_type, f->name)) {
-        return;
-    }
-    const Value* v = m_state.get(op.entity_type, op.entity, f->name);
-    const std::optional<Id> target =
-        v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
-    if (op.entity_type == EntityType::work_order && f->name == "technician") {
-        relink(m_ot_tech, m_tech_ots, op.entity, target);
+    if (op.entity_type == EntityType::work_order && f && f->name == "technician") {
         if (const auto tech = value_id(op.value)) {
             m_past_techs[op.entity].insert(*tech);
         }
-    } else if (op.entity_type == EntityType::work_order) {
-        relink(m_ot_case, m_case_ots, op.entity, target);
-    } else if (op.entity_type == EntityType::collected_item && f->name == "work_order") {
-        relink(m_item_ot, m_ot_items, op.entity, target);
-    } else if (op.entity_type == EntityType::collected_item && f->name == "collected_by") {
-        if (target) {
-            m_item_collector[op.entity] = *target;
-        } else {
-            m_item_collector.erase(op.entity);
-        }
-    } else if (op.entity_type == EntityType::collected_item) {
-        return; // receipt, resolution, voided: read from the state by holds()
-    } else {
-        relink(m_handover_tech, m_tech_handovers, op.entity, target);
     }
 }
 
@@ -262,10 +195,11 @@ void SyncService::index_set_aside(const Op& op) {
 }
 
 std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
+    constexpr auto WO = EntityType::work_order, CI = EntityType::collected_item;
     std::set<Id> out;
     auto tech_of_ot = [&](const Id& ot) {
-        if (auto it = m_ot_tech.find(ot); it != m_ot_tech.end()) {
-            out.insert(it->second);
+        if (const auto tech = link_of(WO, ot, "technician")) {
+            out.insert(*tech);
         }
     };
     switch (t) {
@@ -273,24 +207,21 @@ std::set<Id> SyncService::scope_users(EntityType t, const Id& id) const {
         tech_of_ot(id);
         break;
     case EntityType::case_file:
-        if (auto it = m_case_ots.find(id); it != m_case_ots.end()) {
-            for (const Id& ot : it->second) {
-                tech_of_ot(ot);
-            }
+        for (const Id& ot : m_state.referrers(WO, "case", id)) {
+            tech_of_ot(ot);
         }
         break;
     case EntityType::collected_item:
-        if (auto it = m_item_ot.find(id); it != m_item_ot.end()) {
-            tech_of_ot(it->second);
+        if (const auto ot = link_of(CI, id, "work_order")) {
+            tech_of_ot(*ot);
         }
-        if (auto it = m_item_collector.find(id);
-            it != m_item_collector.end() && holds(it->second, id)) {
-            out.insert(it->second);
+        if (const auto by = link_of(CI, id, "collected_by"); by && holds(*by, id)) {
+            out.insert(*by);
         }
         break;
     case EntityType::handover:
-        if (auto it = m_handover_tech.find(id); it != m_handover_tech.end()) {
-            out.insert(it->second);
+        if (const auto tech = link_of(EntityType::handover, id, "technician")) {
+            out.insert(*tech);
         }
         break;
     default:
@@ -304,56 +235,49 @@ std::vector<std::pair<EntityType, Id>> SyncService::affected_by_link(const Op& o
     std::vector<std::pair<EntityType, Id>> out{{op.entity_type, op.entity}};
     if (op.entity_type == EntityType::work_order) {
         // The OT, its case (old and new), and its collected items.
-        if (auto c = m_ot_case.find(op.entity); c != m_ot_case.end()) {
-            out.emplace_back(EntityType::case_file, c->second);
+        if (const auto c = link_of(EntityType::work_order, op.entity, "case")) {
+            out.emplace_back(EntityType::case_file, *c);
         }
         if (f.name == "case") {
             if (const auto nc = value_id(op.value)) {
                 out.emplace_back(EntityType::case_file, *nc);
             }
         }
-        if (auto items = m_ot_items.find(op.entity); items != m_ot_items.end()) {
-            for (const Id& i : items->second) {
-                out.emplace_back(EntityType::collected_item, i);
-            }
+        for (const Id& i : m_state.referrers(EntityType::collected_item, "work_order", op.entity)) {
+            out.emplace_back(EntityType::collected_item, i);
         }
     }
     return out;
 }
 
 bool SyncService::has_in_scope(const Id& user, EntityType t, const Id& id) const {
-    auto owns_ot = [&](const Id& ot) {
-        const auto it = m_ot_tech.find(ot);
-        return it != m_ot_tech.end() && it->second == user;
-    };
+    constexpr auto WO = EntityType::work_order;
+    auto owns_ot = [&](const Id& ot) { return link_of(WO, ot, "technician") == user; };
     switch (t) {
     case EntityType::work_order:
         return owns_ot(id);
     case EntityType::case_file: {
-        const auto it = m_case_ots.find(id);
-        return it != m_case_ots.end() && std::any_of(it->second.begin(), it->second.end(), owns_ot);
+        const auto& ots = m_state.referrers(WO, "case", id);
+        return std::any_of(ots.begin(), ots.end(), owns_ot);
     }
     case EntityType::collected_item: {
         // The OT's technician sees its rows; their collector keeps them while holding them,
         // wherever the OT went.
-        const auto it = m_item_ot.find(id);
-        return (it != m_item_ot.end() && owns_ot(it->second)) || holds(user, id);
+        const auto ot = link_of(EntityType::collected_item, id, "work_order");
+        return (ot && owns_ot(*ot)) || holds(user, id);
     }
-    case EntityType::handover: {
-        const auto it = m_handover_tech.find(id);
-        return it != m_handover_tech.end() && it->second == user;
-    }
+    case EntityType::handover:
+        return link_of(EntityType::handover, id, "technician") == user;
     default:
         return false;
     }
 }
 
 bool SyncService::holds(const Id& user, const Id& item) const {
-    const auto it = m_item_collector.find(item);
-    if (it == m_item_collector.end() || it->second != user) {
+    const auto T = EntityType::collected_item;
+    if (link_of(T, item, "collected_by") != user) {
         return false;
     }
-    const auto T = EntityType::collected_item;
     const Value* receipt = m_state.get(T, item, "receipt");
     const Value* resolution = m_state.get(T, item, "resolution");
     const Value* voided = m_state.get(T, item, "voided");
@@ -373,9 +297,9 @@ bool SyncService::in_scope(const Id& user, EntityType t, const Id& id,
         return true; // custody and condition are physical facts; the permission table decides
     case EntityType::handover:
         // A handover the server does not know yet is its creator's.
-        return !m_handover_tech.contains(id) || has_in_scope(user, t, id);
+        return !link_of(t, id, "technician") || has_in_scope(user, t, id);
     case EntityType::collected_item:
-        if (!m_item_ot.contains(id)) { // a row made earlier in this same request
+        if (!link_of(t, id, "work_order")) { // a row made earlier in this same request
             const auto it = batch_items.find(id);
             return it != batch_items.end() &&
                    has_in_scope(user, EntityType::work_order, it->second);
@@ -421,7 +345,7 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
     if (actor.role == Role::technician) {
         std::map<Id, Id> items = batch_items;
         if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
-            !m_item_ot.contains(op.entity) && value_id(op.value)) {
+            !link_of(EntityType::collected_item, op.entity, "work_order") && value_id(op.value)) {
             items[op.entity] = *value_id(op.value);
         }
         if (op.entity_type == EntityType::handover && f.name == "technician" &&
@@ -445,9 +369,9 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
                    (f.name == "handover" || f.name == "voided" || f.name == "collected_by")) {
             row = op.entity;
         }
-        if (const auto c = row ? m_item_collector.find(*row) : m_item_collector.end();
-            c != m_item_collector.end() && c->second != actor.user &&
-            (f.name != "collected_by" || holds(c->second, *row))) {
+        if (const auto by =
+                row ? link_of(EntityType::collected_item, *row, "collected_by") : std::nullopt;
+            by && *by != actor.user && (f.name != "collected_by" || holds(*by, *row))) {
             return reject(ErrorCode::permission_denied,
                           "collected item " + row->hex() +
                               " was collected by another technician: its custody is theirs");
@@ -458,8 +382,8 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             if (op.entity_type == EntityType::work_order) {
                 ot = op.entity;
             } else if (op.entity_type == EntityType::collected_item) {
-                if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
-                    ot = it->second;
+                if (const auto w = link_of(EntityType::collected_item, op.entity, "work_order")) {
+                    ot = w;
                 } else if (auto jt = items.find(op.entity); jt != items.end()) {
                     ot = jt->second;
                 }
@@ -490,8 +414,8 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
             if (std::holds_alternative<std::string>(op.value)) {
                 serial = std::get<std::string>(op.value);
             }
-            if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
-                ot = it->second;
+            if (const auto w = link_of(EntityType::collected_item, op.entity, "work_order")) {
+                ot = w;
             } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
                 ot = jt->second;
             }
@@ -546,17 +470,15 @@ OpResult SyncService::validate(const Actor& actor, const Op& op, std::int64_t no
 std::optional<Error> SyncService::field_rules(const Actor& actor, const Op& op, const FieldDef& f,
                                               const std::map<Id, Id>& batch_items) const {
     const auto text_at = [&](EntityType t, const Id& id, std::string_view field) {
-        const Value* v = m_state.get(t, id, field);
-        return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v)
-                                                            : std::string();
+        return text_of(m_state, t, id, field);
     };
     // Rows are recorded and voided at the customer's, the OT on site.
     if (op.entity_type == EntityType::collected_item &&
         (f.name == "work_order" || f.name == "voided")) {
         std::optional<Id> ot = f.name == "work_order" ? value_id(op.value) : std::nullopt;
         if (!ot) {
-            if (auto it = m_item_ot.find(op.entity); it != m_item_ot.end()) {
-                ot = it->second;
+            if (const auto w = link_of(EntityType::collected_item, op.entity, "work_order")) {
+                ot = w;
             } else if (auto jt = batch_items.find(op.entity); jt != batch_items.end()) {
                 ot = jt->second;
             }
@@ -591,8 +513,8 @@ std::optional<Error> SyncService::field_rules(const Actor& actor, const Op& op, 
     if (f.name == "status" && op.value == Value{std::string("completed")}) {
         std::set<std::string> done;
         std::size_t rows = 0;
-        if (auto it = m_ot_items.find(ot); it != m_ot_items.end()) {
-            for (const Id& item : it->second) {
+        {
+            for (const Id& item : m_state.referrers(EntityType::collected_item, "work_order", ot)) {
                 const Value* voided = m_state.get(EntityType::collected_item, item, "voided");
                 if (voided && std::holds_alternative<bool>(*voided) && std::get<bool>(*voided)) {
                     continue;
@@ -679,9 +601,6 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
                                (applied.error ? applied.error->message() : "")});
         }
         index_set_aside(record);
-        if (m_observe_applied) {
-            m_observe_applied(m_state, record);
-        }
         StoredOp so;
         so.op = record;
         so.received_at = now;
@@ -728,9 +647,6 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
                        applied.error ? applied.error->message() : "not applied"});
     }
     index_op(op);
-    if (m_observe_applied) {
-        m_observe_applied(m_state, op);
-    }
     if (op.entity_type == EntityType::collected_item && f.name == "work_order" &&
         value_id(op.value)) {
         st.items[op.entity] = *value_id(op.value);
@@ -966,14 +882,6 @@ void SyncService::set_follow_ups(std::vector<FollowUpRule> rules) {
     m_follow_ups = std::move(rules);
 }
 
-void SyncService::observe(std::function<void(const crdt::Replica&)> rebuild,
-                          std::function<void(const crdt::Replica&, const Op&)> applied) {
-    std::lock_guard lock(m_mutex);
-    m_observe_rebuild = std::move(rebuild);
-    m_observe_applied = std::move(applied);
-    m_observe_rebuild(m_state);
-}
-
 Signature SyncService::sign(std::string_view message) const {
     return otsync::sign(message, m_key.secret);
 }
@@ -987,14 +895,14 @@ std::string SyncService::new_enroll_code(const Id& user) {
 
 Reply SyncService::enroll(const std::string& body) {
     if (body.size() > 4096) {
-        return error_reply(413, ErrorCode::too_large, "enrollment body over 4096 bytes");
+        return error_reply(Error(ErrorCode::too_large, "enrollment body over 4096 bytes"));
     }
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
                                                                                       body.size());
     if (doc.HasParseError() || !doc.IsObject()) {
-        return error_reply(400, ErrorCode::malformed,
-                           "expected a JSON object {code, public_key, label}");
+        return error_reply(
+            Error(ErrorCode::malformed, "expected a JSON object {code, public_key, label}"));
     }
     auto member = [&](const char* name) -> std::optional<std::string> {
         auto it = doc.FindMember(name);
@@ -1006,30 +914,31 @@ Reply SyncService::enroll(const std::string& body) {
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
         const std::string_view n(it->name.GetString(), it->name.GetStringLength());
         if (n != "code" && n != "public_key" && n != "label") {
-            return error_reply(400, ErrorCode::unknown_field,
-                               "unknown member '" + std::string(n) + "'");
+            return error_reply(Error(ErrorCode::unknown_field,
+                                     "unknown member '" + std::string(n) + "'", std::string(n)));
         }
     }
     const auto code = member("code");
     const auto key = member("public_key");
     const auto label = member("label");
     if (!code || !key || !label) {
-        return error_reply(400, ErrorCode::missing_field,
-                           "code, public_key and label are strings and required");
+        return error_reply(
+            Error(ErrorCode::missing_field, "code, public_key and label are strings and required"));
     }
     if (label->size() > 200 || !is_valid_utf8(*label)) {
-        return error_reply(400, ErrorCode::invalid_value,
-                           "label must be UTF-8 of at most 200 bytes");
+        return error_reply(
+            Error(ErrorCode::invalid_value, "label must be UTF-8 of at most 200 bytes", "label"));
     }
     PublicKey pk{};
     if (!decode_fixed(*key, pk)) {
-        return error_reply(400, ErrorCode::malformed, "public_key must be base64 of 32 bytes");
+        return error_reply(
+            Error(ErrorCode::malformed, "public_key must be base64 of 32 bytes", "public_key"));
     }
     const auto device =
         m_store.enroll(code_hash(*code), pk, *label, static_cast<std::int64_t>(m_clock.now_ms()));
     if (!device) {
-        return error_reply(401, ErrorCode::permission_denied,
-                           "the enrollment code is unknown, already used or expired");
+        return error_reply(Error(ErrorCode::unauthenticated,
+                                 "the enrollment code is unknown, already used or expired"));
     }
     return Reply{200, "application/json",
                  "{\"replica\":" + std::to_string(device->replica) + ",\"user\":\"" +
@@ -1052,12 +961,12 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }();
     const bool json = content_type == k_content_type_json;
     if (!json && content_type != k_content_type_binary) {
-        return error_reply(415, ErrorCode::invalid_argument,
-                           std::string("Content-Type must be ") + k_content_type_binary + " or " +
-                               k_content_type_json);
+        return error_reply(Error(ErrorCode::unsupported_media_type,
+                                 std::string("Content-Type must be ") + k_content_type_binary +
+                                     " or " + k_content_type_json));
     }
     const auto refuse = [](ErrorCode code, const std::string& message) {
-        return error_reply(S::status_of_refusal(code), code, message);
+        return error_reply(Error(code, message)); // the status the devices' table expects
     };
     if (!envelope) {
         return refuse(ErrorCode::unauthenticated,
@@ -1076,14 +985,13 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     if (device->status != DeviceStatus::active) {
         // Only after the signature verified: nobody but the device learns of its revocation.
         const Signature proof = sign(revocation_message(*replica, device->revoked_at));
-        Reply r = refuse(ErrorCode::device_revoked, "this device has been revoked");
-        r.body.pop_back(); // the closing brace: the proof is a second member
-        r.body += ",\"revocation\":{\"replica\":" + std::to_string(*replica) +
-                  ",\"revoked_at\":" + std::to_string(device->revoked_at) + ",\"signature\":\"" +
-                  to_base64(proof) + "\"}}";
-        return r;
+        return error_reply(Error(ErrorCode::device_revoked, "this device has been revoked"),
+                           "\"revocation\":{\"replica\":" + std::to_string(*replica) +
+                               ",\"revoked_at\":" + std::to_string(device->revoked_at) +
+                               ",\"signature\":\"" + to_base64(proof) + "\"}");
     }
-    const auto user = m_store.user_by_id(device->user);
+    const auto users = m_directory.current();
+    const User* user = users->find(device->user);
     if (!user || user->disabled) {
         return refuse(ErrorCode::user_disabled, "the device's user is disabled");
     }
@@ -1091,30 +999,26 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     try {
         version = peek_protocol_version(body, json, m_config.limits);
     } catch (const Error& e) {
-        return error_reply(e.code() == ErrorCode::too_large ? 413 : 400, e.code(),
-                           e.field().empty() ? e.message() : e.field() + ": " + e.message());
+        return error_reply(e);
     }
     if (version < k_protocol_min || version > k_protocol_version) {
-        return Reply{
-            426, "application/json",
-            "{\"error\":{\"code\":\"unsupported_protocol\",\"message\":\"protocol version " +
-                std::to_string(version) +
-                " is not supported; update the app\"},"
-                "\"supported\":{\"min\":" +
-                std::to_string(k_protocol_min) + ",\"max\":" + std::to_string(k_protocol_version) +
-                "}}"};
+        return error_reply(
+            Error(ErrorCode::unsupported_protocol, "protocol version " + std::to_string(version) +
+                                                       " is not supported; update the app"),
+            "\"supported\":{\"min\":" + std::to_string(k_protocol_min) +
+                ",\"max\":" + std::to_string(k_protocol_version) + "}");
     }
     SyncRequest req;
     try {
         req = json ? sync_request_from_json(body, m_config.limits)
                    : decode_sync_request(body, m_config.limits);
     } catch (const Error& e) {
-        return error_reply(e.code() == ErrorCode::too_large ? 413 : 400, e.code(),
-                           e.field().empty() ? e.message() : e.field() + ": " + e.message());
+        return error_reply(e);
     }
     if (req.replica != *replica || req.request_counter != *counter) {
-        return error_reply(400, ErrorCode::invalid_argument,
-                           "replica and request counter in the body differ from the headers");
+        return error_reply(
+            Error(ErrorCode::invalid_argument,
+                  "replica and request counter in the body differ from the headers"));
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;

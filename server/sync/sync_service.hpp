@@ -1,4 +1,4 @@
-// The sync endpoint's logic (DESIGN §5), free of HTTP: enrollment, signed and
+// The sync endpoint's logic (docs/architecture.md §4), free of HTTP: enrollment, signed and
 // idempotent POST /v1/sync with per-op validation, technician scope, paging,
 // eviction and signed receipts. Routes call it with bytes and headers; tests can
 // call it without a socket.
@@ -7,9 +7,11 @@
 // the op log at start) for validation and scope; the store is the durable truth.
 #pragma once
 
+#include "http/reply.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crdt.hpp"
 #include "otsync/crypto.hpp"
+#include "store/directory.hpp"
 #include "store/store.hpp"
 
 #include <condition_variable>
@@ -32,20 +34,6 @@ struct SyncConfig {
     std::int64_t enroll_code_ttl_ms = 24 * 3600 * 1000;
     CodecLimits limits;
 };
-
-/// An answer to hand to HTTP: status, content type, body.
-struct Reply {
-    unsigned status = 200;
-    std::string content_type = "application/json";
-    std::string body;
-    std::vector<std::pair<std::string, std::string>> headers{}; // e.g. Set-Cookie
-};
-
-/// {"error":{"code":..,"message":..}} with the status that fits the code.
-Reply error_reply(unsigned status, ErrorCode code, const std::string& message);
-/// The same with "field": the request member at fault ("rows[2].note"), for forms.
-Reply error_reply(unsigned status, ErrorCode code, const std::string& message,
-                  const std::string& field);
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
 /// characters without look-alikes, shown as XXXX-XXXX-XXXX. Only its hash is stored.
@@ -83,6 +71,8 @@ public:
     std::string new_enroll_code(const Id& user);
 
     PublicKey server_public_key() const { return m_key.public_key; }
+    /// The users in memory, current with the database (read it outside the lock).
+    Directory& directory() { return m_directory; }
     /// Server ops that a batch's merged ops call for (custody, the technician's step,
     /// closing): `make` runs under the service lock with a maker for `author`, against the
     /// state the batch leaves; its ops are validated as `role`'s and join the batch's
@@ -99,11 +89,6 @@ public:
         std::function<std::vector<FollowUp>(const crdt::Replica&, const std::vector<Op>& cause)>;
     /// The rules for every batch, a device's or the server's. Set them before serving.
     void set_follow_ups(std::vector<FollowUpRule> rules);
-    /// Follows every op applied to the state, under the service lock: `rebuild` runs now
-    /// and whenever the state is folded again from the log, `applied` after each op. Read
-    /// what they maintain only under the lock (read_state, submit). Set once.
-    void observe(std::function<void(const crdt::Replica&)> rebuild,
-                 std::function<void(const crdt::Replica&, const Op&)> applied);
     /// Signs `message` with the server's Ed25519 key (receipts, custody proofs).
     Signature sign(std::string_view message) const;
     /// Run `f` with the merged state under the service lock.
@@ -158,6 +143,9 @@ private:
     bool in_scope(const Id& user, EntityType t, const Id& id,
                   const std::map<Id, Id>& batch_items) const;
     void index_op(const Op& op);
+    /// The id a link register holds now (an OT's technician or case, a row's OT or
+    /// collector, a handover's technician).
+    std::optional<Id> link_of(EntityType t, const Id& id, std::string_view field) const;
     /// Notes the device op a work_order.flagged_writes record holds (m_set_aside).
     void index_set_aside(const Op& op);
     /// Entities whose scope membership a link op may change (the OT, its cases, its rows).
@@ -171,6 +159,7 @@ private:
     void reload();
 
     Store& m_store;
+    Directory m_directory;
     ClockSource& m_clock;
     SyncConfig m_config;
     SigningKeyPair m_key;
@@ -178,17 +167,10 @@ private:
     std::mutex m_mutex; // one writer: validation, merge and commit are serialized
     std::unique_ptr<Hlc> m_hlc;
     crdt::Replica m_state;
-    // Link indices kept current as ops merge (rebuilt by reload()).
-    std::unordered_map<Id, Id> m_ot_tech;                  // OT -> technician
-    std::unordered_map<Id, std::set<Id>> m_tech_ots;       // technician -> OTs
-    std::unordered_map<Id, std::set<Id>> m_past_techs;     // OT -> every technician it had
-    std::unordered_map<Id, Id> m_ot_case;                  // OT -> case
-    std::unordered_map<Id, std::set<Id>> m_case_ots;       // case -> OTs
-    std::unordered_map<Id, Id> m_item_ot;                  // collected item -> OT
-    std::unordered_map<Id, std::set<Id>> m_ot_items;       // OT -> collected items
-    std::unordered_map<Id, Id> m_item_collector;           // collected item -> collected_by
-    std::unordered_map<Id, Id> m_handover_tech;            // handover -> technician
-    std::unordered_map<Id, std::set<Id>> m_tech_handovers; // technician -> handovers
+    // The links (OT -> technician, case -> OTs, OT -> rows, row -> collector, handover ->
+    // technician) are the replica's own index (crdt::Replica::referrers, link_of); only
+    // what the state forgets is kept here: every technician an OT had.
+    std::unordered_map<Id, std::set<Id>> m_past_techs;
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
     // Device ops set aside (a former assignee's register write on an OT, §3.6): op id ->
     // the op's JSON, from the flagged_writes records, so a resend is acknowledged once.
@@ -198,8 +180,6 @@ private:
     std::set<std::pair<Id, std::uint64_t>> m_set_aside_arrivals;
     SyncCounters m_counters;
     std::vector<FollowUpRule> m_follow_ups;
-    std::function<void(const crdt::Replica&)> m_observe_rebuild;
-    std::function<void(const crdt::Replica&, const Op&)> m_observe_applied;
 
     // Group commit: requests merged in memory queue their writes in merge order; one
     // thread commits everything queued in one transaction and wakes the waiters.

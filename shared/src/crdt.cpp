@@ -268,13 +268,19 @@ ApplyResult Replica::apply(const Op& op) {
         auto& r = std::get<RegisterState>(slot);
         // The reference index follows the register's winner: from what it held to what it
         // holds after this op (an older op that loses changes nothing).
-        const std::optional<Id> before = r.written && std::holds_alternative<Id>(r.value)
-                                             ? std::optional(std::get<Id>(r.value))
-                                             : std::nullopt;
+        const auto indexed = [&def](const RegisterState& reg) -> std::optional<Value> {
+            if (!reg.written) {
+                return std::nullopt;
+            }
+            if (std::holds_alternative<Id>(reg.value) ||
+                (def.indexed && std::holds_alternative<std::string>(reg.value))) {
+                return reg.value;
+            }
+            return std::nullopt;
+        };
+        const std::optional<Value> before = indexed(r);
         const auto reindex = [&] {
-            const std::optional<Id> after = std::holds_alternative<Id>(r.value)
-                                                ? std::optional(std::get<Id>(r.value))
-                                                : std::nullopt;
+            std::optional<Value> after = indexed(r);
             if (before == after) {
                 return;
             }
@@ -288,7 +294,7 @@ ApplyResult Replica::apply(const Op& op) {
                 }
             }
             if (after) {
-                m_refs[RefKey{op.entity_type, def.id, *after}].insert(op.entity);
+                m_refs[RefKey{op.entity_type, def.id, std::move(*after)}].insert(op.entity);
             }
         };
         if ((def.lifecycle || def.tracked) && std::holds_alternative<std::string>(op.value)) {
@@ -428,7 +434,7 @@ std::vector<Id> Replica::entities(EntityType t) const {
 }
 
 const std::set<Id>& Replica::referrers(EntityType t, std::string_view field,
-                                       const Id& target) const {
+                                       const Value& target) const {
     static const std::set<Id> none;
     const FieldDef* def = find_field(t, field);
     if (!def) {

@@ -7,7 +7,8 @@
 namespace otsync {
 
 namespace {
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 31> k_names{{
+constexpr std::size_t k_count = static_cast<std::size_t>(k_last_error_code);
+constexpr std::array<std::pair<ErrorCode, std::string_view>, k_count> k_names{{
     {ErrorCode::internal, "internal"},
     {ErrorCode::invalid_argument, "invalid_argument"},
     {ErrorCode::truncated, "truncated"},
@@ -39,7 +40,20 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 31> k_names{{
     {ErrorCode::user_disabled, "user_disabled"},
     {ErrorCode::replayed, "replayed"},
     {ErrorCode::signed_rows, "signed_rows"},
+    {ErrorCode::method_not_allowed, "method_not_allowed"},
+    {ErrorCode::unsupported_media_type, "unsupported_media_type"},
 }};
+
+/// One name per code, in the order of the numbers 1..k_last_error_code.
+constexpr bool names_in_order() {
+    for (std::size_t i = 0; i < k_names.size(); ++i) {
+        if (static_cast<std::size_t>(k_names[i].first) != i + 1 || k_names[i].second.empty()) {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(names_in_order(), "k_names must list every ErrorCode from 1 to k_last_error_code");
 } // namespace
 
 std::string_view to_string(ErrorCode code) noexcept {

@@ -234,7 +234,7 @@ constexpr std::array<FieldDef, 7> k_equipment_fields{{
 constexpr RoleMask k_collectors = bits({R::technician, R::supervisor, R::system});
 constexpr std::array<FieldDef, 16> k_item_fields{{
     {E::collected_item, 1, "work_order", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "OT"},
-    {E::collected_item, 2, "serial", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Código"},
+    {E::collected_item, 2, "serial", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Código", false, true},
     {E::collected_item, 3, "description", K::register_, T::text, k_name, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Descripción", true},
     {E::collected_item, 4, "reason", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, k_reasons, "Motivo (migración/dañado)", true},
     {E::collected_item, 5, "defect", K::register_, T::text, k_line, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Defecto", true},
@@ -403,6 +403,21 @@ constexpr std::array<std::string_view, 1> k_ots_m1{"install_ftth"};
 constexpr std::array<std::string_view, 1> k_ots_m2{"relocate_ftth"};
 constexpr std::array<std::string_view, 2> k_ots_m3{"withdraw_boot", "relocate_ftth"};
 constexpr std::array<std::string_view, 2> k_ots_m4{"withdraw_boot", "install_copper"};
+
+// What each OT kind does with the customer's equipment, and the OT of each modality that
+// carries the contract's equipment (docs/architecture.md §3).
+struct KindMode {
+    std::string_view kind;
+    OtMode mode;
+};
+constexpr std::array<KindMode, 4> k_ot_modes{{
+    {"install_ftth", OtMode::collect},  // the copper equipment comes back (m1)
+    {"relocate_ftth", OtMode::verify},  // the customer carried the equipment (m2, m3)
+    {"withdraw_boot", OtMode::collect}, // the BOOT GPON and accessories come back (m4)
+    {"install_copper", OtMode::none},
+}};
+constexpr std::array<std::string_view, 4> k_carrying_ot{"install_ftth", "relocate_ftth",
+                                                        "relocate_ftth", "withdraw_boot"};
 
 bool contains(std::span<const std::string_view> list, std::string_view s) {
     return std::find(list.begin(), list.end(), s) != list.end();
@@ -685,6 +700,18 @@ std::span<const std::string_view> work_orders_for(int modality) noexcept {
     default:
         return {};
     }
+}
+
+OtEquipment ot_equipment(int modality, std::string_view kind) noexcept {
+    OtEquipment e;
+    for (const auto& [k, mode] : k_ot_modes) {
+        if (k == kind) {
+            e.mode = mode;
+        }
+    }
+    e.carries = modality >= 1 && modality <= static_cast<int>(k_carrying_ot.size()) &&
+                k_carrying_ot[static_cast<std::size_t>(modality - 1)] == kind;
+    return e;
 }
 
 } // namespace otsync

@@ -103,21 +103,36 @@ Reaction reaction_of(unsigned status, std::optional<ErrorCode> code) {
 }
 
 unsigned status_of_refusal(ErrorCode code) {
+    // One status per code, the server's whole table (server/http/reply.cpp http_status;
+    // test_http checks every code against both).
     switch (code) {
+    case ErrorCode::internal:
+        return 500;
     case ErrorCode::unauthenticated:
+    case ErrorCode::device_revoked:
     case ErrorCode::unknown_device:
     case ErrorCode::bad_signature:
-    case ErrorCode::device_revoked:
     case ErrorCode::user_disabled:
         return 401;
+    case ErrorCode::permission_denied:
+        return 403;
+    case ErrorCode::not_found:
+        return 404;
+    case ErrorCode::method_not_allowed:
+        return 405;
+    case ErrorCode::conflict:
+    case ErrorCode::invalid_transition:
+    case ErrorCode::requirements_incomplete:
     case ErrorCode::replayed:
         return 409;
-    case ErrorCode::unsupported_protocol:
-        return 426;
     case ErrorCode::too_large:
         return 413;
-    case ErrorCode::internal:
-        return 503;
+    case ErrorCode::unsupported_media_type:
+        return 415;
+    case ErrorCode::unsupported_protocol:
+        return 426;
+    case ErrorCode::rate_limited:
+        return 429;
     default:
         return 400;
     }

@@ -98,6 +98,33 @@ std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool
     return std::string(sb.GetString(), sb.GetSize());
 }
 
+std::string text_of(const Value* v) {
+    return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string();
+}
+
+std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
+    return text_of(r.get(t, id, field));
+}
+
+std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id,
+                        std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<Id>(*v) ? std::optional<Id>(std::get<Id>(*v)) : std::nullopt;
+}
+
+std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
+                                    std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<Timestamp>(*v)
+               ? std::optional<std::int64_t>(std::get<Timestamp>(*v).ms)
+               : std::nullopt;
+}
+
+bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field) {
+    const Value* v = r.get(t, id, field);
+    return v && std::holds_alternative<bool>(*v) && std::get<bool>(*v);
+}
+
 std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot) {
     std::map<std::string, std::string> out;
     if (const auto* log = r.log(EntityType::work_order, ot, "missing_reasons")) {

@@ -22,7 +22,7 @@ using namespace otsync::test;
 
 namespace {
 
-// The server runs with cheap argon2id parameters (DESIGN §10: MIN in tests).
+// The server runs with cheap argon2id parameters (MIN in tests: docs/architecture.md §9).
 const std::vector<std::string> k_server_flags{
     "--demo", "--pwhash-opslimit", "1", "--pwhash-memlimit", "8192", "--login-max-failures", "3"};
 

@@ -91,6 +91,35 @@ TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server
     }
     CHECK(tech_state.elements(EntityType::work_order, ot, "expected_equipment").size() == 1);
 
+    // What otsync-admin changes in the database beside the running server counts at the
+    // server's next request: a disabled user's device is refused, enabled again it syncs.
+    admin(dir.path, {"user", "disable", "tec.luis"});
+    r = tech.post(server.port, tech.request({}, hlc.now()), false);
+    CHECK(r.status == 401);
+    CHECK(r.body.find("\"user_disabled\"") != std::string::npos);
+    admin(dir.path, {"user", "enable", "tec.luis"});
+    r = tech.post(server.port, tech.request({}, hlc.now()), false);
+    CHECK(r.status == 200);
+    // A password set by otsync-admin logs in; the one it replaced does not.
+    const auto login = [&](const std::string& password) {
+        return http_call(server.port, "POST", "/v1/auth/login",
+                         "{\"name\":\"bo.ana\",\"password\":\"" + password + "\"}",
+                         {{"Content-Type", "application/json"}})
+            .status;
+    };
+    const auto set_password = [&](const std::string& password) {
+        const auto [rc, out] = run_command(
+            {"/bin/sh", "-c",
+             "printf '%s\\n' \"$1\" | \"$2\" --data-dir \"$3\" user set-password bo.ana", "sh",
+             password, OTSYNC_ADMIN_BIN, dir.path.string()});
+        REQUIRE_MESSAGE(rc == 0, out);
+    };
+    set_password("clave-de-prueba-uno");
+    CHECK(login("clave-de-prueba-uno") == 200);
+    set_password("clave-de-prueba-dos");
+    CHECK(login("clave-de-prueba-uno") == 401);
+    CHECK(login("clave-de-prueba-dos") == 200);
+
     // Garbage, properly signed: a clear 400, and the server keeps answering.
     for (const bool json : {false, true}) {
         const std::string garbage =

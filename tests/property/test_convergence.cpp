@@ -1,4 +1,4 @@
-// Seeded convergence simulation (STYLE.md, tests): five replicas — two technicians,
+// Seeded convergence simulation (docs/architecture.md §9): five replicas — two technicians,
 // back office, warehouse and the server — make random concurrent ops on shared
 // entities over a simulated network that reorders, duplicates (>= 10 %), drops and
 // later redelivers (>= 10 %), while replicas restart and lose their unpersisted tail.

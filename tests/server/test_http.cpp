@@ -1,10 +1,21 @@
 // The HTTP layer (server/http) against raw bytes: a real HttpServer on an ephemeral
-// loopback port, run by two io threads, with a small echo handler; the client side is
-// plain Asio TCP sockets writing bytes by hand, so that malformed and hostile requests
-// can be sent. Every wait is bounded; nothing asserts on timing beyond "eventually".
+// loopback port, run by two io threads, with a small echo handler or the real routes
+// (App); the client side is plain Asio TCP sockets writing bytes by hand, so that
+// malformed and hostile requests can be sent. Every wait is bounded; nothing asserts on
+// timing beyond "eventually". Also the error model: one status per error code.
 #include "http/http_server.hpp"
 
+#include "api.hpp"
+#include "app.hpp"
+#include "auth/auth.hpp"
+#include "procedure/procedure.hpp"
+#include "sync_fixture.hpp"
+
 #include "otsync/error.hpp"
+#include "otsync/session.hpp"
+#include "otsync/value.hpp"
+
+#include <rapidjson/document.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -87,12 +98,15 @@ std::size_t test_body_limit(std::string_view, std::string_view path) {
 /// An HttpServer on 127.0.0.1:0 run by `threads` io threads; stops and joins on destruction.
 class TestServer {
 public:
-    explicit TestServer(HttpLimits limits = {}, unsigned threads = 2) {
-        m_server = std::make_unique<HttpServer>(m_ioc, "127.0.0.1", 0, limits, test_body_limit,
-                                                test_handler, [this](const AccessLogLine& line) {
-                                                    const std::lock_guard lock(m_mutex);
-                                                    m_log.push_back(line);
-                                                });
+    explicit TestServer(HttpLimits limits = {}, unsigned threads = 2,
+                        Handler handler = test_handler) {
+        m_server =
+            std::make_unique<HttpServer>(m_ioc, "127.0.0.1", 0, limits, test_body_limit,
+                                         std::move(handler), [this](const AccessLogLine& line) {
+                                             const std::lock_guard lock(m_mutex);
+                                             m_log.push_back(line);
+                                             m_log_json.push_back(access_log_json(line));
+                                         });
         m_server->start();
         for (unsigned i = 0; i < threads; ++i) {
             m_pool.emplace_back([this] { m_ioc.run(); });
@@ -115,11 +129,17 @@ public:
         const std::lock_guard lock(m_mutex);
         return m_log;
     }
+    /// The same lines as the server prints them (access_log_json).
+    std::vector<std::string> log_json() {
+        const std::lock_guard lock(m_mutex);
+        return m_log_json;
+    }
 
 private:
     net::io_context m_ioc; // first: destroyed last, after everything that uses it
     std::mutex m_mutex;
     std::vector<AccessLogLine> m_log;
+    std::vector<std::string> m_log_json;
     std::unique_ptr<HttpServer> m_server;
     std::vector<std::thread> m_pool;
 };
@@ -138,7 +158,7 @@ bool eventually(const std::function<bool()>& condition, Duration timeout = 10s) 
 
 // ---- a raw-bytes client ----------------------------------------------------------------
 
-struct Reply {
+struct RawReply {
     unsigned status = 0;
     std::map<std::string, std::string> headers; // names lower-cased
     std::string body;
@@ -165,7 +185,7 @@ public:
     /// The next complete reply (the server always sends Content-Length; a reply to HEAD
     /// has none of the body it announces); nullopt if the connection ends or the
     /// deadline passes first.
-    std::optional<Reply> read_reply(Duration timeout = 5s, bool to_head = false) {
+    std::optional<RawReply> read_reply(Duration timeout = 5s, bool to_head = false) {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         std::size_t end = 0;
         while ((end = m_in.find("\r\n\r\n")) == std::string::npos) {
@@ -173,7 +193,7 @@ public:
                 return std::nullopt;
             }
         }
-        Reply reply;
+        RawReply reply;
         const std::string head = m_in.substr(0, end + 2);
         const auto sp = head.find(' ');
         if (head.compare(0, 7, "HTTP/1.") != 0 || sp == std::string::npos) {
@@ -278,7 +298,7 @@ std::string error_json(std::string_view code, std::string_view message) {
 }
 
 /// The body is our error JSON with this code (the message is free text).
-void check_error_body(const Reply& r, std::string_view code) {
+void check_error_body(const RawReply& r, std::string_view code) {
     const std::string prefix = R"({"error":{"code":")" + std::string(code) + R"(","message":")";
     CHECK(r.body.compare(0, prefix.size(), prefix) == 0);
     REQUIRE(r.body.size() > prefix.size() + 3);
@@ -310,6 +330,120 @@ void check_refused(TestServer& server, const std::string& request, unsigned stat
     CHECK(r->headers.at("connection") == "close");
     CHECK(c.closed_within(10s));
 }
+
+// ---- the real routes behind the HTTP layer ---------------------------------------------
+
+/// App with the REST API over a temporary store, as otsync-server wires it (main.cpp).
+struct AppStack {
+    AppStack() {
+        SqliteOptions o;
+        o.path = (dir.path / "otsync.db").string();
+        store = open_sqlite_store(o);
+        sync = std::make_unique<SyncService>(*store, clock, SyncConfig{});
+        AuthConfig a;
+        a.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        a.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        auth = std::make_unique<AuthService>(*store, clock, a);
+        procedure = std::make_unique<Procedure>(*store, *sync, clock, ProcedureConfig{});
+        api = std::make_unique<Api>(*store, *auth, *procedure);
+        app = std::make_unique<App>(*store, *sync, clock);
+        app->set_api(api.get());
+    }
+
+    Handler handler() {
+        return [this](const HttpRequest& req) {
+            const RouteRequest r{req.method, req.path,  req.headers,
+                                 req.body,   req.query, req.remote};
+            Reply reply = app->handle(r);
+            HttpResponse resp;
+            resp.status = reply.status;
+            resp.content_type = std::move(reply.content_type);
+            resp.body = std::move(reply.body);
+            resp.headers = std::move(reply.headers);
+            return resp;
+        };
+    }
+
+    test::TempDir dir;
+    FakeClock clock{1'795'000'000'000};
+    std::unique_ptr<Store> store;
+    std::unique_ptr<SyncService> sync;
+    std::unique_ptr<AuthService> auth;
+    std::unique_ptr<Procedure> procedure;
+    std::unique_ptr<Api> api;
+    std::unique_ptr<App> app;
+};
+
+/// `text` is valid UTF-8 and one JSON object whose strings decode to valid UTF-8 too
+/// (rapidjson 1.1 lets a lone surrogate escape through); returns it parsed.
+std::optional<rapidjson::Document> json_object(std::string_view text) {
+    CAPTURE(text);
+    CHECK(is_valid_utf8(text));
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
+    CHECK_FALSE(d.HasParseError());
+    if (d.HasParseError() || !d.IsObject() || !is_valid_utf8(text)) {
+        CHECK(d.IsObject());
+        return std::nullopt;
+    }
+    return d;
+}
+
+/// An error body, checked: {"error":{"code","message"[,"field"]}} in valid JSON and UTF-8.
+struct ErrorBody {
+    std::string code, message, field;
+};
+std::optional<ErrorBody> error_body_of(const RawReply& r) {
+    CHECK(r.headers.at("content-type") == "application/json");
+    const auto d = json_object(r.body);
+    if (!d || !d->HasMember("error") || !(*d)["error"].IsObject()) {
+        FAIL_CHECK((std::string("not an error body: ") + r.body));
+        return std::nullopt;
+    }
+    const auto& e = (*d)["error"];
+    ErrorBody out;
+    for (const auto& [name, target] : {std::pair<const char*, std::string*>{"code", &out.code},
+                                       {"message", &out.message},
+                                       {"field", &out.field}}) {
+        if (e.HasMember(name)) {
+            REQUIRE(e[name].IsString());
+            *target = std::string(e[name].GetString(), e[name].GetStringLength());
+            CHECK(is_valid_utf8(*target));
+        }
+    }
+    CHECK(!out.code.empty());
+    return out;
+}
+
+/// Every access-log line the server wrote is valid JSON; the one for `path` is there.
+void check_log_json(TestServer& server, std::size_t lines, std::string_view path) {
+    REQUIRE(eventually([&] { return server.log_json().size() >= lines; }));
+    bool found = false;
+    for (const auto& line : server.log_json()) {
+        const auto d = json_object(line);
+        if (!d) {
+            continue; // reported by json_object
+        }
+        REQUIRE(d->HasMember("path"));
+        REQUIRE((*d)["path"].IsString());
+        const std::string logged((*d)["path"].GetString(), (*d)["path"].GetStringLength());
+        CHECK(is_valid_utf8(logged));
+        found = found || logged == path;
+    }
+    CHECK_MESSAGE(found, "no access-log line for ", path);
+}
+
+/// Sends one request on a new connection and reads its reply.
+std::optional<RawReply> round_trip(TestServer& server, const std::string& request) {
+    net::io_context ioc;
+    Client c(ioc, server.port());
+    if (!c.send(request)) {
+        return std::nullopt;
+    }
+    return c.read_reply();
+}
+
+constexpr std::string_view k_fffd = "\xef\xbf\xbd"; // U+FFFD REPLACEMENT CHARACTER
 
 } // namespace
 
@@ -672,4 +806,305 @@ TEST_CASE("start: a port in use is a clear otsync::Error") {
     }
     HttpServer bad_host(ioc, "no-such-host.invalid", 0, {}, {}, test_handler);
     CHECK_THROWS_AS(bad_host.start(), Error);
+}
+
+// ---- Host and the request target (RFC 9112 §3.2) -------------------------------------------
+
+TEST_CASE("HTTP/1.1 without a Host header, or with two, is 400 with a JSON error body") {
+    TestServer server;
+    const std::string requests[] = {
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", // the same name, any case
+        "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        "GET http://test/healthz HTTP/1.1\r\n\r\n", // absolute-form needs Host too
+    };
+    for (const auto& request : requests) {
+        CAPTURE(request);
+        check_refused(server, request, 400, "malformed");
+    }
+    // HTTP/1.0 did not have Host: still served (one Host, of course, too).
+    {
+        const auto r = round_trip(server, "GET /healthz HTTP/1.0\r\n\r\n");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+    }
+    {
+        const auto r = round_trip(server, "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
+        REQUIRE(r);
+        CHECK(r->status == 400);
+        const auto e = error_body_of(*r);
+        REQUIRE(e);
+        CHECK(e->code == "malformed");
+    }
+    check_log_json(server, std::size(requests) + 2, "/healthz");
+    check_alive(server);
+}
+
+TEST_CASE("an absolute-form target is routed by its path and query") {
+    TestServer server;
+    net::io_context ioc;
+    Client c(ioc, server.port());
+    REQUIRE(c.send("GET http://test:8080/info?x=1&y=%20 HTTP/1.1\r\nHost: test:8080\r\n"
+                   "X-Test: abs\r\n\r\n"));
+    auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    // The handler sees the origin-form: target, path and query, never the authority.
+    const std::string expected = "GET\n/info?x=1&y=%20\n/info\nx=1&y=%20\nabs\n127.0.0.1:";
+    CHECK(r->body.compare(0, expected.size(), expected) == 0);
+
+    REQUIRE(c.send("GET HTTPS://Test/healthz HTTP/1.1\r\nHost: Test\r\n\r\n"));
+    r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == R"({"ok":true})");
+
+    // No path at all is "/"; a query may follow the authority directly.
+    REQUIRE(c.send("GET http://test?x=1 HTTP/1.1\r\nHost: test\r\n\r\n"));
+    r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 404); // the test handler knows no "/"
+
+    // The body limit is the path's (/small: 1 KiB).
+    check_refused(server,
+                  "POST http://test/small HTTP/1.1\r\nHost: test\r\nContent-Length: 1025\r\n\r\n",
+                  413, "too_large");
+
+    REQUIRE(eventually([&] { return server.log().size() >= 4; }));
+    const auto log = server.log();
+    CHECK(log[0].path == "/info");
+    CHECK(log[1].path == "/healthz");
+    CHECK(log[2].path == "/");
+    CHECK(log[3].path == "/small");
+    check_alive(server);
+}
+
+TEST_CASE("an absolute-form target reaches the real routes") {
+    AppStack stack;
+    TestServer server({}, 2, stack.handler());
+    const auto r = round_trip(server, "GET http://127.0.0.1:" + std::to_string(server.port()) +
+                                          "/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == R"({"status":"ok"})");
+}
+
+// ---- error bodies are valid JSON whatever bytes the request held ----------------------------
+
+TEST_CASE("invalid UTF-8 in the target: the error body and the access-log line stay valid JSON") {
+    AppStack stack;
+    TestServer server({}, 2, stack.handler());
+    const auto r = round_trip(server, get("/v1/\xff\xfe"));
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    check_log_json(server, 1, "/v1/" + std::string(k_fffd) + std::string(k_fffd));
+    const auto e = error_body_of(*r);
+    REQUIRE(e);
+    CHECK(e->code == "not_found");
+    CHECK(e->message == "no such route: /v1/" + std::string(k_fffd) + std::string(k_fffd));
+
+    // A path segment the API reads as an id, and one outside /v1/.
+    for (const char* target : {"/v1/cases/\xff\xfe", "/\xc3\x28x", "/v1/\xed\xa0\x80"}) {
+        CAPTURE(target);
+        const auto again = round_trip(server, get(target));
+        REQUIRE(again);
+        CHECK(again->status / 100 == 4);
+        CHECK(error_body_of(*again));
+    }
+    check_log_json(server, 4, "/v1/" + std::string(k_fffd) + std::string(k_fffd));
+}
+
+TEST_CASE("invalid UTF-8 in a JSON body to a REST route: the error body stays valid JSON") {
+    AppStack stack;
+    TestServer server({}, 2, stack.handler());
+    const auto login = [&](std::string_view body) {
+        return round_trip(server, "POST /v1/auth/login HTTP/1.1\r\nHost: t\r\n"
+                                  "Content-Type: application/json\r\nContent-Length: " +
+                                      std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
+    };
+    // Raw bytes that are not UTF-8: the body is not JSON at all.
+    auto r = login("{\"name\":\"\xff\xfe\",\"password\":\"x\"}");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    auto e = error_body_of(*r);
+    REQUIRE(e);
+    CHECK(e->code == "malformed");
+    // An escape that decodes to a lone surrogate (ED B0 80: three ill-formed bytes, so three
+    // U+FFFD), in a member name the route does not read: it comes back in the message and
+    // in "field".
+    r = login(R"({"name":"a","password":"b","x\udc00y":1})");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    e = error_body_of(*r);
+    REQUIRE(e);
+    CHECK(e->code == "unknown_field");
+    const std::string replaced =
+        "x" + std::string(k_fffd) + std::string(k_fffd) + std::string(k_fffd) + "y";
+    CHECK(e->field == replaced);
+    CHECK(e->message == replaced + " is not a member of this request");
+    // ... and in a value.
+    r = login(R"({"name":"\udc00","password":"b"})");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    e = error_body_of(*r);
+    REQUIRE(e);
+    CHECK(e->code == "invalid_utf8");
+    check_log_json(server, 3, "/v1/auth/login");
+}
+
+TEST_CASE("invalid bytes in a header: the error body and the access-log line stay valid JSON") {
+    AppStack stack;
+    TestServer server({}, 2, stack.handler());
+    const std::string requests[] = {
+        get("/v1/auth/session", "Authorization: Bearer \xff\xfe\r\n"),
+        get("/v1/cases", "Cookie: otsync_session=\xc3\x28\r\n"),
+        "GET /v1/cases HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",
+        "POST /v1/sync HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-otsync\xff\r\n"
+        "Content-Length: 2\r\n\r\n{}",
+        "POST /v1/sync HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-otsync\r\n"
+        "X-Otsync-Replica: 1\xff\r\nX-Otsync-Counter: \xfe\r\nX-Otsync-Signature: \xed\xa0\x80\r\n"
+        "Content-Length: 2\r\n\r\n{}",
+    };
+    for (const auto& request : requests) {
+        CAPTURE(request);
+        const auto r = round_trip(server, request);
+        REQUIRE(r);
+        CHECK(r->status / 100 == 4);
+        CHECK(error_body_of(*r));
+    }
+    check_log_json(server, std::size(requests), "/v1/sync");
+}
+
+// ---- the error model: one HTTP status per error code ---------------------------------------
+
+TEST_CASE("every error code has one HTTP status, the same for the routes and the sync session") {
+    const std::map<ErrorCode, unsigned> expected{
+        {ErrorCode::internal, 500},
+        {ErrorCode::invalid_argument, 400},
+        {ErrorCode::truncated, 400},
+        {ErrorCode::malformed, 400},
+        {ErrorCode::too_large, 413},
+        {ErrorCode::wrong_type, 400},
+        {ErrorCode::unknown_field, 400},
+        {ErrorCode::missing_field, 400},
+        {ErrorCode::invalid_utf8, 400},
+        {ErrorCode::out_of_range, 400},
+        {ErrorCode::unknown_entity_type, 400},
+        {ErrorCode::unknown_entity_field, 400},
+        {ErrorCode::kind_mismatch, 400},
+        {ErrorCode::value_type_mismatch, 400},
+        {ErrorCode::op_id_reused, 400},
+        {ErrorCode::permission_denied, 403},
+        {ErrorCode::invalid_transition, 409},
+        {ErrorCode::clock_skew, 400},
+        {ErrorCode::unsupported_protocol, 426},
+        {ErrorCode::invalid_value, 400},
+        {ErrorCode::unauthenticated, 401},
+        {ErrorCode::not_found, 404},
+        {ErrorCode::conflict, 409},
+        {ErrorCode::rate_limited, 429},
+        {ErrorCode::requirements_incomplete, 409},
+        {ErrorCode::device_revoked, 401},
+        {ErrorCode::unknown_device, 401},
+        {ErrorCode::bad_signature, 401},
+        {ErrorCode::user_disabled, 401},
+        {ErrorCode::replayed, 409},
+        {ErrorCode::signed_rows, 400},
+        {ErrorCode::method_not_allowed, 405},
+        {ErrorCode::unsupported_media_type, 415},
+    };
+    // Every code from 1 to the last has a row, and nothing beyond the last is a code.
+    int last = 0;
+    for (int c = 1; c < 1000; ++c) {
+        const auto code = static_cast<ErrorCode>(c);
+        if (error_code_from_string(to_string(code)) == code) {
+            last = c;
+        }
+    }
+    CHECK(last == static_cast<int>(k_last_error_code));
+    CHECK(last == static_cast<int>(expected.rbegin()->first));
+    for (int c = 1; c <= last; ++c) {
+        const auto code = static_cast<ErrorCode>(c);
+        CAPTURE(to_string(code));
+        REQUIRE(expected.count(code) == 1);
+        CHECK(http_status(code) == expected.at(code));
+        CHECK(session::status_of_refusal(code) == expected.at(code));
+        // error_reply answers with that status and the one body.
+        const Reply r = error_reply(Error(code, "why", "rows[0].x"));
+        CHECK(r.status == expected.at(code));
+        CHECK(r.content_type == "application/json");
+        const auto d = json_object(r.body);
+        REQUIRE(d);
+        CHECK(std::string((*d)["error"]["code"].GetString()) == to_string(code));
+        if (code == ErrorCode::internal) { // nothing of ours leaks
+            CHECK(r.body == error_body(code, "the server could not complete the request; "
+                                             "retry later"));
+        } else {
+            CHECK(r.body == R"({"error":{"code":")" + std::string(to_string(code)) +
+                                R"(","message":"rows[0].x: why","field":"rows[0].x"}})");
+        }
+    }
+}
+
+TEST_CASE("error_body: any bytes make valid JSON; the extra members of the sync refusals") {
+    const std::string bytes = "a\"b\\c\n\x01\xff\xc3\x28\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82";
+    const std::string body = error_body(ErrorCode::unknown_field, bytes, bytes);
+    const auto d = json_object(body);
+    REQUIRE(d);
+    const std::string message((*d)["error"]["message"].GetString(),
+                              (*d)["error"]["message"].GetStringLength());
+    const std::string fffd(k_fffd);
+    CHECK(message == "a\"b\\c\n\x01" + fffd + fffd + "(" + fffd + fffd + fffd + fffd + fffd + fffd +
+                         fffd + fffd);
+    CHECK(std::string((*d)["error"]["field"].GetString()) == message);
+
+    // The 426 and the revocation carry a second member beside "error".
+    const Reply r = error_reply(Error(ErrorCode::unsupported_protocol, "update the app"),
+                                R"("supported":{"min":1,"max":2})");
+    CHECK(r.status == 426);
+    CHECK(r.body == R"({"error":{"code":"unsupported_protocol","message":"update the app"},)"
+                    R"("supported":{"min":1,"max":2}})");
+    CHECK(json_object(r.body));
+}
+
+TEST_CASE("the routes answer with the code's status: 401, 403, 404, 405, 415") {
+    AppStack stack;
+    User u;
+    u.id = Id::natural("user", "atc.rojas");
+    u.name = "atc.rojas";
+    u.role = Role::customer_service;
+    u.password_hash = stack.auth->hash_password("correct horse");
+    stack.store->add_user(u);
+    const std::string token = stack.auth->login("atc.rojas", "correct horse", "10.0.0.1:1").token;
+    const std::map<std::string, std::string> none, bearer{{"authorization", "Bearer " + token}},
+        text_body{{"authorization", "Bearer " + token}, {"content-type", "text/plain"}};
+    const struct {
+        std::string_view method, path;
+        const std::map<std::string, std::string>& headers;
+        std::string body;
+        unsigned status;
+        std::string_view code;
+    } cases[] = {
+        {"GET", "/v1/sync", none, "", 405, "method_not_allowed"},
+        {"GET", "/v1/devices/enroll", none, "", 405, "method_not_allowed"},
+        {"POST", "/healthz", none, "", 405, "method_not_allowed"},
+        {"POST", "/metrics", none, "", 405, "method_not_allowed"},
+        {"GET", "/v1/auth/login", none, "", 405, "method_not_allowed"},
+        {"GET", "/v1/cases", none, "", 401, "unauthenticated"},
+        {"GET", "/v1/nothing-here", none, "", 404, "not_found"},
+        {"DELETE", "/v1/cases", bearer, "", 405, "method_not_allowed"},
+        {"GET", "/v1/devices", bearer, "", 403, "permission_denied"},
+        {"GET", "/v1/cases/zzz", bearer, "", 404, "not_found"},
+        {"POST", "/v1/cases", text_body, "x", 415, "unsupported_media_type"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.method);
+        CAPTURE(c.path);
+        const Reply r = stack.app->handle(RouteRequest{c.method, c.path, c.headers, c.body});
+        CHECK(r.status == c.status);
+        const auto d = json_object(r.body);
+        REQUIRE(d);
+        CHECK(std::string((*d)["error"]["code"].GetString()) == c.code);
+    }
 }

@@ -1,4 +1,4 @@
-// The field permission table (role × entity field × op kind, DESIGN §8) as the server
+// The field permission table (role × entity field × op kind, docs/architecture.md §3) as the server
 // enforces it: for every role, every field of every entity and every op kind the field
 // takes, an op submitted through the sync service is refused as a permission matter
 // exactly when the table in shared/ says so. Other refusals (a technician's scope, a

@@ -4,7 +4,11 @@
 // a typical op batch stays small.
 #include "otsync/codec.hpp"
 #include "otsync/error.hpp"
+#include "otsync/json_string.hpp"
 #include "otsync/model.hpp"
+#include "otsync/value.hpp"
+
+#include <rapidjson/document.h>
 
 #include <doctest/doctest.h>
 
@@ -1340,7 +1344,8 @@ TEST_CASE("codec: hand-written binary with impossible contents is refused") {
         ok.varint(0).varint(0).varint(0).varint(0);
         CHECK_DECODES(decode_sync_response(ok.bytes));
 
-        for (const std::uint64_t code : {0u, 32u, 65536u + 4u}) { // 32: past the last code
+        const std::uint64_t past_last = static_cast<std::uint64_t>(k_last_error_code) + 1;
+        for (const std::uint64_t code : {std::uint64_t{0}, past_last, std::uint64_t{65536 + 4}}) {
             CAPTURE(code);
             Wire w = response_start();
             w.varint(1).varint(42).varint(1).u8(1).varint(code).varint(0);
@@ -1429,4 +1434,87 @@ TEST_CASE("codec: a typical batch takes at most 34 bytes per op") {
     CHECK(batch.size() <= 34 * 1000);
     CHECK(request.size() <= 34 * 1000 + 64);
     check_same_ops(decode_ops(batch), ops);
+}
+
+// ---- the JSON string writer (json_string.hpp) ------------------------------------------------
+
+namespace {
+
+/// The string a JSON string literal decodes to; fails the test if it is not valid JSON.
+std::string decode_json_string(const std::string& literal) {
+    const std::string doc = "[" + literal + "]";
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(doc.data(), doc.size());
+    REQUIRE_MESSAGE(!d.HasParseError(), literal);
+    REQUIRE(d.IsArray());
+    REQUIRE(d.Size() == 1);
+    REQUIRE(d[0].IsString());
+    return std::string(d[0].GetString(), d[0].GetStringLength());
+}
+
+} // namespace
+
+TEST_CASE("json_string: escapes, controls, and text copied as it is") {
+    CHECK(json_string("") == R"("")");
+    CHECK(json_string("plain text / ok") == R"("plain text / ok")");
+    CHECK(json_string("a\"b\\c") == R"("a\"b\\c")");
+    CHECK(json_string("\b\f\n\r\t") == R"("\b\f\n\r\t")");
+    CHECK(json_string(std::string_view("\0\x01\x1f\x7f", 4)) == R"("\u0000\u0001\u001f\u007f")");
+    CHECK(json_string("Gutiérrez Ñ € 😀") == "\"Gutiérrez Ñ € 😀\""); // UTF-8 as it is
+    CHECK(json_string("\xc2\x80\xc2\x9b\xc2\xa0") == "\"\\u0080\\u009b\xc2\xa0\""); // C1 controls
+    CHECK(json_string("\xe2\x80\xa8\xe2\x80\xa9") == R"("\u2028\u2029")");
+    std::string out = "x:";
+    append_json_string(out, "y");
+    CHECK(out == R"(x:"y")");
+}
+
+TEST_CASE("json_string: every invalid UTF-8 sequence becomes U+FFFD, per maximal subpart") {
+    const std::string r = "\xef\xbf\xbd"; // U+FFFD
+    const struct {
+        std::string_view in;
+        std::string out; // decoded
+    } cases[] = {
+        {"\xff", r},
+        {"\x80", r},                         // a continuation byte alone
+        {"\xc0\xaf", r + r},                 // overlong '/': C0 is never a lead
+        {"\xe0\x80\xaf", r + r + r},         // overlong: E0 needs A0..BF next
+        {"\xed\xa0\x80", r + r + r},         // a surrogate (CESU-8)
+        {"\xf4\x90\x80\x80", r + r + r + r}, // above U+10FFFF
+        {"\xf5\x80", r + r},                 // no such lead byte
+        {"\xe2\x82", r},                     // truncated at the end: one subpart
+        {"\xe2\x82x", r + "x"},              // truncated before ASCII
+        {"\xf0\x9f\x98", r},                 // a truncated emoji
+        {"a\xf1\x80\x80\xe1\x80\xc2"
+         "b\x80"
+         "c\x80\xbf"
+         "d", // Unicode's example, §3.9
+         "a" + r + r + r + "b" + r + "c" + r + r + "d"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.in);
+        const std::string literal = json_string(c.in);
+        CHECK(is_valid_utf8(literal));
+        CHECK(decode_json_string(literal) == c.out);
+    }
+}
+
+TEST_CASE("json_string: any bytes make valid JSON; valid UTF-8 round-trips exactly") {
+    std::mt19937 rng(20240611);
+    std::uniform_int_distribution<int> byte(0, 255), length(0, 40);
+    const unsigned char interesting[] = {0x00, 0x1f, 0x22, 0x5c, 0x7f, 0x80, 0xbf, 0xc2,
+                                         0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+    for (int round = 0; round < 20000; ++round) {
+        std::string s(static_cast<std::size_t>(length(rng)), '\0');
+        for (auto& c : s) {
+            const int b = byte(rng);
+            c = static_cast<char>(b < 128 ? interesting[b % sizeof interesting] : b);
+        }
+        const std::string literal = json_string(s);
+        REQUIRE(is_valid_utf8(literal));
+        const std::string back = decode_json_string(literal);
+        CHECK(is_valid_utf8(back));
+        if (is_valid_utf8(s)) {
+            CHECK(back == s);
+        }
+    }
 }

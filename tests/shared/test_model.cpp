@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -125,4 +126,46 @@ TEST_CASE("every modality has its steps and OTs") {
     CHECK(work_orders_for(4)[0] == "withdraw_boot");
     CHECK(work_orders_for(4)[1] == "install_copper");
     CHECK(steps_for(0).empty());
+}
+
+TEST_CASE("one OT of each modality carries the contract's equipment; its kind says what is done") {
+    const auto kinds = field_def(EntityType::work_order, "kind").allowed;
+    for (int m = 1; m <= 4; ++m) {
+        CAPTURE(m);
+        int carrying = 0;
+        for (const auto kind : kinds) {
+            CAPTURE(kind);
+            const auto issued = work_orders_for(m);
+            if (ot_equipment(m, kind).carries) {
+                ++carrying;
+                CHECK(std::find(issued.begin(), issued.end(), kind) != issued.end());
+                CHECK(ot_equipment(m, kind).mode != OtMode::none);
+            }
+        }
+        CHECK(carrying == 1);
+    }
+    struct Row {
+        int modality;
+        std::string_view kind;
+        bool carries;
+        OtMode mode;
+    };
+    const Row rows[] = {
+        {1, "install_ftth", true, OtMode::collect},
+        {2, "relocate_ftth", true, OtMode::verify},
+        {3, "withdraw_boot", false, OtMode::collect},
+        {3, "relocate_ftth", true, OtMode::verify},
+        {4, "withdraw_boot", true, OtMode::collect},
+        {4, "install_copper", false, OtMode::none},
+        // the mode follows the kind whatever the modality; an unknown one carries nothing
+        {0, "relocate_ftth", false, OtMode::verify},
+        {5, "withdraw_boot", false, OtMode::collect},
+        {1, "satellite", false, OtMode::none},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.modality);
+        CAPTURE(row.kind);
+        CHECK(ot_equipment(row.modality, row.kind).carries == row.carries);
+        CHECK(ot_equipment(row.modality, row.kind).mode == row.mode);
+    }
 }

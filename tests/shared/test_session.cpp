@@ -60,7 +60,7 @@ TEST_CASE("session: every refusal the server makes maps to the reaction the devi
         CHECK(reaction_of(status_of_refusal(row.code), row.code) == row.reaction);
     }
     // Only a revocation may wipe, and only with its proof (checked by the client).
-    for (int c = 1; c <= 31; ++c) {
+    for (int c = 1; c <= static_cast<int>(k_last_error_code); ++c) {
         const auto code = static_cast<ErrorCode>(c);
         if (code != ErrorCode::device_revoked) {
             CHECK(reaction_of(status_of_refusal(code), code) != Reaction::wipe_if_proven);

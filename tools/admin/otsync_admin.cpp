@@ -402,7 +402,7 @@ int run(std::vector<std::string> args) {
             usage("rebuild takes only --verify");
         }
         // The projections are the SQL tables pages and reports may query; they must equal
-        // the state refolded from the op log (DESIGN §4). One transaction: a snapshot for
+        // the state refolded from the op log. One transaction: a snapshot for
         // --verify, and for a rebuild nothing commits between the fold and the rewrite.
         std::size_t entities = 0, differ = 0, missing = 0, extra = 0;
         std::vector<std::string> examples;

@@ -408,7 +408,7 @@ using Json = rapidjson::Value;
 
 rapidjson::Document parse(const std::string& text) {
     rapidjson::Document doc;
-    // Iterative: no recursion whatever the nesting (DESIGN §10).
+    // Iterative: no recursion whatever the nesting (docs/architecture.md §9).
     doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str(), text.size());
     if (doc.HasParseError()) {
         throw Failure{k_exit_failed, "respuesta no comprensible de la biblioteca: " + text};

@@ -1,7 +1,7 @@
 // The merge: pure rules for the three field kinds, and Replica, the state folded from
 // a set of ops. Every replica (each device and the server) runs this same code, so the
 // same set of ops gives byte-identical state whatever the order, duplication or
-// batching of delivery (DESIGN §4).
+// batching of delivery (docs/architecture.md §3).
 #pragma once
 
 #include "otsync/error.hpp"
@@ -15,6 +15,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -141,10 +142,11 @@ public:
     std::vector<Id> entities(EntityType t) const;
     /// The entities of type `t` whose register `field` now holds `target`, sorted: the
     /// links the views, the scope and the handheld follow (the rows of an OT are
-    /// referrers(collected_item, "work_order", ot); the OTs of a case, of a technician,
-    /// likewise). Kept current by apply for every register that holds an id, so a lookup
-    /// never scans the state.
-    const std::set<Id>& referrers(EntityType t, std::string_view field, const Id& target) const;
+    /// referrers(collected_item, "work_order", ot); the OTs of a case or of a technician
+    /// likewise; the rows of a serial by collected_item "serial"). Kept current by apply
+    /// for every register that holds an id and every text register marked `indexed` in
+    /// the field registry, so a lookup never scans the state.
+    const std::set<Id>& referrers(EntityType t, std::string_view field, const Value& target) const;
     std::vector<LifecycleConflict> conflicts() const;
 
     bool has_op(const OpId& id) const { return m_seen.contains(id); }
@@ -160,13 +162,18 @@ private:
     struct RefKey {
         EntityType type;
         FieldId field;
-        Id target;
+        Value value; // an Id, or the text of an `indexed` field
         bool operator==(const RefKey&) const = default;
     };
     struct RefKeyHash {
         std::size_t operator()(const RefKey& k) const noexcept {
-            return std::hash<Id>{}(k.target) ^ (static_cast<std::size_t>(k.type) << 8) ^
-                   static_cast<std::size_t>(k.field);
+            std::size_t h = (static_cast<std::size_t>(k.type) << 8) ^ k.field;
+            if (const auto* id = std::get_if<Id>(&k.value)) {
+                h ^= std::hash<Id>{}(*id);
+            } else if (const auto* text = std::get_if<std::string>(&k.value)) {
+                h ^= std::hash<std::string>{}(*text);
+            }
+            return h;
         }
     };
 

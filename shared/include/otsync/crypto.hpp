@@ -58,7 +58,7 @@ std::string to_base64(std::span<const std::uint8_t> bytes);
 /// `max_bytes` bounds the result (and the allocation) before decoding.
 std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text, std::size_t max_bytes);
 
-/// What a device signs for every sync request (DESIGN §5): method, path, request
+/// What a device signs for every sync request (docs/protocol.md §2.2): method, path, request
 /// counter and the BLAKE2b-256 of the exact body bytes, one per line after a
 /// version tag. docs/protocol.md gives a worked example.
 std::string sync_signing_string(std::string_view method, std::string_view path,

@@ -45,7 +45,14 @@ enum class ErrorCode : std::uint16_t {
     user_disabled = 29,  // the device's user is disabled (for now)
     replayed = 30,       // the request counter is not above the last one seen
     signed_rows = 31,    // the OT's rows are signed by the customer: re-sign to change them
+    // HTTP requests the server cannot take in that form (405, 415): the method is not one
+    // the path answers; the body's Content-Type is not one the route reads.
+    method_not_allowed = 32,
+    unsupported_media_type = 33,
 };
+
+/// The highest code: every number from 1 to it is a code (error.cpp checks the names).
+inline constexpr ErrorCode k_last_error_code = ErrorCode::unsupported_media_type;
 
 /// The stable wire spelling of a code ("op_id_reused", ...).
 std::string_view to_string(ErrorCode code) noexcept;

@@ -15,7 +15,7 @@
 
 namespace otsync {
 
-// ---- roles (DESIGN §1) --------------------------------------------------------------
+// ---- roles (docs/architecture.md §3) ------------------------------------------------
 
 enum class Role : std::uint8_t {
     customer_service = 0,   // Atención al Cliente COMTECO
@@ -87,6 +87,9 @@ struct FieldDef {
     /// writing different values without seeing each other is a conflict for a person,
     /// like two final states of a lifecycle. Writes name the write they replace.
     bool tracked = false;
+    /// Text registers only: crdt::Replica indexes the entities by this field's value
+    /// (referrers), as it does every register that holds an id (the serial of a row).
+    bool indexed = false;
 };
 
 std::span<const FieldDef> fields_of(EntityType t) noexcept;
@@ -148,7 +151,26 @@ struct Step {
 };
 std::span<const Step> steps_for(int modality) noexcept;
 
-/// Work order kinds a modality issues (DESIGN §2), in issue order.
+/// Work order kinds a modality issues (docs/architecture.md §3), in issue order.
 std::span<const std::string_view> work_orders_for(int modality) noexcept;
+
+/// What an OT does with the equipment at the customer's: collect it (Anexo 4 rows), verify
+/// the serials the customer carried, or nothing (an installation).
+enum class OtMode : std::uint8_t { none, collect, verify };
+
+/// The equipment side of an OT (docs/architecture.md §3, docs/api.md §7.1).
+struct OtEquipment {
+    /// The OT carries the contract's equipment: issuing it puts the contract's inventory in
+    /// its expected_equipment. One OT per modality: install_ftth (1), relocate_ftth (2, 3),
+    /// withdraw_boot (4).
+    bool carries = false;
+    /// Follows the kind alone: install_ftth and withdraw_boot collect, relocate_ftth
+    /// verifies, install_copper does neither. (Modality 3's withdraw_boot collects but
+    /// carries nothing: whatever is collected on it is unexpected.)
+    OtMode mode = OtMode::none;
+};
+/// For an OT of `kind` issued in `modality`; an unknown kind or modality carries nothing,
+/// an unknown kind has mode none.
+OtEquipment ot_equipment(int modality, std::string_view kind) noexcept;
 
 } // namespace otsync

@@ -1,4 +1,4 @@
-// The sync protocol's messages (DESIGN §5): what a device sends to POST /v1/sync and
+// The sync protocol's messages: what a device sends to POST /v1/sync and
 // what the server answers. Encodings live in codec.hpp; docs/protocol.md is the spec.
 #pragma once
 

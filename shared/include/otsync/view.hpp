@@ -5,6 +5,7 @@
 #include "otsync/crypto.hpp"
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,16 @@ std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id,
 /// A value as plain JSON for people and pages: text as a string, money as a number of
 /// centavos, ids as hex, bytes as base64, timestamps as ms.
 std::string value_json(const Value& v);
+
+/// Register readers: the value when the register is set and of that type, else empty,
+/// false or nullopt.
+std::string text_of(const Value* v);
+std::string text_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
+std::optional<Id> id_of(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
+std::optional<std::int64_t> time_of(const crdt::Replica& r, EntityType t, const Id& id,
+                                    std::string_view field);
+/// A boolean register that is set and true (a row voided, feasibility yes).
+bool is_true(const crdt::Replica& r, EntityType t, const Id& id, std::string_view field);
 
 /// The "SERIAL: reason" entries of an OT's missing_reasons log, latest per serial.
 std::map<std::string, std::string> missing_reasons(const crdt::Replica& r, const Id& ot);
