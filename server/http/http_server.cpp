@@ -3,7 +3,7 @@
 // Shape of Beast's advanced_server.cpp: a Listener accepts on its own strand and gives
 // each socket a fresh strand; a Session reads a request, calls the handler, writes the
 // response and loops (keep-alive, one request at a time, so at most one response is
-// ever queued). What differs from the example are the Beast 1.81 traps (DESIGN §10):
+// ever queued). What differs from the example are the Beast 1.81 traps (docs/architecture.md §9):
 //
 //  * The read buffer has a hard cap (limits.read_buffer_max): the parser does not count
 //    chunk-extension bytes against any limit, so only the cap bounds such a flood; it

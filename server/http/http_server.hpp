@@ -58,12 +58,12 @@ using Handler = std::function<HttpResponse(const HttpRequest&)>;
 /// An empty BodyLimit means 1 MiB for every request.
 using BodyLimit = std::function<std::size_t(std::string_view method, std::string_view path)>;
 
-/// Every limit of the HTTP layer (DESIGN §9: explicit and configurable).
+/// Every limit of the HTTP layer (docs/architecture.md §9: explicit and configurable).
 struct HttpLimits {
     std::size_t header_bytes = 8 * 1024;
     std::size_t read_buffer_reserve = 64 * 1024; // reserved per connection up front
     // Hard cap of the connection's read buffer: bounds what a client can make us hold
-    // that the parser's limits do not count (chunk extensions, DESIGN §10).
+    // that the parser's limits do not count (chunk extensions, docs/architecture.md §9).
     std::size_t read_buffer_max = 64 * 1024 + 8 * 1024 * 1024 + 16 * 1024;
     // From a request's first byte to the end of its header (slow-drip defence); also how
     // long a new connection may stay silent before its first request.

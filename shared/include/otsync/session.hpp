@@ -51,7 +51,8 @@ enum class Reaction : std::uint8_t {
 
 /// The device's reaction to an answer: `status` 0 is no answer at all.
 Reaction reaction_of(unsigned status, std::optional<ErrorCode> code);
-/// The HTTP status the server answers a refused sync request with.
+/// The HTTP status of an error with `code`: the whole table, the same as the server's
+/// http_status (a test checks every code), so a device reads a refusal as it was sent.
 unsigned status_of_refusal(ErrorCode code);
 
 } // namespace otsync::session
