@@ -210,7 +210,7 @@ void set_case_field(Batch& b, const Id& c, const std::string& name, const rapidj
     b.set(CF::case_file, c, name, std::move(value));
 }
 
-User find_user(const Directory::Users& users, const std::string& name, Role role,
+User find_user(const Directory::Snapshot& users, const std::string& name, Role role,
                const std::string& member) {
     const User* u = users.find(name);
     if (!u || u->disabled) {
@@ -246,7 +246,7 @@ std::size_t parse_limit(const std::map<std::string, std::string>& q) {
 }
 
 /// One reconciliation line; `names` name the row's collector.
-void write_line(W& w, const SerialLine& l, const Directory::Users& names) {
+void write_line(W& w, const SerialLine& l, const Directory::Snapshot& names) {
     w.StartObject();
     w.Key("serial");
     str(w, l.serial);
@@ -305,7 +305,7 @@ void write_line(W& w, const SerialLine& l, const Directory::Users& names) {
     w.EndObject();
 }
 
-void write_reconciliation(W& w, const OtReconciliation& rec, const Directory::Users& names) {
+void write_reconciliation(W& w, const OtReconciliation& rec, const Directory::Snapshot& names) {
     w.StartObject();
     w.Key("ot");
     str(w, rec.ot.hex());

@@ -2,17 +2,22 @@
 
 namespace otsync::server {
 
-const User* Directory::Users::find(const Id& id) const {
+const User* Directory::Snapshot::find(const Id& id) const {
     const auto it = by_id.find(id);
     return it == by_id.end() ? nullptr : &it->second;
 }
 
-const User* Directory::Users::find(const std::string& name) const {
+const User* Directory::Snapshot::find(const std::string& name) const {
     const auto it = by_name.find(name);
     return it == by_name.end() ? nullptr : find(it->second);
 }
 
-std::string Directory::Users::label(const Id& id) const {
+const Device* Directory::Snapshot::device(std::uint64_t replica) const {
+    const auto it = devices.find(replica);
+    return it == devices.end() ? nullptr : &it->second;
+}
+
+std::string Directory::Snapshot::label(const Id& id) const {
     if (id == Id{}) {
         return "sistema"; // the server's own ops
     }
@@ -22,19 +27,24 @@ std::string Directory::Users::label(const Id& id) const {
 
 Directory::Directory(Store& store) : m_store(store) {}
 
-std::shared_ptr<const Directory::Users> Directory::current() {
+std::shared_ptr<const Directory::Snapshot> Directory::current() {
     std::lock_guard lock(m_mutex);
-    const std::uint64_t version = m_store.users_version();
-    if (!m_users || m_users->version != version) {
-        auto users = std::make_shared<Users>();
-        users->version = version;
+    // The version first: a change made while loading moves it again, and the next call
+    // reloads.
+    const std::uint64_t version = m_store.directory_version();
+    if (!m_snapshot || m_snapshot->version != version) {
+        auto next = std::make_shared<Snapshot>();
+        next->version = version;
         for (auto& u : m_store.users()) {
-            users->by_name.emplace(u.name, u.id);
-            users->by_id.emplace(u.id, std::move(u));
+            next->by_name.emplace(u.name, u.id);
+            next->by_id.emplace(u.id, std::move(u));
         }
-        m_users = std::move(users);
+        for (auto& d : m_store.devices()) {
+            next->devices.emplace(d.replica, std::move(d));
+        }
+        m_snapshot = std::move(next);
     }
-    return m_users;
+    return m_snapshot;
 }
 
 } // namespace otsync::server

@@ -1,8 +1,10 @@
-// The users, in memory: what the sync path and the procedure's views need of a user (role,
-// disabled, names) without reading SQLite under the sync service's lock. It follows the
-// database: refresh() reloads when the users table changed, whichever process changed it
-// (the server's own routes, or otsync-admin beside a running server), so a user disabled
-// or renamed there counts on the server's next request. Thread-safe.
+// Who is who, in memory: the users (role, disabled, names) and the enrolled devices
+// (user, key, status) that the sync path and the procedure's views need, read without
+// SQLite and never under the sync service's lock. It follows the database: current()
+// reloads when the directory version moved (triggers on users and devices bump it),
+// whichever process changed them (the server's own routes, or otsync-admin beside a
+// running server), so a user disabled or a device revoked there counts on the server's
+// next request. Thread-safe.
 #pragma once
 
 #include "store/store.hpp"
@@ -17,28 +19,32 @@ namespace otsync::server {
 
 class Directory {
 public:
-    /// Users by id and by name, as of one version of the users table.
-    struct Users {
+    /// Users by id and by name, devices by replica, as of one directory version. A
+    /// device's counter, cursor and last-seen are those of the load: read them from the
+    /// store.
+    struct Snapshot {
         std::uint64_t version = 0;
         std::unordered_map<Id, User> by_id;
         std::unordered_map<std::string, Id> by_name;
+        std::unordered_map<std::uint64_t, Device> devices;
 
         const User* find(const Id& id) const;
         const User* find(const std::string& name) const;
+        const Device* device(std::uint64_t replica) const;
         /// The name people read (full name, else login name; "sistema" for the server).
         std::string label(const Id& id) const;
     };
 
     explicit Directory(Store& store);
 
-    /// The current users: one cheap query, and a reload only when the table changed.
-    /// Call it outside the sync service's lock; keep the snapshot for the request.
-    std::shared_ptr<const Users> current();
+    /// The current directory: one cheap query, and a reload only when it changed. Call it
+    /// outside the sync service's lock; keep the snapshot for the request.
+    std::shared_ptr<const Snapshot> current();
 
 private:
     Store& m_store;
     std::mutex m_mutex;
-    std::shared_ptr<const Users> m_users;
+    std::shared_ptr<const Snapshot> m_snapshot;
 };
 
 } // namespace otsync::server

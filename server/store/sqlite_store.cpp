@@ -220,18 +220,26 @@ const char* const k_migrations[] = {
     ALTER TABLE feed ADD COLUMN history INTEGER NOT NULL DEFAULT 0;
     UPDATE feed SET history=1 WHERE op_seq IS NOT NULL;
     )sql",
-    // 4 -> 5: a counter that every change to users bumps, whichever process makes it
-    // (otsync-admin beside a running server): the server's in-memory directory reloads
-    // when it moved.
+    // 4 -> 5: a counter that every change to users, and to who a device is (its user, key,
+    // status), bumps, whichever process makes it (otsync-admin beside a running server):
+    // the server's in-memory directory reloads when it moved. A sync's own bookkeeping
+    // (counter, cursor, last seen) does not move it.
     R"sql(
-    CREATE TABLE users_version(id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);
-    INSERT INTO users_version VALUES(1, 1);
-    CREATE TRIGGER users_version_insert AFTER INSERT ON users
-        BEGIN UPDATE users_version SET v = v + 1; END;
-    CREATE TRIGGER users_version_update AFTER UPDATE ON users
-        BEGIN UPDATE users_version SET v = v + 1; END;
-    CREATE TRIGGER users_version_delete AFTER DELETE ON users
-        BEGIN UPDATE users_version SET v = v + 1; END;
+    CREATE TABLE directory_version(id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);
+    INSERT INTO directory_version VALUES(1, 1);
+    CREATE TRIGGER directory_user_insert AFTER INSERT ON users
+        BEGIN UPDATE directory_version SET v = v + 1; END;
+    CREATE TRIGGER directory_user_update AFTER UPDATE ON users
+        BEGIN UPDATE directory_version SET v = v + 1; END;
+    CREATE TRIGGER directory_user_delete AFTER DELETE ON users
+        BEGIN UPDATE directory_version SET v = v + 1; END;
+    CREATE TRIGGER directory_device_insert AFTER INSERT ON devices
+        BEGIN UPDATE directory_version SET v = v + 1; END;
+    CREATE TRIGGER directory_device_update
+        AFTER UPDATE OF user_id, public_key, label, status, revoked_at ON devices
+        BEGIN UPDATE directory_version SET v = v + 1; END;
+    CREATE TRIGGER directory_device_delete AFTER DELETE ON devices
+        BEGIN UPDATE directory_version SET v = v + 1; END;
     )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
@@ -560,7 +568,7 @@ public:
         return out;
     }
 
-    std::uint64_t users_version() override { return scalar("SELECT v FROM users_version"); }
+    std::uint64_t directory_version() override { return scalar("SELECT v FROM directory_version"); }
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
 

@@ -139,8 +139,10 @@ public:
     virtual std::optional<User> user_by_name(const std::string& name) = 0;
     virtual std::optional<User> user_by_id(const Id& id) = 0;
     virtual std::vector<User> users() = 0;
-    /// Moves whenever a user is added, changed or removed, by any process on the database.
-    virtual std::uint64_t users_version() = 0;
+    /// Moves whenever a user is added, changed or removed, or a device enrolled, revoked or
+    /// given another key or user, by any process on the database (not by a sync's counter,
+    /// cursor or last-seen updates).
+    virtual std::uint64_t directory_version() = 0;
     virtual void set_password_hash(const Id& user, const std::string& hash) = 0;
     virtual void set_user_disabled(const Id& user, bool disabled) = 0;
     virtual void set_user_profile(const Id& user, const std::string& full_name,

@@ -974,7 +974,8 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }
     const auto replica = std::optional(envelope->replica);
     const auto counter = std::optional(envelope->counter);
-    const auto device = m_store.device(*replica);
+    const auto directory = m_directory.current(); // users and devices, without SQLite
+    const Device* device = directory->device(*replica);
     if (!device) {
         return refuse(ErrorCode::unknown_device,
                       "no enrolled device has replica " + std::to_string(*replica));
@@ -990,8 +991,7 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
                                ",\"revoked_at\":" + std::to_string(device->revoked_at) +
                                ",\"signature\":\"" + to_base64(proof) + "\"}");
     }
-    const auto users = m_directory.current();
-    const User* user = users->find(device->user);
+    const User* user = directory->find(device->user);
     if (!user || user->disabled) {
         return refuse(ErrorCode::user_disabled, "the device's user is disabled");
     }
@@ -1023,11 +1023,30 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
     std::shared_ptr<PendingCommit> pending;
+    // The replay guard starts from the counter the store holds, read (outside the lock) the
+    // first time this device is seen since start or since a failed commit cleared them.
+    bool known = false;
+    {
+        std::lock_guard lock(m_mutex);
+        known = m_last_counter.contains(*replica);
+    }
+    std::optional<std::uint64_t> stored_counter;
+    if (!known) {
+        const auto fresh = m_store.device(*replica);
+        stored_counter = fresh ? fresh->last_counter : 0;
+    }
     {
         std::lock_guard lock(m_mutex);
         // Replay guard: validation and merge are serialized by the lock, so the in-memory
         // counter is exact; the store persists it with the request's ops.
-        const auto last_counter = m_last_counter.try_emplace(*replica, device->last_counter).first;
+        auto last_counter = m_last_counter.find(*replica);
+        if (last_counter == m_last_counter.end()) {
+            if (!stored_counter) { // cleared since we looked (a failed commit): rare
+                const auto fresh = m_store.device(*replica);
+                stored_counter = fresh ? fresh->last_counter : 0;
+            }
+            last_counter = m_last_counter.emplace(*replica, *stored_counter).first;
+        }
         if (*counter <= last_counter->second) {
             return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
                                                    " is not above the last one seen (replay)");

@@ -591,12 +591,15 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
     {
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-        // (and without what later schemas added: the users' version counter of schema 5)
-        CHECK(sqlite3_exec(db,
-                           "ALTER TABLE feed DROP COLUMN history; DROP TABLE users_version; "
-                           "DROP TRIGGER users_version_insert; DROP TRIGGER users_version_update; "
-                           "DROP TRIGGER users_version_delete; PRAGMA user_version=3;",
-                           nullptr, nullptr, nullptr) == SQLITE_OK);
+        // (and without what later schemas added: the directory's version counter of schema 5)
+        CHECK(sqlite3_exec(
+                  db,
+                  "ALTER TABLE feed DROP COLUMN history; DROP TABLE directory_version; "
+                  "DROP TRIGGER directory_user_insert; DROP TRIGGER directory_user_update; "
+                  "DROP TRIGGER directory_user_delete; DROP TRIGGER directory_device_insert; "
+                  "DROP TRIGGER directory_device_update; "
+                  "DROP TRIGGER directory_device_delete; PRAGMA user_version=3;",
+                  nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);
     }
     server::SqliteOptions o;
