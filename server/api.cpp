@@ -6,7 +6,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstdio>
 #include <functional>
+#include <span>
 
 namespace otsync::server {
 
@@ -80,6 +82,198 @@ std::function<Reply(Procedure&, Ctx&)> show(Show fn, const char* what) {
     return [fn, what](Procedure& p, Ctx& c) { return json((p.*fn)(parse_id(c.params[0], what))); };
 }
 
+// ---- GET /v1/model: shared/'s tables as JSON, rendered once ----------------------------
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void str(JsonWriter& w, std::string_view s) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void roles_array(JsonWriter& w, RoleMask mask) {
+    w.StartArray();
+    for (std::uint8_t i = 0; i < k_role_count; ++i) {
+        if (mask & role_bit(static_cast<Role>(i))) {
+            str(w, to_string(static_cast<Role>(i)));
+        }
+    }
+    w.EndArray();
+}
+
+void labels_array(JsonWriter& w, std::span<const CodeLabel> table) {
+    w.StartArray();
+    for (const auto& l : table) {
+        w.StartObject();
+        w.Key("code");
+        str(w, l.code);
+        w.Key("label");
+        str(w, l.label_es);
+        w.Key("word");
+        str(w, l.word_es);
+        w.EndObject();
+    }
+    w.EndArray();
+}
+
+constexpr EntityType k_entities[] = {EntityType::case_file, EntityType::work_order,
+                                     EntityType::equipment, EntityType::collected_item,
+                                     EntityType::handover,  EntityType::conflict};
+
+std::string render_model() {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    w.Key("roles");
+    w.StartArray();
+    for (std::uint8_t i = 0; i < k_role_count; ++i) {
+        const auto r = static_cast<Role>(i);
+        w.StartObject();
+        w.Key("code");
+        str(w, to_string(r));
+        w.Key("label");
+        str(w, label_es(r));
+        w.EndObject();
+    }
+    w.EndArray();
+
+    w.Key("lifecycles");
+    w.StartArray();
+    for (const EntityType t : k_entities) {
+        const Lifecycle* lc = lifecycle_of(t);
+        if (!lc) {
+            continue;
+        }
+        const auto labels = state_labels(t);
+        w.StartObject();
+        w.Key("entity");
+        str(w, to_string(t));
+        w.Key("states");
+        w.StartArray();
+        for (const auto state : lc->states) {
+            const CodeLabel* l = find_label(labels, state);
+            w.StartObject();
+            w.Key("code");
+            str(w, state);
+            w.Key("label");
+            str(w, l ? l->label_es : state);
+            w.Key("word");
+            str(w, l ? l->word_es : state);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("finals");
+        w.StartArray();
+        for (const auto f : lc->finals) {
+            str(w, f);
+        }
+        w.EndArray();
+        w.Key("transitions");
+        w.StartArray();
+        for (const auto& tr : lc->transitions) {
+            w.StartObject();
+            w.Key("from");
+            str(w, tr.from);
+            w.Key("to");
+            str(w, tr.to);
+            w.Key("roles");
+            roles_array(w, tr.roles);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.EndObject();
+    }
+    w.EndArray();
+
+    w.Key("ot_kinds");
+    labels_array(w, ot_kind_labels());
+    w.Key("products");
+    labels_array(w, product_labels());
+    w.Key("receipts");
+    labels_array(w, receipt_labels());
+
+    w.Key("modalities");
+    w.StartArray();
+    for (const auto& m : modality_labels()) {
+        const int n = std::stoi(std::string(m.code));
+        w.StartObject();
+        w.Key("code");
+        w.Int(n);
+        w.Key("label");
+        str(w, m.label_es);
+        w.Key("word");
+        str(w, m.word_es);
+        w.Key("work_orders");
+        w.StartArray();
+        for (const auto kind : work_orders_for(n)) {
+            str(w, kind);
+        }
+        w.EndArray();
+        w.Key("steps");
+        w.StartArray();
+        for (const auto& step : steps_for(n)) {
+            w.StartObject();
+            w.Key("code");
+            str(w, step.code);
+            w.Key("role");
+            str(w, to_string(step.role));
+            w.Key("label");
+            str(w, step.label_es);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.EndObject();
+    }
+    w.EndArray();
+
+    w.Key("fields");
+    w.StartObject();
+    for (const EntityType t : k_entities) {
+        w.Key(to_string(t).data(), static_cast<rapidjson::SizeType>(to_string(t).size()));
+        w.StartArray();
+        for (const auto& f : fields_of(t)) {
+            w.StartObject();
+            w.Key("name");
+            str(w, f.name);
+            w.Key("label");
+            str(w, f.label_es);
+            w.Key("type");
+            str(w, to_string(f.type));
+            if (f.max_bytes) {
+                w.Key("max_bytes");
+                w.Uint(f.max_bytes);
+            }
+            w.Key("writers");
+            roles_array(w, f.writers);
+            w.EndObject();
+        }
+        w.EndArray();
+    }
+    w.EndObject();
+    w.EndObject();
+    return sb.GetString();
+}
+
+/// The model never changes while the server runs: rendered once, with its ETag.
+Reply model_reply(const RouteRequest& req) {
+    static const std::string body = render_model();
+    static const std::string etag = [] {
+        std::uint64_t h = 14695981039346656037ull; // FNV-1a
+        for (const unsigned char c : body) {
+            h = (h ^ c) * 1099511628211ull;
+        }
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
+        return std::string(buf);
+    }();
+    const auto inm = req.headers.find("if-none-match");
+    Reply reply = inm != req.headers.end() && inm->second == etag
+                      ? Reply{304, "application/json", ""}
+                      : json(body);
+    reply.headers.emplace_back("ETag", etag);
+    reply.headers.emplace_back("Cache-Control", "private, max-age=600");
+    return reply;
+}
+
 const std::vector<Route>& table() {
     using P = Procedure;
     static const std::vector<Route> k{
@@ -138,6 +332,8 @@ const std::vector<Route>& table() {
         {"GET", "/v1/conflicts", k_warehouse_read, [](P& p, Ctx&) { return json(p.conflicts()); }},
         {"POST", "/v1/conflicts/resolve", k_warehouse_read,
          [](P& p, Ctx& c) { return json(p.resolve_conflict(c.user, c.req.body)); }},
+        // ---- the case model (shared/'s tables) ----
+        {"GET", "/v1/model", k_people, [](P&, Ctx& c) { return model_reply(c.req); }},
         // ---- people and devices ----
         {"GET", "/v1/users", k_office, [](P& p, Ctx&) { return json(p.users_json()); }},
         {"GET", "/v1/devices", k_supervisor, [](P& p, Ctx&) { return json(p.devices_json()); }},

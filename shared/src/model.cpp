@@ -329,11 +329,69 @@ constexpr std::array<Requirement, 11> k_req_legal_34{{
     {"formulario_plan_b", "Formulario Plan B"},
 }};
 
+// ---- Spanish names of codes (the pages' label_es, otsync-tech's word_es) -----------------
+
+constexpr std::array<CodeLabel, 8> k_case_state_labels{{
+    {"opened", "Abierto", "abierto"},
+    {"routed", "Derivado", "derivado"},
+    {"in_review", "En revisión", "en revisión"},
+    {"approved", "Aprobado", "aprobado"},
+    {"rejected", "Rechazado", "rechazado"},
+    {"in_progress", "En curso", "en curso"},
+    {"closed", "Cerrado", "cerrado"},
+    {"cancelled", "Anulado", "anulado"},
+}};
+constexpr std::array<CodeLabel, 7> k_ot_state_labels{{
+    {"issued", "Emitida", "emitida"},
+    {"assigned", "Asignada", "asignada"},
+    {"en_route", "En camino", "en camino"},
+    {"on_site", "En sitio", "en sitio"},
+    {"completed", "Concluida", "concluida"},
+    {"failed", "Visita fallida", "fallida"},
+    {"cancelled", "Anulada", "anulada"},
+}};
+constexpr std::array<CodeLabel, 3> k_handover_state_labels{{
+    {"draft", "Borrador", "borrador"},
+    {"delivered", "Entregada", "entregada"},
+    {"received", "Recibida", "recibida"},
+}};
+constexpr std::array<CodeLabel, 2> k_conflict_state_labels{{
+    {"open", "Abierto", "abierto"},
+    {"resolved", "Resuelto", "resuelto"},
+}};
+constexpr std::array<CodeLabel, 4> k_ot_kind_labels{{
+    {"install_ftth", "Instalación FTTH", "instalación FTTH"},
+    {"relocate_ftth", "Traslado FTTH", "traslado FTTH"},
+    {"withdraw_boot", "Retiro BOOT (baja)", "retiro BOOT (baja)"},
+    {"install_copper", "Instalación cobre", "instalación cobre"},
+}};
+constexpr std::array<CodeLabel, 4> k_modality_labels{{
+    {"1", "1 · COMTECO cobre → BOOT FTTH", "1: cobre COMTECO → FTTH BOOT"},
+    {"2", "2 · COMTECO FTTH → BOOT FTTH", "2: FTTH COMTECO → FTTH BOOT"},
+    {"3", "3 · BOOT FTTH → COMTECO FTTH", "3: FTTH BOOT → FTTH COMTECO"},
+    {"4", "4 · BOOT FTTH → COMTECO cobre", "4: FTTH BOOT → cobre COMTECO"},
+}};
+constexpr std::array<CodeLabel, 4> k_product_labels{{
+    {"telefonia_fija", "Telefonía fija", "telefonía fija"},
+    {"internet", "Internet", "internet"},
+    {"tv_cable", "TV cable", "TV cable"},
+    {"duo_multipack", "Duo/Multipack", "Dúo/Multipack"},
+}};
+constexpr std::array<CodeLabel, 3> k_receipt_labels{{
+    {"received", "Recibido", "recibido en almacén"},
+    {"missing", "No llegó al almacén", "no llegó al almacén"},
+    {"damaged_on_arrival", "Llegó dañado", "recibido dañado"},
+}};
+constexpr std::array<CodeLabel, 2> k_reason_labels{{
+    {"migration", "Migración", "migración"},
+    {"damaged", "Dañado", "dañado"},
+}};
+
 constexpr std::array<FeeRow, 4> k_fees{{
-    {"telefonia_fija", "Telefonía fija", 14628},
-    {"internet", "Internet", 20000},
-    {"tv_cable", "TV cable", 20000},
-    {"duo_multipack", "Duo/Multipack", 20000},
+    {"telefonia_fija", k_product_labels[0].label_es, 14628},
+    {"internet", k_product_labels[1].label_es, 20000},
+    {"tv_cable", k_product_labels[2].label_es, 20000},
+    {"duo_multipack", k_product_labels[3].label_es, 20000},
 }};
 
 // clang-format off
@@ -712,6 +770,51 @@ OtEquipment ot_equipment(int modality, std::string_view kind) noexcept {
     e.carries = modality >= 1 && modality <= static_cast<int>(k_carrying_ot.size()) &&
                 k_carrying_ot[static_cast<std::size_t>(modality - 1)] == kind;
     return e;
+}
+
+std::span<const CodeLabel> state_labels(EntityType t) noexcept {
+    switch (t) {
+    case EntityType::case_file:
+        return k_case_state_labels;
+    case EntityType::work_order:
+        return k_ot_state_labels;
+    case EntityType::handover:
+        return k_handover_state_labels;
+    case EntityType::conflict:
+        return k_conflict_state_labels;
+    default:
+        return {};
+    }
+}
+
+std::span<const CodeLabel> ot_kind_labels() noexcept {
+    return k_ot_kind_labels;
+}
+std::span<const CodeLabel> modality_labels() noexcept {
+    return k_modality_labels;
+}
+std::span<const CodeLabel> product_labels() noexcept {
+    return k_product_labels;
+}
+std::span<const CodeLabel> receipt_labels() noexcept {
+    return k_receipt_labels;
+}
+std::span<const CodeLabel> reason_labels() noexcept {
+    return k_reason_labels;
+}
+
+const CodeLabel* find_label(std::span<const CodeLabel> table, std::string_view code) noexcept {
+    for (const auto& l : table) {
+        if (l.code == code) {
+            return &l;
+        }
+    }
+    return nullptr;
+}
+
+const Lifecycle* lifecycle_of(EntityType t) noexcept {
+    const FieldDef* f = find_field(t, std::string_view("status"));
+    return f ? f->lifecycle : nullptr;
 }
 
 } // namespace otsync

@@ -9,6 +9,7 @@
 #include "server_process.hpp"
 
 #include "otsync/client.h"
+#include "otsync/model.hpp"
 
 #define RAPIDJSON_HAS_STDSTRING 1
 #include <rapidjson/document.h>
@@ -652,5 +653,75 @@ TEST_CASE("inventory import with bad rows: each listed by line, nothing changed"
     }
     admin(dir.path, {"inventory", "import", file.string()}, 1);
     CHECK(bo.call("GET", "/v1/inventory/contracts/NEW-1").status == 404);
+    CHECK(server.stop() == 0);
+}
+
+TEST_CASE("GET /v1/model: shared/'s tables for any signed-in person, 401 without a session") {
+    DataDir dir;
+    ServerProcess server(dir.path, k_server_flags);
+    server.start();
+    CHECK(http_call(server.port, "GET", "/v1/model").status == 401);
+    for (const std::string name : {"bo.demo", "tec.mamani", "almacen.demo"}) {
+        CAPTURE(name);
+        Person p = login(server.port, name);
+        const auto r = p.call("GET", "/v1/model");
+        REQUIRE(r.status == 200);
+        CHECK(r.content_type.rfind("application/json", 0) == 0);
+        const auto d = parse(r.body);
+
+        // The steps of each modality, in order, as shared/ has them.
+        REQUIRE(d["modalities"].Size() == 4);
+        for (const auto& m : d["modalities"].GetArray()) {
+            const int n = m["code"].GetInt();
+            CAPTURE(n);
+            const auto steps = steps_for(n);
+            REQUIRE(m["steps"].Size() == steps.size());
+            for (rapidjson::SizeType i = 0; i < steps.size(); ++i) {
+                const auto& s = m["steps"][i];
+                CHECK(s["code"].GetString() == steps[i].code);
+                CHECK(s["role"].GetString() == to_string(steps[i].role));
+                CHECK(s["label"].GetString() == steps[i].label_es);
+            }
+            const auto ots = work_orders_for(n);
+            REQUIRE(m["work_orders"].Size() == ots.size());
+            for (rapidjson::SizeType i = 0; i < ots.size(); ++i) {
+                CHECK(m["work_orders"][i].GetString() == ots[i]);
+            }
+            CHECK(m["label"].GetString() ==
+                  find_label(modality_labels(), std::to_string(n))->label_es);
+        }
+        // Roles, lifecycles with their Spanish state names, field labels.
+        REQUIRE(d["roles"].Size() == k_role_count);
+        CHECK(d["roles"][6]["code"].GetString() == std::string("technician"));
+        CHECK(d["roles"][6]["label"].GetString() == label_es(Role::technician));
+        bool saw_ot = false;
+        for (const auto& lc : d["lifecycles"].GetArray()) {
+            const auto entity = entity_type_from_string(lc["entity"].GetString());
+            REQUIRE(entity);
+            const Lifecycle* table = lifecycle_of(*entity);
+            REQUIRE(table);
+            REQUIRE(lc["states"].Size() == table->states.size());
+            REQUIRE(lc["transitions"].Size() == table->transitions.size());
+            for (const auto& s : lc["states"].GetArray()) {
+                const CodeLabel* l = find_label(state_labels(*entity), s["code"].GetString());
+                REQUIRE(l);
+                CHECK(s["label"].GetString() == l->label_es);
+                CHECK(s["word"].GetString() == l->word_es);
+            }
+            if (*entity == EntityType::work_order) {
+                saw_ot = true;
+                CHECK(lc["states"][2]["word"].GetString() == std::string("en camino"));
+            }
+        }
+        CHECK(saw_ot);
+        REQUIRE(d["fields"]["case"].Size() == fields_of(EntityType::case_file).size());
+        CHECK(d["fields"]["case"][0]["label"].GetString() ==
+              fields_of(EntityType::case_file)[0].label_es);
+        CHECK(d["ot_kinds"].Size() == ot_kind_labels().size());
+        CHECK(d["products"].Size() == product_labels().size());
+        // Rendered once: the same bytes every time.
+        CHECK(p.call("GET", "/v1/model").body == r.body);
+        CHECK(p.call("POST", "/v1/model", "{}").status == 405);
+    }
     CHECK(server.stop() == 0);
 }

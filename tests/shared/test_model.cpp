@@ -169,3 +169,40 @@ TEST_CASE("one OT of each modality carries the contract's equipment; its kind sa
         CHECK(ot_equipment(row.modality, row.kind).mode == row.mode);
     }
 }
+
+TEST_CASE("every code the model allows has its Spanish names") {
+    auto labelled = [](std::span<const CodeLabel> table, std::span<const std::string_view> codes) {
+        CHECK(table.size() == codes.size());
+        for (auto code : codes) {
+            CAPTURE(code);
+            const CodeLabel* l = find_label(table, code);
+            REQUIRE(l);
+            CHECK(!l->label_es.empty());
+            CHECK(!l->word_es.empty());
+        }
+    };
+    for (auto t : {EntityType::case_file, EntityType::work_order, EntityType::handover,
+                   EntityType::conflict}) {
+        CAPTURE(to_string(t));
+        const Lifecycle* lc = lifecycle_of(t);
+        REQUIRE(lc);
+        labelled(state_labels(t), lc->states);
+    }
+    CHECK(lifecycle_of(EntityType::equipment) == nullptr);
+    CHECK(state_labels(EntityType::equipment).empty());
+    labelled(ot_kind_labels(), field_def(EntityType::work_order, "kind").allowed);
+    labelled(product_labels(), field_def(EntityType::case_file, "products").allowed);
+    labelled(receipt_labels(), field_def(EntityType::collected_item, "receipt").allowed);
+    labelled(reason_labels(), field_def(EntityType::collected_item, "reason").allowed);
+    REQUIRE(modality_labels().size() == 4);
+    for (int m = 1; m <= 4; ++m) {
+        CHECK(modality_labels()[static_cast<std::size_t>(m - 1)].code == std::to_string(m));
+    }
+    // The fee table names the products as the pages do.
+    for (const auto& row : default_fee_table()) {
+        REQUIRE(find_label(product_labels(), row.product));
+        CHECK(find_label(product_labels(), row.product)->label_es == row.label_es);
+    }
+    CHECK(find_label(state_labels(EntityType::work_order), "en_route")->word_es == "en camino");
+    CHECK(find_label(ot_kind_labels(), "nope") == nullptr);
+}

@@ -33,6 +33,7 @@
 // "otsync-tech: <message>"; exit 0 ok, 1 the operation failed, 2 usage, 3 network
 // (nothing is lost: retry later), 4 this device was revoked, 5 not enrolled.
 #include "otsync/client.h"
+#include "otsync/model.hpp"
 
 #include <rapidjson/document.h>
 #include <sodium.h>
@@ -57,6 +58,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -498,56 +500,27 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 
 // ---- words for the technician -------------------------------------------------------------
 
-struct Label {
-    const char* code;
-    const char* words;
-};
+// The technician's words for codes are shared/'s (otsync/model.hpp: word_es), the same
+// tables the server's GET /v1/model gives the office pages.
+using LabelTable = std::span<const otsync::CodeLabel>;
 
-constexpr Label k_ot_statuses[] = {{"issued", "emitida"},      {"assigned", "asignada"},
-                                   {"en_route", "en camino"},  {"on_site", "en sitio"},
-                                   {"completed", "concluida"}, {"failed", "fallida"},
-                                   {"cancelled", "anulada"}};
-constexpr Label k_ot_kinds[] = {{"install_ftth", "instalación FTTH"},
-                                {"relocate_ftth", "traslado FTTH"},
-                                {"withdraw_boot", "retiro BOOT (baja)"},
-                                {"install_copper", "instalación cobre"}};
-constexpr Label k_modalities[] = {{"1", "1: cobre COMTECO → FTTH BOOT"},
-                                  {"2", "2: FTTH COMTECO → FTTH BOOT"},
-                                  {"3", "3: FTTH BOOT → FTTH COMTECO"},
-                                  {"4", "4: FTTH BOOT → cobre COMTECO"}};
-constexpr Label k_reasons[] = {{"migration", "migración"}, {"damaged", "dañado"}};
-constexpr Label k_products[] = {{"telefonia_fija", "telefonía fija"},
-                                {"internet", "internet"},
-                                {"tv_cable", "TV cable"},
-                                {"duo_multipack", "Dúo/Multipack"}};
-constexpr Label k_case_statuses[] = {{"opened", "abierto"},        {"routed", "derivado"},
-                                     {"in_review", "en revisión"}, {"approved", "aprobado"},
-                                     {"in_progress", "en curso"},  {"closed", "cerrado"},
-                                     {"rejected", "rechazado"},    {"cancelled", "anulado"}};
-constexpr Label k_receipts[] = {{"received", "recibido en almacén"},
-                                {"missing", "no llegó al almacén"},
-                                {"damaged", "recibido dañado"}};
-
-template <std::size_t N>
-std::string words(const Label (&table)[N], const std::string& code) {
-    for (const auto& l : table) {
-        if (code == l.code) {
-            return l.words;
-        }
-    }
-    return code;
+LabelTable ot_statuses() {
+    return otsync::state_labels(otsync::EntityType::work_order);
+}
+LabelTable case_statuses() {
+    return otsync::state_labels(otsync::EntityType::case_file);
 }
 
-std::string words_list(const Json* array, const Label* table, std::size_t n) {
+/// The word for `code` in `table`, or the code itself.
+std::string words(LabelTable table, const std::string& code) {
+    const otsync::CodeLabel* l = otsync::find_label(table, code);
+    return l ? std::string(l->word_es) : code;
+}
+
+std::string words_list(const Json* array, LabelTable table) {
     std::string out;
     for (const auto& s : strings(array)) {
-        std::string w = s;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (s == table[i].code) {
-                w = table[i].words;
-            }
-        }
-        out += (out.empty() ? "" : ", ") + w;
+        out += (out.empty() ? "" : ", ") + words(table, s);
     }
     return out;
 }
@@ -812,12 +785,12 @@ int cmd_list(Args& a) {
     std::string filter;
     if (const char* s = a.option("--status")) {
         filter = s;
-        for (const auto& l : k_ot_statuses) { // the Spanish word works too
-            if (filter == l.words) {
+        for (const auto& l : ot_statuses()) { // the Spanish word works too
+            if (filter == l.word_es) {
                 filter = l.code;
             }
         }
-        if (words(k_ot_statuses, filter) == filter) {
+        if (words(ot_statuses(), filter) == filter) {
             usage_error("estado desconocido '" + std::string(s) +
                         "' (assigned, en_route, on_site, completed, failed, cancelled, issued)");
         }
@@ -840,15 +813,15 @@ int cmd_list(Args& a) {
             std::printf("No hay OTs en este equipo.\n");
         } else {
             std::printf("No hay OTs en estado «%s» en este equipo.\n",
-                        words(k_ot_statuses, filter).c_str());
+                        words(ot_statuses(), filter).c_str());
         }
         return k_exit_ok;
     }
     std::printf("OTs en este equipo: %zu\n", ots.size());
     for (const Json* ot : ots) {
         std::printf("\nOT %s\n", text(member(ot, "id")).c_str());
-        line("Estado", words(k_ot_statuses, text(member(ot, "status"))), 14);
-        line("Tipo", words(k_ot_kinds, text(member(ot, "kind"))), 14);
+        line("Estado", words(ot_statuses(), text(member(ot, "status"))), 14);
+        line("Tipo", words(otsync::ot_kind_labels(), text(member(ot, "kind"))), 14);
         std::string customer = text(member(ot, "customer_name"));
         if (const std::string m = text(member(ot, "modality")); !m.empty()) {
             customer += (customer.empty() ? "" : ", ") + std::string("modalidad ") + m;
@@ -876,8 +849,8 @@ void print_ot(const rapidjson::Document& doc) {
 
     std::printf("OT %s\n", text(member(member(&doc, "ot"), "id")).c_str());
     const std::string status = text(member(ot, "status"));
-    line("Estado", words(k_ot_statuses, status));
-    line("Tipo", words(k_ot_kinds, text(member(ot, "kind"))));
+    line("Estado", words(ot_statuses(), status));
+    line("Tipo", words(otsync::ot_kind_labels(), text(member(ot, "kind"))));
     line("Dirección", text(member(ot, "address")));
     line("Zona", text(member(ot, "zone")));
     line("Horario", window(number(member(ot, "window_start")), number(member(ot, "window_end"))));
@@ -895,8 +868,8 @@ void print_ot(const rapidjson::Document& doc) {
         line("CI o NIT", text(member(kase, "tax_id")));
         line("Celular de referencia", text(member(kase, "reference_cell")));
         line("Horario de contacto", text(member(kase, "contact_hours")));
-        line("Modalidad", words(k_modalities, text(member(kase, "modality"))));
-        line("Productos", words_list(member(kase, "products"), k_products, std::size(k_products)));
+        line("Modalidad", words(otsync::modality_labels(), text(member(kase, "modality"))));
+        line("Productos", words_list(member(kase, "products"), otsync::product_labels()));
         line("Plan comercial", text(member(kase, "commercial_plan")));
         line("Dirección anterior", text(member(kase, "old_address")));
         line("Dirección nueva", text(member(kase, "new_address")));
@@ -904,7 +877,7 @@ void print_ot(const rapidjson::Document& doc) {
         line("Referencia (nueva)", text(member(kase, "new_reference")));
         line("Dato GPON", text(member(kase, "gpon_data")));
         line("Caja GIS", text(member(kase, "gis_box")));
-        line("Estado del caso", words(k_case_statuses, text(member(kase, "status"))));
+        line("Estado del caso", words(case_statuses(), text(member(kase, "status"))));
         line("Observaciones", text(member(kase, "observations")));
     }
 
@@ -947,14 +920,14 @@ void print_ot(const rapidjson::Document& doc) {
             head += "  ANULADO";
         }
         std::printf("  %s\n", head.c_str());
-        line("  Motivo", words(k_reasons, text(member(f, "reason"))));
+        line("  Motivo", words(otsync::reason_labels(), text(member(f, "reason"))));
         line("  Descripción", text(member(f, "description")));
         line("  Defecto", text(member(f, "defect")));
         line("  Observaciones", text(member(f, "observations")));
         line("  Fecha", when(number(member(f, "collected_at"))));
         line("  Firma", member(f, "signature_ref") ? "firmado" : "");
         line("  Entrega", member(f, "handover") ? "en entrega " + text(member(f, "handover")) : "");
-        line("  Almacén", words(k_receipts, text(member(f, "receipt"))));
+        line("  Almacén", words(otsync::receipt_labels(), text(member(f, "receipt"))));
         line("  Resolución", text(member(f, "resolution")));
     }
 }
@@ -989,7 +962,7 @@ int cmd_status_change(Args& a, const char* status) {
     check(otsync_client_set_status(c->get(), ot.c_str(), status,
                                    failing ? a.option("--reason") : nullptr, &err),
           err);
-    std::printf("OT %s: %s.\n", ot.c_str(), words(k_ot_statuses, status).c_str());
+    std::printf("OT %s: %s.\n", ot.c_str(), words(ot_statuses(), status).c_str());
     std::printf("Pendiente de envío: otsync-tech sync\n");
     return k_exit_ok;
 }

@@ -8,7 +8,8 @@ import {
   MODALITY_LABELS,
 } from './api.js';
 import {
-  OFFICE_ROLES, CAN, PRODUCTS, openableModalities, stepLabel, bytes, memberOf,
+  OFFICE_ROLES, CAN, PRODUCTS, openableModalities, stepLabel, bytes, memberOf, loadModel,
+  fieldMaxBytes,
 } from './bo_model.js';
 import { showDetail } from './bo_detail.js';
 import { initIssues, loadIssues } from './bo_issues.js';
@@ -120,12 +121,11 @@ async function onCaseChanged() {
 const form = $('case-form');
 const formMsg = notice($('form-message'));
 
-const TEXT_LIMITS = {
-  contract: 64, customer_name: 200, tax_id: 64, reference_cell: 64, contact_hours: 200,
-  old_address: 500, new_address: 500, old_reference: 500, new_reference: 500,
-  old_geo_location: 200, new_geo_location: 200, old_neighborhood: 200, new_neighborhood: 200,
-  observations: 4000,
-};
+// The form's text fields; their byte limits are the model's (filled at start-up).
+const TEXT_FIELDS = ['contract', 'customer_name', 'tax_id', 'reference_cell', 'contact_hours',
+  'old_address', 'new_address', 'old_reference', 'new_reference', 'old_geo_location',
+  'new_geo_location', 'old_neighborhood', 'new_neighborhood', 'observations'];
+let TEXT_LIMITS = {};
 const REQUIRED = ['contract', 'customer_name', 'tax_id', 'reference_cell', 'contact_hours',
   'old_address', 'new_address'];
 
@@ -246,6 +246,8 @@ function initForm() {
 
 async function main() {
   user = await requireUser(OFFICE_ROLES);
+  await loadModel();
+  TEXT_LIMITS = Object.fromEntries(TEXT_FIELDS.map((name) => [name, fieldMaxBytes('case', name)]));
   $('top').replaceChildren(header(user));
   $('filter-modality').append(...[1, 2, 3, 4].map((m) => el('option', { value: m }, MODALITY_LABELS[m])));
   $('filter-status').append(...['opened', 'routed', 'in_review', 'approved', 'rejected', 'in_progress', 'closed', 'cancelled']

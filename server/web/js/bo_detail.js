@@ -17,7 +17,7 @@ async function usersWithRole(role) {
   return users.filter((u) => u.role === role && !u.disabled);
 }
 
-const PRODUCT_LABELS = Object.fromEntries(PRODUCTS);
+const productLabel = (p) => (PRODUCTS.find(([code]) => code === p) || [p, p])[1];
 const DEFAULT_REJECT = 'No es posible realizar el traslado';
 
 /** A label + value row of the summary (left out when the value is empty). */
@@ -39,7 +39,7 @@ function summary(c) {
     item('CI o NIT', f.tax_id),
     item('Celular de referencia', f.reference_cell),
     item('Horario de contacto', f.contact_hours),
-    item('Productos', (f.products || []).map((p) => PRODUCT_LABELS[p] || p).join(', ')),
+    item('Productos', (f.products || []).map(productLabel).join(', ')),
     item('Costo de traslado', f.fee !== undefined ? fmtMoney(f.fee) : ''),
     item('Dirección anterior', place('old')),
     item('Dirección nueva', place('new')),

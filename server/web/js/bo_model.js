@@ -1,62 +1,74 @@
-// Back office page: the tables it needs from the case model (shared/src/model.cpp), in
-// Spanish, plus small helpers (byte limits, datetime-local in Bolivia's time, the member
-// a server error names). Plain ES module.
+// Back office page: the tables it needs from the case model, taken from the server's
+// GET /v1/model (generated from shared/'s tables: the one source), plus small helpers
+// (byte limits, datetime-local in Bolivia's time, the member a server error names). Plain
+// ES module. The page awaits loadModel() once at start-up, before it renders: until then
+// the tables below are empty.
+import { api } from './api.js';
 
-/** Every seed step: code → [role, label] (from shared/src/model.cpp). */
-export const STEPS = {
-  "m1.01": ["customer_service", "Recibe solicitud de traslado (cobre a FTTH BOOT)"],
-  "m1.02": ["customer_service", "Recaba datos del cliente e indica el costo"],
-  "m1.03": ["customer_service", "Envía formulario al Jefe Administrativo Comercial INET"],
-  "m1.04": ["commercial_head", "Deriva la solicitud a un ejecutivo de ventas"],
-  "m1.05": ["sales_executive", "Contacta al cliente"],
-  "m1.06": ["sales_executive", "Verifica factibilidad técnica"],
-  "m1.07": ["sales_executive", "Verifica requisitos (Anexo 2)"],
-  "m1.08": ["sales_executive", "Ingresa la pre venta de traslado"],
-  "m1.09": ["sales_executive", "Indica al cliente que no es posible realizar el traslado"],
-  "m1.10": ["back_office", "Retira el producto (baja por cambio de tecnología)"],
-  "m1.11": ["back_office", "Cambio de datos de contrato: nueva dirección"],
-  "m1.12": ["back_office", "Alta del producto, GPON dato técnico; genera la OT"],
-  "m1.13": ["back_office", "Digita el cobro de traslado"],
-  "m1.14": ["technician", "Instalación FTTH y recojo de equipos de cobre (Anexo 4)"],
-  "m2.01": ["customer_service", "Recibe solicitud de traslado (FTTH COMTECO a BOOT)"],
-  "m2.02": ["customer_service", "Recaba datos del cliente e indica el costo"],
-  "m2.03": ["customer_service", "Envía formulario al Jefe Administrativo Comercial INET"],
-  "m2.04": ["commercial_head", "Deriva la solicitud a un ejecutivo de ventas"],
-  "m2.05": ["sales_executive", "Contacta al cliente"],
-  "m2.06": ["sales_executive", "Verifica factibilidad técnica"],
-  "m2.07": ["sales_executive", "Verifica requisitos (Anexo 2)"],
-  "m2.08": ["sales_executive", "Ingresa la pre venta de traslado"],
-  "m2.09": ["sales_executive", "Indica al cliente que no es posible realizar el traslado"],
-  "m2.10": ["back_office", "Traslado de productos: nueva dirección, dato técnico GIS"],
-  "m2.11": ["back_office", "Cambio de datos de contrato; genera la OT"],
-  "m2.12": ["back_office", "Comunica al cliente que lleve sus equipos a la nueva dirección"],
-  "m2.13": ["technician", "Traslado FTTH y verificación de equipos"],
-  "m3.01": ["sales_executive", "Recibe solicitud de traslado (BOOT a FTTH COMTECO)"],
-  "m3.02": ["sales_executive", "Recaba datos del cliente"],
-  "m3.03": ["sales_executive", "Envía datos a la Encargada de Plataforma"],
-  "m3.04": ["platform_officer", "Deriva la solicitud a un asesor comercial"],
-  "m3.05": ["commercial_advisor", "Verifica requisitos: fotocopia C.I., Formulario Plan B (Anexo 2)"],
-  "m3.06": ["commercial_advisor", "Verifica factibilidad técnica"],
-  "m3.07": ["commercial_advisor", "Traslado de producto: contrato nuevo, plan, observaciones"],
-  "m3.08": ["commercial_advisor", "Comunica al cliente que lleve sus equipos"],
-  "m3.09": ["commercial_advisor", "Resumen de pedido y cobro, confirmación del cliente"],
-  "m3.10": ["commercial_advisor", "Imprime Solicitud de Servicios; genera OT de baja"],
-  "m3.11": ["technician", "Traslado FTTH y verificación de equipos"],
-  "m4.01": ["sales_executive", "Recibe solicitud de traslado (BOOT a cobre COMTECO)"],
-  "m4.02": ["sales_executive", "Recaba datos del cliente"],
-  "m4.03": ["sales_executive", "Envía datos a la Encargada de Plataforma"],
-  "m4.04": ["platform_officer", "Deriva la solicitud a un asesor comercial"],
-  "m4.09": ["commercial_advisor", "Verifica requisitos: fotocopia C.I., Formulario Plan B (Anexo 2)"],
-  "m4.10": ["commercial_advisor", "Verifica factibilidad técnica"],
-  "m4.11": ["commercial_advisor", "Traslado de producto: contrato nuevo, destickea (cambio de tecnología)"],
-  "m4.12": ["commercial_advisor", "Comunica al cliente que devuelva los equipos FTTH al técnico"],
-  "m4.13": ["commercial_advisor", "Resumen de pedido y cobro, confirmación del cliente"],
-  "m4.14": ["commercial_advisor", "Imprime Solicitud de Servicios; genera OT de baja"],
-  "m4.15": ["commercial_advisor", "Gestión de productos: alta en cobre"],
-  "m4.16": ["commercial_advisor", "Verifica consentimiento del cliente"],
-  "m4.17": ["commercial_advisor", "Imprime solicitud de traslado (alta); remite a instalación"],
-  "m4.18": ["technician", "Recojo de GPON y accesorios (Anexo 4) e instalación en cobre"],
+/** Every seed step: code → [role, label]. */
+export let STEPS = {};
+/** [code, label] of each product, in the model's order. */
+export let PRODUCTS = [];
+/** OT kind → label. */
+export let OT_KINDS = {};
+/** The warehouse's receipt of a row → label. */
+export let RECEIPTS = {};
+/** The case's final states. */
+export let FINAL = [];
+/** Who may do what (docs/api.md, section 4), from the model's transitions and field
+ *  writers; the server has the last word. */
+export let CAN = {
+  open: [], edit: [], review: [], cancel: [], dispatch: [], override: [], discrepancies: [],
 };
+/** Optional fields of "Registrar paso": [name, label, max bytes, roles that may write it]. */
+export let STEP_FIELDS = [];
+
+let model = null;
+let loading = null;
+
+const people = (roles) => roles.filter((r) => r !== 'system');
+
+/** Fetches GET /v1/model once and fills the tables above; later calls reuse it. */
+export function loadModel() {
+  if (!loading) {
+    loading = api('GET', '/v1/model').then((m) => {
+      model = m;
+      STEPS = Object.fromEntries(m.modalities.flatMap((mod) =>
+        mod.steps.map((s) => [s.code, [s.role, s.label]])));
+      PRODUCTS = m.products.map((p) => [p.code, p.label]);
+      OT_KINDS = Object.fromEntries(m.ot_kinds.map((k) => [k.code, k.label]));
+      RECEIPTS = Object.fromEntries(m.receipts.map((r) => [r.code, r.label]));
+      const lc = (entity) => m.lifecycles.find((l) => l.entity === entity);
+      const move = (entity, from, to) =>
+        people((lc(entity).transitions.find((t) => t.from === from && t.to === to) || { roles: [] }).roles);
+      const field = (entity, name) => m.fields[entity].find((f) => f.name === name);
+      FINAL = lc('case').finals;
+      CAN = {
+        open: move('case', '', 'opened'),
+        edit: people(field('case', 'observations').writers),
+        review: move('case', 'routed', 'in_review'), // contact, feasibility, requirements, approve, reject
+        cancel: move('case', 'opened', 'cancelled'),
+        dispatch: move('work_order', '', 'issued'), // issue OTs, assign, missing, resolve items
+        override: people(field('case', 'requirements_override').writers),
+        discrepancies: people(field('collected_item', 'resolution').writers),
+      };
+      STEP_FIELDS = ['observations', 'gpon_data', 'gis_box', 'new_contract', 'commercial_plan']
+        .map((name) => {
+          const f = field('case', name);
+          return [name, f.label, f.max_bytes, people(f.writers)];
+        });
+      return m;
+    });
+    loading.catch(() => { loading = null; }); // a failed fetch may be retried
+  }
+  return loading;
+}
+
+/** A text field's limit in bytes (0 when unknown). */
+export function fieldMaxBytes(entity, name) {
+  const f = model && (model.fields[entity] || []).find((x) => x.name === name);
+  return (f && f.max_bytes) || 0;
+}
 
 /** A step's label, or '' when unknown. */
 export function stepLabel(code) {
@@ -68,65 +80,35 @@ export const OFFICE_ROLES = [
   'commercial_advisor', 'back_office', 'supervisor',
 ];
 
-/** Who may do what (docs/api.md, section 4); the server has the last word. */
-export const CAN = {
-  open: ['customer_service', 'sales_executive', 'supervisor'],
-  edit: ['customer_service', 'sales_executive', 'commercial_advisor', 'back_office', 'supervisor'],
-  review: ['sales_executive', 'commercial_advisor', 'supervisor'], // contact, feasibility, requirements, approve, reject
-  cancel: ['back_office', 'supervisor'],
-  dispatch: ['back_office', 'supervisor'], // issue OTs, assign, missing, resolve items
-  override: ['supervisor'],
-  discrepancies: ['back_office', 'supervisor'],
-};
+function stepsOf(modality) {
+  const mod = model && model.modalities.find((m) => m.code === Number(modality));
+  return mod ? mod.steps : [];
+}
 
-/** Who routes a case of this modality, and to which role. */
+function roleLabel(code) {
+  const r = model && model.roles.find((x) => x.code === code);
+  return r ? r.label : code;
+}
+
+/** Who routes a case of this modality (the seed's step 4), and to which role (the next step's). */
 export function routeRule(modality) {
-  return modality <= 2
-    ? { by: ['commercial_head', 'supervisor'], target: 'sales_executive', targetLabel: 'Ejecutivo de Ventas' }
-    : { by: ['platform_officer', 'supervisor'], target: 'commercial_advisor', targetLabel: 'Asesor Comercial COMTECO' };
+  const steps = stepsOf(modality);
+  const by = steps[3] ? steps[3].role : '';
+  const target = steps[4] ? steps[4].role : '';
+  return { by: [by, 'supervisor'], target, targetLabel: roleLabel(target) };
 }
 
-/** The modalities a role may open. */
+/** The modalities a role may open: those whose first step is the role's (a supervisor: all). */
 export function openableModalities(role) {
-  if (role === 'customer_service') return [1, 2];
-  if (role === 'sales_executive') return [3, 4];
-  if (role === 'supervisor') return [1, 2, 3, 4];
-  return [];
+  const mods = model ? model.modalities : [];
+  if (role === 'supervisor') return mods.map((m) => m.code);
+  return mods.filter((m) => m.steps.length && m.steps[0].role === role).map((m) => m.code);
 }
-
-export const PRODUCTS = [
-  ['telefonia_fija', 'Telefonía fija'],
-  ['internet', 'Internet'],
-  ['tv_cable', 'TV cable'],
-  ['duo_multipack', 'Duo/Multipack'],
-];
-
-export const OT_KINDS = {
-  install_ftth: 'Instalación FTTH',
-  relocate_ftth: 'Traslado FTTH',
-  withdraw_boot: 'Retiro BOOT (baja)',
-  install_copper: 'Instalación cobre',
-};
 
 export const LINE_STATUS = {
   matched: 'Coincide', unexpected: 'No esperado', missing: 'Faltante', damaged: 'Dañado',
   pending: 'Pendiente', signature_mismatch: 'La firma del cliente no corresponde a las filas',
 };
-
-export const RECEIPTS = {
-  received: 'Recibido', missing: 'No llegó al almacén', damaged_on_arrival: 'Llegó dañado',
-};
-
-/** Optional fields of "Registrar paso", with the roles that may write each one. */
-export const STEP_FIELDS = [
-  ['observations', 'Observaciones', 4000, ['customer_service', 'sales_executive', 'commercial_advisor', 'back_office', 'supervisor']],
-  ['gpon_data', 'GPON dato técnico', 500, ['back_office', 'supervisor']],
-  ['gis_box', 'Caja GIS', 200, ['back_office', 'supervisor']],
-  ['new_contract', 'Contrato nuevo', 64, ['sales_executive', 'commercial_advisor', 'supervisor']],
-  ['commercial_plan', 'Plan comercial', 200, ['sales_executive', 'commercial_advisor', 'back_office', 'supervisor']],
-];
-
-export const FINAL = ['rejected', 'closed', 'cancelled'];
 
 /** UTF-8 length of a text (the API's limits are in bytes). */
 export function bytes(s) {

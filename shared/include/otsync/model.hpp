@@ -173,4 +173,31 @@ struct OtEquipment {
 /// an unknown kind has mode none.
 OtEquipment ot_equipment(int modality, std::string_view kind) noexcept;
 
+// ---- Spanish names of codes ------------------------------------------------------------
+
+/// A code's Spanish names: `label_es` as the office pages show it (a badge, a heading, a
+/// list), `word_es` as otsync-tech writes it inside a sentence ("OT 1a2b3c4d: en camino.").
+struct CodeLabel {
+    std::string_view code;
+    std::string_view label_es;
+    std::string_view word_es;
+};
+/// The states of an entity's status register (case, work_order, handover, conflict), in the
+/// lifecycle's order; empty for an entity without one.
+std::span<const CodeLabel> state_labels(EntityType t) noexcept;
+/// The OT kinds (work_order.kind).
+std::span<const CodeLabel> ot_kind_labels() noexcept;
+/// The modalities, codes "1" to "4".
+std::span<const CodeLabel> modality_labels() noexcept;
+/// The products (case.products); label_es is the fee table's.
+std::span<const CodeLabel> product_labels() noexcept;
+/// The warehouse's receipt of a collected item (collected_item.receipt).
+std::span<const CodeLabel> receipt_labels() noexcept;
+/// Why a collected item was collected (collected_item.reason).
+std::span<const CodeLabel> reason_labels() noexcept;
+/// The row of `code` in `table`, or nullptr.
+const CodeLabel* find_label(std::span<const CodeLabel> table, std::string_view code) noexcept;
+/// The lifecycle of an entity's status register, or nullptr.
+const Lifecycle* lifecycle_of(EntityType t) noexcept;
+
 } // namespace otsync
