@@ -102,9 +102,9 @@ Reaction reaction_of(unsigned status, std::optional<ErrorCode> code) {
     return Reaction::client_bug;
 }
 
-unsigned status_of_refusal(ErrorCode code) {
-    // One status per code, the server's whole table (server/http/reply.cpp http_status;
-    // test_http checks every code against both).
+unsigned status_of_refusal(ErrorCode code) noexcept {
+    // One status per code: the server's whole table (server/http/reply.cpp's http_status
+    // returns it). No default, so a new code without a status does not build.
     switch (code) {
     case ErrorCode::internal:
         return 500;
@@ -133,9 +133,25 @@ unsigned status_of_refusal(ErrorCode code) {
         return 426;
     case ErrorCode::rate_limited:
         return 429;
-    default:
+    case ErrorCode::invalid_argument:
+    case ErrorCode::truncated:
+    case ErrorCode::malformed:
+    case ErrorCode::wrong_type:
+    case ErrorCode::unknown_field:
+    case ErrorCode::missing_field:
+    case ErrorCode::invalid_utf8:
+    case ErrorCode::out_of_range:
+    case ErrorCode::unknown_entity_type:
+    case ErrorCode::unknown_entity_field:
+    case ErrorCode::kind_mismatch:
+    case ErrorCode::value_type_mismatch:
+    case ErrorCode::op_id_reused:
+    case ErrorCode::clock_skew:
+    case ErrorCode::invalid_value:
+    case ErrorCode::signed_rows:
         return 400;
     }
+    return 400; // not a code at all
 }
 
 } // namespace otsync::session

@@ -22,64 +22,9 @@ for bin in "$server_bin" "$admin_bin" "$flow_bin"; do
     fi
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/otsync-c-flow.XXXXXX")
-server_pid=""
-
-# Stops the server (SIGTERM, then SIGKILL after 15 s) and prints how it ended.
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    local pid=$server_pid status=0
-    server_pid=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "run_c_flow: the server ignored SIGTERM for 15 s; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || status=$?
-    if [[ $status -ne 0 ]]; then
-        echo "run_c_flow: the server exited with status $status" >&2
-    fi
-}
-
-cleanup() {
-    stop_server
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-# A signal (a ctest timeout) ends the script through the EXIT trap too.
-trap 'exit 143' TERM INT HUP
-
-# The server's stderr shows the flow's failures from its side; print its end on failure.
-show_server_log() {
-    echo "run_c_flow: --- server stderr (last 40 lines) ---" >&2
-    tail -n 40 "$tmp/server.err" >&2 || true
-}
-
-"$server_bin" --listen 127.0.0.1:0 --data-dir "$tmp" --demo \
-    >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-
-port=""
-for _ in $(seq 300); do
-    port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\) .*|\1|p' \
-        "$tmp/server.err" | head -n 1)
-    [[ -n $port ]] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "run_c_flow: the server exited before listening" >&2
-        show_server_log
-        exit 1
-    fi
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "run_c_flow: the server did not say it was listening within 30 s" >&2
-    show_server_log
-    exit 1
-fi
+# shellcheck source=../demo_server.sh
+source "$(dirname "$0")/../demo_server.sh"
+demo_server_start run_c_flow "$server_bin"
 echo "run_c_flow: server on port $port, data in $tmp"
 
 admin() {

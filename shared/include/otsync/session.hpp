@@ -53,6 +53,6 @@ enum class Reaction : std::uint8_t {
 Reaction reaction_of(unsigned status, std::optional<ErrorCode> code);
 /// The HTTP status of an error with `code`: the whole table, the same as the server's
 /// http_status (a test checks every code), so a device reads a refusal as it was sent.
-unsigned status_of_refusal(ErrorCode code);
+unsigned status_of_refusal(ErrorCode code) noexcept;
 
 } // namespace otsync::session
