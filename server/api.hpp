@@ -5,7 +5,6 @@
 // handler's ops then pass the field permission table as a device's do.
 #pragma once
 
-#include "app.hpp"
 #include "auth/auth.hpp"
 #include "http/reply.hpp"
 #include "procedure/procedure.hpp"

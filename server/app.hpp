@@ -15,15 +15,6 @@
 
 namespace otsync::server {
 
-struct RouteRequest {
-    std::string_view method;
-    std::string_view path;
-    const std::map<std::string, std::string>& headers; // lower-cased names
-    const std::string& body;
-    std::string_view query = {};  // after '?', undecoded
-    std::string_view remote = {}; // peer address "ip:port", for login throttling
-};
-
 /// Request counts by route and status, and a latency histogram.
 class Metrics {
 public:

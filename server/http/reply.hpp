@@ -1,5 +1,5 @@
 // The server's error model, for every route (sync, enrollment, the REST API, health) and
-// the HTTP layer: what a route answers (Reply), the one mapping from an error code to
+// the HTTP layer: what a route is asked (RouteRequest) and answers (Reply), the one mapping from an error code to
 // its HTTP status, and the one error body,
 //   {"error":{"code":"...","message":"...","field":"..."}}
 // ("field" only when the error names a request member), valid JSON in valid UTF-8
@@ -8,12 +8,23 @@
 
 #include "otsync/error.hpp"
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 namespace otsync::server {
+
+/// A request as the routes see it, whatever carried it (Beast, a test's loopback).
+struct RouteRequest {
+    std::string_view method;
+    std::string_view path;
+    const std::map<std::string, std::string>& headers; // lower-cased names
+    const std::string& body;
+    std::string_view query = {};  // after '?', undecoded
+    std::string_view remote = {}; // peer address "ip:port", for login throttling
+};
 
 /// An answer to hand to HTTP: status, content type, body.
 struct Reply {
