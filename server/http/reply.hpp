@@ -1,6 +1,6 @@
 // The server's error model, for every route (sync, enrollment, the REST API, health) and
-// the HTTP layer: what a route is asked (RouteRequest) and answers (Reply), the one mapping from an error code to
-// its HTTP status, and the one error body,
+// the HTTP layer: what a route is asked (RouteRequest) and answers (Reply), the one
+// mapping from an error code to its HTTP status, and the one error body,
 //   {"error":{"code":"...","message":"...","field":"..."}}
 // ("field" only when the error names a request member), valid JSON in valid UTF-8
 // whatever bytes the request held. docs/api.md §3 has the table. Free of Beast.
