@@ -196,8 +196,17 @@ void set_error(otsync_error* err, int code, const char* message) noexcept {
         return;
     }
     err->code = code;
-    std::strncpy(err->message, message ? message : "", sizeof err->message - 1);
-    err->message[sizeof err->message - 1] = '\0';
+    const char* text = message ? message : "";
+    std::size_t n = std::strlen(text);
+    if (n > sizeof err->message - 1) {
+        // Cut at a character boundary: a binding decodes the message as UTF-8.
+        n = sizeof err->message - 1;
+        while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
+            --n; // text[n] continues a character: the cut goes before that character
+        }
+    }
+    std::memcpy(err->message, text, n);
+    err->message[n] = '\0';
 }
 
 /// Runs `body`; maps every exception to an otsync_error. Returns false on failure.

@@ -312,3 +312,21 @@ TEST_CASE("show_ot lists each expected serial with what became of it, the reason
     }
     CHECK(found);
 }
+
+TEST_CASE("an error message longer than the struct holds is cut between characters") {
+    TempDir dev;
+    Handle h((dev.path / "device.db").string());
+    // The message quotes the id given: 'x' and 300 two-byte characters put a character
+    // across byte 511, where the message is cut.
+    std::string id = "x";
+    for (int i = 0; i < 300; ++i) {
+        id += "\xc3\xb1"; // ñ
+    }
+    otsync_error err{};
+    CHECK(otsync_client_show_ot(h.c, id.c_str(), &err) == nullptr);
+    CHECK(err.code == OTSYNC_ERR_INVALID_ARGUMENT);
+    const std::string message = err.message;
+    CHECK(message.size() > 400);
+    CHECK(message.size() < sizeof err.message);
+    CHECK(is_valid_utf8(message));
+}
