@@ -529,6 +529,23 @@ private:
                         "the connection to " + where() + " was cut: " + e.message());
         };
 
+        // Waits for the read or write just started; false when the exchange ended instead
+        // (cancelled, or past its deadline), with x.reply saying so.
+        const auto wait_io = [&](bool& done) {
+            const auto [deadline, own_first] = io_deadline();
+            switch (run_until(done, deadline)) {
+            case Ended::cancelled:
+                x.reply = cancelled();
+                return false;
+            case Ended::timed_out:
+                x.reply = io_timed_out(own_first);
+                return false;
+            case Ended::done:
+                break;
+            }
+            return true;
+        };
+
         // Send.
         http::request_serializer<http::string_body> sr{req};
         while (!sr.is_done()) {
@@ -540,16 +557,8 @@ private:
                     done = true;
                 });
             });
-            const auto [deadline, own_first] = io_deadline();
-            switch (run_until(done, deadline)) {
-            case Ended::cancelled:
-                x.reply = cancelled();
+            if (!wait_io(done)) {
                 return x;
-            case Ended::timed_out:
-                x.reply = io_timed_out(own_first);
-                return x;
-            case Ended::done:
-                break;
             }
             if (ec) {
                 return lost(ec, false);
@@ -594,16 +603,8 @@ private:
                     done = true;
                 });
             });
-            const auto [deadline, own_first] = io_deadline();
-            switch (run_until(done, deadline)) {
-            case Ended::cancelled:
-                x.reply = cancelled();
+            if (!wait_io(done)) {
                 return x;
-            case Ended::timed_out:
-                x.reply = io_timed_out(own_first);
-                return x;
-            case Ended::done:
-                break;
             }
             buffer.commit(n);
             any_byte = any_byte || n > 0;
