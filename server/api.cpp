@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <span>
+#include <vector>
 
 namespace otsync::server {
 
@@ -100,24 +101,35 @@ void roles_array(JsonWriter& w, RoleMask mask) {
     w.EndArray();
 }
 
+/// {"code","label","word"}: the pages show the label, otsync-tech prints the word.
+void label_object(JsonWriter& w, std::string_view code, std::string_view label,
+                  std::string_view word) {
+    w.StartObject();
+    w.Key("code");
+    str(w, code);
+    w.Key("label");
+    str(w, label);
+    w.Key("word");
+    str(w, word);
+    w.EndObject();
+}
+
 void labels_array(JsonWriter& w, std::span<const CodeLabel> table) {
     w.StartArray();
     for (const auto& l : table) {
-        w.StartObject();
-        w.Key("code");
-        str(w, l.code);
-        w.Key("label");
-        str(w, l.label_es);
-        w.Key("word");
-        str(w, l.word_es);
-        w.EndObject();
+        label_object(w, l.code, l.label_es, l.word_es);
     }
     w.EndArray();
 }
 
-constexpr EntityType k_entities[] = {EntityType::case_file, EntityType::work_order,
-                                     EntityType::equipment, EntityType::collected_item,
-                                     EntityType::handover,  EntityType::conflict};
+/// Every entity type, in wire order.
+std::vector<EntityType> all_entity_types() {
+    std::vector<EntityType> out;
+    for (auto t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+        out.push_back(static_cast<EntityType>(t));
+    }
+    return out;
+}
 
 std::string render_model() {
     rapidjson::StringBuffer sb;
@@ -138,7 +150,7 @@ std::string render_model() {
 
     w.Key("lifecycles");
     w.StartArray();
-    for (const EntityType t : k_entities) {
+    for (const EntityType t : all_entity_types()) {
         const Lifecycle* lc = lifecycle_of(t);
         if (!lc) {
             continue;
@@ -151,14 +163,7 @@ std::string render_model() {
         w.StartArray();
         for (const auto state : lc->states) {
             const CodeLabel* l = find_label(labels, state);
-            w.StartObject();
-            w.Key("code");
-            str(w, state);
-            w.Key("label");
-            str(w, l ? l->label_es : state);
-            w.Key("word");
-            str(w, l ? l->word_es : state);
-            w.EndObject();
+            label_object(w, state, l ? l->label_es : state, l ? l->word_es : state);
         }
         w.EndArray();
         w.Key("finals");
@@ -227,7 +232,7 @@ std::string render_model() {
 
     w.Key("fields");
     w.StartObject();
-    for (const EntityType t : k_entities) {
+    for (const EntityType t : all_entity_types()) {
         w.Key(to_string(t).data(), static_cast<rapidjson::SizeType>(to_string(t).size()));
         w.StartArray();
         for (const auto& f : fields_of(t)) {

@@ -269,17 +269,7 @@ int main(int argc, char** argv) {
             [=](std::string_view, std::string_view path) {
                 return App::body_limit(path, sync_limit, default_limit);
             },
-            [&](const HttpRequest& req) {
-                const RouteRequest r{req.method, req.path,  req.headers,
-                                     req.body,   req.query, req.remote};
-                Reply reply = app.handle(r);
-                HttpResponse resp;
-                resp.status = reply.status;
-                resp.content_type = std::move(reply.content_type);
-                resp.body = std::move(reply.body);
-                resp.headers = std::move(reply.headers);
-                return resp;
-            },
+            route_handler([&app](const RouteRequest& r) { return app.handle(r); }),
             [&](const AccessLogLine& l) {
                 app.metrics().observe(route_label(l.path), l.status, l.ms);
                 if (server_ptr) {

@@ -874,4 +874,17 @@ std::size_t HttpServer::connections() const {
     return m_impl->shared->connections;
 }
 
+Handler route_handler(std::function<Reply(const RouteRequest&)> route) {
+    return [route = std::move(route)](const HttpRequest& req) {
+        const RouteRequest r{req.method, req.path, req.headers, req.body, req.query, req.remote};
+        Reply reply = route(r);
+        HttpResponse resp;
+        resp.status = reply.status;
+        resp.content_type = std::move(reply.content_type);
+        resp.body = std::move(reply.body);
+        resp.headers = std::move(reply.headers);
+        return resp;
+    };
+}
+
 } // namespace otsync::server

@@ -7,6 +7,8 @@
 // Beast stays in http_server.cpp; this header only needs <boost/asio/io_context.hpp>.
 #pragma once
 
+#include "http/reply.hpp"
+
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
@@ -53,6 +55,10 @@ struct HttpResponse {
 /// the HTTP layer refuses itself never reach it: bad framing, limits, and an HTTP/1.1
 /// request without Host or any request with two (400, RFC 9112 §3.2).
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+/// The handler that gives each request to the routes (`App::handle`) as a RouteRequest
+/// and sends their Reply.
+Handler route_handler(std::function<Reply(const RouteRequest&)> route);
 
 /// Body limit for a request, decided from its method and path after the header is read.
 /// An empty BodyLimit means 1 MiB for every request.

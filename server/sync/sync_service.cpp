@@ -756,7 +756,15 @@ void SyncService::follow_up(std::int64_t now, BatchState& st) {
     }
     const std::vector<Op> cause = std::move(st.applied);
     for (const auto& rule : m_follow_ups) {
-        for (auto& f : rule(m_state, cause)) {
+        // Nothing a rule throws may leave this function: the batch is merged in memory and
+        // must reach its commit.
+        std::vector<FollowUp> wanted;
+        try {
+            wanted = rule(m_state, cause);
+        } catch (const std::exception&) {
+            continue;
+        }
+        for (auto& f : wanted) {
             std::vector<Op> made;
             try {
                 crdt::OpMaker maker(k_server_replica, *m_hlc, f.author,

@@ -351,17 +351,7 @@ struct AppStack {
     }
 
     Handler handler() {
-        return [this](const HttpRequest& req) {
-            const RouteRequest r{req.method, req.path,  req.headers,
-                                 req.body,   req.query, req.remote};
-            Reply reply = app->handle(r);
-            HttpResponse resp;
-            resp.status = reply.status;
-            resp.content_type = std::move(reply.content_type);
-            resp.body = std::move(reply.body);
-            resp.headers = std::move(reply.headers);
-            return resp;
-        };
+        return route_handler([this](const RouteRequest& r) { return app->handle(r); });
     }
 
     test::TempDir dir;
