@@ -1,7 +1,7 @@
 // Demo data; see demo.hpp.
 #include "demo.hpp"
 
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 
 #include "otsync/model.hpp"
 
@@ -13,7 +13,7 @@ namespace otsync::server {
 
 namespace {
 
-// The inventory as the import reads it (server/inventory/csv_import.hpp).
+// The inventory as the import reads it (server/procedure/csv_import.hpp).
 constexpr const char* k_demo_inventory =
     "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
     "CT-100234,María Fernanda Rojas,natural,4455667 CB,\"Calle Sucre 455, Zona Central\","

@@ -29,8 +29,8 @@
 //   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
 //   --trust-proxy           OTSYNC_TRUST_PROXY=1      login throttling by X-Forwarded-For's last
 //   hop
-#include "api.hpp"
-#include "app.hpp"
+#include "api/app.hpp"
+#include "api/routes.hpp"
 #include "demo.hpp"
 #include "http/http_server.hpp"
 #include "store/store.hpp"

@@ -1,9 +1,9 @@
 // The procedure's actions and read models; see procedure.hpp.
 #include "procedure/procedure.hpp"
 
-#include "inventory/csv_import.hpp"
-#include "procedure/anexo4.hpp"
-#include "procedure/json_body.hpp"
+#include "api/anexo4.hpp"
+#include "api/json_body.hpp"
+#include "procedure/csv_import.hpp"
 
 #include "otsync/crypto.hpp"
 #include "otsync/model.hpp"
@@ -1684,42 +1684,9 @@ std::string Procedure::put_fee(const User& actor, const std::string& body) {
     return fees(no_query);
 }
 
-std::string Procedure::import_inventory(const std::string& csv) {
-    const auto result = import_inventory_csv(
-        csv, m_store, static_cast<std::int64_t>(m_clock.now_ms()), m_config.import_limits);
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    if (!result.problems.empty()) {
-        w.StartObject();
-        w.Key("error");
-        w.StartObject();
-        w.Key("code");
-        w.String("invalid_value");
-        w.Key("message");
-        str(w, "inventory not imported: " + std::to_string(result.problems.size()) +
-                   " problem(s); nothing was changed");
-        w.Key("problems");
-        w.StartArray();
-        for (const auto& p : result.problems) {
-            w.StartObject();
-            w.Key("line");
-            w.Uint64(p.line);
-            w.Key("message");
-            str(w, p.message);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.EndObject();
-        w.EndObject();
-        throw Reply{400, "application/json", sb.GetString()};
-    }
-    w.StartObject();
-    w.Key("contracts");
-    w.Uint64(result.contracts.size());
-    w.Key("equipment");
-    w.Uint64(result.items.size());
-    w.EndObject();
-    return sb.GetString();
+ImportResult Procedure::import_inventory(std::string_view csv) {
+    return import_inventory_csv(csv, m_store, static_cast<std::int64_t>(m_clock.now_ms()),
+                                m_config.import_limits);
 }
 
 std::string Procedure::contract_detail(const std::string& number) {

@@ -13,7 +13,7 @@
 // Bodies and answers are JSON; errors are otsync::Error (the API turns them into HTTP).
 #pragma once
 
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 #include "procedure/views.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
@@ -76,7 +76,8 @@ public:
     std::string put_fee(const User& actor, const std::string& body);
     /// The fee for `products` at `at_ms` from the dated table.
     Money fee_at(const std::vector<std::string>& products, std::int64_t at_ms);
-    std::string import_inventory(const std::string& csv);
+    /// The inventory CSV, checked whole and imported in one transaction, or its problems.
+    ImportResult import_inventory(std::string_view csv);
     std::string contract_detail(const std::string& contract);
     std::string indicators(const std::map<std::string, std::string>& query, bool csv);
     std::string discrepancies(const std::map<std::string, std::string>& query);

@@ -31,6 +31,13 @@ bool decode_fixed(const std::string& text, std::array<std::uint8_t, N>& out) {
     return true;
 }
 
+EndpointAnswer refusal(Error e, std::string extra_members = {}) {
+    EndpointAnswer a;
+    a.refusal = std::move(e);
+    a.refusal_members = std::move(extra_members);
+    return a;
+}
+
 std::string header(const std::map<std::string, std::string>& h, const std::string& name) {
     const auto it = h.find(name);
     return it == h.end() ? std::string() : it->second;
@@ -901,15 +908,15 @@ std::string SyncService::new_enroll_code(const Id& user) {
 
 // ---- endpoints ----------------------------------------------------------------------------------
 
-Reply SyncService::enroll(const std::string& body) {
+EndpointAnswer SyncService::enroll(const std::string& body) {
     if (body.size() > 4096) {
-        return error_reply(Error(ErrorCode::too_large, "enrollment body over 4096 bytes"));
+        return refusal(Error(ErrorCode::too_large, "enrollment body over 4096 bytes"));
     }
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
                                                                                       body.size());
     if (doc.HasParseError() || !doc.IsObject()) {
-        return error_reply(
+        return refusal(
             Error(ErrorCode::malformed, "expected a JSON object {code, public_key, label}"));
     }
     auto member = [&](const char* name) -> std::optional<std::string> {
@@ -922,41 +929,42 @@ Reply SyncService::enroll(const std::string& body) {
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
         const std::string_view n(it->name.GetString(), it->name.GetStringLength());
         if (n != "code" && n != "public_key" && n != "label") {
-            return error_reply(Error(ErrorCode::unknown_field,
-                                     "unknown member '" + std::string(n) + "'", std::string(n)));
+            return refusal(Error(ErrorCode::unknown_field,
+                                 "unknown member '" + std::string(n) + "'", std::string(n)));
         }
     }
     const auto code = member("code");
     const auto key = member("public_key");
     const auto label = member("label");
     if (!code || !key || !label) {
-        return error_reply(
+        return refusal(
             Error(ErrorCode::missing_field, "code, public_key and label are strings and required"));
     }
     if (label->size() > 200 || !is_valid_utf8(*label)) {
-        return error_reply(
+        return refusal(
             Error(ErrorCode::invalid_value, "label must be UTF-8 of at most 200 bytes", "label"));
     }
     PublicKey pk{};
     if (!decode_fixed(*key, pk)) {
-        return error_reply(
+        return refusal(
             Error(ErrorCode::malformed, "public_key must be base64 of 32 bytes", "public_key"));
     }
     const auto device =
         m_store.enroll(code_hash(*code), pk, *label, static_cast<std::int64_t>(m_clock.now_ms()));
     if (!device) {
-        return error_reply(Error(ErrorCode::unauthenticated,
-                                 "the enrollment code is unknown, already used or expired"));
+        return refusal(Error(ErrorCode::unauthenticated,
+                             "the enrollment code is unknown, already used or expired"));
     }
-    return Reply{200, "application/json",
-                 "{\"replica\":" + std::to_string(device->replica) + ",\"user\":\"" +
-                     device->user.hex() + "\",\"server_public_key\":\"" +
-                     to_base64(m_key.public_key) +
-                     "\",\"protocol_version\":" + std::to_string(k_protocol_version) + "}"};
+    return EndpointAnswer{
+        "application/json",
+        "{\"replica\":" + std::to_string(device->replica) + ",\"user\":\"" + device->user.hex() +
+            "\",\"server_public_key\":\"" + to_base64(m_key.public_key) +
+            "\",\"protocol_version\":" + std::to_string(k_protocol_version) + "}"};
 }
 
-Reply SyncService::sync(const std::string& path, const std::map<std::string, std::string>& headers,
-                        const std::string& body) {
+EndpointAnswer SyncService::sync(const std::string& path,
+                                 const std::map<std::string, std::string>& headers,
+                                 const std::string& body) {
     // The envelope and the refusals come from the session layer the devices share
     // (session.hpp): each refusal has its own code, so a device knows what to do, and only
     // a revocation carries the server's signed proof, the one answer on which a device
@@ -969,12 +977,12 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     }();
     const bool json = content_type == k_content_type_json;
     if (!json && content_type != k_content_type_binary) {
-        return error_reply(Error(ErrorCode::unsupported_media_type,
-                                 std::string("Content-Type must be ") + k_content_type_binary +
-                                     " or " + k_content_type_json));
+        return refusal(Error(ErrorCode::unsupported_media_type,
+                             std::string("Content-Type must be ") + k_content_type_binary + " or " +
+                                 k_content_type_json));
     }
     const auto refuse = [](ErrorCode code, const std::string& message) {
-        return error_reply(Error(code, message)); // the status the devices' table expects
+        return refusal(Error(code, message)); // the status the devices' table expects
     };
     if (!envelope) {
         return refuse(ErrorCode::unauthenticated,
@@ -994,10 +1002,10 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     if (device->status != DeviceStatus::active) {
         // Only after the signature verified: nobody but the device learns of its revocation.
         const Signature proof = sign(revocation_message(*replica, device->revoked_at));
-        return error_reply(Error(ErrorCode::device_revoked, "this device has been revoked"),
-                           "\"revocation\":{\"replica\":" + std::to_string(*replica) +
-                               ",\"revoked_at\":" + std::to_string(device->revoked_at) +
-                               ",\"signature\":\"" + to_base64(proof) + "\"}");
+        return refusal(Error(ErrorCode::device_revoked, "this device has been revoked"),
+                       "\"revocation\":{\"replica\":" + std::to_string(*replica) +
+                           ",\"revoked_at\":" + std::to_string(device->revoked_at) +
+                           ",\"signature\":\"" + to_base64(proof) + "\"}");
     }
     const User* user = directory->find(device->user);
     if (!user || user->disabled) {
@@ -1007,10 +1015,10 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
     try {
         version = peek_protocol_version(body, json, m_config.limits);
     } catch (const Error& e) {
-        return error_reply(e);
+        return refusal(e);
     }
     if (version < k_protocol_min || version > k_protocol_version) {
-        return error_reply(
+        return refusal(
             Error(ErrorCode::unsupported_protocol, "protocol version " + std::to_string(version) +
                                                        " is not supported; update the app"),
             "\"supported\":{\"min\":" + std::to_string(k_protocol_min) +
@@ -1021,12 +1029,11 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         req = json ? sync_request_from_json(body, m_config.limits)
                    : decode_sync_request(body, m_config.limits);
     } catch (const Error& e) {
-        return error_reply(e);
+        return refusal(e);
     }
     if (req.replica != *replica || req.request_counter != *counter) {
-        return error_reply(
-            Error(ErrorCode::invalid_argument,
-                  "replica and request counter in the body differ from the headers"));
+        return refusal(Error(ErrorCode::invalid_argument,
+                             "replica and request counter in the body differ from the headers"));
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
@@ -1132,8 +1139,8 @@ Reply SyncService::sync(const std::string& path, const std::map<std::string, std
         std::lock_guard lock(m_mutex);
         resp.server_hlc = m_hlc->now();
     }
-    return Reply{200, json ? k_content_type_json : k_content_type_binary,
-                 json ? to_json(resp) : encode_binary(resp)};
+    return EndpointAnswer{json ? k_content_type_json : k_content_type_binary,
+                          json ? to_json(resp) : encode_binary(resp)};
 }
 
 } // namespace otsync::server

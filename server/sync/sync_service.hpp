@@ -7,10 +7,10 @@
 // the op log at start) for validation and scope; the store is the durable truth.
 #pragma once
 
-#include "http/reply.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crdt.hpp"
 #include "otsync/crypto.hpp"
+#include "otsync/error.hpp"
 #include "store/directory.hpp"
 #include "store/store.hpp"
 
@@ -46,6 +46,15 @@ struct SyncCounters {
     std::map<ErrorCode, std::uint64_t> rejected;
 };
 
+/// What a sync endpoint answers: a body, or a refusal by its code. Its HTTP status and
+/// error body are the caller's (api/app.cpp: the one table, http/reply.hpp).
+struct EndpointAnswer {
+    std::string content_type;
+    std::string body;
+    std::optional<Error> refusal{};
+    std::string refusal_members{}; // further members of the error body, JSON (a proof)
+};
+
 class SyncService {
 public:
     SyncService(Store& store, ClockSource& clock, SyncConfig config);
@@ -54,12 +63,12 @@ public:
     SyncService& operator=(const SyncService&) = delete;
 
     /// POST /v1/devices/enroll: {"code","public_key" (base64 of 32 bytes),"label"}.
-    Reply enroll(const std::string& json_body);
+    EndpointAnswer enroll(const std::string& json_body);
 
     /// POST /v1/sync. `headers` holds lower-cased names: content-type, x-otsync-replica,
     /// x-otsync-counter, x-otsync-signature (base64 Ed25519 over sync_signing_string).
-    Reply sync(const std::string& path, const std::map<std::string, std::string>& headers,
-               const std::string& body);
+    EndpointAnswer sync(const std::string& path, const std::map<std::string, std::string>& headers,
+                        const std::string& body);
 
     /// Ops made on the server (replica 0) by a user with a role, through the same
     /// validation as a device's; `make` builds them with the server's OpMaker.

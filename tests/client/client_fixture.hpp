@@ -5,7 +5,7 @@
 
 #include "otsync/client.hpp"
 
-#include "app.hpp"
+#include "api/app.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 

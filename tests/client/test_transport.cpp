@@ -6,7 +6,7 @@
 
 #include "otsync/client.hpp"
 
-#include "app.hpp"
+#include "api/app.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -1,10 +1,10 @@
-// libFuzzer target: the inventory import's CSV check (server/inventory/csv_import.hpp) on
+// libFuzzer target: the inventory import's CSV check (server/procedure/csv_import.hpp) on
 // arbitrary bytes, against an in-memory store holding one contract.
 //
 // The check must answer every input with a result (problems or rows), never an exception
 // or a sanitizer report; a result without problems must hold only rows that fit the
 // registry: a serial normalized and non-empty, a known equipment kind.
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 
 #include "otsync/id.hpp"
 #include "otsync/model.hpp"

@@ -5,7 +5,7 @@
 // indicators counting it. Also the rejection path, a missing requirement blocking OT
 // issue, the permission matrix of every role × every route, login throttling and session
 // expiry, and a CSV import with bad rows changing nothing.
-#include "api.hpp"
+#include "api/routes.hpp"
 #include "server_process.hpp"
 
 #include "otsync/client.h"

@@ -2,6 +2,7 @@
 // service, users, and simulated devices that enroll and sign like a handheld.
 #pragma once
 
+#include "api/app.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -66,9 +67,9 @@ struct Fixture {
     std::unique_ptr<Device> enroll(const Id& user) {
         auto d = std::make_unique<Device>();
         const std::string code = service->new_enroll_code(user);
-        const auto reply =
+        const auto reply = server::reply_of(
             service->enroll("{\"code\":\"" + code + "\",\"public_key\":\"" +
-                            to_base64(d->key.public_key) + "\",\"label\":\"Samsung A14\"}");
+                            to_base64(d->key.public_key) + "\",\"label\":\"Samsung A14\"}"));
         REQUIRE(reply.status == 200);
         const auto pos = reply.body.find("\"replica\":");
         d->replica = std::stoull(reply.body.substr(pos + 10));
@@ -88,7 +89,7 @@ struct Fixture {
             {"x-otsync-replica", std::to_string(d.replica)},
             {"x-otsync-counter", std::to_string(counter)},
             {"x-otsync-signature", to_base64(sig)}};
-        return service->sync("/v1/sync", h, body);
+        return server::reply_of(service->sync("/v1/sync", h, body));
     }
 
     SyncRequest request(Device& d, std::vector<Op> ops, std::uint32_t page = 0) {

@@ -1,7 +1,7 @@
 // The Anexo 4 print page: every value present and escaped, the paper form's labels, blank
 // lines up to ten, dates in the form's offset (near midnight UTC, so the offset shows), and
 // the reception column only once the warehouse has received the handover.
-#include "procedure/anexo4.hpp"
+#include "api/anexo4.hpp"
 
 #include <doctest/doctest.h>
 

@@ -5,8 +5,8 @@
 // timing beyond "eventually". Also the error model: one status per error code.
 #include "http/http_server.hpp"
 
-#include "api.hpp"
-#include "app.hpp"
+#include "api/app.hpp"
+#include "api/routes.hpp"
 #include "auth/auth.hpp"
 #include "procedure/procedure.hpp"
 #include "sync_fixture.hpp"

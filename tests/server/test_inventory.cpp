@@ -1,7 +1,7 @@
 // The inventory CSV import against a real SQLite store: RFC 4180 quoting and line
 // numbers, every bad line reported with nothing written, idempotent re-import, serials
 // that would change contracts, and the limits.
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 
 #include <doctest/doctest.h>
 

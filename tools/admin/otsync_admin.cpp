@@ -22,7 +22,7 @@
 // when set, else AuthConfig's defaults: set them as the server's are set, or the server
 // rehashes at the first login. Errors: one line on stderr, exit 1 (2 for usage).
 #include "auth/auth.hpp"
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 #include "procedure/views.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"

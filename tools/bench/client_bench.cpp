@@ -11,7 +11,7 @@
 // one (each durable before it returns) for the latency percentiles.
 #include "figures.hpp"
 
-#include "app.hpp"
+#include "api/app.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 

@@ -36,6 +36,9 @@ private:
 /// The route label for metrics: a known path, or "other" (never the raw path).
 std::string_view route_label(std::string_view path);
 
+/// A sync endpoint's answer as HTTP: 200 with its body, or the refusal's status and body.
+Reply reply_of(EndpointAnswer a);
+
 class App {
 public:
     App(Store& store, SyncService& sync, ClockSource& clock)

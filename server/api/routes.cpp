@@ -1,7 +1,7 @@
 // The REST routes and their role table; see api.hpp and docs/api.md.
-#include "api.hpp"
+#include "api/routes.hpp"
 
-#include "procedure/json_body.hpp"
+#include "api/json_body.hpp"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -279,6 +279,42 @@ Reply model_reply(const RouteRequest& req) {
     return reply;
 }
 
+/// The import's counts, or a 400 that lists every problem by line; nothing was changed.
+Reply import_reply(const ImportResult& result) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    if (result.problems.empty()) {
+        w.Key("contracts");
+        w.Uint64(result.contracts.size());
+        w.Key("equipment");
+        w.Uint64(result.items.size());
+        w.EndObject();
+        return json(sb.GetString());
+    }
+    w.Key("error");
+    w.StartObject();
+    w.Key("code");
+    w.String("invalid_value");
+    w.Key("message");
+    str(w, "inventory not imported: " + std::to_string(result.problem_count()) +
+               " problem(s); nothing was changed");
+    w.Key("problems");
+    w.StartArray();
+    for (const auto& p : result.problems) {
+        w.StartObject();
+        w.Key("line");
+        w.Uint64(p.line);
+        w.Key("message");
+        str(w, p.message);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+    return json(sb.GetString(), http_status(ErrorCode::invalid_value));
+}
+
 const std::vector<Route>& table() {
     using P = Procedure;
     static const std::vector<Route> k{
@@ -322,7 +358,7 @@ const std::vector<Route>& table() {
         {"POST", "/v1/fees", k_supervisor,
          [](P& p, Ctx& c) { return json(p.put_fee(c.user, c.req.body), 201); }},
         {"POST", "/v1/inventory/import", k_dispatch,
-         [](P& p, Ctx& c) { return json(p.import_inventory(c.req.body)); }},
+         [](P& p, Ctx& c) { return import_reply(p.import_inventory(c.req.body)); }},
         {"GET", "/v1/inventory/contracts/{id}", k_office,
          [](P& p, Ctx& c) { return json(p.contract_detail(c.params[0])); }},
         // ---- reports and conflicts ----
@@ -583,8 +619,6 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
         }
         Ctx ctx{r, user, std::move(params), parse_query(r.query)};
         return route->handler(m_procedure, ctx);
-    } catch (const Reply& reply) {
-        return reply; // a handler's own detailed error (e.g. the import's problem list)
     } catch (const Error& e) {
         return error_reply(e); // internal: a generic message, nothing of ours leaks
     }

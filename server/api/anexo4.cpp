@@ -3,7 +3,7 @@
 // it from a browser or keep it as the custody record. Dates are read in the form's fixed
 // offset (dates.hpp): no locale or time zone database is involved, so the page is the same
 // on every server.
-#include "procedure/anexo4.hpp"
+#include "api/anexo4.hpp"
 
 #include "procedure/dates.hpp"
 

@@ -1,7 +1,7 @@
 // The inventory CSV import: an RFC 4180 reader that keeps line numbers, then the checks
 // of csv_import.hpp. Everything is checked before anything is written, and every problem
 // is collected (up to a cap) so the operator can fix the file in one pass.
-#include "inventory/csv_import.hpp"
+#include "procedure/csv_import.hpp"
 
 #include "otsync/id.hpp"
 #include "otsync/model.hpp"

@@ -1,7 +1,7 @@
 // Routes and metrics; see app.hpp.
-#include "app.hpp"
+#include "api/app.hpp"
 
-#include "api.hpp"
+#include "api/routes.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -117,6 +117,13 @@ std::string Metrics::render(Store& store, SyncService& sync, std::int64_t now_ms
     return out;
 }
 
+Reply reply_of(EndpointAnswer a) {
+    if (a.refusal) {
+        return error_reply(*a.refusal, a.refusal_members);
+    }
+    return Reply{200, std::move(a.content_type), std::move(a.body)};
+}
+
 Reply App::handle(const RouteRequest& r) {
     try {
         return dispatch(r);
@@ -204,13 +211,13 @@ Reply App::dispatch(const RouteRequest& r) {
         if (r.method != "POST") {
             return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
-        return m_sync.sync(std::string(r.path), r.headers, r.body);
+        return reply_of(m_sync.sync(std::string(r.path), r.headers, r.body));
     }
     if (r.path == "/v1/devices/enroll") {
         if (r.method != "POST") {
             return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
-        return m_sync.enroll(r.body);
+        return reply_of(m_sync.enroll(r.body));
     }
     if (m_api && r.path.rfind("/v1/", 0) == 0) {
         if (auto reply = m_api->handle(r)) {
