@@ -162,25 +162,26 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
             "\",\"contact_hours\":\"08:00-12:00\",\"products\":" + dc.products +
             ",\"old_address\":" + json_text(dc.old_address) +
             ",\"new_address\":" + json_text(dc.new_address) + "}";
-        const std::string detail = procedure.open_case(opener, body);
+        const std::string detail = procedure.cases().open_case(opener, body);
         const Id c = Id::from_hex(detail.substr(detail.find("\"id\":\"") + 6, 32));
-        procedure.route_case(router, c, "{\"to\":" + json_text(reviewer.name) + "}");
+        procedure.cases().route_case(router, c, "{\"to\":" + json_text(reviewer.name) + "}");
         if (!boot) {
-            procedure.contact(reviewer, c, "{}");
+            procedure.cases().contact(reviewer, c, "{}");
         }
-        procedure.feasibility(reviewer, c, R"({"feasible":true,"note":"zona con cobertura"})");
+        procedure.cases().feasibility(reviewer, c,
+                                      R"({"feasible":true,"note":"zona con cobertura"})");
         std::string met;
         const auto person =
             std::string(dc.person_type) == "legal" ? PersonType::legal : PersonType::natural;
         for (const auto& req : requirements_for(person, dc.modality)) {
             met += (met.empty() ? "\"" : ",\"") + std::string(req.code) + "\"";
         }
-        procedure.requirements(reviewer, c, "{\"met\":[" + met + "]}");
-        procedure.approve(reviewer, c, "{}");
+        procedure.cases().requirements(reviewer, c, "{\"met\":[" + met + "]}");
+        procedure.cases().approve(reviewer, c, "{}");
         if (i == 4) {
             visited_case = c;
         }
-        procedure.issue_ots(
+        procedure.cases().issue_ots(
             bo, c,
             "{\"technician\":" + json_text(techs[i % 2].name) +
                 ",\"zone\":\"Cercado\",\"window_start\":" + std::to_string(now + 3600'000) +

@@ -38,9 +38,9 @@ std::string value_json(const Value& v) {
 
 namespace {
 
-void write_fields(W& w, const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
+void write_fields(W& w, EntityType t, const crdt::Entity* e, bool technician_view) {
     w.StartObject();
-    if (const crdt::Entity* e = r.entity(t, id)) {
+    if (e) {
         for (const auto& [fid, state] : e->fields) {
             const FieldDef* f = find_field(t, fid);
             if (!f || (technician_view && !visible_to_technician(*f))) {
@@ -80,7 +80,14 @@ void write_fields(W& w, const crdt::Replica& r, EntityType t, const Id& id, bool
 std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id, bool technician_view) {
     rapidjson::StringBuffer sb;
     W w(sb);
-    write_fields(w, r, t, id, technician_view);
+    write_fields(w, t, r.entity(t, id), technician_view);
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string fields_json(EntityType t, const crdt::Entity* e, bool technician_view) {
+    rapidjson::StringBuffer sb;
+    W w(sb);
+    write_fields(w, t, e, technician_view);
     return std::string(sb.GetString(), sb.GetSize());
 }
 
@@ -93,7 +100,7 @@ std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id, bool
     w.Key("id");
     str(w, id.hex());
     w.Key("fields");
-    write_fields(w, r, t, id, technician_view);
+    write_fields(w, t, r.entity(t, id), technician_view);
     w.EndObject();
     return std::string(sb.GetString(), sb.GetSize());
 }

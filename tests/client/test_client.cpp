@@ -296,7 +296,7 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     const auto clerk = person("alm.vargas", "Rosa Vargas", Role::warehouse_clerk);
     const std::string modem = "CPR-AD3005051", adapter = "PWR-AD3005051";
     const std::string contract = "BT-3005051";
-    proc.import_inventory(
+    proc.office().import_inventory(
         "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n" +
         contract + ",Cliente BOOT,natural,123456 CB,\"Calle 1, Zona\"," + modem +
         ",copper_modem,ZTE 831,Modem ADSL\n");
@@ -337,7 +337,7 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK(m.collect(ot.hex(), adapter, "Fuente 12V", "migration", "", "") ==
           OTSYNC_VERDICT_UNEXPECTED);
     const Id row = Id::collected_item(ot, modem), row2 = Id::collected_item(ot, adapter);
-    proc.assign_ot(bo, ot, R"({"technician":"tec.quispe"})");
+    proc.ots().assign_ot(bo, ot, R"({"technician":"tec.quispe"})");
     CHECK(m.sync(t).rejected == 0);
     CHECK(m.pending() == 0);
     CHECK(m.list_ots_json("").find(ot.hex()) == std::string::npos);      // the OT left her device
@@ -353,12 +353,13 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK(status.find("sus 2 filas llegaron al servidor") != std::string::npos);
 
     // The office sees Mamani as the one answerable for the rows.
-    CHECK(proc.ot_reconciliation(ot).find("\"collected_by\":\"Juan Mamani\"") != std::string::npos);
-    const std::string open = proc.discrepancies({});
+    CHECK(proc.ots().ot_reconciliation(ot).find("\"collected_by\":\"Juan Mamani\"") !=
+          std::string::npos);
+    const std::string open = proc.office().discrepancies({});
     CHECK(open.find(adapter) != std::string::npos);
     CHECK(open.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
     CHECK(open.find("\"technician\":\"Pedro Quispe\"") == std::string::npos);
-    const std::string held = proc.contract_detail(contract);
+    const std::string held = proc.office().contract_detail(contract);
     CHECK(held.find("\"custody\":\"technician\"") != std::string::npos);
     CHECK(held.find("\"held_by\":\"Juan Mamani\"") != std::string::npos);
 
@@ -378,14 +379,16 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     s.sync->read_state([&](const crdt::Replica& st) {
         CHECK(st.elements(EntityType::handover, h, "rows").size() == 2);
     });
-    proc.receive_handover(clerk, h,
-                          R"({"rows":[{"serial":")" + modem + R"(","result":"received"},)" +
-                              R"({"serial":")" + adapter + R"(","result":"received"}]})");
-    CHECK(proc.contract_detail(contract).find("\"custody\":\"warehouse\"") != std::string::npos);
-    const std::string anexo4 = proc.anexo4_html(h);
+    proc.handovers().receive_handover(clerk, h,
+                                      R"({"rows":[{"serial":")" + modem +
+                                          R"(","result":"received"},)" + R"({"serial":")" +
+                                          adapter + R"(","result":"received"}]})");
+    CHECK(proc.office().contract_detail(contract).find("\"custody\":\"warehouse\"") !=
+          std::string::npos);
+    const std::string anexo4 = proc.handovers().anexo4_html(h);
     CHECK(anexo4.find("Juan Mamani") != std::string::npos);
     CHECK(anexo4.find("Pedro Quispe") == std::string::npos);
-    const std::string all = proc.discrepancies({{"all", "1"}});
+    const std::string all = proc.office().discrepancies({{"all", "1"}});
     CHECK(all.find(adapter) != std::string::npos);
     CHECK(all.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
 

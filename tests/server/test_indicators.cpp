@@ -105,7 +105,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                      std::to_string(i) + ",S" + std::to_string(i) + "B,decoder,M,D\n";
         cases.push_back(s);
     }
-    REQUIRE(proc.import_inventory(inventory).items.size() == 180);
+    REQUIRE(proc.office().import_inventory(inventory).items.size() == 180);
 
     // The technician's ops, as a device would send them (role technician, scope checked).
     auto tech_ops = [&](Scenario& s, const std::function<void(crdt::OpMaker&, const crdt::Replica&,
@@ -141,32 +141,33 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                      R"(","customer_name":"X","person_type":"natural","tax_id":"1",)"
                      R"("reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
                      R"("old_address":"a","new_address":"b","unit":"Cercado"})";
-                 c->case_id = id_in(proc.open_case(atc, body));
-                 proc.route_case(jac, c->case_id, R"({"to":"ev"})");
+                 c->case_id = id_in(proc.cases().open_case(atc, body));
+                 proc.cases().route_case(jac, c->case_id, R"({"to":"ev"})");
              }});
         if (s.outcome == Outcome::rejected) {
             events.push_back({s.final_at, 1, [&, c] {
-                                  proc.reject(ev, c->case_id, R"({"reason":"sin factibilidad"})");
+                                  proc.cases().reject(ev, c->case_id,
+                                                      R"({"reason":"sin factibilidad"})");
                               }});
             continue;
         }
         events.push_back(
             {t0 + 10 * 60000, 1, [&, c] {
-                 proc.feasibility(ev, c->case_id, R"({"feasible":true})");
-                 proc.requirements(
+                 proc.cases().feasibility(ev, c->case_id, R"({"feasible":true})");
+                 proc.cases().requirements(
                      ev, c->case_id,
                      R"({"met":["titular","ci_vigente","cuentas_al_dia","direccion_croquis","pago_traslado"]})");
-                 proc.approve(ev, c->case_id, "{}");
+                 proc.cases().approve(ev, c->case_id, "{}");
                  const std::string detail =
-                     proc.issue_ots(bo, c->case_id, R"({"technician":"tec"})");
+                     proc.cases().issue_ots(bo, c->case_id, R"({"technician":"tec"})");
                  const auto at = detail.find("\"ots\":[{\"id\":\"");
                  REQUIRE(at != std::string::npos);
                  c->ot = Id::from_hex(detail.substr(at + 14, 32));
              }});
         if (s.outcome == Outcome::cancelled) {
-            events.push_back({s.final_at, 2, [&, c] {
-                                  proc.cancel_case(bo, c->case_id, R"({"reason":"desiste"})");
-                              }});
+            events.push_back(
+                {s.final_at, 2,
+                 [&, c] { proc.cases().cancel_case(bo, c->case_id, R"({"reason":"desiste"})"); }});
             continue;
         }
         if (s.outcome == Outcome::open) {
@@ -179,7 +180,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                                       status(m, r, ops, c->ot, "on_site");
                                       status(m, r, ops, c->ot, "failed");
                                   });
-                                  proc.assign_ot(bo, c->ot, R"({"technician":"tec"})");
+                                  proc.ots().assign_ot(bo, c->ot, R"({"technician":"tec"})");
                               }});
         }
         events.push_back(
@@ -234,7 +235,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     REQUIRE(timely < total);
 
     std::map<std::string, std::string> q{{"from", "2026-11-01"}, {"to", "2026-11-30"}};
-    const std::string json = proc.indicators(q, false);
+    const std::string json = proc.office().indicators(q, false);
     rapidjson::Document d;
     d.Parse(json.data(), json.size());
     REQUIRE(!d.HasParseError());
@@ -283,13 +284,15 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     // A unit filter and a one-day window select subsets; a perfect day passes.
     q["unit"] = "Otra";
     rapidjson::Document none;
-    const std::string none_json = proc.indicators(q, false);
+    const std::string none_json = proc.office().indicators(q, false);
     none.Parse(none_json.data(), none_json.size());
     CHECK(none["total"].GetInt() == 0);
     CHECK(none["efficacy"]["pass"].GetBool() == false);
-    const std::string csv = proc.indicators({{"from", "2026-11-01"}, {"to", "2026-11-30"}}, true);
+    const std::string csv =
+        proc.office().indicators({{"from", "2026-11-01"}, {"to", "2026-11-30"}}, true);
     CHECK(static_cast<int>(std::count(csv.begin(), csv.end(), '\n')) == total + 1);
-    CHECK_THROWS_AS(proc.indicators({{"from", "2026-11-31"}, {"to", "2026-11-30"}}, false), Error);
+    CHECK_THROWS_AS(proc.office().indicators({{"from", "2026-11-31"}, {"to", "2026-11-30"}}, false),
+                    Error);
 }
 
 TEST_CASE("two clerks confirming the same handover at the same time: exactly one receipt") {
@@ -302,20 +305,20 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
     const auto clerk1 = make_user(f, "almacen.1", Role::warehouse_clerk);
     const auto clerk2 = make_user(f, "almacen.2", Role::warehouse_clerk);
     server::Procedure proc(*f.store, *f.service, f.clock, {});
-    proc.import_inventory(
+    proc.office().import_inventory(
         "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
         "C-1,Cliente,natural,1,Calle,ONT-1,gpon_ont,M,D\nC-1,Cliente,natural,1,Calle,PWR-1,"
         "power_adapter,M,D\n");
-    const Id c = id_in(proc.open_case(
+    const Id c = id_in(proc.cases().open_case(
         atc, R"({"modality":1,"contract":"C-1","customer_name":"X","person_type":"natural",)"
              R"("tax_id":"1","reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
              R"("old_address":"a","new_address":"b"})"));
-    proc.route_case(jac, c, R"({"to":"ev"})");
-    proc.feasibility(ev, c, R"({"feasible":true})");
-    proc.override_requirements(make_user(f, "sup", Role::supervisor), c,
-                               R"({"reason":"cliente conocido"})");
-    proc.approve(ev, c, "{}");
-    const std::string detail = proc.issue_ots(bo, c, R"({"technician":"tec"})");
+    proc.cases().route_case(jac, c, R"({"to":"ev"})");
+    proc.cases().feasibility(ev, c, R"({"feasible":true})");
+    proc.cases().override_requirements(make_user(f, "sup", Role::supervisor), c,
+                                       R"({"reason":"cliente conocido"})");
+    proc.cases().approve(ev, c, "{}");
+    const std::string detail = proc.cases().issue_ots(bo, c, R"({"technician":"tec"})");
     const Id ot = Id::from_hex(detail.substr(detail.find("\"ots\":[{\"id\":\"") + 14, 32));
     const Id handover = Id::random();
     f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
@@ -339,7 +342,7 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
     for (const auto* clerk : {&clerk1, &clerk2}) {
         clerks.emplace_back([&, clerk] {
             try {
-                proc.receive_handover(*clerk, handover, rows);
+                proc.handovers().receive_handover(*clerk, handover, rows);
                 ok++;
             } catch (const Error& e) {
                 CHECK(e.code() == ErrorCode::conflict);
@@ -352,7 +355,7 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
     }
     CHECK(ok == 1);
     CHECK(refused == 1);
-    const std::string h = proc.handover_detail(handover);
+    const std::string h = proc.handovers().handover_detail(handover);
     CHECK(h.find("\"status\":\"received\"") != std::string::npos);
     // The receipt hash is over the rows exactly as received: recomputable, 32 bytes.
     CHECK(h.find("\"received_rows_hash\":\"") != std::string::npos);

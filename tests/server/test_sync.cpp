@@ -489,7 +489,7 @@ TEST_CASE("a former assignee's status write is kept for the office, not merged i
     // The office reads it in the OT's JSON (GET /v1/ots/{id}); technicians never get it.
     {
         server::Procedure proc(*f.store, *f.service, f.clock, {});
-        const std::string office = proc.ot_detail(ot);
+        const std::string office = proc.ots().ot_detail(ot);
         CHECK(office.find("\"flagged_writes\"") != std::string::npos);
         CHECK(office.find("en_route") != std::string::npos);
         CHECK(office.find(quispe.hex()) != std::string::npos);
@@ -836,7 +836,8 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
     Id the_case, ot, case2, ot2;
     {
         server::Procedure proc(*f.store, *f.service, f.clock, {});
-        REQUIRE(proc.import_inventory(
+        REQUIRE(proc.office()
+                    .import_inventory(
                         "contract,customer_name,person_type,tax_id,address,serial,kind,model,"
                         "description\n"
                         "K-1,Ana,natural,1 CB,Calle 1,SK1A,gpon_ont,HG8245,ONT\n"
@@ -845,19 +846,19 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
                         "K-2,Luis,natural,2 CB,Calle 2,SK2B,decoder,DX,Decodificador\n")
                     .items.size() == 4);
         const auto open = [&](const std::string& contract, Id& c, Id& o) {
-            const std::string opened = proc.open_case(
+            const std::string opened = proc.cases().open_case(
                 atc, R"({"modality":2,"contract":")" + contract +
                          R"(","customer_name":"Ana","person_type":"natural","tax_id":"1",)"
                          R"("reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
                          R"("old_address":"a","new_address":"b","unit":"Cercado"})");
             c = Id::from_hex(opened.substr(opened.find("\"id\":\"") + 6, 32));
-            proc.route_case(jac, c, R"({"to":"ev"})");
-            proc.feasibility(ev, c, R"({"feasible":true})");
-            proc.requirements(ev, c,
-                              R"({"met":["titular","ci_vigente","cuentas_al_dia",)"
-                              R"("direccion_croquis","pago_traslado"]})");
-            proc.approve(ev, c, "{}");
-            const std::string detail = proc.issue_ots(bo, c, R"({"technician":"tec"})");
+            proc.cases().route_case(jac, c, R"({"to":"ev"})");
+            proc.cases().feasibility(ev, c, R"({"feasible":true})");
+            proc.cases().requirements(ev, c,
+                                      R"({"met":["titular","ci_vigente","cuentas_al_dia",)"
+                                      R"("direccion_croquis","pago_traslado"]})");
+            proc.cases().approve(ev, c, "{}");
+            const std::string detail = proc.cases().issue_ots(bo, c, R"({"technician":"tec"})");
             const auto at = detail.find("\"ots\":[{\"id\":\"");
             REQUIRE(at != std::string::npos);
             o = Id::from_hex(detail.substr(at + 14, 32));

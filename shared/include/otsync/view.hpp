@@ -23,6 +23,9 @@ std::string entity_json(const crdt::Replica& r, EntityType t, const Id& id,
 std::string fields_json(const crdt::Replica& r, EntityType t, const Id& id,
                         bool technician_view = false);
 
+/// The same of an entity's state held apart from its replica (a read model's copy); null: {}.
+std::string fields_json(EntityType t, const crdt::Entity* e, bool technician_view = false);
+
 /// A value as plain JSON for people and pages: text as a string, money as a number of
 /// centavos, ids as hex, bytes as base64, timestamps as ms.
 std::string value_json(const Value& v);
