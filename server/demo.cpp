@@ -49,24 +49,18 @@ struct DemoCase {
     const char* tax_id;
     const char* old_address;
     const char* new_address;
-    const char* products; // JSON array
+    std::vector<std::string> products;
 };
-
-std::string json_text(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out + "\"";
-}
 
 } // namespace
 
-DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Procedure& procedure,
-                      ClockSource& clock, const std::filesystem::path& data_dir) {
+DemoSummary seed_demo(Server& server) {
+    Store& store = server.store();
+    SyncService& sync = server.sync();
+    AuthService& auth = server.auth();
+    Procedure& procedure = server.procedure();
+    ClockSource& clock = server.clock();
+    const std::filesystem::path& data_dir = server.config().data_dir;
     DemoSummary summary;
     if (!store.users().empty()) {
         return summary;
@@ -132,18 +126,47 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
     }
 
     const std::vector<DemoCase> cases{
-        {1, "CT-100234", "María Fernanda Rojas", "natural", "4455667 CB",
-         "Calle Sucre 455, Zona Central", "Av. Blanco Galindo km 6, Quillacollo",
-         R"(["telefonia_fija","internet"])"},
-        {2, "CT-100871", "Jorge Luis Camacho", "natural", "5566778 CB", "Av. América 1120",
-         "Calle Los Pinos 33, Tiquipaya", R"(["duo_multipack"])"},
-        {3, "BT-200310", "Comercial Andina SRL", "legal", "1023456027", "Av. Petrolera km 3",
-         "Calle España 210, Zona Central", R"(["internet"])"},
-        {4, "BT-200455", "Ana Gabriela Terrazas", "natural", "6677889 CB",
-         "Calle Tarija 77, Sacaba", "Av. Aroma 512, Zona Sud", R"(["internet","tv_cable"])"},
+        {1,
+         "CT-100234",
+         "María Fernanda Rojas",
+         "natural",
+         "4455667 CB",
+         "Calle Sucre 455, Zona Central",
+         "Av. Blanco Galindo km 6, Quillacollo",
+         {"telefonia_fija", "internet"}},
+        {2,
+         "CT-100871",
+         "Jorge Luis Camacho",
+         "natural",
+         "5566778 CB",
+         "Av. América 1120",
+         "Calle Los Pinos 33, Tiquipaya",
+         {"duo_multipack"}},
+        {3,
+         "BT-200310",
+         "Comercial Andina SRL",
+         "legal",
+         "1023456027",
+         "Av. Petrolera km 3",
+         "Calle España 210, Zona Central",
+         {"internet"}},
+        {4,
+         "BT-200455",
+         "Ana Gabriela Terrazas",
+         "natural",
+         "6677889 CB",
+         "Calle Tarija 77, Sacaba",
+         "Av. Aroma 512, Zona Sud",
+         {"internet", "tv_cable"}},
         // Its field work is done below: a handover waits for the warehouse.
-        {4, "BT-200888", "Rosa Elena Quiroga", "natural", "8899001 CB",
-         "Calle Jordán 321, Zona Central", "Av. Papa Paulo 1450, Zona Norte", R"(["internet"])"},
+        {4,
+         "BT-200888",
+         "Rosa Elena Quiroga",
+         "natural",
+         "8899001 CB",
+         "Calle Jordán 321, Zona Central",
+         "Av. Papa Paulo 1450, Zona Norte",
+         {"internet"}},
     };
     std::optional<Id> visited_case;
     for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -152,40 +175,40 @@ DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Proced
         const User& opener = boot ? ev : atc;
         const User& router = boot ? plataforma : jac;
         const User& reviewer = boot ? asesor : ev;
-        const std::string body =
-            "{\"modality\":" + std::to_string(dc.modality) +
-            ",\"contract\":" + json_text(dc.contract) +
-            ",\"customer_name\":" + json_text(dc.customer) +
-            ",\"person_type\":" + json_text(dc.person_type) +
-            ",\"tax_id\":" + json_text(dc.tax_id) + ",\"reference_cell\":\"7071" +
-            std::to_string(2000 + i) +
-            "\",\"contact_hours\":\"08:00-12:00\",\"products\":" + dc.products +
-            ",\"old_address\":" + json_text(dc.old_address) +
-            ",\"new_address\":" + json_text(dc.new_address) + "}";
-        const std::string detail = procedure.cases().open_case(opener, body);
-        const Id c = Id::from_hex(detail.substr(detail.find("\"id\":\"") + 6, 32));
-        procedure.cases().route_case(router, c, "{\"to\":" + json_text(reviewer.name) + "}");
+        OpenCaseCmd opening;
+        opening.modality = dc.modality;
+        opening.contract = dc.contract;
+        opening.customer_name = dc.customer;
+        opening.person_type = dc.person_type;
+        opening.tax_id = dc.tax_id;
+        opening.reference_cell = "7071" + std::to_string(2000 + i);
+        opening.contact_hours = "08:00-12:00";
+        opening.products = dc.products;
+        opening.old_address = dc.old_address;
+        opening.new_address = dc.new_address;
+        const Id c = procedure.cases().open_case(opener, opening);
+        procedure.cases().route_case(router, c, {reviewer.name});
         if (!boot) {
-            procedure.cases().contact(reviewer, c, "{}");
+            procedure.cases().contact(reviewer, c, {});
         }
         procedure.cases().feasibility(reviewer, c,
-                                      R"({"feasible":true,"note":"zona con cobertura"})");
-        std::string met;
+                                      {.feasible = true, .note = "zona con cobertura"});
+        RequirementsCmd met;
         const auto person =
             std::string(dc.person_type) == "legal" ? PersonType::legal : PersonType::natural;
         for (const auto& req : requirements_for(person, dc.modality)) {
-            met += (met.empty() ? "\"" : ",\"") + std::string(req.code) + "\"";
+            met.met.emplace_back(req.code);
         }
-        procedure.cases().requirements(reviewer, c, "{\"met\":[" + met + "]}");
-        procedure.cases().approve(reviewer, c, "{}");
+        procedure.cases().requirements(reviewer, c, met);
+        procedure.cases().approve(reviewer, c, {});
         if (i == 4) {
             visited_case = c;
         }
-        procedure.cases().issue_ots(
-            bo, c,
-            "{\"technician\":" + json_text(techs[i % 2].name) +
-                ",\"zone\":\"Cercado\",\"window_start\":" + std::to_string(now + 3600'000) +
-                ",\"window_end\":" + std::to_string(now + 5 * 3600'000) + "}");
+        procedure.cases().issue_ots(bo, c,
+                                    {.technician = techs[i % 2].name,
+                                     .window_start = now + 3600'000,
+                                     .window_end = now + 5 * 3600'000,
+                                     .zone = "Cercado"});
         summary.lines.push_back("case modality " + std::to_string(dc.modality) + " (" +
                                 dc.contract + ", " + dc.customer + ") assigned to " +
                                 techs[i % 2].name);

@@ -3,12 +3,8 @@
 // the equipment to collect or verify. Seeds only an empty database.
 #pragma once
 
-#include "auth/auth.hpp"
-#include "procedure/procedure.hpp"
-#include "store/store.hpp"
-#include "sync/sync_service.hpp"
+#include "server.hpp"
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -25,9 +21,8 @@ constexpr const char* k_demo_password = "otsync-demo";
 /// Users (password k_demo_password), the inventory of five contracts, and four cases
 /// walked through the procedure's own actions by the right roles up to OTs assigned
 /// (one per modality); contract BT-200777 (modality 4) is left for a person to open.
-/// Device keys of the demo technicians are written under `data_dir/demo-devices/`
-/// (mode 0600), so a handheld CLI can act as them.
-DemoSummary seed_demo(Store& store, SyncService& sync, AuthService& auth, Procedure& procedure,
-                      ClockSource& clock, const std::filesystem::path& data_dir);
+/// Device keys of the demo technicians are written under the server's
+/// `data_dir/demo-devices/` (mode 0600), so a handheld CLI can act as them.
+DemoSummary seed_demo(Server& server);
 
 } // namespace otsync::server

@@ -29,12 +29,9 @@
 //   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
 //   --trust-proxy           OTSYNC_TRUST_PROXY=1      login throttling by X-Forwarded-For's last
 //   hop
-#include "api/app.hpp"
-#include "api/routes.hpp"
 #include "demo.hpp"
 #include "http/http_server.hpp"
-#include "store/store.hpp"
-#include "sync/sync_service.hpp"
+#include "server.hpp"
 
 #include "otsync/error.hpp"
 
@@ -233,43 +230,38 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     try {
-        std::filesystem::create_directories(o.data_dir);
-        SqliteOptions so;
-        so.path = (std::filesystem::path(o.data_dir) / "otsync.db").string();
-        so.synchronous_full = o.sync_full;
-        auto store = open_sqlite_store(so);
-        SystemClock clock;
-        SyncService sync(*store, clock, o.sync);
-        AuthConfig auth_config = o.auth;
-        auth_config.max_concurrent_hashes = std::max(1u, o.threads);
-        AuthService auth(*store, clock, auth_config);
-        Procedure procedure(*store, sync, clock, o.procedure);
-        Api api(*store, auth, procedure);
-        api.trust_proxy(o.trust_proxy);
-        App app(*store, sync, clock);
-        app.set_api(&api);
-        if (!std::filesystem::is_regular_file(std::filesystem::path(o.web_dir) / "index.html")) {
+        ServerConfig config;
+        config.data_dir = o.data_dir;
+        config.sync_full = o.sync_full;
+        config.sync = o.sync;
+        config.auth = o.auth;
+        config.auth.max_concurrent_hashes = std::max(1u, o.threads);
+        config.procedure = o.procedure;
+        config.trust_proxy = o.trust_proxy;
+        config.max_body_sync = o.max_body_sync;
+        config.max_body = o.max_body;
+        if (std::filesystem::is_regular_file(std::filesystem::path(o.web_dir) / "index.html")) {
+            config.web_dir = o.web_dir;
+        } else {
             std::cerr << "otsync-server: no web pages in " << o.web_dir
                       << " (pass --web-dir); serving the API only" << std::endl;
-        } else {
-            app.set_web_dir(o.web_dir);
         }
+        SystemClock clock;
+        Server root(config, clock);
+        App& app = root.app();
         if (o.demo) {
-            const auto summary = seed_demo(*store, sync, auth, procedure, clock, o.data_dir);
+            const auto summary = seed_demo(root);
             for (const auto& line : summary.lines) {
                 std::cerr << "demo: " << line << "\n";
             }
         }
 
         boost::asio::io_context ioc(static_cast<int>(o.threads));
-        const std::size_t sync_limit = o.max_body_sync, default_limit = o.max_body;
         HttpServer* server_ptr = nullptr;
         HttpServer server(
             ioc, o.host, o.port, o.http,
-            [=](std::string_view, std::string_view path) {
-                return App::body_limit(path, sync_limit, default_limit);
-            },
-            route_handler([&app](const RouteRequest& r) { return app.handle(r); }),
+            [&root](std::string_view, std::string_view path) { return root.body_limit(path); },
+            route_handler([&root](const RouteRequest& r) { return root.handle(r); }),
             [&](const AccessLogLine& l) {
                 app.metrics().observe(route_label(l.path), l.status, l.ms);
                 if (server_ptr) {

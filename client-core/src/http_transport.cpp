@@ -233,6 +233,16 @@ public:
 
     HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
                    const std::string& body) override {
+        return request("POST", path, headers, body);
+    }
+
+    HttpReply request(const std::string& method, const std::string& path,
+                      const std::map<std::string, std::string>& headers,
+                      const std::string& body) override {
+        const http::verb verb = http::string_to_verb(method);
+        if (verb == http::verb::unknown) {
+            return failure(OTSYNC_ERR_NETWORK, "unknown HTTP method '" + method + "'");
+        }
         const std::lock_guard serial(m_post_mu);
         begin_post();
         struct End {
@@ -243,7 +253,7 @@ public:
         const auto start = Clock::now();
         m_request_deadline = after(start, m_opt.request_timeout_ms);
 
-        http::request<http::string_body> req{http::verb::post, m_url.prefix + path, 11};
+        http::request<http::string_body> req{verb, m_url.prefix + path, 11};
         req.set(http::field::host, m_url.host_hdr);
         req.set(http::field::user_agent, "otsync-client-core/1");
         for (const auto& [k, v] : headers) {
@@ -631,6 +641,7 @@ private:
         auto& res = parser.get();
         x.reply.status = res.result_int();
         x.reply.body = std::move(res.body());
+        x.reply.content_type = std::string(res[http::field::content_type]);
         x.reply.error = 0;
         x.keep_alive = res.keep_alive() && !parser.need_eof();
         return x;
@@ -656,6 +667,15 @@ private:
 };
 
 } // namespace
+
+HttpReply Transport::request(const std::string& method, const std::string& path,
+                             const std::map<std::string, std::string>& headers,
+                             const std::string& body) {
+    if (method == "POST") {
+        return post(path, headers, body);
+    }
+    return failure(OTSYNC_ERR_NETWORK, "this transport sends POST only, not " + method);
+}
 
 std::unique_ptr<Transport> make_http_transport(const std::string& base_url,
                                                const HttpOptions& options) {

@@ -1,39 +1,371 @@
 // The case routes (/v1/cases...): opening, the review, approval, OTs issued; docs/api.md.
+#include "api/render.hpp"
 #include "api/route.hpp"
+
+#include <charconv>
+#include <cstdint>
 
 namespace otsync::server::api {
 
+namespace {
+
+using CF = EntityType;
+
+// ---- requests -------------------------------------------------------------------------------
+
+OpenCaseCmd open_case_cmd(const std::string& body) {
+    JsonBody j(body);
+    OpenCaseCmd cmd;
+    cmd.modality = static_cast<int>(*j.integer("modality", 1, 4, true));
+    cmd.contract = j.req_text("contract", 64);
+    cmd.customer_name = j.req_text("customer_name", 200);
+    cmd.person_type = j.req_text("person_type", 16);
+    cmd.tax_id = j.req_text("tax_id", 64);
+    cmd.reference_cell = j.req_text("reference_cell", 64);
+    cmd.contact_hours = j.req_text("contact_hours", 200);
+    cmd.products = j.texts("products", 4, 64, true);
+    cmd.old_address = j.req_text("old_address", 500);
+    cmd.new_address = j.req_text("new_address", 500);
+    // The registry's own limit for each optional field, so the error names the member.
+    const auto optional = [&](const char* name) {
+        return j.text(name, field_def(CF::case_file, name).max_bytes);
+    };
+    cmd.old_geo_location = optional("old_geo_location");
+    cmd.old_neighborhood = optional("old_neighborhood");
+    cmd.old_reference = optional("old_reference");
+    cmd.new_geo_location = optional("new_geo_location");
+    cmd.new_neighborhood = optional("new_neighborhood");
+    cmd.new_reference = optional("new_reference");
+    cmd.observations = optional("observations");
+    cmd.unit = optional("unit");
+    j.done();
+    return cmd;
+}
+
+/// `?status=&modality=&contract=&limit=`. A modality that is not a number names no modality,
+/// and matches no case, as 0 does.
+CaseFilter case_filter(const Ctx& c) {
+    CaseFilter f;
+    f.status = c.q("status");
+    f.contract = c.q("contract");
+    if (const std::string m = c.q("modality"); !m.empty()) {
+        int n = 0;
+        const auto [end, ec] = std::from_chars(m.data(), m.data() + m.size(), n);
+        f.modality =
+            ec == std::errc() && end == m.data() + m.size() && std::to_string(n) == m ? n : 0;
+    }
+    f.limit = parse_limit(c.query);
+    return f;
+}
+
+/// The `fields` object of PATCH and of a step: each member a case field that may be set
+/// here (the procedure's rule, asked first so that a refused field is refused whatever its
+/// value), its JSON value of the registry's type of that field; null clears it.
+CaseFieldValues case_fields(const rapidjson::Value* fields) {
+    CaseFieldValues out;
+    if (!fields) {
+        return out;
+    }
+    for (auto it = fields->MemberBegin(); it != fields->MemberEnd(); ++it) {
+        std::string name(it->name.GetString(), it->name.GetStringLength());
+        check_settable_case_field(name);
+        const FieldDef& f = field_def(CF::case_file, name);
+        const rapidjson::Value& v = it->value;
+        Value value;
+        if (v.IsNull()) {
+            value = std::monostate{};
+        } else if (f.type == ValueType::text && v.IsString()) {
+            value = std::string(v.GetString(), v.GetStringLength());
+        } else if (f.type == ValueType::boolean && v.IsBool()) {
+            value = v.GetBool();
+        } else if (f.type == ValueType::timestamp && v.IsInt64()) {
+            value = Timestamp{v.GetInt64()};
+        } else if (f.type == ValueType::int64 && v.IsInt64()) {
+            value = v.GetInt64();
+        } else {
+            const std::string at = "fields." + name;
+            throw Error(ErrorCode::wrong_type, at + " takes " + std::string(to_string(f.type)), at);
+        }
+        out.emplace_back(std::move(name), std::move(value));
+    }
+    return out;
+}
+
+// ---- answers --------------------------------------------------------------------------------
+
+std::string case_list_json(const CaseList& list) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    w.Key("cases");
+    w.StartArray();
+    for (const CaseSummary& s : list.cases) {
+        w.StartObject();
+        w.Key("id");
+        str(w, s.id.hex());
+        w.Key("modality");
+        w.Int(s.modality);
+        w.Key("contract");
+        str(w, s.contract);
+        w.Key("customer_name");
+        str(w, s.customer_name);
+        w.Key("status");
+        str(w, s.status);
+        w.Key("opened_at");
+        w.Int64(s.opened_at);
+        w.Key("unit");
+        str(w, s.unit);
+        w.Key("last_step");
+        if (s.last_step) {
+            str(w, *s.last_step);
+        } else {
+            w.Null();
+        }
+        w.Key("requirements_missing");
+        w.Int(static_cast<int>(s.requirements_missing));
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("total");
+    w.Uint64(list.total);
+    w.EndObject();
+    return sb.GetString();
+}
+
+std::string case_detail_json(const CaseDetail& d) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    w.Key("id");
+    str(w, d.id.hex());
+    w.Key("modality");
+    w.Int(d.modality);
+    w.Key("status");
+    str(w, d.status);
+    w.Key("fields");
+    raw(w, fields_json(CF::case_file, d.state ? &*d.state : nullptr));
+    if (d.routed_to_name) {
+        w.Key("routed_to_name");
+        str(w, *d.routed_to_name);
+    }
+    w.Key("requirements");
+    w.StartArray();
+    for (const CaseRequirement& req : d.requirements) {
+        w.StartObject();
+        w.Key("code");
+        str(w, req.code);
+        w.Key("label");
+        str(w, req.label);
+        w.Key("met");
+        w.Bool(req.met);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("requirements_complete");
+    w.Bool(d.requirements_complete);
+    w.Key("steps");
+    w.StartArray();
+    for (const CaseStep& s : d.steps) {
+        w.StartObject();
+        w.Key("code");
+        str(w, s.code);
+        if (s.seed) {
+            w.Key("label");
+            str(w, s.seed->label_es);
+            w.Key("role");
+            str(w, to_string(s.seed->role));
+        }
+        w.Key("at");
+        w.Int64(s.at);
+        w.Key("by");
+        str(w, s.by);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("template");
+    w.StartArray();
+    for (const Step& s : steps_for(d.modality)) {
+        w.StartObject();
+        w.Key("code");
+        str(w, s.code);
+        w.Key("role");
+        str(w, to_string(s.role));
+        w.Key("role_label");
+        str(w, label_es(s.role));
+        w.Key("label");
+        str(w, s.label_es);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("ots");
+    w.StartArray();
+    for (const CaseOt& ot : d.ots) {
+        w.StartObject();
+        w.Key("id");
+        str(w, ot.id.hex());
+        w.Key("kind");
+        str(w, ot.kind);
+        w.Key("status");
+        str(w, ot.status);
+        w.Key("technician");
+        if (ot.technician) {
+            str(w, *ot.technician);
+        } else {
+            w.Null();
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("closing_blockers");
+    w.StartArray();
+    for (const auto& why : d.closing_blockers) {
+        str(w, why);
+    }
+    w.EndArray();
+    w.EndObject();
+    return sb.GetString();
+}
+
+std::string case_reconciliation_json(const CaseReconciliation& rec) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    w.Key("case");
+    str(w, rec.id.hex());
+    w.Key("ots");
+    w.StartArray();
+    for (const auto& ot : rec.ots) {
+        write_reconciliation(w, ot, *rec.names);
+    }
+    w.EndArray();
+    w.Key("closing_blockers");
+    w.StartArray();
+    for (const auto& why : rec.closing_blockers) {
+        str(w, why);
+    }
+    w.EndArray();
+    w.EndObject();
+    return sb.GetString();
+}
+
+/// A case action: the case named by the route, the command read from the body by `parse`,
+/// then the case detail as the action leaves it.
+template <typename Cmd>
+std::function<Reply(Procedure&, Ctx&)> act(void (Cases::*fn)(const User&, const Id&, const Cmd&),
+                                           Cmd (*parse)(JsonBody&), unsigned status = 200) {
+    return [fn, parse, status](Procedure& p, Ctx& c) {
+        const Id id = c.id("case");
+        JsonBody j(c.req.body);
+        const Cmd cmd = parse(j);
+        j.done();
+        (p.cases().*fn)(c.user, id, cmd);
+        return json(case_detail_json(p.cases().case_detail(id)), status);
+    };
+}
+
+// The body's other members are checked before the fields' values, as they always were.
+EditCaseCmd edit_case_cmd(JsonBody& j) {
+    const auto* fields = j.object("fields", true);
+    j.done();
+    return {case_fields(fields)};
+}
+
+RecordStepCmd record_step_cmd(JsonBody& j) {
+    RecordStepCmd cmd;
+    cmd.step = j.req_text("step", 16);
+    const auto* fields = j.object("fields");
+    j.done();
+    cmd.fields = case_fields(fields);
+    return cmd;
+}
+
+RouteCaseCmd route_case_cmd(JsonBody& j) {
+    return {j.req_text("to", 200)};
+}
+
+ContactCmd contact_cmd(JsonBody&) {
+    return {};
+}
+
+FeasibilityCmd feasibility_cmd(JsonBody& j) {
+    FeasibilityCmd cmd;
+    cmd.feasible = *j.boolean("feasible", true);
+    cmd.note = j.text("note", 500);
+    return cmd;
+}
+
+RequirementsCmd requirements_cmd(JsonBody& j) {
+    RequirementsCmd cmd;
+    cmd.met = j.texts("met", 32, 64);
+    cmd.unmet = j.texts("unmet", 32, 64);
+    return cmd;
+}
+
+OverrideRequirementsCmd override_cmd(JsonBody& j) {
+    return {j.req_text("reason", 500)};
+}
+
+ApproveCmd approve_cmd(JsonBody&) {
+    return {};
+}
+
+RejectCmd reject_cmd(JsonBody& j) {
+    return {j.req_text("reason", 500)};
+}
+
+CancelCaseCmd cancel_case_cmd(JsonBody& j) {
+    return {j.req_text("reason", 500)};
+}
+
+IssueOtsCmd issue_ots_cmd(JsonBody& j) {
+    IssueOtsCmd cmd;
+    cmd.technician = j.text("technician", 200);
+    cmd.window_start = j.integer("window_start", 0, INT64_MAX / 2);
+    cmd.window_end = j.integer("window_end", 0, INT64_MAX / 2);
+    cmd.zone = j.text("zone", 64);
+    return cmd;
+}
+
+} // namespace
+
 void add_case_routes(std::vector<Route>& out) {
     using P = Procedure;
-    const auto act = [](std::string (Cases::*fn)(const User&, const Id&, const std::string&),
-                        unsigned status = 200) {
-        return [fn, status](P& p, Ctx& c) {
-            return json((p.cases().*fn)(c.user, c.id("case"), c.req.body), status);
-        };
-    };
-    const auto show = [](std::string (Cases::*fn)(const Id&)) {
-        return [fn](P& p, Ctx& c) { return json((p.cases().*fn)(c.id("case"))); };
-    };
     out.insert(
         out.end(),
         {
             {"POST", "/v1/cases", k_openers,
-             [](P& p, Ctx& c) { return json(p.cases().open_case(c.user, c.req.body), 201); }},
+             [](P& p, Ctx& c) {
+                 const Id id = p.cases().open_case(c.user, open_case_cmd(c.req.body));
+                 return json(case_detail_json(p.cases().case_detail(id)), 201);
+             }},
             {"GET", "/v1/cases", k_office,
-             [](P& p, Ctx& c) { return json(p.cases().list_cases(c.query)); }},
-            {"GET", "/v1/cases/{id}", k_office, show(&Cases::case_detail)},
-            {"PATCH", "/v1/cases/{id}", k_editors, act(&Cases::edit_case)},
-            {"POST", "/v1/cases/{id}/steps", k_steppers, act(&Cases::record_step)},
-            {"POST", "/v1/cases/{id}/route", k_routers, act(&Cases::route_case)},
-            {"POST", "/v1/cases/{id}/contact", k_reviewers, act(&Cases::contact)},
-            {"POST", "/v1/cases/{id}/feasibility", k_reviewers, act(&Cases::feasibility)},
-            {"POST", "/v1/cases/{id}/requirements", k_reviewers, act(&Cases::requirements)},
-            {"POST", "/v1/cases/{id}/override", k_supervisor, act(&Cases::override_requirements)},
-            {"POST", "/v1/cases/{id}/approve", k_reviewers, act(&Cases::approve)},
-            {"POST", "/v1/cases/{id}/reject", k_reviewers, act(&Cases::reject)},
-            {"POST", "/v1/cases/{id}/cancel", k_dispatch, act(&Cases::cancel_case)},
-            {"POST", "/v1/cases/{id}/ots", k_dispatch, act(&Cases::issue_ots, 201)},
-            {"GET", "/v1/cases/{id}/reconciliation", k_office, show(&Cases::case_reconciliation)},
+             [](P& p, Ctx& c) {
+                 return json(case_list_json(p.cases().list_cases(case_filter(c))));
+             }},
+            {"GET", "/v1/cases/{id}", k_office,
+             [](P& p, Ctx& c) {
+                 return json(case_detail_json(p.cases().case_detail(c.id("case"))));
+             }},
+            {"PATCH", "/v1/cases/{id}", k_editors, act(&Cases::edit_case, &edit_case_cmd)},
+            {"POST", "/v1/cases/{id}/steps", k_steppers,
+             act(&Cases::record_step, &record_step_cmd)},
+            {"POST", "/v1/cases/{id}/route", k_routers, act(&Cases::route_case, &route_case_cmd)},
+            {"POST", "/v1/cases/{id}/contact", k_reviewers, act(&Cases::contact, &contact_cmd)},
+            {"POST", "/v1/cases/{id}/feasibility", k_reviewers,
+             act(&Cases::feasibility, &feasibility_cmd)},
+            {"POST", "/v1/cases/{id}/requirements", k_reviewers,
+             act(&Cases::requirements, &requirements_cmd)},
+            {"POST", "/v1/cases/{id}/override", k_supervisor,
+             act(&Cases::override_requirements, &override_cmd)},
+            {"POST", "/v1/cases/{id}/approve", k_reviewers, act(&Cases::approve, &approve_cmd)},
+            {"POST", "/v1/cases/{id}/reject", k_reviewers, act(&Cases::reject, &reject_cmd)},
+            {"POST", "/v1/cases/{id}/cancel", k_dispatch,
+             act(&Cases::cancel_case, &cancel_case_cmd)},
+            {"POST", "/v1/cases/{id}/ots", k_dispatch, act(&Cases::issue_ots, &issue_ots_cmd, 201)},
+            {"GET", "/v1/cases/{id}/reconciliation", k_office,
+             [](P& p, Ctx& c) {
+                 return json(case_reconciliation_json(p.cases().case_reconciliation(c.id("case"))));
+             }},
         });
 }
 

@@ -113,6 +113,8 @@ std::string render_model() {
     labels_array(w, product_labels());
     w.Key("receipts");
     labels_array(w, receipt_labels());
+    w.Key("line_statuses");
+    labels_array(w, line_status_labels());
 
     w.Key("modalities");
     w.StartArray();

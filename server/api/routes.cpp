@@ -1,6 +1,7 @@
 // The REST routes and their role table; see api.hpp and docs/api.md.
 #include "api/routes.hpp"
 
+#include "api/office.hpp"
 #include "api/route.hpp"
 
 #include <rapidjson/stringbuffer.h>
@@ -243,7 +244,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
             if (params[0].empty() || *end || !m_store.revoke_device(replica)) {
                 return error_reply(Error(ErrorCode::not_found, "no device " + params[0]));
             }
-            return json(m_procedure.office().devices_json());
+            return json(devices_json(m_procedure.office().devices()));
         }
         if (!route) {
             return error_reply(Error(ErrorCode::method_not_allowed,

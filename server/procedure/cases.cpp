@@ -8,58 +8,90 @@ using namespace detail;
 
 // ---- cases --------------------------------------------------------------------------------------
 
-std::string Cases::open_case(const User& actor, const std::string& body) {
-    JsonBody j(body);
-    const auto modality = static_cast<int>(*j.integer("modality", 1, 4, true));
-    const std::string contract = j.req_text("contract", 64);
-    const std::string customer = j.req_text("customer_name", 200);
-    const std::string person = j.req_text("person_type", 16);
-    if (person != "natural" && person != "legal") {
+void check_settable_case_field(const std::string& name) {
+    const FieldDef* f = find_field(CF::case_file, name);
+    if (!f || f->kind != FieldKind::register_ || f->lifecycle || name == "modality" ||
+        name == "requirements_override" || name == "opened_at" || name == "routed_to" ||
+        name == "rejection_told_at" || name == "fee") {
+        const std::string at = "fields." + name;
+        throw Error(ErrorCode::unknown_field,
+                    at + " cannot be set here (use the action that changes it)", at);
+    }
+}
+
+namespace {
+
+/// Sets case fields by hand (PATCH, a step's fields): each one settable here and within the
+/// registry's limits, the error naming "fields.NAME".
+void set_case_fields(Batch& b, const Id& c, const CaseFieldValues& fields) {
+    for (const auto& [name, value] : fields) {
+        check_settable_case_field(name);
+        const std::string at = "fields." + name;
+        Op probe;
+        probe.id = {0, 1};
+        probe.entity_type = CF::case_file;
+        probe.field = field_def(CF::case_file, name).id;
+        probe.kind = OpKind::set;
+        probe.value = value;
+        if (auto err = check_op_schema(probe)) {
+            throw Error(err->code(), at + ": " + err->message(), at);
+        }
+        b.set(CF::case_file, c, name, value);
+    }
+}
+
+} // namespace
+
+Id Cases::open_case(const User& actor, const OpenCaseCmd& cmd) {
+    const int modality = cmd.modality;
+    const auto steps = steps_for(modality);
+    if (steps.empty()) {
+        throw Error(ErrorCode::out_of_range, "modality must be between 1 and 4", "modality");
+    }
+    if (cmd.person_type != "natural" && cmd.person_type != "legal") {
         throw Error(ErrorCode::invalid_value, "person_type is 'natural' or 'legal'", "person_type");
     }
-    const std::string tax_id = j.req_text("tax_id", 64);
-    const std::string cell = j.req_text("reference_cell", 64);
-    const std::string hours = j.req_text("contact_hours", 200);
-    const auto products = j.texts("products", 4, 64, true);
-    if (products.empty()) {
+    if (cmd.products.empty()) {
         throw Error(ErrorCode::missing_field, "products must name at least one product",
                     "products");
     }
-    const std::string old_address = j.req_text("old_address", 500);
-    const std::string new_address = j.req_text("new_address", 500);
     std::map<std::string, std::string> optional;
-    for (const char* name :
-         {"old_geo_location", "old_neighborhood", "old_reference", "new_geo_location",
-          "new_neighborhood", "new_reference", "observations", "unit"}) {
-        // The registry's own limit for each field, so the error names the member.
-        if (auto v = j.text(name, field_def(CF::case_file, name).max_bytes)) {
+    const auto put = [&](const char* name, const std::optional<std::string>& v) {
+        if (v) {
             optional[name] = *v;
         }
-    }
-    j.done();
-    const auto first = steps_for(modality).front();
+    };
+    put("old_geo_location", cmd.old_geo_location);
+    put("old_neighborhood", cmd.old_neighborhood);
+    put("old_reference", cmd.old_reference);
+    put("new_geo_location", cmd.new_geo_location);
+    put("new_neighborhood", cmd.new_neighborhood);
+    put("new_reference", cmd.new_reference);
+    put("observations", cmd.observations);
+    put("unit", cmd.unit);
+    const auto first = steps.front();
     if (actor.role != first.role && actor.role != Role::supervisor) {
         throw Error(ErrorCode::permission_denied, "a modality " + std::to_string(modality) +
                                                       " case is opened by " +
                                                       std::string(label_es(first.role)));
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
-    const Money fee = fee_at(m_store, products, now);
+    const Money fee = fee_at(m_store, cmd.products, now);
     const Id c = Id::random();
     run(m_sync, actor, [&](Batch& b) {
         b.status(CF::case_file, c, "opened");
         b.set(CF::case_file, c, "modality", std::int64_t{modality});
-        b.set(CF::case_file, c, "contract", text(contract));
-        b.set(CF::case_file, c, "customer_name", text(customer));
-        b.set(CF::case_file, c, "person_type", text(person));
-        b.set(CF::case_file, c, "tax_id", text(tax_id));
-        b.set(CF::case_file, c, "reference_cell", text(cell));
-        b.set(CF::case_file, c, "contact_hours", text(hours));
-        b.set(CF::case_file, c, "old_address", text(old_address));
-        b.set(CF::case_file, c, "new_address", text(new_address));
+        b.set(CF::case_file, c, "contract", text(cmd.contract));
+        b.set(CF::case_file, c, "customer_name", text(cmd.customer_name));
+        b.set(CF::case_file, c, "person_type", text(cmd.person_type));
+        b.set(CF::case_file, c, "tax_id", text(cmd.tax_id));
+        b.set(CF::case_file, c, "reference_cell", text(cmd.reference_cell));
+        b.set(CF::case_file, c, "contact_hours", text(cmd.contact_hours));
+        b.set(CF::case_file, c, "old_address", text(cmd.old_address));
+        b.set(CF::case_file, c, "new_address", text(cmd.new_address));
         b.set(CF::case_file, c, "opened_at", Timestamp{now});
         std::set<std::string> seen;
-        for (const auto& p : products) {
+        for (const auto& p : cmd.products) {
             if (seen.insert(p).second) {
                 b.add(CF::case_file, c, "products", text(p));
             }
@@ -82,81 +114,57 @@ std::string Cases::open_case(const User& actor, const std::string& body) {
             }
         }
     });
-    return case_detail(c);
+    return c;
 }
 
-std::string Cases::list_cases(const std::map<std::string, std::string>& q) {
-    const std::string want_status = query_of(q, "status");
-    const std::string want_modality = query_of(q, "modality");
-    const std::string want_contract = query_of(q, "contract");
-    // The newest `limit` cases; `total` says how many matched.
-    const std::size_t limit = parse_limit(q);
-    std::size_t total = 0;
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    w.StartObject();
-    w.Key("cases");
-    w.StartArray();
+CaseList Cases::list_cases(const CaseFilter& filter) {
+    CaseList out;
     m_sync.read_state([&](const crdt::Replica& r) {
         std::vector<std::pair<std::int64_t, Id>> found;
         for (const Id& c : r.entities(CF::case_file)) {
             if (modality_of(r, c) == 0) {
                 continue;
             }
-            if (!want_status.empty() && text_of(r, CF::case_file, c, "status") != want_status) {
+            if (!filter.status.empty() && text_of(r, CF::case_file, c, "status") != filter.status) {
                 continue;
             }
-            if (!want_modality.empty() && std::to_string(modality_of(r, c)) != want_modality) {
+            if (filter.modality && modality_of(r, c) != *filter.modality) {
                 continue;
             }
-            if (!want_contract.empty() &&
-                text_of(r, CF::case_file, c, "contract") != want_contract) {
+            if (!filter.contract.empty() &&
+                text_of(r, CF::case_file, c, "contract") != filter.contract) {
                 continue;
             }
             found.emplace_back(time_of(r, CF::case_file, c, "opened_at").value_or(0), c);
         }
         std::sort(found.rbegin(), found.rend()); // newest first
-        total = found.size();
-        if (found.size() > limit) {
-            found.resize(limit);
+        out.total = found.size();
+        if (found.size() > filter.limit) {
+            found.resize(filter.limit);
         }
+        out.cases.reserve(found.size());
         for (const auto& [opened, c] : found) {
-            w.StartObject();
-            w.Key("id");
-            str(w, c.hex());
-            w.Key("modality");
-            w.Int(modality_of(r, c));
-            w.Key("contract");
-            str(w, text_of(r, CF::case_file, c, "contract"));
-            w.Key("customer_name");
-            str(w, text_of(r, CF::case_file, c, "customer_name"));
-            w.Key("status");
-            str(w, text_of(r, CF::case_file, c, "status"));
-            w.Key("opened_at");
-            w.Int64(opened);
-            w.Key("unit");
-            str(w, text_of(r, CF::case_file, c, "unit"));
+            CaseSummary s;
+            s.id = c;
+            s.modality = modality_of(r, c);
+            s.contract = text_of(r, CF::case_file, c, "contract");
+            s.customer_name = text_of(r, CF::case_file, c, "customer_name");
+            s.status = text_of(r, CF::case_file, c, "status");
+            s.opened_at = opened;
+            s.unit = text_of(r, CF::case_file, c, "unit");
             const auto* log = r.log(CF::case_file, c, "steps");
-            w.Key("last_step");
             if (log && !log->events.empty() &&
                 std::holds_alternative<std::string>(log->events.rbegin()->second)) {
-                str(w, std::get<std::string>(log->events.rbegin()->second));
-            } else {
-                w.Null();
+                s.last_step = std::get<std::string>(log->events.rbegin()->second);
             }
-            w.Key("requirements_missing");
-            w.Int(static_cast<int>(missing_requirements(r, c).size()));
-            w.EndObject();
+            s.requirements_missing = missing_requirements(r, c).size();
+            out.cases.push_back(std::move(s));
         }
     });
-    w.EndArray();
-    w.Key("total");
-    w.Uint64(total);
-    w.EndObject();
-    return sb.GetString();
+    return out;
 }
 
-std::string Cases::case_detail(const Id& c) {
+CaseDetail Cases::case_detail(const Id& c) {
     // Who did each step comes from the op log (the author of each op is kept for audit).
     std::map<OpId, Id> authors;
     for (const auto& so : m_store.ops_by_seq(m_store.op_seqs_of_entity(CF::case_file, c))) {
@@ -165,139 +173,75 @@ std::string Cases::case_detail(const Id& c) {
         }
     }
     const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
+    CaseDetail d;
+    d.id = c;
     m_sync.read_state([&](const crdt::Replica& r) {
         require_case(r, c);
         const int modality = modality_of(r, c);
-        w.StartObject();
-        w.Key("id");
-        str(w, c.hex());
-        w.Key("modality");
-        w.Int(modality);
-        w.Key("status");
-        str(w, text_of(r, CF::case_file, c, "status"));
-        w.Key("fields");
-        raw(w, fields_json(r, CF::case_file, c));
-        if (auto routed = id_of(r, CF::case_file, c, "routed_to")) {
-            w.Key("routed_to_name");
-            str(w, names->label(*routed));
+        d.modality = modality;
+        d.status = text_of(r, CF::case_file, c, "status");
+        if (const crdt::Entity* e = r.entity(CF::case_file, c)) {
+            d.state = *e;
         }
-        w.Key("requirements");
-        w.StartArray();
+        if (auto routed = id_of(r, CF::case_file, c, "routed_to")) {
+            d.routed_to_name = names->label(*routed);
+        }
         std::set<std::string> met;
         for (const auto& v : r.elements(CF::case_file, c, "requirements")) {
-            met.insert(std::get<std::string>(v));
+            if (const auto* code = std::get_if<std::string>(&v)) {
+                met.insert(*code);
+            }
         }
         for (const auto& req : requirements_for(person_of(r, c), modality)) {
-            w.StartObject();
-            w.Key("code");
-            str(w, req.code);
-            w.Key("label");
-            str(w, req.label_es);
-            w.Key("met");
-            w.Bool(met.contains(std::string(req.code)));
-            w.EndObject();
+            d.requirements.push_back({req.code, req.label_es, met.contains(std::string(req.code))});
         }
-        w.EndArray();
-        w.Key("requirements_complete");
-        w.Bool(missing_requirements(r, c).empty());
-        w.Key("steps");
-        w.StartArray();
+        d.requirements_complete = missing_requirements(r, c).empty();
         if (const auto* log = r.log(CF::case_file, c, "steps")) {
             for (const auto& [key, v] : log->events) {
-                const std::string code =
-                    std::holds_alternative<std::string>(v) ? std::get<std::string>(v) : "";
-                w.StartObject();
-                w.Key("code");
-                str(w, code);
+                CaseStep step;
+                step.code = std::holds_alternative<std::string>(v) ? std::get<std::string>(v) : "";
                 for (const auto& s : steps_for(modality)) {
-                    if (s.code == code) {
-                        w.Key("label");
-                        str(w, s.label_es);
-                        w.Key("role");
-                        str(w, to_string(s.role));
+                    if (s.code == step.code) {
+                        step.seed = &s;
                     }
                 }
-                w.Key("at");
-                w.Int64(static_cast<std::int64_t>(hlc_ms(key.hlc)));
-                w.Key("by");
-                auto a = authors.find(key.op_id());
-                str(w, a == authors.end() ? std::string() : names->label(a->second));
-                w.EndObject();
+                step.at = static_cast<std::int64_t>(hlc_ms(key.hlc));
+                if (auto a = authors.find(key.op_id()); a != authors.end()) {
+                    step.by = names->label(a->second);
+                }
+                d.steps.push_back(std::move(step));
             }
         }
-        w.EndArray();
-        w.Key("template");
-        w.StartArray();
-        for (const auto& s : steps_for(modality)) {
-            w.StartObject();
-            w.Key("code");
-            str(w, s.code);
-            w.Key("role");
-            str(w, to_string(s.role));
-            w.Key("role_label");
-            str(w, label_es(s.role));
-            w.Key("label");
-            str(w, s.label_es);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.Key("ots");
-        w.StartArray();
         for (const Id& ot : ots_of_case(r, c)) {
-            w.StartObject();
-            w.Key("id");
-            str(w, ot.hex());
-            w.Key("kind");
-            str(w, text_of(r, CF::work_order, ot, "kind"));
-            w.Key("status");
-            str(w, text_of(r, CF::work_order, ot, "status"));
-            w.Key("technician");
+            CaseOt o;
+            o.id = ot;
+            o.kind = text_of(r, CF::work_order, ot, "kind");
+            o.status = text_of(r, CF::work_order, ot, "status");
             if (auto t = id_of(r, CF::work_order, ot, "technician")) {
-                str(w, names->label(*t));
-            } else {
-                w.Null();
+                o.technician = names->label(*t);
             }
-            w.EndObject();
+            d.ots.push_back(std::move(o));
         }
-        w.EndArray();
-        w.Key("closing_blockers");
-        w.StartArray();
-        if (text_of(r, CF::case_file, c, "status") == "in_progress") {
-            for (const auto& why : closing_blockers(r, c, reconcile_options())) {
-                str(w, why);
-            }
+        if (d.status == "in_progress") {
+            d.closing_blockers = closing_blockers(r, c, reconcile_options());
         }
-        w.EndArray();
-        w.EndObject();
     });
-    return sb.GetString();
+    return d;
 }
 
-std::string Cases::edit_case(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const auto* fields = j.object("fields", true);
-    j.done();
+void Cases::edit_case(const User& actor, const Id& c, const EditCaseCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         const std::string s = b.status_of(CF::case_file, c);
         if (is_final(case_lifecycle(), s)) {
             throw Error(ErrorCode::invalid_transition, "the case is '" + s + "': it is final");
         }
-        for (auto it = fields->MemberBegin(); it != fields->MemberEnd(); ++it) {
-            set_case_field(b, c, std::string(it->name.GetString(), it->name.GetStringLength()),
-                           it->value);
-        }
+        set_case_fields(b, c, cmd.fields);
     });
-    return case_detail(c);
 }
 
-std::string Cases::record_step(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const std::string code = j.req_text("step", 16);
-    const auto* fields = j.object("fields");
-    j.done();
+void Cases::record_step(const User& actor, const Id& c, const RecordStepCmd& cmd) {
+    const std::string& code = cmd.step;
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         const int modality = modality_of(b.r, c);
@@ -325,21 +269,12 @@ std::string Cases::record_step(const User& actor, const Id& c, const std::string
             throw Error(ErrorCode::invalid_transition,
                         "the case is '" + s + "': step " + code + " does not apply now");
         }
-        if (fields) {
-            for (auto it = fields->MemberBegin(); it != fields->MemberEnd(); ++it) {
-                set_case_field(b, c, std::string(it->name.GetString(), it->name.GetStringLength()),
-                               it->value);
-            }
-        }
+        set_case_fields(b, c, cmd.fields);
         b.step(c, step->code);
     });
-    return case_detail(c);
 }
 
-std::string Cases::route_case(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const std::string to = j.req_text("to", 200);
-    j.done();
+void Cases::route_case(const User& actor, const Id& c, const RouteCaseCmd& cmd) {
     std::optional<User> target;
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
@@ -352,7 +287,7 @@ std::string Cases::route_case(const User& actor, const Id& c, const std::string&
                                                           std::string(label_es(router)));
         }
         require_status(b, c, {"opened", "routed"}, "route it");
-        target = find_user(*m_sync.directory().current(), to, handler, "to");
+        target = find_user(*m_sync.directory().current(), cmd.to, handler, "to");
         if (b.status_of(CF::case_file, c) == "opened") {
             b.status(CF::case_file, c, "routed");
         }
@@ -361,12 +296,9 @@ std::string Cases::route_case(const User& actor, const Id& c, const std::string&
             b.step(c, *code);
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::contact(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    j.done();
+void Cases::contact(const User& actor, const Id& c, const ContactCmd&) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the contact");
@@ -380,35 +312,27 @@ std::string Cases::contact(const User& actor, const Id& c, const std::string& bo
             b.step(c, *step_code(modality, 5));
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::feasibility(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const bool feasible = *j.boolean("feasible", true);
-    const auto note = j.text("note", 500);
-    j.done();
+void Cases::feasibility(const User& actor, const Id& c, const FeasibilityCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the technical feasibility");
         if (b.status_of(CF::case_file, c) == "routed") {
             b.status(CF::case_file, c, "in_review");
         }
-        b.set(CF::case_file, c, "feasible", feasible);
-        if (note) {
-            b.set(CF::case_file, c, "feasibility_note", text(*note));
+        b.set(CF::case_file, c, "feasible", cmd.feasible);
+        if (cmd.note) {
+            b.set(CF::case_file, c, "feasibility_note", text(*cmd.note));
         }
         const int modality = modality_of(b.r, c);
         b.step(c, *step_code(modality, modality == 4 ? 10 : 6));
     });
-    return case_detail(c);
 }
 
-std::string Cases::requirements(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const auto met = j.texts("met", 32, 64);
-    const auto unmet = j.texts("unmet", 32, 64);
-    j.done();
+void Cases::requirements(const User& actor, const Id& c, const RequirementsCmd& cmd) {
+    const auto& met = cmd.met;
+    const auto& unmet = cmd.unmet;
     if (met.empty() && unmet.empty()) {
         throw Error(ErrorCode::missing_field, "name requirements in 'met' or 'unmet'", "met");
     }
@@ -454,25 +378,19 @@ std::string Cases::requirements(const User& actor, const Id& c, const std::strin
             b.step(c, *step_code(modality, modality == 3 ? 5 : modality == 4 ? 9 : 7));
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::override_requirements(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const std::string reason = j.req_text("reason", 500);
-    j.done();
+void Cases::override_requirements(const User& actor, const Id& c,
+                                  const OverrideRequirementsCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"opened", "routed", "in_review", "approved"},
                        "override its requirements");
-        b.set(CF::case_file, c, "requirements_override", text(reason));
+        b.set(CF::case_file, c, "requirements_override", text(cmd.reason));
     });
-    return case_detail(c);
 }
 
-std::string Cases::approve(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    j.done();
+void Cases::approve(const User& actor, const Id& c, const ApproveCmd&) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"in_review"}, "approve it");
@@ -486,18 +404,14 @@ std::string Cases::approve(const User& actor, const Id& c, const std::string& bo
             b.step(c, *step_code(modality, 8)); // the pre-sale is entered
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::reject(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const std::string reason = j.req_text("reason", 500);
-    j.done();
+void Cases::reject(const User& actor, const Id& c, const RejectCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "reject it");
         b.status(CF::case_file, c, "rejected");
-        b.set(CF::case_file, c, "rejection_reason", text(reason));
+        b.set(CF::case_file, c, "rejection_reason", text(cmd.reason));
         // "Indica al cliente que no es posible realizar el traslado": told now.
         b.set(CF::case_file, c, "rejection_told_at",
               Timestamp{static_cast<std::int64_t>(m_clock.now_ms())});
@@ -506,42 +420,34 @@ std::string Cases::reject(const User& actor, const Id& c, const std::string& bod
             b.step(c, *step_code(modality, 9));
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::cancel_case(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const std::string reason = j.req_text("reason", 500);
-    j.done();
+void Cases::cancel_case(const User& actor, const Id& c, const CancelCaseCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         b.status(CF::case_file, c, "cancelled");
-        b.set(CF::case_file, c, "cancel_reason", text(reason));
+        b.set(CF::case_file, c, "cancel_reason", text(cmd.reason));
         for (const Id& ot : ots_of_case(b.r, c)) {
             if (!is_final(work_order_lifecycle(), b.status_of(CF::work_order, ot))) {
                 b.status(CF::work_order, ot, "cancelled");
-                b.event(CF::work_order, ot, "notes", text("Anulada con el caso: " + reason));
+                b.event(CF::work_order, ot, "notes", text("Anulada con el caso: " + cmd.reason));
             }
         }
     });
-    return case_detail(c);
 }
 
-std::string Cases::issue_ots(const User& actor, const Id& c, const std::string& body) {
-    JsonBody j(body);
-    const auto technician = j.text("technician", 200);
-    const auto window_start = j.integer("window_start", 0, INT64_MAX / 2);
-    const auto window_end = j.integer("window_end", 0, INT64_MAX / 2);
-    const auto zone = j.text("zone", 64);
-    j.done();
+void Cases::issue_ots(const User& actor, const Id& c, const IssueOtsCmd& cmd) {
+    const auto& window_start = cmd.window_start;
+    const auto& window_end = cmd.window_end;
+    const auto& zone = cmd.zone;
     if (window_start && window_end && *window_end <= *window_start) {
         throw Error(ErrorCode::invalid_value, "window_end must be after window_start",
                     "window_end");
     }
     std::optional<User> tech;
-    if (technician) {
-        tech =
-            find_user(*m_sync.directory().current(), *technician, Role::technician, "technician");
+    if (cmd.technician) {
+        tech = find_user(*m_sync.directory().current(), *cmd.technician, Role::technician,
+                         "technician");
     }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     // The contract's equipment is read from the store before the service lock.
@@ -623,33 +529,18 @@ std::string Cases::issue_ots(const User& actor, const Id& c, const std::string& 
         const int issue_step = modality == 1 ? 12 : modality == 2 ? 11 : modality == 3 ? 10 : 14;
         b.step(c, *step_code(modality, issue_step));
     });
-    return case_detail(c);
 }
 
-std::string Cases::case_reconciliation(const Id& c) {
-    const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
+CaseReconciliation Cases::case_reconciliation(const Id& c) {
+    CaseReconciliation out;
+    out.id = c;
+    out.names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
         require_case(r, c);
-        w.StartObject();
-        w.Key("case");
-        str(w, c.hex());
-        w.Key("ots");
-        w.StartArray();
-        for (const auto& rec : reconcile_case(r, c, reconcile_options())) {
-            write_reconciliation(w, rec, *names);
-        }
-        w.EndArray();
-        w.Key("closing_blockers");
-        w.StartArray();
-        for (const auto& why : closing_blockers(r, c, reconcile_options())) {
-            str(w, why);
-        }
-        w.EndArray();
-        w.EndObject();
+        out.ots = reconcile_case(r, c, reconcile_options());
+        out.closing_blockers = closing_blockers(r, c, reconcile_options());
     });
-    return sb.GetString();
+    return out;
 }
 
 } // namespace otsync::server

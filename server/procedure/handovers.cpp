@@ -1,6 +1,4 @@
 // Handovers: the warehouse receipt and the Anexo 4; see handovers.hpp.
-#include "api/anexo4.hpp"
-#include "otsync/crypto.hpp"
 #include "procedure/internal.hpp"
 
 namespace otsync::server {
@@ -9,15 +7,10 @@ using namespace detail;
 
 // ---- handovers ----------------------------------------------------------------------------------
 
-std::string Handovers::list_handovers(const std::map<std::string, std::string>& q) {
-    const std::string want = query_of(q, "status");
+HandoverList Handovers::list_handovers(const HandoverFilter& filter) {
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    w.StartObject();
-    w.Key("handovers");
-    w.StartArray();
+    HandoverList out;
     m_sync.read_state([&](const crdt::Replica& r) {
         std::vector<std::pair<std::int64_t, Id>> found;
         for (const Id& h : r.entities(CF::handover)) {
@@ -25,126 +18,93 @@ std::string Handovers::list_handovers(const std::map<std::string, std::string>& 
             if (status.empty()) {
                 continue;
             }
-            if (want.empty() ? status == "received" : status != want) {
+            if (filter.status.empty() ? status == "received" : status != filter.status) {
                 continue; // by default: the ones waiting for the warehouse
             }
             found.emplace_back(time_of(r, CF::handover, h, "date").value_or(0), h);
         }
         std::sort(found.begin(), found.end()); // oldest first: the longest waiting on top
+        out.handovers.reserve(found.size());
         for (const auto& [date, h] : found) {
-            w.StartObject();
-            w.Key("id");
-            str(w, h.hex());
-            w.Key("status");
-            str(w, text_of(r, CF::handover, h, "status"));
-            w.Key("technician");
-            const auto t = id_of(r, CF::handover, h, "technician");
-            str(w, t ? names->label(*t) : std::string());
-            w.Key("zone");
-            str(w, text_of(r, CF::handover, h, "zone"));
-            w.Key("date");
-            w.Int64(date);
-            w.Key("age_hours");
-            w.Int64(date > 0 ? (now - date) / 3600000 : 0);
-            w.Key("rows");
-            w.Uint(static_cast<unsigned>(r.elements(CF::handover, h, "rows").size()));
-            w.EndObject();
+            HandoverSummary s;
+            s.id = h;
+            s.status = text_of(r, CF::handover, h, "status");
+            if (const auto t = id_of(r, CF::handover, h, "technician")) {
+                s.technician = names->label(*t);
+            }
+            s.zone = text_of(r, CF::handover, h, "zone");
+            s.date = date;
+            s.age_hours = date > 0 ? (now - date) / 3600000 : 0;
+            s.rows = r.elements(CF::handover, h, "rows").size();
+            out.handovers.push_back(std::move(s));
         }
     });
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    return out;
 }
 
-std::string Handovers::handover_detail(const Id& h) {
+HandoverDetail Handovers::handover_detail(const Id& h) {
     const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
+    HandoverDetail d;
     m_sync.read_state([&](const crdt::Replica& r) {
         if (text_of(r, CF::handover, h, "status").empty()) {
             throw not_found("no handover " + h.hex());
         }
-        w.StartObject();
-        w.Key("id");
-        str(w, h.hex());
-        w.Key("status");
-        str(w, text_of(r, CF::handover, h, "status"));
-        w.Key("technician");
-        const auto t = id_of(r, CF::handover, h, "technician");
-        str(w, t ? names->label(*t) : std::string());
-        w.Key("zone");
-        str(w, text_of(r, CF::handover, h, "zone"));
-        w.Key("date");
-        w.Int64(time_of(r, CF::handover, h, "date").value_or(0));
-        w.Key("received_by");
-        str(w, text_of(r, CF::handover, h, "received_by"));
-        w.Key("received_at");
-        w.Int64(time_of(r, CF::handover, h, "received_at").value_or(0));
-        w.Key("received_rows_hash");
-        str(w, hex_of(r.get(CF::handover, h, "received_rows_hash")));
-        w.Key("rows");
-        w.StartArray();
+        d.id = h;
+        d.status = text_of(r, CF::handover, h, "status");
+        if (const auto t = id_of(r, CF::handover, h, "technician")) {
+            d.technician = names->label(*t);
+        }
+        d.zone = text_of(r, CF::handover, h, "zone");
+        d.date = time_of(r, CF::handover, h, "date").value_or(0);
+        d.received_by = text_of(r, CF::handover, h, "received_by");
+        d.received_at = time_of(r, CF::handover, h, "received_at").value_or(0);
+        d.received_rows_hash = hex_of(r.get(CF::handover, h, "received_rows_hash"));
         for (const auto& [serial, item] : handover_rows(r, h)) {
             const auto T = CF::collected_item;
-            w.StartObject();
-            w.Key("item");
-            str(w, item.hex());
-            w.Key("serial");
-            str(w, serial);
-            w.Key("description");
-            str(w, row_description(r, item, serial));
-            w.Key("reason");
-            str(w, text_of(r, T, item, "reason"));
-            w.Key("defect");
-            str(w, text_of(r, T, item, "defect"));
-            w.Key("observations");
-            str(w, text_of(r, T, item, "observations"));
-            w.Key("collected_at");
-            w.Int64(time_of(r, T, item, "collected_at").value_or(0));
-            w.Key("voided");
-            w.Bool(is_true(r, T, item, "voided"));
-            w.Key("receipt");
-            str(w, text_of(r, T, item, "receipt"));
-            w.Key("receipt_note");
-            str(w, text_of(r, T, item, "receipt_note"));
-            w.Key("ot");
-            const auto ot = id_of(r, T, item, "work_order");
-            str(w, ot ? ot->hex() : std::string());
-            w.EndObject();
+            HandoverRow row;
+            row.item = item;
+            row.serial = serial;
+            row.description = row_description(r, item, serial);
+            row.reason = text_of(r, T, item, "reason");
+            row.defect = text_of(r, T, item, "defect");
+            row.observations = text_of(r, T, item, "observations");
+            row.collected_at = time_of(r, T, item, "collected_at").value_or(0);
+            row.voided = is_true(r, T, item, "voided");
+            row.receipt = text_of(r, T, item, "receipt");
+            row.receipt_note = text_of(r, T, item, "receipt_note");
+            row.ot = id_of(r, T, item, "work_order");
+            d.rows.push_back(std::move(row));
         }
-        w.EndArray();
-        w.EndObject();
     });
-    return sb.GetString();
+    return d;
 }
 
-std::string Handovers::receive_handover(const User& actor, const Id& h, const std::string& body) {
-    JsonBody j(body);
-    const auto* rows = j.array("rows", m_config.max_rows_per_receipt, true);
-    struct In {
-        std::string serial, result, note;
-    };
-    std::vector<In> in;
-    for (rapidjson::SizeType i = 0; i < rows->Size(); ++i) {
-        JsonBody row((*rows)[i], "rows[" + std::to_string(i) + "]");
-        In x;
-        x.serial = normalize_serial(row.req_text("serial", 64));
-        x.result = row.req_text("result", 32);
+HandoverReceipt Handovers::receive_handover(const User& actor, const Id& h, const ReceiptCmd& cmd) {
+    if (cmd.rows.size() > m_config.max_rows_per_receipt) {
+        throw Error(ErrorCode::too_large,
+                    "rows holds at most " + std::to_string(m_config.max_rows_per_receipt) +
+                        " items",
+                    "rows");
+    }
+    std::vector<ReceiptRow> in;
+    in.reserve(cmd.rows.size());
+    for (std::size_t i = 0; i < cmd.rows.size(); ++i) {
+        const std::string at = "rows[" + std::to_string(i) + "].";
+        ReceiptRow x = cmd.rows[i];
+        x.serial = normalize_serial(x.serial);
         if (x.result != "received" && x.result != "missing" && x.result != "damaged_on_arrival") {
             throw Error(ErrorCode::invalid_value,
-                        "result is received, missing or damaged_on_arrival", row.path("result"));
+                        "result is received, missing or damaged_on_arrival", at + "result");
         }
-        x.note = row.text("note", 500).value_or("");
-        if (x.result != "received" && x.note.empty() && x.result == "damaged_on_arrival") {
-            throw Error(ErrorCode::missing_field, "say what is damaged", row.path("note"));
+        if (x.result == "damaged_on_arrival" && x.note.empty()) {
+            throw Error(ErrorCode::missing_field, "say what is damaged", at + "note");
         }
-        row.done();
         in.push_back(std::move(x));
     }
-    j.done();
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
-    const std::string clerk = actor.full_name.empty() ? actor.name : actor.full_name;
-    std::string rows_hash_hex;
+    HandoverReceipt out;
+    out.received_by = actor.full_name.empty() ? actor.name : actor.full_name;
+    out.received_at = now;
     run(m_sync, actor, [&](Batch& b) {
         const std::string status = b.status_of(CF::handover, h);
         if (status.empty()) {
@@ -163,7 +123,7 @@ std::string Handovers::receive_handover(const User& actor, const Id& h, const st
         if (by_serial.empty()) {
             throw Error(ErrorCode::invalid_transition, "this handover has no rows");
         }
-        std::map<std::string, const In*> given;
+        std::map<std::string, const ReceiptRow*> given;
         for (const auto& x : in) {
             if (!by_serial.contains(x.serial)) {
                 throw Error(ErrorCode::invalid_value,
@@ -209,43 +169,25 @@ std::string Handovers::receive_handover(const User& actor, const Id& h, const st
             }
         }
         const Hash256 hash = blake2b_256(canonical);
-        rows_hash_hex = crdt::to_hex(hash);
+        out.received_rows_hash = crdt::to_hex(hash);
         // The server's Ed25519 attestation of the receipt, kept on the handover with the
-        // fields it covers, so the technician's device can check it (client.h).
-        const Signature attest =
-            m_sync.sign(handover_receipt_message(h, actor.id, now, rows_hash_hex));
-        b.set(CF::handover, h, "received_by", text(clerk));
+        // fields it covers, so the technician's device can check it (client.h); the answer
+        // carries the same signature.
+        out.signed_message = handover_receipt_message(h, actor.id, now, out.received_rows_hash);
+        out.server_signature = m_sync.sign(out.signed_message);
+        const Signature& attest = out.server_signature;
+        b.set(CF::handover, h, "received_by", text(out.received_by));
         b.set(CF::handover, h, "received_by_user", actor.id);
         b.set(CF::handover, h, "received_at", Timestamp{now});
         b.set(CF::handover, h, "received_rows_hash", Bytes{{hash.begin(), hash.end()}});
         b.set(CF::handover, h, "receipt_signature", Bytes{{attest.begin(), attest.end()}});
         b.status(CF::handover, h, "received");
     });
-    const std::string message = handover_receipt_message(h, actor.id, now, rows_hash_hex);
-    const Signature sig = m_sync.sign(message);
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    w.StartObject();
-    w.Key("handover");
-    raw(w, handover_detail(h));
-    w.Key("receipt");
-    w.StartObject();
-    w.Key("received_by");
-    str(w, clerk);
-    w.Key("received_at");
-    w.Int64(now);
-    w.Key("received_rows_hash");
-    str(w, rows_hash_hex);
-    w.Key("signed_message");
-    str(w, message);
-    w.Key("server_signature");
-    str(w, to_base64(sig));
-    w.EndObject();
-    w.EndObject();
-    return sb.GetString();
+    out.handover = handover_detail(h);
+    return out;
 }
 
-std::string Handovers::anexo4_html(const Id& h) {
+Anexo4Form Handovers::anexo4_form(const Id& h) {
     Anexo4Form form;
     const auto names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -291,7 +233,7 @@ std::string Handovers::anexo4_html(const Id& h) {
             form.rows.push_back(std::move(row));
         }
     });
-    return render_anexo4(form);
+    return form;
 }
 
 } // namespace otsync::server

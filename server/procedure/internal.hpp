@@ -6,15 +6,10 @@
 
 #include "procedure/procedure.hpp"
 
-#include "api/json_body.hpp" // transitional: the parts still read JSON bodies
-
 #include "otsync/model.hpp"
 #include "otsync/view.hpp"
 
 #include <sodium.h>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <functional>
@@ -23,9 +18,7 @@
 
 namespace otsync::server::detail {
 
-using W = rapidjson::Writer<rapidjson::StringBuffer>;
 using CF = EntityType;
-constexpr std::size_t k_text = 500;
 
 inline Error not_found(const std::string& what) {
     return Error(ErrorCode::not_found, what);
@@ -166,53 +159,6 @@ missing_requirements(const crdt::Replica& r, const Id& c,
     return out;
 }
 
-inline void str(W& w, std::string_view s) {
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-inline void raw(W& w, const std::string& json) {
-    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
-}
-
-inline const std::map<std::string, std::string> no_query;
-
-/// Sets one case register field from a JSON value, typed by the registry.
-inline void set_case_field(Batch& b, const Id& c, const std::string& name,
-                           const rapidjson::Value& v) {
-    const FieldDef* f = find_field(CF::case_file, name);
-    const std::string at = "fields." + name;
-    if (!f || f->kind != FieldKind::register_ || f->lifecycle || name == "modality" ||
-        name == "requirements_override" || name == "opened_at" || name == "routed_to" ||
-        name == "rejection_told_at" || name == "fee") {
-        throw Error(ErrorCode::unknown_field,
-                    at + " cannot be set here (use the action that changes it)", at);
-    }
-    Value value;
-    if (v.IsNull()) {
-        value = std::monostate{};
-    } else if (f->type == ValueType::text && v.IsString()) {
-        value = std::string(v.GetString(), v.GetStringLength());
-    } else if (f->type == ValueType::boolean && v.IsBool()) {
-        value = v.GetBool();
-    } else if (f->type == ValueType::timestamp && v.IsInt64()) {
-        value = Timestamp{v.GetInt64()};
-    } else if (f->type == ValueType::int64 && v.IsInt64()) {
-        value = v.GetInt64();
-    } else {
-        throw Error(ErrorCode::wrong_type, at + " takes " + std::string(to_string(f->type)), at);
-    }
-    Op probe;
-    probe.id = {0, 1};
-    probe.entity_type = CF::case_file;
-    probe.field = f->id;
-    probe.kind = OpKind::set;
-    probe.value = value;
-    if (auto err = check_op_schema(probe)) {
-        throw Error(err->code(), at + ": " + err->message(), at);
-    }
-    b.set(CF::case_file, c, name, std::move(value));
-}
-
 inline User find_user(const Directory::Snapshot& users, const std::string& name, Role role,
                       const std::string& member) {
     const User* u = users.find(name);
@@ -226,130 +172,6 @@ inline User find_user(const Directory::Snapshot& users, const std::string& name,
                     member);
     }
     return *u;
-}
-
-inline std::string query_of(const std::map<std::string, std::string>& q, const std::string& k) {
-    auto it = q.find(k);
-    return it == q.end() ? std::string() : it->second;
-}
-
-/// `limit` from a query: how many of the newest a list returns (default 1000, at most
-/// 10000), so no list grows without bound.
-inline std::size_t parse_limit(const std::map<std::string, std::string>& q) {
-    const std::string l = query_of(q, "limit");
-    if (l.empty()) {
-        return 1000;
-    }
-    char* end = nullptr;
-    const auto n = std::strtoul(l.c_str(), &end, 10);
-    if (*end || n == 0 || n > 10000) {
-        throw Error(ErrorCode::invalid_value, "limit is a whole number from 1 to 10000", "limit");
-    }
-    return n;
-}
-
-/// One reconciliation line; `names` name the row's collector.
-inline void write_line(W& w, const SerialLine& l, const Directory::Snapshot& names) {
-    w.StartObject();
-    w.Key("serial");
-    str(w, l.serial);
-    w.Key("status");
-    str(w, l.status);
-    w.Key("expected");
-    w.Bool(l.expected);
-    w.Key("settled");
-    w.Bool(l.settled);
-    w.Key("collected_twice");
-    w.Bool(l.collected_twice);
-    if (!l.also_on.empty()) {
-        w.Key("also_on");
-        w.StartArray();
-        for (const auto& o : l.also_on) {
-            str(w, o.hex());
-        }
-        w.EndArray();
-    }
-    if (l.item) {
-        w.Key("item");
-        str(w, l.item->hex());
-        w.Key("reason");
-        str(w, l.reason);
-        w.Key("defect");
-        str(w, l.defect);
-        w.Key("description");
-        str(w, l.description);
-        w.Key("observations");
-        str(w, l.observations);
-        w.Key("collected_at");
-        w.Int64(l.collected_at);
-        w.Key("receipt");
-        str(w, l.receipt);
-        w.Key("receipt_note");
-        str(w, l.receipt_note);
-        w.Key("handover");
-        if (l.handover) {
-            str(w, l.handover->hex());
-        } else {
-            w.Null();
-        }
-        w.Key("collected_by");
-        if (l.collected_by) {
-            str(w, names.label(*l.collected_by));
-        } else {
-            w.Null();
-        }
-        w.Key("overdue");
-        w.Bool(l.overdue);
-    }
-    w.Key("resolution");
-    str(w, l.resolution);
-    w.Key("missing_reason");
-    str(w, l.missing_reason);
-    w.EndObject();
-}
-
-inline void write_reconciliation(W& w, const OtReconciliation& rec,
-                                 const Directory::Snapshot& names) {
-    w.StartObject();
-    w.Key("ot");
-    str(w, rec.ot.hex());
-    w.Key("case");
-    str(w, rec.case_id.hex());
-    w.Key("kind");
-    str(w, rec.kind);
-    w.Key("status");
-    str(w, rec.status);
-    w.Key("mode");
-    str(w, rec.mode == OtMode::collect  ? "collect"
-           : rec.mode == OtMode::verify ? "verify"
-                                        : "none");
-    w.Key("signature_mismatch");
-    w.Bool(rec.signature_mismatch);
-    std::map<std::string, int> counts;
-    for (const auto& l : rec.lines) {
-        counts[l.status]++;
-        if (l.collected_twice) {
-            counts["collected_twice"]++;
-        }
-        if (l.overdue) {
-            counts["overdue"]++;
-        }
-    }
-    w.Key("counts");
-    w.StartObject();
-    for (const char* k :
-         {"matched", "unexpected", "missing", "damaged", "pending", "collected_twice", "overdue"}) {
-        w.Key(k);
-        w.Int(counts[k]);
-    }
-    w.EndObject();
-    w.Key("lines");
-    w.StartArray();
-    for (const auto& l : rec.lines) {
-        write_line(w, l, names);
-    }
-    w.EndArray();
-    w.EndObject();
 }
 
 /// A bytes register (a rows hash) as lowercase hex; empty when unset.

@@ -134,8 +134,5 @@ constexpr double k_timeliness_target = 95.0;
 constexpr std::int64_t k_timely_ms = 24ll * 3600 * 1000;
 
 Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q);
-std::string indicators_json(const Indicators& ind);
-/// One line per case: date,case,contract,customer,modality,unit,status,effective,timely,...
-std::string indicators_csv(const Indicators& ind);
 
 } // namespace otsync::server

@@ -5,32 +5,40 @@ namespace otsync::server {
 
 using namespace detail;
 
+namespace {
+
+/// A copy of an entity's state, for a read model to render outside the service lock.
+std::optional<crdt::Entity> state_of(const crdt::Replica& r, EntityType t, const Id& id) {
+    const crdt::Entity* e = r.entity(t, id);
+    return e ? std::optional<crdt::Entity>(*e) : std::nullopt;
+}
+
+void require_ot(const crdt::Replica& r, const Id& ot) {
+    if (text_of(r, CF::work_order, ot, "status").empty()) {
+        throw not_found("no OT " + ot.hex());
+    }
+}
+
+} // namespace
+
 // ---- OTs ----------------------------------------------------------------------------------------
 
-std::string WorkOrders::list_ots(const std::map<std::string, std::string>& q) {
-    const std::string want_status = query_of(q, "status");
-    const std::string want_case = query_of(q, "case");
+OtList WorkOrders::list_ots(const OtFilter& filter) {
     std::optional<Id> want_tech;
-    if (auto name = query_of(q, "technician"); !name.empty()) {
-        auto u = m_store.user_by_name(name);
+    if (!filter.technician.empty()) {
+        auto u = m_store.user_by_name(filter.technician);
         if (!u) {
-            throw not_found("no user named '" + name + "'");
+            throw not_found("no user named '" + filter.technician + "'");
         }
         want_tech = u->id;
     }
-    const std::size_t limit = parse_limit(q); // the newest; `total` says how many matched
-    std::size_t total = 0;
+    OtList out;
     const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    w.StartObject();
-    w.Key("ots");
-    w.StartArray();
     m_sync.read_state([&](const crdt::Replica& r) {
         std::vector<std::pair<std::int64_t, Id>> found;
         for (const Id& ot : r.entities(CF::work_order)) {
             const std::string status = text_of(r, CF::work_order, ot, "status");
-            if (status.empty() || (!want_status.empty() && status != want_status)) {
+            if (status.empty() || (!filter.status.empty() && status != filter.status)) {
                 continue;
             }
             const auto tech = id_of(r, CF::work_order, ot, "technician");
@@ -38,83 +46,53 @@ std::string WorkOrders::list_ots(const std::map<std::string, std::string>& q) {
                 continue;
             }
             const auto c = id_of(r, CF::work_order, ot, "case");
-            if (!want_case.empty() && (!c || c->hex() != want_case)) {
+            if (filter.case_id && c != filter.case_id) {
                 continue;
             }
             found.emplace_back(time_of(r, CF::work_order, ot, "issued_at").value_or(0), ot);
         }
         std::sort(found.rbegin(), found.rend()); // newest first
-        total = found.size();
-        if (found.size() > limit) {
-            found.resize(limit);
+        out.total = found.size();
+        if (found.size() > filter.limit) {
+            found.resize(filter.limit);
         }
+        out.ots.reserve(found.size());
         for (const auto& [issued, ot] : found) {
-            const std::string status = text_of(r, CF::work_order, ot, "status");
-            const auto tech = id_of(r, CF::work_order, ot, "technician");
-            const auto c = id_of(r, CF::work_order, ot, "case");
-            w.StartObject();
-            w.Key("id");
-            str(w, ot.hex());
-            w.Key("case");
-            str(w, c ? c->hex() : std::string());
-            w.Key("contract");
-            str(w, c ? text_of(r, CF::case_file, *c, "contract") : std::string());
-            w.Key("kind");
-            str(w, text_of(r, CF::work_order, ot, "kind"));
-            w.Key("status");
-            str(w, status);
-            w.Key("address");
-            str(w, text_of(r, CF::work_order, ot, "address"));
-            w.Key("technician");
-            if (tech) {
-                str(w, names->label(*tech));
-            } else {
-                w.Null();
+            OtSummary s;
+            s.id = ot;
+            s.case_id = id_of(r, CF::work_order, ot, "case");
+            if (s.case_id) {
+                s.contract = text_of(r, CF::case_file, *s.case_id, "contract");
             }
-            w.Key("issued_at");
-            w.Int64(issued);
-            w.EndObject();
+            s.kind = text_of(r, CF::work_order, ot, "kind");
+            s.status = text_of(r, CF::work_order, ot, "status");
+            s.address = text_of(r, CF::work_order, ot, "address");
+            if (const auto tech = id_of(r, CF::work_order, ot, "technician")) {
+                s.technician = names->label(*tech);
+            }
+            s.issued_at = issued;
+            out.ots.push_back(std::move(s));
         }
     });
-    w.EndArray();
-    w.Key("total");
-    w.Uint64(total);
-    w.EndObject();
-    return sb.GetString();
+    return out;
 }
 
-std::string WorkOrders::ot_detail(const Id& ot) {
-    const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
+OtDetail WorkOrders::ot_detail(const Id& ot) {
+    OtDetail d;
+    d.id = ot;
+    d.names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
-        if (text_of(r, CF::work_order, ot, "status").empty()) {
-            throw not_found("no OT " + ot.hex());
-        }
-        w.StartObject();
-        w.Key("id");
-        str(w, ot.hex());
-        w.Key("fields");
-        raw(w, fields_json(r, CF::work_order, ot));
-        w.Key("technician_name");
-        if (auto t = id_of(r, CF::work_order, ot, "technician")) {
-            str(w, names->label(*t));
-        } else {
-            w.Null();
-        }
-        w.Key("reconciliation");
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), *names);
-        w.EndObject();
+        require_ot(r, ot);
+        d.state = state_of(r, CF::work_order, ot);
+        d.technician = id_of(r, CF::work_order, ot, "technician");
+        d.reconciliation = reconcile_ot(r, ot, reconcile_options());
     });
-    return sb.GetString();
+    return d;
 }
 
-std::string WorkOrders::assign_ot(const User& actor, const Id& ot, const std::string& body) {
-    JsonBody j(body);
-    const std::string name = j.req_text("technician", 200);
-    j.done();
+void WorkOrders::assign_ot(const User& actor, const Id& ot, const AssignOtCmd& cmd) {
     const User tech =
-        find_user(*m_sync.directory().current(), name, Role::technician, "technician");
+        find_user(*m_sync.directory().current(), cmd.technician, Role::technician, "technician");
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
@@ -122,28 +100,20 @@ std::string WorkOrders::assign_ot(const User& actor, const Id& ot, const std::st
         b.set(CF::work_order, ot, "technician", tech.id);
         b.status(CF::work_order, ot, "assigned");
     });
-    return ot_detail(ot);
 }
 
-std::string WorkOrders::cancel_ot(const User& actor, const Id& ot, const std::string& body) {
-    JsonBody j(body);
-    const std::string reason = j.req_text("reason", 500);
-    j.done();
+void WorkOrders::cancel_ot(const User& actor, const Id& ot, const CancelOtCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
         }
         b.status(CF::work_order, ot, "cancelled");
-        b.event(CF::work_order, ot, "notes", text("Anulada: " + reason));
+        b.event(CF::work_order, ot, "notes", text("Anulada: " + cmd.reason));
     });
-    return ot_detail(ot);
 }
 
-std::string WorkOrders::missing_reason(const User& actor, const Id& ot, const std::string& body) {
-    JsonBody j(body);
-    const std::string serial = normalize_serial(j.req_text("serial", 64));
-    const std::string reason = j.req_text("reason", 400);
-    j.done();
+void WorkOrders::missing_reason(const User& actor, const Id& ot, const MissingReasonCmd& cmd) {
+    const std::string serial = normalize_serial(cmd.serial);
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
@@ -158,40 +128,40 @@ std::string WorkOrders::missing_reason(const User& actor, const Id& ot, const st
             throw Error(ErrorCode::invalid_value,
                         serial + " is not an expected serial missing from this OT", "serial");
         }
-        b.event(CF::work_order, ot, "missing_reasons", text(serial + ": " + reason));
+        b.event(CF::work_order, ot, "missing_reasons", text(serial + ": " + cmd.reason));
     });
-    return ot_detail(ot);
 }
 
-std::string WorkOrders::ot_reconciliation(const Id& ot) {
-    const auto names = m_sync.directory().current(); // read before the service lock
-    rapidjson::StringBuffer sb;
-    W w(sb);
+OtReconciliationView WorkOrders::ot_reconciliation(const Id& ot) {
+    OtReconciliationView v;
+    v.names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
-        if (text_of(r, CF::work_order, ot, "status").empty()) {
-            throw not_found("no OT " + ot.hex());
-        }
-        write_reconciliation(w, reconcile_ot(r, ot, reconcile_options()), *names);
+        require_ot(r, ot);
+        v.reconciliation = reconcile_ot(r, ot, reconcile_options());
     });
-    return sb.GetString();
+    return v;
 }
 
-std::string WorkOrders::resolve_item(const User& actor, const Id& item, const std::string& body) {
-    JsonBody j(body);
-    const std::string resolution = j.req_text("resolution", 500);
-    j.done();
+void WorkOrders::resolve_item(const User& actor, const Id& item, const ResolveItemCmd& cmd) {
     run(m_sync, actor, [&](Batch& b) {
         const auto ot = id_of(b.r, CF::collected_item, item, "work_order");
         if (!ot) {
             throw not_found("no collected item " + item.hex());
         }
-        b.set(CF::collected_item, item, "resolution", text(resolution));
+        b.set(CF::collected_item, item, "resolution", text(cmd.resolution));
     });
-    rapidjson::StringBuffer sb;
-    W w(sb);
-    m_sync.read_state(
-        [&](const crdt::Replica& r) { raw(w, entity_json(r, CF::collected_item, item)); });
-    return sb.GetString();
+}
+
+CollectedItemView WorkOrders::item_detail(const Id& item) {
+    CollectedItemView v;
+    v.id = item;
+    m_sync.read_state([&](const crdt::Replica& r) {
+        if (!id_of(r, CF::collected_item, item, "work_order")) {
+            throw not_found("no collected item " + item.hex());
+        }
+        v.state = state_of(r, CF::collected_item, item);
+    });
+    return v;
 }
 
 } // namespace otsync::server

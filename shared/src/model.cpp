@@ -382,6 +382,17 @@ constexpr std::array<CodeLabel, 3> k_receipt_labels{{
     {"missing", "No llegó al almacén", "no llegó al almacén"},
     {"damaged_on_arrival", "Llegó dañado", "recibido dañado"},
 }};
+// A serial's line in the reconciliation of an OT (server/procedure/views.hpp SerialLine),
+// and signature_mismatch: the customer's signature does not name the rows the server holds.
+constexpr std::array<CodeLabel, 6> k_line_status_labels{{
+    {"matched", "Coincide", "coincide"},
+    {"unexpected", "No esperado", "no esperado"},
+    {"missing", "Faltante", "faltante"},
+    {"damaged", "Dañado", "dañado"},
+    {"pending", "Pendiente", "pendiente"},
+    {"signature_mismatch", "La firma del cliente no corresponde a las filas",
+     "la firma del cliente no corresponde a las filas"},
+}};
 constexpr std::array<CodeLabel, 2> k_reason_labels{{
     {"migration", "Migración", "migración"},
     {"damaged", "Dañado", "dañado"},
@@ -801,6 +812,9 @@ std::span<const CodeLabel> receipt_labels() noexcept {
 }
 std::span<const CodeLabel> reason_labels() noexcept {
     return k_reason_labels;
+}
+std::span<const CodeLabel> line_status_labels() noexcept {
+    return k_line_status_labels;
 }
 
 const CodeLabel* find_label(std::span<const CodeLabel> table, std::string_view code) noexcept {

@@ -5,9 +5,7 @@
 
 #include "otsync/client.hpp"
 
-#include "api/app.hpp"
-#include "store/store.hpp"
-#include "sync/sync_service.hpp"
+#include "server.hpp"
 
 #include "otsync/view.hpp"
 
@@ -103,11 +101,13 @@ struct Server {
     /// `clock_offset_ms` from the system's.
     explicit Server(const std::string& db_path = {}, std::int64_t clock_offset_ms = 0)
         : clock(clock_offset_ms) {
-        server::SqliteOptions o;
-        o.path = db_path.empty() ? (dir.path / "server.db").string() : db_path;
-        store = server::open_sqlite_store(o);
-        sync = std::make_unique<server::SyncService>(*store, clock, server::SyncConfig{});
-        app = std::make_unique<server::App>(*store, *sync, clock);
+        server::ServerConfig config;
+        config.data_dir = dir.path;
+        config.db_path = db_path;
+        root = std::make_unique<server::Server>(config, clock);
+        store = &root->store();
+        sync = &root->sync();
+        app = &root->app();
         if (db_path.empty()) {
             office = add_user("bo", Role::back_office);
         } else {
@@ -164,9 +164,10 @@ struct Server {
 
     TempDir dir;
     OffsetClock clock;
-    std::unique_ptr<server::Store> store;
-    std::unique_ptr<server::SyncService> sync;
-    std::unique_ptr<server::App> app;
+    std::unique_ptr<server::Server> root; // the server's composition root, as main builds it
+    server::Store* store = nullptr;
+    server::SyncService* sync = nullptr;
+    server::App* app = nullptr;
     Id office;
 };
 

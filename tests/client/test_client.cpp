@@ -284,7 +284,7 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     // Mamani collects CPR-AD3005051 offline; back office reassigns the OT to Quispe; Mamani
     // syncs. The modem is in Mamani's hands: her Anexo 4, her custody, her name on the views.
     Server s;
-    server::Procedure proc(*s.store, *s.sync, s.clock, server::ProcedureConfig{});
+    server::Procedure& proc = s.root->procedure();
     auto person = [&](const std::string& name, const std::string& full, Role role) {
         server::User u{Id::random(), name, role, false, 0, {}, full, {}};
         s.store->add_user(u);
@@ -337,7 +337,7 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK(m.collect(ot.hex(), adapter, "Fuente 12V", "migration", "", "") ==
           OTSYNC_VERDICT_UNEXPECTED);
     const Id row = Id::collected_item(ot, modem), row2 = Id::collected_item(ot, adapter);
-    proc.ots().assign_ot(bo, ot, R"({"technician":"tec.quispe"})");
+    proc.ots().assign_ot(bo, ot, server::AssignOtCmd{"tec.quispe"});
     CHECK(m.sync(t).rejected == 0);
     CHECK(m.pending() == 0);
     CHECK(m.list_ots_json("").find(ot.hex()) == std::string::npos);      // the OT left her device
@@ -353,15 +353,36 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK(status.find("sus 2 filas llegaron al servidor") != std::string::npos);
 
     // The office sees Mamani as the one answerable for the rows.
-    CHECK(proc.ots().ot_reconciliation(ot).find("\"collected_by\":\"Juan Mamani\"") !=
-          std::string::npos);
-    const std::string open = proc.office().discrepancies({});
-    CHECK(open.find(adapter) != std::string::npos);
-    CHECK(open.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
-    CHECK(open.find("\"technician\":\"Pedro Quispe\"") == std::string::npos);
-    const std::string held = proc.office().contract_detail(contract);
-    CHECK(held.find("\"custody\":\"technician\"") != std::string::npos);
-    CHECK(held.find("\"held_by\":\"Juan Mamani\"") != std::string::npos);
+    {
+        const auto rec = proc.ots().ot_reconciliation(ot);
+        const auto& lines = rec.reconciliation.lines;
+        CHECK(std::any_of(lines.begin(), lines.end(), [&](const server::SerialLine& l) {
+            return l.collected_by && rec.names->label(*l.collected_by) == "Juan Mamani";
+        }));
+    }
+    // The discrepancies' serials, and who answers for them.
+    const auto serials = [](const server::DiscrepancyList& l) {
+        std::set<std::string> out;
+        for (const auto& d : l.items) {
+            out.insert(d.line.serial);
+        }
+        return out;
+    };
+    const auto technicians = [](const server::DiscrepancyList& l) {
+        std::set<std::string> out;
+        for (const auto& d : l.items) {
+            out.insert(d.technician);
+        }
+        return out;
+    };
+    const auto open = proc.office().discrepancies({});
+    CHECK(serials(open).contains(adapter));
+    CHECK(technicians(open).contains("Juan Mamani"));
+    CHECK(!technicians(open).contains("Pedro Quispe"));
+    const auto held = proc.office().contract_detail(contract);
+    REQUIRE(held.equipment.size() == 1);
+    CHECK(held.equipment[0].custody == "technician");
+    CHECK(held.equipment[0].held_by == "Juan Mamani");
 
     // Quispe has nothing to hand over; Mamani hands over both rows.
     try {
@@ -379,18 +400,23 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     s.sync->read_state([&](const crdt::Replica& st) {
         CHECK(st.elements(EntityType::handover, h, "rows").size() == 2);
     });
-    proc.handovers().receive_handover(clerk, h,
-                                      R"({"rows":[{"serial":")" + modem +
-                                          R"(","result":"received"},)" + R"({"serial":")" +
-                                          adapter + R"(","result":"received"}]})");
-    CHECK(proc.office().contract_detail(contract).find("\"custody\":\"warehouse\"") !=
-          std::string::npos);
-    const std::string anexo4 = proc.handovers().anexo4_html(h);
-    CHECK(anexo4.find("Juan Mamani") != std::string::npos);
-    CHECK(anexo4.find("Pedro Quispe") == std::string::npos);
-    const std::string all = proc.office().discrepancies({{"all", "1"}});
-    CHECK(all.find(adapter) != std::string::npos);
-    CHECK(all.find("\"technician\":\"Juan Mamani\"") != std::string::npos);
+    proc.handovers().receive_handover(
+        clerk, h, server::ReceiptCmd{{{modem, "received", ""}, {adapter, "received", ""}}});
+    CHECK(proc.office().contract_detail(contract).equipment.at(0).custody == "warehouse");
+    {
+        // The Anexo 4 names Mamani, who delivers the rows, and never Quispe.
+        const auto anexo4 = proc.handovers().anexo4_form(h);
+        CHECK(anexo4.technician == "Juan Mamani");
+        CHECK(anexo4.delivered_by == "Juan Mamani");
+        CHECK(anexo4.received_by == "Rosa Vargas");
+        REQUIRE(anexo4.rows.size() == 2);
+        for (const auto& r : anexo4.rows) {
+            CHECK(r.collected_by == "Juan Mamani");
+        }
+    }
+    const auto all = proc.office().discrepancies({.all = true});
+    CHECK(serials(all).contains(adapter));
+    CHECK(technicians(all).contains("Juan Mamani"));
 
     // Received: out of her custody, the rows leave her device; the OT's technician keeps them.
     m.sync(t);

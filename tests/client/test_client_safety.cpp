@@ -149,9 +149,10 @@ TEST_CASE("a server restored from a backup before enrollment: re-enroll, every u
     REQUIRE(unsent > 0);
 
     // The server's machine is lost; the operator restores the backup.
-    s.app.reset();
-    s.sync.reset();
-    s.store.reset();
+    s.app = nullptr;
+    s.sync = nullptr;
+    s.store = nullptr;
+    s.root.reset();
     Server restored(backup);
     LoopbackTransport rt(*restored.app);
     const auto ops_before = restored.store->op_count();

@@ -1,15 +1,11 @@
 // Runs the real otsync-server binary for integration tests: on an ephemeral loopback
 // port, in a temporary data folder, stopped (SIGTERM) or killed (SIGKILL) on demand.
-// Also a minimal blocking HTTP client (Boost.Beast) and signed sync calls.
+// Requests go through client-core's built-in HTTP transport; also signed sync calls.
 #pragma once
 
+#include "otsync/client.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include <doctest/doctest.h>
 
@@ -33,10 +29,6 @@
 extern char** environ;
 
 namespace otsync::test {
-
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
 
 struct DataDir {
     DataDir() {
@@ -201,31 +193,14 @@ struct HttpResult {
     std::string content_type;
 };
 
+/// One request to the server on `port` through client-core's built-in transport (the same
+/// HTTP client the handhelds use).
 inline HttpResult http_call(unsigned short port, const std::string& method,
                             const std::string& target, const std::string& body = {},
                             const std::map<std::string, std::string>& headers = {}) {
-    try {
-        boost::asio::io_context ioc;
-        beast::tcp_stream stream(ioc);
-        stream.expires_after(std::chrono::seconds(30));
-        stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-        http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-        req.set(http::field::host, "127.0.0.1");
-        for (const auto& [k, v] : headers) {
-            req.set(k, v);
-        }
-        req.body() = body;
-        req.prepare_payload();
-        http::write(stream, req);
-        beast::flat_buffer buffer;
-        http::response<http::string_body> res;
-        http::read(stream, buffer, res);
-        beast::error_code ec;
-        stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-        return {res.result_int(), res.body(), std::string(res[http::field::content_type])};
-    } catch (const std::exception&) {
-        return {};
-    }
+    const auto transport = client::make_http_transport("http://127.0.0.1:" + std::to_string(port));
+    const client::HttpReply r = transport->request(method, target, headers, body);
+    return {r.status, r.body, r.content_type};
 }
 
 /// A device over real HTTP.

@@ -5,10 +5,7 @@
 // timing beyond "eventually". Also the error model: one status per error code.
 #include "http/http_server.hpp"
 
-#include "api/app.hpp"
-#include "api/routes.hpp"
-#include "auth/auth.hpp"
-#include "procedure/procedure.hpp"
+#include "server.hpp"
 #include "sync_fixture.hpp"
 
 #include "otsync/error.hpp"
@@ -333,35 +330,29 @@ void check_refused(TestServer& server, const std::string& request, unsigned stat
 
 // ---- the real routes behind the HTTP layer ---------------------------------------------
 
-/// App with the REST API over a temporary store, as otsync-server wires it (main.cpp).
+/// The server's composition root over a temporary store, as otsync-server builds it.
 struct AppStack {
     AppStack() {
-        SqliteOptions o;
-        o.path = (dir.path / "otsync.db").string();
-        store = open_sqlite_store(o);
-        sync = std::make_unique<SyncService>(*store, clock, SyncConfig{});
-        AuthConfig a;
-        a.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
-        a.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
-        auth = std::make_unique<AuthService>(*store, clock, a);
-        procedure = std::make_unique<Procedure>(*store, *sync, clock, ProcedureConfig{});
-        api = std::make_unique<Api>(*store, *auth, *procedure);
-        app = std::make_unique<App>(*store, *sync, clock);
-        app->set_api(api.get());
+        ServerConfig config;
+        config.data_dir = dir.path;
+        config.auth.pwhash_opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        config.auth.pwhash_memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        root = std::make_unique<Server>(config, clock);
+        store = &root->store();
+        auth = &root->auth();
+        app = &root->app();
     }
 
     Handler handler() {
-        return route_handler([this](const RouteRequest& r) { return app->handle(r); });
+        return route_handler([this](const RouteRequest& r) { return root->handle(r); });
     }
 
     test::TempDir dir;
     FakeClock clock{1'795'000'000'000};
-    std::unique_ptr<Store> store;
-    std::unique_ptr<SyncService> sync;
-    std::unique_ptr<AuthService> auth;
-    std::unique_ptr<Procedure> procedure;
-    std::unique_ptr<Api> api;
-    std::unique_ptr<App> app;
+    std::unique_ptr<Server> root;
+    Store* store = nullptr;
+    AuthService* auth = nullptr;
+    App* app = nullptr;
 };
 
 /// `text` is valid UTF-8 and one JSON object whose strings decode to valid UTF-8 too

@@ -4,6 +4,7 @@
 // cancelled, still open) and the hours from opening to its first final action. The
 // events of all cases run interleaved on one timeline with a fake clock, through the
 // procedure's actions and the technician's ops, as the real server would see them.
+#include "api/office.hpp"
 #include "procedure/procedure.hpp"
 #include "sync_fixture.hpp"
 
@@ -54,10 +55,22 @@ server::User make_user(Fixture& f, const std::string& name, Role role) {
     return u;
 }
 
-Id id_in(const std::string& json) {
-    const auto at = json.find("\"id\":\"");
-    REQUIRE(at != std::string::npos);
-    return Id::from_hex(json.substr(at + 6, 32));
+/// What opening a case of `contract` records: the test's customer, one product.
+server::OpenCaseCmd opening(int modality, const std::string& contract,
+                            std::optional<std::string> unit) {
+    server::OpenCaseCmd cmd;
+    cmd.modality = modality;
+    cmd.contract = contract;
+    cmd.customer_name = "X";
+    cmd.person_type = "natural";
+    cmd.tax_id = "1";
+    cmd.reference_cell = "7";
+    cmd.contact_hours = "8-12";
+    cmd.products = {"internet"};
+    cmd.old_address = "a";
+    cmd.new_address = "b";
+    cmd.unit = std::move(unit);
+    return cmd;
 }
 
 } // namespace
@@ -134,40 +147,36 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     for (auto& s : cases) {
         Scenario* c = &s;
         const std::int64_t t0 = s.opened_at;
-        events.push_back(
-            {t0, 0, [&, c] {
-                 const std::string body =
-                     R"({"modality":2,"contract":")" + c->contract +
-                     R"(","customer_name":"X","person_type":"natural","tax_id":"1",)"
-                     R"("reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
-                     R"("old_address":"a","new_address":"b","unit":"Cercado"})";
-                 c->case_id = id_in(proc.cases().open_case(atc, body));
-                 proc.cases().route_case(jac, c->case_id, R"({"to":"ev"})");
-             }});
+        events.push_back({t0, 0, [&, c] {
+                              c->case_id =
+                                  proc.cases().open_case(atc, opening(2, c->contract, "Cercado"));
+                              proc.cases().route_case(jac, c->case_id, {"ev"});
+                          }});
         if (s.outcome == Outcome::rejected) {
             events.push_back({s.final_at, 1, [&, c] {
-                                  proc.cases().reject(ev, c->case_id,
-                                                      R"({"reason":"sin factibilidad"})");
+                                  proc.cases().reject(ev, c->case_id, {"sin factibilidad"});
                               }});
             continue;
         }
-        events.push_back(
-            {t0 + 10 * 60000, 1, [&, c] {
-                 proc.cases().feasibility(ev, c->case_id, R"({"feasible":true})");
-                 proc.cases().requirements(
-                     ev, c->case_id,
-                     R"({"met":["titular","ci_vigente","cuentas_al_dia","direccion_croquis","pago_traslado"]})");
-                 proc.cases().approve(ev, c->case_id, "{}");
-                 const std::string detail =
-                     proc.cases().issue_ots(bo, c->case_id, R"({"technician":"tec"})");
-                 const auto at = detail.find("\"ots\":[{\"id\":\"");
-                 REQUIRE(at != std::string::npos);
-                 c->ot = Id::from_hex(detail.substr(at + 14, 32));
-             }});
+        events.push_back({t0 + 10 * 60000, 1, [&, c] {
+                              server::FeasibilityCmd feasible;
+                              feasible.feasible = true;
+                              proc.cases().feasibility(ev, c->case_id, feasible);
+                              server::RequirementsCmd met;
+                              met.met = {"titular", "ci_vigente", "cuentas_al_dia",
+                                         "direccion_croquis", "pago_traslado"};
+                              proc.cases().requirements(ev, c->case_id, met);
+                              proc.cases().approve(ev, c->case_id, {});
+                              server::IssueOtsCmd issue;
+                              issue.technician = "tec";
+                              proc.cases().issue_ots(bo, c->case_id, issue);
+                              const auto detail = proc.cases().case_detail(c->case_id);
+                              REQUIRE(!detail.ots.empty());
+                              c->ot = detail.ots.front().id;
+                          }});
         if (s.outcome == Outcome::cancelled) {
             events.push_back(
-                {s.final_at, 2,
-                 [&, c] { proc.cases().cancel_case(bo, c->case_id, R"({"reason":"desiste"})"); }});
+                {s.final_at, 2, [&, c] { proc.cases().cancel_case(bo, c->case_id, {"desiste"}); }});
             continue;
         }
         if (s.outcome == Outcome::open) {
@@ -180,7 +189,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                                       status(m, r, ops, c->ot, "on_site");
                                       status(m, r, ops, c->ot, "failed");
                                   });
-                                  proc.ots().assign_ot(bo, c->ot, R"({"technician":"tec"})");
+                                  proc.ots().assign_ot(bo, c->ot, server::AssignOtCmd{"tec"});
                               }});
         }
         events.push_back(
@@ -235,7 +244,9 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     REQUIRE(timely < total);
 
     std::map<std::string, std::string> q{{"from", "2026-11-01"}, {"to", "2026-11-30"}};
-    const std::string json = proc.office().indicators(q, false);
+    const auto tz = proc.config().tz_offset_minutes;
+    const std::string json =
+        server::api::indicators_json(proc.office().indicators(server::api::indicator_query(q, tz)));
     rapidjson::Document d;
     d.Parse(json.data(), json.size());
     REQUIRE(!d.HasParseError());
@@ -276,7 +287,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
         scan.reconcile.custody_limit_ms = pc.custody_limit_ms;
         std::string scanned;
         f.service->read_state([&](const crdt::Replica& r) {
-            scanned = server::indicators_json(server::compute_indicators(r, scan));
+            scanned = server::api::indicators_json(server::compute_indicators(r, scan));
         });
         CHECK(scanned == json);
     }
@@ -284,14 +295,16 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     // A unit filter and a one-day window select subsets; a perfect day passes.
     q["unit"] = "Otra";
     rapidjson::Document none;
-    const std::string none_json = proc.office().indicators(q, false);
+    const std::string none_json =
+        server::api::indicators_json(proc.office().indicators(server::api::indicator_query(q, tz)));
     none.Parse(none_json.data(), none_json.size());
     CHECK(none["total"].GetInt() == 0);
     CHECK(none["efficacy"]["pass"].GetBool() == false);
-    const std::string csv =
-        proc.office().indicators({{"from", "2026-11-01"}, {"to", "2026-11-30"}}, true);
+    const std::string csv = server::api::indicators_csv(proc.office().indicators(
+        server::api::indicator_query({{"from", "2026-11-01"}, {"to", "2026-11-30"}}, tz)));
     CHECK(static_cast<int>(std::count(csv.begin(), csv.end(), '\n')) == total + 1);
-    CHECK_THROWS_AS(proc.office().indicators({{"from", "2026-11-31"}, {"to", "2026-11-30"}}, false),
+    CHECK_THROWS_AS(proc.office().indicators(server::api::indicator_query(
+                        {{"from", "2026-11-31"}, {"to", "2026-11-30"}}, tz)),
                     Error);
 }
 
@@ -309,17 +322,20 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
         "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
         "C-1,Cliente,natural,1,Calle,ONT-1,gpon_ont,M,D\nC-1,Cliente,natural,1,Calle,PWR-1,"
         "power_adapter,M,D\n");
-    const Id c = id_in(proc.cases().open_case(
-        atc, R"({"modality":1,"contract":"C-1","customer_name":"X","person_type":"natural",)"
-             R"("tax_id":"1","reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
-             R"("old_address":"a","new_address":"b"})"));
-    proc.cases().route_case(jac, c, R"({"to":"ev"})");
-    proc.cases().feasibility(ev, c, R"({"feasible":true})");
+    const Id c = proc.cases().open_case(atc, opening(1, "C-1", std::nullopt));
+    proc.cases().route_case(jac, c, {"ev"});
+    server::FeasibilityCmd feasible;
+    feasible.feasible = true;
+    proc.cases().feasibility(ev, c, feasible);
     proc.cases().override_requirements(make_user(f, "sup", Role::supervisor), c,
-                                       R"({"reason":"cliente conocido"})");
-    proc.cases().approve(ev, c, "{}");
-    const std::string detail = proc.cases().issue_ots(bo, c, R"({"technician":"tec"})");
-    const Id ot = Id::from_hex(detail.substr(detail.find("\"ots\":[{\"id\":\"") + 14, 32));
+                                       {"cliente conocido"});
+    proc.cases().approve(ev, c, {});
+    server::IssueOtsCmd issue;
+    issue.technician = "tec";
+    proc.cases().issue_ots(bo, c, issue);
+    const auto detail = proc.cases().case_detail(c);
+    REQUIRE(!detail.ots.empty());
+    const Id ot = detail.ots.front().id;
     const Id handover = Id::random();
     f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
         // On site, the technician records both rows and hands them over.
@@ -335,8 +351,7 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
         ops.push_back(m.set_status(r, EntityType::handover, handover, "status", text("draft")));
         return ops;
     });
-    const std::string rows =
-        R"({"rows":[{"serial":"ONT-1","result":"received"},{"serial":"pwr-1","result":"received"}]})";
+    const server::ReceiptCmd rows{{{"ONT-1", "received", ""}, {"pwr-1", "received", ""}}};
     std::atomic<int> ok{0}, refused{0};
     std::vector<std::thread> clerks;
     for (const auto* clerk : {&clerk1, &clerk2}) {
@@ -355,9 +370,8 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
     }
     CHECK(ok == 1);
     CHECK(refused == 1);
-    const std::string h = proc.handovers().handover_detail(handover);
-    CHECK(h.find("\"status\":\"received\"") != std::string::npos);
+    const auto h = proc.handovers().handover_detail(handover);
+    CHECK(h.status == "received");
     // The receipt hash is over the rows exactly as received: recomputable, 32 bytes.
-    CHECK(h.find("\"received_rows_hash\":\"") != std::string::npos);
-    CHECK(h.find("\"received_rows_hash\":\"\"") == std::string::npos);
+    CHECK(h.received_rows_hash.size() == 64);
 }

@@ -489,7 +489,9 @@ TEST_CASE("a former assignee's status write is kept for the office, not merged i
     // The office reads it in the OT's JSON (GET /v1/ots/{id}); technicians never get it.
     {
         server::Procedure proc(*f.store, *f.service, f.clock, {});
-        const std::string office = proc.ots().ot_detail(ot);
+        const auto detail = proc.ots().ot_detail(ot);
+        REQUIRE(detail.state.has_value());
+        const std::string office = fields_json(EntityType::work_order, &*detail.state);
         CHECK(office.find("\"flagged_writes\"") != std::string::npos);
         CHECK(office.find("en_route") != std::string::npos);
         CHECK(office.find(quispe.hex()) != std::string::npos);
@@ -846,22 +848,34 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
                         "K-2,Luis,natural,2 CB,Calle 2,SK2B,decoder,DX,Decodificador\n")
                     .items.size() == 4);
         const auto open = [&](const std::string& contract, Id& c, Id& o) {
-            const std::string opened = proc.cases().open_case(
-                atc, R"({"modality":2,"contract":")" + contract +
-                         R"(","customer_name":"Ana","person_type":"natural","tax_id":"1",)"
-                         R"("reference_cell":"7","contact_hours":"8-12","products":["internet"],)"
-                         R"("old_address":"a","new_address":"b","unit":"Cercado"})");
-            c = Id::from_hex(opened.substr(opened.find("\"id\":\"") + 6, 32));
-            proc.cases().route_case(jac, c, R"({"to":"ev"})");
-            proc.cases().feasibility(ev, c, R"({"feasible":true})");
-            proc.cases().requirements(ev, c,
-                                      R"({"met":["titular","ci_vigente","cuentas_al_dia",)"
-                                      R"("direccion_croquis","pago_traslado"]})");
-            proc.cases().approve(ev, c, "{}");
-            const std::string detail = proc.cases().issue_ots(bo, c, R"({"technician":"tec"})");
-            const auto at = detail.find("\"ots\":[{\"id\":\"");
-            REQUIRE(at != std::string::npos);
-            o = Id::from_hex(detail.substr(at + 14, 32));
+            server::OpenCaseCmd opening;
+            opening.modality = 2;
+            opening.contract = contract;
+            opening.customer_name = "Ana";
+            opening.person_type = "natural";
+            opening.tax_id = "1";
+            opening.reference_cell = "7";
+            opening.contact_hours = "8-12";
+            opening.products = {"internet"};
+            opening.old_address = "a";
+            opening.new_address = "b";
+            opening.unit = "Cercado";
+            c = proc.cases().open_case(atc, opening);
+            proc.cases().route_case(jac, c, {"ev"});
+            server::FeasibilityCmd feasible;
+            feasible.feasible = true;
+            proc.cases().feasibility(ev, c, feasible);
+            server::RequirementsCmd met;
+            met.met = {"titular", "ci_vigente", "cuentas_al_dia", "direccion_croquis",
+                       "pago_traslado"};
+            proc.cases().requirements(ev, c, met);
+            proc.cases().approve(ev, c, {});
+            server::IssueOtsCmd issue;
+            issue.technician = "tec";
+            proc.cases().issue_ots(bo, c, issue);
+            const auto detail = proc.cases().case_detail(c);
+            REQUIRE(!detail.ots.empty());
+            o = detail.ots.front().id;
         };
         open("K-1", the_case, ot);
         open("K-2", case2, ot2);

@@ -1,12 +1,18 @@
-// The case model's tables: registry consistency, permissions, transitions, fees, steps.
+// The case model's tables: registry consistency, permissions, transitions, fees, steps,
+// the Spanish names of codes.
 #include "otsync/error.hpp"
 #include "otsync/model.hpp"
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
+#include <string_view>
 
 using namespace otsync;
 
@@ -205,4 +211,112 @@ TEST_CASE("every code the model allows has its Spanish names") {
     }
     CHECK(find_label(state_labels(EntityType::work_order), "en_route")->word_es == "en camino");
     CHECK(find_label(ot_kind_labels(), "nope") == nullptr);
+}
+
+TEST_CASE("every line status the reconciliation writes has its Spanish names") {
+    // The statuses server/procedure writes on a SerialLine (views.cpp reconciles an OT,
+    // office.cpp adds the line of a signature that does not match), read from the sources
+    // so that a new status cannot reach the pages without a label.
+    const auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+    std::set<std::string> written;
+    for (const char* file : {"server/procedure/views.cpp", "server/procedure/office.cpp"}) {
+        CAPTURE(file);
+        std::ifstream in(root / file);
+        REQUIRE_MESSAGE(in, "cannot read ", (root / file).string());
+        const std::string src{std::istreambuf_iterator<char>(in), {}};
+        // Every string literal of a statement `line.status = …;` or `l.status = …;`.
+        for (const std::string_view lhs :
+             {std::string_view("line.status = "), std::string_view("l.status = ")}) {
+            for (auto at = src.find(lhs); at != std::string::npos; at = src.find(lhs, at + 1)) {
+                if (at > 0 && (std::isalnum(static_cast<unsigned char>(src[at - 1])) ||
+                               src[at - 1] == '_' || src[at - 1] == '.')) {
+                    continue; // rec.line.status, outline.status: not ours
+                }
+                const auto end = src.find(';', at);
+                REQUIRE(end != std::string::npos);
+                const std::string stmt = src.substr(at + lhs.size(), end - at - lhs.size());
+                for (auto q = stmt.find('"'); q != std::string::npos; q = stmt.find('"', q + 1)) {
+                    const auto close = stmt.find('"', q + 1);
+                    REQUIRE(close != std::string::npos);
+                    written.insert(stmt.substr(q + 1, close - q - 1));
+                    q = close;
+                }
+            }
+        }
+    }
+    // The scan sees the statuses the reconciliation is documented to write (views.hpp).
+    for (const char* s : {"matched", "unexpected", "missing", "damaged", "pending"}) {
+        CHECK_MESSAGE(written.count(s) == 1, "the scan of views.cpp did not find '", s, "'");
+    }
+    for (const auto& s : written) {
+        CAPTURE(s);
+        const CodeLabel* l = find_label(line_status_labels(), s);
+        REQUIRE(l);
+        CHECK(!l->label_es.empty());
+        CHECK(!l->word_es.empty());
+    }
+    // And the table holds no status nothing writes.
+    for (const auto& l : line_status_labels()) {
+        CAPTURE(l.code);
+        CHECK(written.count(std::string(l.code)) == 1);
+    }
+    // The labels the office pages showed before they took them from GET /v1/model.
+    CHECK(find_label(line_status_labels(), "missing")->label_es == "Faltante");
+    CHECK(find_label(line_status_labels(), "signature_mismatch")->label_es ==
+          "La firma del cliente no corresponde a las filas");
+}
+
+TEST_CASE("the pages' status labels: every state of a lifecycle, per entity") {
+    // The pages look a status up by entity (a cancelled OT is "Anulada", a cancelled case
+    // "Anulado"); every state of every lifecycle has one, and the texts the pages showed
+    // from their own copy are kept.
+    for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+        const auto type = static_cast<EntityType>(t);
+        CAPTURE(to_string(type));
+        const Lifecycle* lc = lifecycle_of(type);
+        if (!lc) {
+            CHECK(state_labels(type).empty());
+            continue;
+        }
+        for (auto state : lc->states) {
+            CAPTURE(state);
+            REQUIRE(find_label(state_labels(type), state));
+        }
+        for (auto final_state : lc->finals) {
+            CHECK(find_label(state_labels(type), final_state));
+        }
+        for (const auto& tr : lc->transitions) {
+            CHECK((tr.from.empty() || find_label(state_labels(type), tr.from)));
+            CHECK(find_label(state_labels(type), tr.to));
+        }
+    }
+    struct Shown {
+        EntityType entity;
+        std::string_view code, label;
+    };
+    const Shown shown[] = {
+        {EntityType::case_file, "opened", "Abierto"},
+        {EntityType::case_file, "routed", "Derivado"},
+        {EntityType::case_file, "in_review", "En revisión"},
+        {EntityType::case_file, "approved", "Aprobado"},
+        {EntityType::case_file, "rejected", "Rechazado"},
+        {EntityType::case_file, "in_progress", "En curso"},
+        {EntityType::case_file, "closed", "Cerrado"},
+        {EntityType::case_file, "cancelled", "Anulado"},
+        {EntityType::work_order, "issued", "Emitida"},
+        {EntityType::work_order, "assigned", "Asignada"},
+        {EntityType::work_order, "en_route", "En camino"},
+        {EntityType::work_order, "on_site", "En sitio"},
+        {EntityType::work_order, "completed", "Concluida"},
+        {EntityType::work_order, "failed", "Visita fallida"},
+        {EntityType::work_order, "cancelled", "Anulada"},
+        {EntityType::handover, "draft", "Borrador"},
+        {EntityType::handover, "delivered", "Entregada"},
+        {EntityType::handover, "received", "Recibida"},
+    };
+    for (const auto& s : shown) {
+        CAPTURE(s.code);
+        REQUIRE(find_label(state_labels(s.entity), s.code));
+        CHECK(find_label(state_labels(s.entity), s.code)->label_es == s.label);
+    }
 }

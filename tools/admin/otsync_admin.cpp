@@ -21,9 +21,11 @@
 // AuthService, at the cost of $OTSYNC_PWHASH_OPSLIMIT and $OTSYNC_PWHASH_MEMLIMIT (bytes)
 // when set, else AuthConfig's defaults: set them as the server's are set, or the server
 // rehashes at the first login. Errors: one line on stderr, exit 1 (2 for usage).
+#include "api/office.hpp"
 #include "auth/auth.hpp"
 #include "procedure/csv_import.hpp"
 #include "procedure/views.hpp"
+#include "server.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -211,9 +213,11 @@ int run(std::vector<std::string> args) {
                     "data folder " + data_dir +
                         " does not exist (start otsync-server once, or pass --data-dir)");
     }
-    SqliteOptions o;
-    o.path = (std::filesystem::path(data_dir) / "otsync.db").string();
-    auto store = open_sqlite_store(o);
+    // The database as the server opens it (server.hpp); no service is built on it, since a
+    // live server may be using it.
+    ServerConfig config;
+    config.data_dir = data_dir;
+    auto store = open_store(config);
     const std::string noun = args[0], verb = args.size() > 1 ? args[1] : std::string();
 
     if (noun == "user" && verb == "add") {
@@ -522,7 +526,7 @@ int run(std::vector<std::string> args) {
         q.reconcile.now_ms = q.now_ms;
         const Indicators ind = compute_indicators(state, q);
         if (csv) {
-            std::cout << indicators_csv(ind);
+            std::cout << api::indicators_csv(ind);
             return 0;
         }
         char line[256];

@@ -38,6 +38,7 @@ struct HttpReply {
     HttpReply(unsigned s, std::string b) : status(s), body(std::move(b)) {}
     unsigned status = 0; // 0: no answer (connection failed or cut, timed out, cancelled)
     std::string body;
+    std::string content_type; // the answer's Content-Type, when the transport reports it
     /// When status is 0: OTSYNC_ERR_NETWORK, OTSYNC_ERR_TIMEOUT, OTSYNC_ERR_TLS or
     /// OTSYNC_ERR_CANCELLED, and a one-line description.
     int error = OTSYNC_ERR_NETWORK;
@@ -51,6 +52,12 @@ public:
     virtual HttpReply post(const std::string& path,
                            const std::map<std::string, std::string>& headers,
                            const std::string& body) = 0;
+    /// Any method (GET, PATCH...), for tools and tests that speak to the REST API through
+    /// the same client. Sync needs only post(); a transport that offers no more answers
+    /// every other method with status 0 and OTSYNC_ERR_NETWORK.
+    virtual HttpReply request(const std::string& method, const std::string& path,
+                              const std::map<std::string, std::string>& headers,
+                              const std::string& body);
     /// Ends the post in flight, from any thread: it returns soon with status 0 and
     /// OTSYNC_ERR_CANCELLED. A post that starts after cancel() runs normally.
     virtual void cancel() {}

@@ -4,9 +4,9 @@
 // the receipt the server signs, and the printable Anexo 4. The server decides; its
 // refusals are shown in words.
 import {
-  api, requireUser, header, el, humanError, fmtDateTime, fmtAge, notice, STATUS_LABELS,
-  ApiError,
+  api, requireUser, header, el, humanError, fmtDateTime, fmtAge, notice, ApiError,
 } from './api.js';
+import { loadModel, statusLabel } from './model.js';
 
 const $ = (id) => document.getElementById(id);
 const show = notice($('message'));
@@ -74,7 +74,7 @@ async function loadList() {
     el('td', { class: 'alm-nowrap' }, ageBadge(h)),
     el('td', {}, String(h.rows)),
     el('td', {}, el('span', { class: `badge ${h.status === 'received' ? 'ok' : ''}`.trim() },
-      STATUS_LABELS[h.status] || h.status)),
+      statusLabel('handover', h.status))),
     el('td', { class: 'alm-nowrap' }, btn));
     return tr;
   });
@@ -173,7 +173,7 @@ function renderDetail() {
   $('detail').hidden = false;
   $('detail-title').textContent = `Entrega de ${h.technician || '—'}`;
   const st = $('detail-status');
-  st.textContent = STATUS_LABELS[h.status] || h.status;
+  st.textContent = statusLabel('handover', h.status);
   st.className = `badge ${h.status === 'received' ? 'ok' : 'warn'}`;
   $('detail-meta').textContent =
     `Zona ${h.zone || '—'} · ${fmtDateTime(h.date)} · ${plural(h.rows.length, 'fila', 'filas')}`;
@@ -662,6 +662,7 @@ function renderReceipt() {
 async function start() {
   try {
     user = await requireUser(['warehouse_clerk', 'back_office', 'supervisor']);
+    await loadModel();
   } catch (err) {
     if (err instanceof ApiError && err.status !== 401) {
       show(humanError(err), 'error');

@@ -212,18 +212,3 @@ export function notice(node) {
     node.hidden = !text;
   };
 }
-
-export const STATUS_LABELS = {
-  opened: 'Abierto', routed: 'Derivado', in_review: 'En revisión', approved: 'Aprobado',
-  rejected: 'Rechazado', in_progress: 'En curso', closed: 'Cerrado', cancelled: 'Anulado',
-  issued: 'Emitida', assigned: 'Asignada', en_route: 'En camino', on_site: 'En sitio',
-  completed: 'Concluida', failed: 'Visita fallida', draft: 'Borrador', delivered: 'Entregada',
-  received: 'Recibida',
-};
-
-export const MODALITY_LABELS = {
-  1: '1 · COMTECO cobre → BOOT FTTH',
-  2: '2 · COMTECO FTTH → BOOT FTTH',
-  3: '3 · BOOT FTTH → COMTECO FTTH',
-  4: '4 · BOOT FTTH → COMTECO cobre',
-};

@@ -3,10 +3,8 @@
 // actions that fit its status and the person's role (bo_detail.js), and the discrepancies
 // and conflicts to resolve (bo_issues.js). The server decides; its refusals are shown in
 // words.
-import {
-  api, requireUser, header, el, humanError, fmtMoney, fmtDateTime, notice, STATUS_LABELS,
-  MODALITY_LABELS,
-} from './api.js';
+import { api, requireUser, header, el, humanError, fmtMoney, fmtDateTime, notice } from './api.js';
+import { statusLabel, statusCodes, modalityLabel, modalityCodes } from './model.js';
 import {
   OFFICE_ROLES, CAN, PRODUCTS, openableModalities, stepLabel, bytes, memberOf, loadModel,
   fieldMaxBytes,
@@ -23,7 +21,7 @@ let selected = ''; // id of the case shown in the detail
 
 function statusBadge(status) {
   const kind = { closed: 'ok', rejected: 'bad', cancelled: 'bad', approved: 'ok', in_progress: 'warn' }[status] || '';
-  return el('span', { class: `badge ${kind}`.trim() }, STATUS_LABELS[status] || status);
+  return el('span', { class: `badge ${kind}`.trim() }, statusLabel('case', status));
 }
 
 export async function loadBoard() {
@@ -60,13 +58,13 @@ export async function loadBoard() {
     return el('tbody', {},
       el('tr', { class: 'bo-group' },
         el('th', { colspan: 8, scope: 'rowgroup' },
-          `Modalidad ${MODALITY_LABELS[m] || m}`, el('span', { class: 'muted' }, ` · ${rows.length} caso${rows.length === 1 ? '' : 's'}`))),
+          `Modalidad ${modalityLabel(m)}`, el('span', { class: 'muted' }, ` · ${rows.length} caso${rows.length === 1 ? '' : 's'}`))),
       rows.map((c) => {
         const label = stepLabel(c.last_step);
         return el('tr', { 'data-case': c.id, 'data-contract': c.contract, class: c.id === selected ? 'selected' : null },
           el('td', { class: 'mono nowrap' }, c.contract),
           el('td', {}, c.customer_name),
-          el('td', { class: 'bo-col-mod' }, MODALITY_LABELS[c.modality] || c.modality),
+          el('td', { class: 'bo-col-mod' }, modalityLabel(c.modality)),
           el('td', { class: 'nowrap' }, statusBadge(c.status)),
           el('td', {}, c.last_step ? el('span', {}, el('span', { class: 'mono' }, c.last_step), label ? el('span', { class: 'muted bo-steplabel' }, ` ${label}`) : null) : '—'),
           el('td', { class: 'num' }, c.requirements_missing
@@ -198,7 +196,7 @@ function initForm() {
   const sel = $('f-modality');
   sel.replaceChildren(
     ...(mods.length > 1 ? [el('option', { value: '' }, '— Elija —')] : []),
-    ...mods.map((m) => el('option', { value: m }, MODALITY_LABELS[m])));
+    ...mods.map((m) => el('option', { value: m }, modalityLabel(m))));
   $('f-products').replaceChildren(...PRODUCTS.map(([code, label]) =>
     el('label', { class: 'bo-check' },
       el('input', { type: 'checkbox', name: 'products', value: code, onchange: updateFee }),
@@ -249,9 +247,8 @@ async function main() {
   await loadModel();
   TEXT_LIMITS = Object.fromEntries(TEXT_FIELDS.map((name) => [name, fieldMaxBytes('case', name)]));
   $('top').replaceChildren(header(user));
-  $('filter-modality').append(...[1, 2, 3, 4].map((m) => el('option', { value: m }, MODALITY_LABELS[m])));
-  $('filter-status').append(...['opened', 'routed', 'in_review', 'approved', 'rejected', 'in_progress', 'closed', 'cancelled']
-    .map((s) => el('option', { value: s }, STATUS_LABELS[s])));
+  $('filter-modality').append(...modalityCodes().map((m) => el('option', { value: m }, modalityLabel(m))));
+  $('filter-status').append(...statusCodes('case').map((s) => el('option', { value: s }, statusLabel('case', s))));
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); loadBoard(); });
   $('filter-modality').addEventListener('change', loadBoard);
   $('filter-status').addEventListener('change', loadBoard);

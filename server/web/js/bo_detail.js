@@ -2,9 +2,8 @@
 // Anexo 2 checklist, the OTs, and the actions that fit the case's status and the person's
 // role. Every action re-renders from the server's answer; a refusal is shown in words,
 // next to the field when the server's message names one.
-import {
-  api, el, humanError, fmtMoney, fmtDateTime, notice, STATUS_LABELS, MODALITY_LABELS,
-} from './api.js';
+import { api, el, humanError, fmtMoney, fmtDateTime, notice } from './api.js';
+import { statusLabel, modalityLabel } from './model.js';
 import {
   CAN, FINAL, OT_KINDS, PRODUCTS, STEP_FIELDS, routeRule, blockerEs, stepLabel, bytes, localToMs, memberOf,
 } from './bo_model.js';
@@ -31,8 +30,8 @@ function summary(c) {
   const place = (p) => [f[`${p}_address`], f[`${p}_neighborhood`], f[`${p}_reference`] && `Ref.: ${f[`${p}_reference`]}`,
     f[`${p}_geo_location`] && `Geo: ${f[`${p}_geo_location`]}`].filter(Boolean).join(' · ');
   return el('dl', { class: 'bo-summary' },
-    item('Modalidad', MODALITY_LABELS[c.modality]),
-    item('Estado', STATUS_LABELS[c.status] || c.status),
+    item('Modalidad', modalityLabel(c.modality)),
+    item('Estado', statusLabel('case', c.status)),
     item('Contrato', f.contract),
     item('Cliente', f.customer_name),
     item('Tipo de persona', f.person_type === 'legal' ? 'Jurídica' : 'Natural'),
@@ -325,7 +324,7 @@ export function showDetail(c, user, opts = {}) {
     }
     return el('tr', { 'data-ot': o.id, 'data-kind': o.kind },
       el('td', {}, OT_KINDS[o.kind] || o.kind, el('div', { class: 'muted mono small' }, o.kind)),
-      el('td', {}, STATUS_LABELS[o.status] || o.status),
+      el('td', {}, statusLabel('work_order', o.status)),
       el('td', {}, o.technician || '—'),
       el('td', { class: 'mono muted' }, o.id.slice(0, 8)),
       canAssign ? el('td', {}, control || '—') : null);
@@ -339,13 +338,13 @@ export function showDetail(c, user, opts = {}) {
 
   const blockers = (c.closing_blockers || []).length
     ? el('div', {}, el('h3', {}, 'Falta para cerrar el caso'),
-      el('ul', { class: 'bo-blockers' }, c.closing_blockers.map((b) => el('li', {}, blockerEs(b, STATUS_LABELS)))))
+      el('ul', { class: 'bo-blockers' }, c.closing_blockers.map((b) => el('li', {}, blockerEs(b)))))
     : null;
 
   root.replaceChildren(
     el('div', { class: 'row bo-head' },
       el('h2', { id: 'detail-title', tabindex: '-1' }, `Caso ${c.fields.contract} · ${c.fields.customer_name}`),
-      el('span', {}, el('span', { class: 'badge' }, STATUS_LABELS[st] || st))),
+      el('span', {}, el('span', { class: 'badge' }, statusLabel('case', st)))),
     msgNode,
     actions.length
       ? el('div', { class: 'row bo-toolbar', role: 'group', 'aria-label': 'Acciones del caso' }, actions)

@@ -3,7 +3,8 @@
 // is settled with POST /v1/items/{item}/resolve; an expected serial never collected (no
 // item) with POST /v1/ots/{ot}/missing; a conflict with POST /v1/conflicts/resolve.
 import { api, el, humanError, fmtDateTime, notice } from './api.js';
-import { LINE_STATUS, RECEIPTS, bytes } from './bo_model.js';
+import { RECEIPTS, bytes } from './bo_model.js';
+import { lineStatusLabel } from './model.js';
 
 const $ = (id) => document.getElementById(id);
 let say = () => {};
@@ -21,10 +22,10 @@ export function initIssues(user, opts) {
 function problem(line) {
   const out = [];
   if (line.receipt && line.receipt !== 'received') out.push(RECEIPTS[line.receipt] || line.receipt);
-  if (line.status !== 'matched') out.push(LINE_STATUS[line.status] || line.status);
+  if (line.status !== 'matched') out.push(lineStatusLabel(line.status));
   if (line.collected_twice) out.push('Recogido dos veces');
   if (line.overdue) out.push('Fuera de plazo de custodia');
-  return out.join(' · ') || (LINE_STATUS[line.status] || line.status);
+  return out.join(' · ') || lineStatusLabel(line.status);
 }
 
 /** An inline form under a row: one text and a submit. */

@@ -1,9 +1,9 @@
 // Back office page: the tables it needs from the case model, taken from the server's
-// GET /v1/model (generated from shared/'s tables: the one source), plus small helpers
-// (byte limits, datetime-local in Bolivia's time, the member a server error names). Plain
-// ES module. The page awaits loadModel() once at start-up, before it renders: until then
-// the tables below are empty.
-import { api } from './api.js';
+// GET /v1/model (generated from shared/'s tables: the one source; model.js fetches it),
+// plus small helpers (byte limits, datetime-local in Bolivia's time, the member a server
+// error names). Plain ES module. The page awaits loadModel() once at start-up, before it
+// renders: until then the tables below are empty.
+import { loadModel as fetchModel, statusLabel } from './model.js';
 
 /** Every seed step: code → [role, label]. */
 export let STEPS = {};
@@ -28,10 +28,10 @@ let loading = null;
 
 const people = (roles) => roles.filter((r) => r !== 'system');
 
-/** Fetches GET /v1/model once and fills the tables above; later calls reuse it. */
+/** Fetches the model once (model.js) and fills the tables above; later calls reuse it. */
 export function loadModel() {
   if (!loading) {
-    loading = api('GET', '/v1/model').then((m) => {
+    loading = fetchModel().then((m) => {
       model = m;
       STEPS = Object.fromEntries(m.modalities.flatMap((mod) =>
         mod.steps.map((s) => [s.code, [s.role, s.label]])));
@@ -105,11 +105,6 @@ export function openableModalities(role) {
   return mods.filter((m) => m.steps.length && m.steps[0].role === role).map((m) => m.code);
 }
 
-export const LINE_STATUS = {
-  matched: 'Coincide', unexpected: 'No esperado', missing: 'Faltante', damaged: 'Dañado',
-  pending: 'Pendiente', signature_mismatch: 'La firma del cliente no corresponde a las filas',
-};
-
 /** UTF-8 length of a text (the API's limits are in bytes). */
 export function bytes(s) {
   return new TextEncoder().encode(s).length;
@@ -129,9 +124,9 @@ export function memberOf(message) {
 }
 
 /** A closing blocker of the server (English) in Spanish; unknown ones as they come. */
-export function blockerEs(b, statusLabels = {}) {
+export function blockerEs(b) {
   let m = /^OT (\w+) is '(\w+)'$/.exec(b);
-  if (m) return `La OT ${OT_KINDS[m[1]] || m[1]} está ${(statusLabels[m[2]] || m[2]).toLowerCase()}`;
+  if (m) return `La OT ${OT_KINDS[m[1]] || m[1]} está ${statusLabel('work_order', m[2]).toLowerCase()}`;
   m = /^(.+) has not been received by the warehouse$/.exec(b);
   if (m) return `${m[1]}: el almacén aún no lo recibió`;
   m = /^(.+) is missing and has no reason$/.exec(b);

@@ -1,10 +1,8 @@
 // The supervisor's page: the PLN-GPI-P09 indicators for a date range (KPI cards, a daily
 // chart drawn as SVG with the DOM, the cases behind each number, the CSV), the
 // technicians' devices (with revocation) and the users.
-import {
-  api, requireUser, header, el, humanError, fmtDateTime, isoDate, notice, STATUS_LABELS,
-  MODALITY_LABELS,
-} from './api.js';
+import { api, requireUser, header, el, humanError, fmtDateTime, isoDate, notice } from './api.js';
+import { loadModel, statusLabel, modalityLabel } from './model.js';
 
 const $ = (id) => document.getElementById(id);
 const show = notice($('message'));
@@ -31,7 +29,7 @@ function fmtDate(iso) {
 const REASONS = {
   cancelled: () => 'Caso anulado',
   not_told: () => 'Rechazado, sin avisar al cliente',
-  not_finished: (c) => `No concluido (${STATUS_LABELS[c.status] || c.status})`,
+  not_finished: (c) => `No concluido (${statusLabel('case', c.status)})`,
   failed_visit: () => 'Hubo una visita fallida',
   open_discrepancy: () => 'Discrepancia de equipos sin resolver',
   late: () => 'Atendido después de 24 h',
@@ -210,8 +208,8 @@ function caseTable(cases) {
       const tr = el('tr', { 'data-contract': c.contract, 'data-case': c.id },
         el('td', { class: 'mono nowrap' }, c.contract),
         el('td', {}, c.customer_name),
-        el('td', { class: 'opt', title: MODALITY_LABELS[c.modality] || '' }, String(c.modality)),
-        el('td', {}, STATUS_LABELS[c.status] || c.status),
+        el('td', { class: 'opt', title: modalityLabel(c.modality) }, String(c.modality)),
+        el('td', {}, statusLabel('case', c.status)),
         el('td', {}, fmtDateTime(c.opened_at)),
         el('td', {}, c.first_final_action ? fmtDateTime(c.first_final_action) : '—'),
         el('td', {}, yesNo(c.effective), c.effective ? null : el('span', { class: 'why' }, reasonEs(c.not_effective, c))),
@@ -240,14 +238,14 @@ async function toggleSummary(tr, c, btn, cols) {
     const last = steps.length ? steps[steps.length - 1] : null;
     const lastStep = last ? (last.code || last.step || last.id || '') : '';
     cell.replaceChildren(el('dl', { class: 'summary' },
-      el('dt', {}, 'Estado'), el('dd', {}, STATUS_LABELS[d.status] || d.status),
-      el('dt', {}, 'Modalidad'), el('dd', {}, MODALITY_LABELS[d.modality] || String(d.modality)),
+      el('dt', {}, 'Estado'), el('dd', {}, statusLabel('case', d.status)),
+      el('dt', {}, 'Modalidad'), el('dd', {}, modalityLabel(d.modality)),
       d.routed_to_name ? [el('dt', {}, 'Derivado a'), el('dd', {}, d.routed_to_name)] : null,
       el('dt', {}, 'Requisitos'), el('dd', {}, d.requirements_complete ? 'Completos' : 'Incompletos'),
       lastStep ? [el('dt', {}, 'Último paso'), el('dd', { class: 'mono' }, String(lastStep))] : null,
       el('dt', {}, 'OT'), el('dd', {}, (d.ots || []).length
         ? el('ul', { class: 'plain' }, d.ots.map((o) => el('li', {},
-          `${o.kind} · ${STATUS_LABELS[o.status] || o.status}${o.technician ? ` · ${o.technician}` : ''}`)))
+          `${o.kind} · ${statusLabel('work_order', o.status)}${o.technician ? ` · ${o.technician}` : ''}`)))
         : 'Sin OT emitidas'),
       (d.closing_blockers || []).length
         ? [el('dt', {}, 'Falta para cerrar'),
@@ -549,6 +547,7 @@ async function fillUnits() {
 
 async function start() {
   const user = await requireUser(['supervisor']);
+  await loadModel();
   $('top').replaceWith(header(user));
   const now = Date.now();
   $('from').value = isoDate(now - 30 * DAY_MS);

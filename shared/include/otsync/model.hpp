@@ -195,6 +195,10 @@ std::span<const CodeLabel> product_labels() noexcept;
 std::span<const CodeLabel> receipt_labels() noexcept;
 /// Why a collected item was collected (collected_item.reason).
 std::span<const CodeLabel> reason_labels() noexcept;
+/// A serial's line in an OT's reconciliation (the office's discrepancies): matched,
+/// unexpected, missing, damaged, pending (expected, the OT not final yet), and
+/// signature_mismatch (the customer's signature does not name the rows the server holds).
+std::span<const CodeLabel> line_status_labels() noexcept;
 /// The row of `code` in `table`, or nullptr.
 const CodeLabel* find_label(std::span<const CodeLabel> table, std::string_view code) noexcept;
 /// The lifecycle of an entity's status register, or nullptr.
