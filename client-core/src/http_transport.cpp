@@ -399,8 +399,21 @@ private:
                                             std::to_string(m_opt.connect_timeout_ms) + " ms");
         };
 
-        // Resolve.
+        // Each step runs until it ends, the deadline passes or cancel() stops it.
         bool done = false;
+        const auto interrupted = [&]() -> std::optional<HttpReply> {
+            switch (run_until(done, deadline)) {
+            case Ended::cancelled:
+                return cancelled();
+            case Ended::timed_out:
+                return on_timeout();
+            case Ended::done:
+                break;
+            }
+            return std::nullopt;
+        };
+
+        // Resolve.
         beast::error_code ec;
         tcp::resolver::results_type endpoints;
         m_resolver.async_resolve(m_url.host, m_url.port,
@@ -409,13 +422,8 @@ private:
                                      endpoints = std::move(r);
                                      done = true;
                                  });
-        switch (run_until(done, deadline)) {
-        case Ended::cancelled:
-            return cancelled();
-        case Ended::timed_out:
-            return on_timeout();
-        case Ended::done:
-            break;
+        if (auto stop = interrupted()) {
+            return stop;
         }
         if (ec) {
             return failure(OTSYNC_ERR_NETWORK,
@@ -433,13 +441,8 @@ private:
             ec = e;
             done = true;
         });
-        switch (run_until(done, deadline)) {
-        case Ended::cancelled:
-            return cancelled();
-        case Ended::timed_out:
-            return on_timeout();
-        case Ended::done:
-            break;
+        if (auto stop = interrupted()) {
+            return stop;
         }
         if (ec) {
             return failure(OTSYNC_ERR_NETWORK,
@@ -468,13 +471,8 @@ private:
             ec = e;
             done = true;
         });
-        switch (run_until(done, deadline)) {
-        case Ended::cancelled:
-            return cancelled();
-        case Ended::timed_out:
-            return on_timeout();
-        case Ended::done:
-            break;
+        if (auto stop = interrupted()) {
+            return stop;
         }
         if (ec) {
             const long verify = SSL_get_verify_result(tls);

@@ -101,33 +101,19 @@ std::string case_list_json(const CaseList& list) {
     w.StartArray();
     for (const CaseSummary& s : list.cases) {
         w.StartObject();
-        w.Key("id");
-        str(w, s.id.hex());
-        w.Key("modality");
-        w.Int(s.modality);
-        w.Key("contract");
-        str(w, s.contract);
-        w.Key("customer_name");
-        str(w, s.customer_name);
-        w.Key("status");
-        str(w, s.status);
-        w.Key("opened_at");
-        w.Int64(s.opened_at);
-        w.Key("unit");
-        str(w, s.unit);
-        w.Key("last_step");
-        if (s.last_step) {
-            str(w, *s.last_step);
-        } else {
-            w.Null();
-        }
-        w.Key("requirements_missing");
-        w.Int(static_cast<int>(s.requirements_missing));
+        member(w, "id", s.id);
+        member(w, "modality", s.modality);
+        member(w, "contract", s.contract);
+        member(w, "customer_name", s.customer_name);
+        member(w, "status", s.status);
+        member(w, "opened_at", s.opened_at);
+        member(w, "unit", s.unit);
+        member(w, "last_step", s.last_step);
+        member(w, "requirements_missing", static_cast<int>(s.requirements_missing));
         w.EndObject();
     }
     w.EndArray();
-    w.Key("total");
-    w.Uint64(list.total);
+    member(w, "total", list.total);
     w.EndObject();
     return sb.GetString();
 }
@@ -136,49 +122,36 @@ std::string case_detail_json(const CaseDetail& d) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("id");
-    str(w, d.id.hex());
-    w.Key("modality");
-    w.Int(d.modality);
-    w.Key("status");
-    str(w, d.status);
+    member(w, "id", d.id);
+    member(w, "modality", d.modality);
+    member(w, "status", d.status);
     w.Key("fields");
     raw(w, fields_json(CF::case_file, d.state ? &*d.state : nullptr));
     if (d.routed_to_name) {
-        w.Key("routed_to_name");
-        str(w, *d.routed_to_name);
+        member(w, "routed_to_name", *d.routed_to_name);
     }
     w.Key("requirements");
     w.StartArray();
     for (const CaseRequirement& req : d.requirements) {
         w.StartObject();
-        w.Key("code");
-        str(w, req.code);
-        w.Key("label");
-        str(w, req.label);
-        w.Key("met");
-        w.Bool(req.met);
+        member(w, "code", req.code);
+        member(w, "label", req.label);
+        member(w, "met", req.met);
         w.EndObject();
     }
     w.EndArray();
-    w.Key("requirements_complete");
-    w.Bool(d.requirements_complete);
+    member(w, "requirements_complete", d.requirements_complete);
     w.Key("steps");
     w.StartArray();
     for (const CaseStep& s : d.steps) {
         w.StartObject();
-        w.Key("code");
-        str(w, s.code);
+        member(w, "code", s.code);
         if (s.seed) {
-            w.Key("label");
-            str(w, s.seed->label_es);
-            w.Key("role");
-            str(w, to_string(s.seed->role));
+            member(w, "label", s.seed->label_es);
+            member(w, "role", to_string(s.seed->role));
         }
-        w.Key("at");
-        w.Int64(s.at);
-        w.Key("by");
-        str(w, s.by);
+        member(w, "at", s.at);
+        member(w, "by", s.by);
         w.EndObject();
     }
     w.EndArray();
@@ -186,14 +159,10 @@ std::string case_detail_json(const CaseDetail& d) {
     w.StartArray();
     for (const Step& s : steps_for(d.modality)) {
         w.StartObject();
-        w.Key("code");
-        str(w, s.code);
-        w.Key("role");
-        str(w, to_string(s.role));
-        w.Key("role_label");
-        str(w, label_es(s.role));
-        w.Key("label");
-        str(w, s.label_es);
+        member(w, "code", s.code);
+        member(w, "role", to_string(s.role));
+        member(w, "role_label", label_es(s.role));
+        member(w, "label", s.label_es);
         w.EndObject();
     }
     w.EndArray();
@@ -201,18 +170,10 @@ std::string case_detail_json(const CaseDetail& d) {
     w.StartArray();
     for (const CaseOt& ot : d.ots) {
         w.StartObject();
-        w.Key("id");
-        str(w, ot.id.hex());
-        w.Key("kind");
-        str(w, ot.kind);
-        w.Key("status");
-        str(w, ot.status);
-        w.Key("technician");
-        if (ot.technician) {
-            str(w, *ot.technician);
-        } else {
-            w.Null();
-        }
+        member(w, "id", ot.id);
+        member(w, "kind", ot.kind);
+        member(w, "status", ot.status);
+        member(w, "technician", ot.technician);
         w.EndObject();
     }
     w.EndArray();
@@ -230,8 +191,7 @@ std::string case_reconciliation_json(const CaseReconciliation& rec) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("case");
-    str(w, rec.id.hex());
+    member(w, "case", rec.id);
     w.Key("ots");
     w.StartArray();
     for (const auto& ot : rec.ots) {
@@ -248,19 +208,14 @@ std::string case_reconciliation_json(const CaseReconciliation& rec) {
     return sb.GetString();
 }
 
-/// A case action: the case named by the route, the command read from the body by `parse`,
-/// then the case detail as the action leaves it.
+/// A case action: answers the case detail as the action leaves it.
 template <typename Cmd>
 std::function<Reply(Procedure&, Ctx&)> act(void (Cases::*fn)(const User&, const Id&, const Cmd&),
                                            Cmd (*parse)(JsonBody&), unsigned status = 200) {
-    return [fn, parse, status](Procedure& p, Ctx& c) {
-        const Id id = c.id("case");
-        JsonBody j(c.req.body);
-        const Cmd cmd = parse(j);
-        j.done();
-        (p.cases().*fn)(c.user, id, cmd);
-        return json(case_detail_json(p.cases().case_detail(id)), status);
-    };
+    return action(
+        &Procedure::cases, fn, "case", parse,
+        [](Procedure& p, const Id& c) { return case_detail_json(p.cases().case_detail(c)); },
+        status);
 }
 
 // The body's other members are checked before the fields' values, as they always were.

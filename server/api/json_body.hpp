@@ -96,17 +96,9 @@ public:
     std::vector<std::string> texts(const char* name, std::size_t max_items, std::size_t max_bytes,
                                    bool required = false) {
         std::vector<std::string> out;
-        const auto* v = member(name, required);
-        if (!v || v->IsNull()) {
+        const auto* v = array(name, max_items, required);
+        if (!v) {
             return out;
-        }
-        if (!v->IsArray()) {
-            throw Error(ErrorCode::wrong_type, path(name) + " must be a list", path(name));
-        }
-        if (v->Size() > max_items) {
-            throw Error(ErrorCode::too_large,
-                        path(name) + " holds at most " + std::to_string(max_items) + " items",
-                        path(name));
         }
         for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
             const auto& e = (*v)[i];

@@ -23,12 +23,9 @@ void roles_array(JsonWriter& w, RoleMask mask) {
 void label_object(JsonWriter& w, std::string_view code, std::string_view label,
                   std::string_view word) {
     w.StartObject();
-    w.Key("code");
-    str(w, code);
-    w.Key("label");
-    str(w, label);
-    w.Key("word");
-    str(w, word);
+    member(w, "code", code);
+    member(w, "label", label);
+    member(w, "word", word);
     w.EndObject();
 }
 
@@ -58,10 +55,8 @@ std::string render_model() {
     for (std::uint8_t i = 0; i < k_role_count; ++i) {
         const auto r = static_cast<Role>(i);
         w.StartObject();
-        w.Key("code");
-        str(w, to_string(r));
-        w.Key("label");
-        str(w, label_es(r));
+        member(w, "code", to_string(r));
+        member(w, "label", label_es(r));
         w.EndObject();
     }
     w.EndArray();
@@ -75,8 +70,7 @@ std::string render_model() {
         }
         const auto labels = state_labels(t);
         w.StartObject();
-        w.Key("entity");
-        str(w, to_string(t));
+        member(w, "entity", to_string(t));
         w.Key("states");
         w.StartArray();
         for (const auto state : lc->states) {
@@ -94,10 +88,8 @@ std::string render_model() {
         w.StartArray();
         for (const auto& tr : lc->transitions) {
             w.StartObject();
-            w.Key("from");
-            str(w, tr.from);
-            w.Key("to");
-            str(w, tr.to);
+            member(w, "from", tr.from);
+            member(w, "to", tr.to);
             w.Key("roles");
             roles_array(w, tr.roles);
             w.EndObject();
@@ -121,12 +113,9 @@ std::string render_model() {
     for (const auto& m : modality_labels()) {
         const int n = std::stoi(std::string(m.code));
         w.StartObject();
-        w.Key("code");
-        w.Int(n);
-        w.Key("label");
-        str(w, m.label_es);
-        w.Key("word");
-        str(w, m.word_es);
+        member(w, "code", n);
+        member(w, "label", m.label_es);
+        member(w, "word", m.word_es);
         w.Key("work_orders");
         w.StartArray();
         for (const auto kind : work_orders_for(n)) {
@@ -137,12 +126,9 @@ std::string render_model() {
         w.StartArray();
         for (const auto& step : steps_for(n)) {
             w.StartObject();
-            w.Key("code");
-            str(w, step.code);
-            w.Key("role");
-            str(w, to_string(step.role));
-            w.Key("label");
-            str(w, step.label_es);
+            member(w, "code", step.code);
+            member(w, "role", to_string(step.role));
+            member(w, "label", step.label_es);
             w.EndObject();
         }
         w.EndArray();
@@ -157,15 +143,11 @@ std::string render_model() {
         w.StartArray();
         for (const auto& f : fields_of(t)) {
             w.StartObject();
-            w.Key("name");
-            str(w, f.name);
-            w.Key("label");
-            str(w, f.label_es);
-            w.Key("type");
-            str(w, to_string(f.type));
+            member(w, "name", f.name);
+            member(w, "label", f.label_es);
+            member(w, "type", to_string(f.type));
             if (f.max_bytes) {
-                w.Key("max_bytes");
-                w.Uint(f.max_bytes);
+                member(w, "max_bytes", f.max_bytes);
             }
             w.Key("writers");
             roles_array(w, f.writers);

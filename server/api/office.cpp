@@ -45,20 +45,15 @@ std::string fees_json(const FeeTable& t) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("at");
-    w.Int64(t.at);
+    member(w, "at", t.at);
     w.Key("rows");
     w.StartArray();
     for (const auto& row : t.rows) {
         w.StartObject();
-        w.Key("product");
-        str(w, row.product);
-        w.Key("label");
-        str(w, row.label);
-        w.Key("centavos");
-        w.Int64(row.centavos);
-        w.Key("effective_from");
-        w.Int64(row.effective_from);
+        member(w, "product", row.product);
+        member(w, "label", row.label);
+        member(w, "centavos", row.centavos);
+        member(w, "effective_from", row.effective_from);
         w.EndObject();
     }
     w.EndArray();
@@ -66,20 +61,15 @@ std::string fees_json(const FeeTable& t) {
     w.StartArray();
     for (const auto& r : t.history) {
         w.StartObject();
-        w.Key("product");
-        str(w, r.product);
-        w.Key("centavos");
-        w.Int64(r.centavos);
-        w.Key("effective_from");
-        w.Int64(r.effective_from);
-        w.Key("set_at");
-        w.Int64(r.set_at);
+        member(w, "product", r.product);
+        member(w, "centavos", r.centavos);
+        member(w, "effective_from", r.effective_from);
+        member(w, "set_at", r.set_at);
         w.EndObject();
     }
     w.EndArray();
     if (t.quote) {
-        w.Key("quote");
-        w.Int64(*t.quote);
+        member(w, "quote", *t.quote);
     }
     w.EndObject();
     return sb.GetString();
@@ -102,10 +92,8 @@ Reply import_reply(const ImportResult& result) {
     JsonWriter w(sb);
     w.StartObject();
     if (result.problems.empty()) {
-        w.Key("contracts");
-        w.Uint64(result.contracts.size());
-        w.Key("equipment");
-        w.Uint64(result.items.size());
+        member(w, "contracts", result.contracts.size());
+        member(w, "equipment", result.items.size());
         w.EndObject();
         return json(sb.GetString());
     }
@@ -120,10 +108,8 @@ Reply import_reply(const ImportResult& result) {
     w.StartArray();
     for (const auto& p : result.problems) {
         w.StartObject();
-        w.Key("line");
-        w.Uint64(p.line);
-        w.Key("message");
-        str(w, p.message);
+        member(w, "line", p.line);
+        member(w, "message", p.message);
         w.EndObject();
     }
     w.EndArray();
@@ -136,36 +122,21 @@ std::string contract_json(const ContractDetail& d) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("contract");
-    str(w, d.contract.contract);
-    w.Key("customer_name");
-    str(w, d.contract.customer_name);
-    w.Key("person_type");
-    str(w, d.contract.person_type);
-    w.Key("tax_id");
-    str(w, d.contract.tax_id);
-    w.Key("address");
-    str(w, d.contract.address);
+    member(w, "contract", d.contract.contract);
+    member(w, "customer_name", d.contract.customer_name);
+    member(w, "person_type", d.contract.person_type);
+    member(w, "tax_id", d.contract.tax_id);
+    member(w, "address", d.contract.address);
     w.Key("equipment");
     w.StartArray();
     for (const auto& e : d.equipment) {
         w.StartObject();
-        w.Key("serial");
-        str(w, e.serial);
-        w.Key("kind");
-        str(w, e.kind);
-        w.Key("model");
-        str(w, e.model);
-        w.Key("description");
-        str(w, e.description);
-        w.Key("custody");
-        str(w, e.custody);
-        w.Key("held_by");
-        if (e.held_by) {
-            str(w, *e.held_by);
-        } else {
-            w.Null();
-        }
+        member(w, "serial", e.serial);
+        member(w, "kind", e.kind);
+        member(w, "model", e.model);
+        member(w, "description", e.description);
+        member(w, "custody", e.custody);
+        member(w, "held_by", e.held_by);
         w.EndObject();
     }
     w.EndArray();
@@ -183,14 +154,10 @@ std::string discrepancies_json(const DiscrepancyList& list) {
     w.StartArray();
     for (const auto& d : list.items) {
         w.StartObject();
-        w.Key("ot");
-        str(w, d.ot.hex());
-        w.Key("case");
-        str(w, d.case_id.hex());
-        w.Key("contract");
-        str(w, d.contract);
-        w.Key("technician");
-        str(w, d.technician);
+        member(w, "ot", d.ot);
+        member(w, "case", d.case_id);
+        member(w, "contract", d.contract);
+        member(w, "technician", d.technician);
         w.Key("line");
         write_line(w, d.line, *list.names);
         w.EndObject();
@@ -208,35 +175,24 @@ std::string conflicts_json(const ConflictList& list) {
     w.StartArray();
     for (const auto& c : list.conflicts) {
         w.StartObject();
-        w.Key("id");
-        str(w, c.id.hex());
-        w.Key("entity_type");
-        str(w, to_string(c.entity_type));
-        w.Key("entity");
-        str(w, c.entity.hex());
-        w.Key("field");
-        str(w, c.field);
-        w.Key("label");
-        str(w, c.label);
-        w.Key("winner");
-        str(w, c.winner);
+        member(w, "id", c.id);
+        member(w, "entity_type", to_string(c.entity_type));
+        member(w, "entity", c.entity);
+        member(w, "field", c.field);
+        member(w, "label", c.label);
+        member(w, "winner", c.winner);
         w.Key("values");
         w.StartArray();
         for (const auto& v : c.values) {
             w.StartObject();
-            w.Key("value");
-            str(w, v.value);
-            w.Key("at");
-            w.Int64(v.at);
-            w.Key("replica");
-            w.Uint64(v.replica);
+            member(w, "value", v.value);
+            member(w, "at", v.at);
+            member(w, "replica", v.replica);
             w.EndObject();
         }
         w.EndArray();
-        w.Key("status");
-        str(w, c.status);
-        w.Key("resolution");
-        str(w, c.resolution);
+        member(w, "status", c.status);
+        member(w, "resolution", c.resolution);
         w.EndObject();
     }
     w.EndArray();
@@ -264,20 +220,13 @@ std::string users_json(const UserList& list) {
     w.StartArray();
     for (const auto& u : list.users) {
         w.StartObject();
-        w.Key("id");
-        str(w, u.id.hex());
-        w.Key("name");
-        str(w, u.name);
-        w.Key("full_name");
-        str(w, u.full_name);
-        w.Key("role");
-        str(w, to_string(u.role));
-        w.Key("role_label");
-        str(w, label_es(u.role));
-        w.Key("unit");
-        str(w, u.unit);
-        w.Key("disabled");
-        w.Bool(u.disabled);
+        member(w, "id", u.id);
+        member(w, "name", u.name);
+        member(w, "full_name", u.full_name);
+        member(w, "role", to_string(u.role));
+        member(w, "role_label", label_es(u.role));
+        member(w, "unit", u.unit);
+        member(w, "disabled", u.disabled);
         w.EndObject();
     }
     w.EndArray();
@@ -316,25 +265,22 @@ std::string indicators_json(const Indicators& ind) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     auto figure = [&](const char* name, int n, double pct, double target, bool pass,
-                      auto&& member) {
+                      auto&& counts) {
         w.Key(name);
         w.StartObject();
-        w.Key("count");
-        w.Int(n);
-        w.Key("total");
-        w.Int(ind.total);
+        member(w, "count", n);
+        member(w, "total", ind.total);
         w.Key("percent");
         w.Double(pct);
         w.Key("target_above");
         w.Double(target);
-        w.Key("pass");
-        w.Bool(pass);
+        member(w, "pass", pass);
         w.Key("verdict");
         w.String(ind.total == 0 ? "sin datos" : pass ? "Aceptado" : "Observado");
         w.Key("cases");
         w.StartArray();
         for (const auto& c : ind.cases) {
-            if (member(c)) {
+            if (counts(c)) {
                 str(w, c.id.hex());
             }
         }
@@ -342,16 +288,11 @@ std::string indicators_json(const Indicators& ind) {
         w.EndObject();
     };
     w.StartObject();
-    w.Key("from");
-    w.Int64(ind.query.from_ms);
-    w.Key("to");
-    w.Int64(ind.query.to_ms);
-    w.Key("unit");
-    str(w, ind.query.unit);
-    w.Key("total");
-    w.Int(ind.total);
-    w.Key("pending");
-    w.Int(ind.pending);
+    member(w, "from", ind.query.from_ms);
+    member(w, "to", ind.query.to_ms);
+    member(w, "unit", ind.query.unit);
+    member(w, "total", ind.total);
+    member(w, "pending", ind.pending);
     figure("efficacy", ind.effective, ind.efficacy_pct, k_efficacy_target, ind.efficacy_pass,
            [](const CaseFigure& c) { return c.effective; });
     figure("timeliness", ind.timely, ind.timeliness_pct, k_timeliness_target, ind.timeliness_pass,
@@ -360,14 +301,10 @@ std::string indicators_json(const Indicators& ind) {
     w.StartArray();
     for (const auto& d : ind.days) {
         w.StartObject();
-        w.Key("date");
-        str(w, d.date);
-        w.Key("total");
-        w.Int(d.total);
-        w.Key("effective");
-        w.Int(d.effective);
-        w.Key("timely");
-        w.Int(d.timely);
+        member(w, "date", d.date);
+        member(w, "total", d.total);
+        member(w, "effective", d.effective);
+        member(w, "timely", d.timely);
         w.EndObject();
     }
     w.EndArray();
@@ -375,38 +312,25 @@ std::string indicators_json(const Indicators& ind) {
     w.StartArray();
     for (const auto& c : ind.cases) {
         w.StartObject();
-        w.Key("id");
-        str(w, c.id.hex());
-        w.Key("contract");
-        str(w, c.contract);
-        w.Key("customer_name");
-        str(w, c.customer_name);
-        w.Key("modality");
-        w.Int(c.modality);
-        w.Key("unit");
-        str(w, c.unit);
-        w.Key("status");
-        str(w, c.status);
-        w.Key("opened_at");
-        w.Int64(c.opened_at);
+        member(w, "id", c.id);
+        member(w, "contract", c.contract);
+        member(w, "customer_name", c.customer_name);
+        member(w, "modality", c.modality);
+        member(w, "unit", c.unit);
+        member(w, "status", c.status);
+        member(w, "opened_at", c.opened_at);
         w.Key("first_final_action");
         if (c.first_final_action) {
             w.Int64(*c.first_final_action);
         } else {
             w.Null();
         }
-        w.Key("effective");
-        w.Bool(c.effective);
-        w.Key("timely");
-        w.Bool(c.timely);
-        w.Key("why_not_effective");
-        str(w, c.why_not_effective);
-        w.Key("why_not_timely");
-        str(w, c.why_not_timely);
-        w.Key("not_effective");
-        str(w, c.not_effective);
-        w.Key("not_timely");
-        str(w, c.not_timely);
+        member(w, "effective", c.effective);
+        member(w, "timely", c.timely);
+        member(w, "why_not_effective", c.why_not_effective);
+        member(w, "why_not_timely", c.why_not_timely);
+        member(w, "not_effective", c.not_effective);
+        member(w, "not_timely", c.not_timely);
         w.EndObject();
     }
     w.EndArray();
@@ -447,24 +371,15 @@ std::string devices_json(const DeviceList& list) {
     w.StartArray();
     for (const auto& d : list.devices) {
         w.StartObject();
-        w.Key("replica");
-        w.Uint64(d.replica);
-        w.Key("user");
-        str(w, d.user);
-        w.Key("label");
-        str(w, d.label);
-        w.Key("status");
-        str(w, d.status == DeviceStatus::active ? "active" : "revoked");
-        w.Key("last_seen");
-        w.Int64(d.last_seen);
-        w.Key("cursor");
-        w.Uint64(d.cursor);
-        w.Key("server_seq");
-        w.Uint64(list.server_seq);
-        w.Key("behind");
-        w.Uint64(d.behind);
-        w.Key("enrolled_at");
-        w.Int64(d.enrolled_at);
+        member(w, "replica", d.replica);
+        member(w, "user", d.user);
+        member(w, "label", d.label);
+        member(w, "status", d.status == DeviceStatus::active ? "active" : "revoked");
+        member(w, "last_seen", d.last_seen);
+        member(w, "cursor", d.cursor);
+        member(w, "server_seq", list.server_seq);
+        member(w, "behind", d.behind);
+        member(w, "enrolled_at", d.enrolled_at);
         w.EndObject();
     }
     w.EndArray();

@@ -35,31 +35,18 @@ std::string ot_list_json(const OtList& list) {
     w.StartArray();
     for (const OtSummary& o : list.ots) {
         w.StartObject();
-        w.Key("id");
-        str(w, o.id.hex());
-        w.Key("case");
-        str(w, o.case_id ? o.case_id->hex() : std::string());
-        w.Key("contract");
-        str(w, o.contract);
-        w.Key("kind");
-        str(w, o.kind);
-        w.Key("status");
-        str(w, o.status);
-        w.Key("address");
-        str(w, o.address);
-        w.Key("technician");
-        if (o.technician) {
-            str(w, *o.technician);
-        } else {
-            w.Null();
-        }
-        w.Key("issued_at");
-        w.Int64(o.issued_at);
+        member(w, "id", o.id);
+        member(w, "case", o.case_id ? o.case_id->hex() : std::string());
+        member(w, "contract", o.contract);
+        member(w, "kind", o.kind);
+        member(w, "status", o.status);
+        member(w, "address", o.address);
+        member(w, "technician", o.technician);
+        member(w, "issued_at", o.issued_at);
         w.EndObject();
     }
     w.EndArray();
-    w.Key("total");
-    w.Uint64(list.total);
+    member(w, "total", list.total);
     w.EndObject();
     return sb.GetString();
 }
@@ -68,8 +55,7 @@ std::string ot_detail_json(const OtDetail& d) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("id");
-    str(w, d.id.hex());
+    member(w, "id", d.id);
     w.Key("fields");
     raw(w, fields_json(EntityType::work_order, d.state ? &*d.state : nullptr));
     w.Key("technician_name");
@@ -96,14 +82,39 @@ std::string item_json(const CollectedItemView& v) {
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);
     w.StartObject();
-    w.Key("type");
-    str(w, to_string(EntityType::collected_item));
-    w.Key("id");
-    str(w, v.id.hex());
+    member(w, "type", to_string(EntityType::collected_item));
+    member(w, "id", v.id);
     w.Key("fields");
     raw(w, fields_json(EntityType::collected_item, v.state ? &*v.state : nullptr));
     w.EndObject();
     return sb.GetString();
+}
+
+AssignOtCmd assign_cmd(JsonBody& j) {
+    return {j.req_text("technician", 200)};
+}
+
+CancelOtCmd cancel_cmd(JsonBody& j) {
+    return {j.req_text("reason", 500)};
+}
+
+MissingReasonCmd missing_cmd(JsonBody& j) {
+    MissingReasonCmd cmd;
+    cmd.serial = j.req_text("serial", 64);
+    cmd.reason = j.req_text("reason", 400);
+    return cmd;
+}
+
+ResolveItemCmd resolve_cmd(JsonBody& j) {
+    return {j.req_text("resolution", 500)};
+}
+
+/// An OT action: answers the OT's detail as the action leaves it.
+template <typename Cmd>
+std::function<Reply(Procedure&, Ctx&)>
+ot_action(void (WorkOrders::*fn)(const User&, const Id&, const Cmd&), Cmd (*parse)(JsonBody&)) {
+    return action(&Procedure::ots, fn, "OT", parse,
+                  [](Procedure& p, const Id& ot) { return ot_detail_json(p.ots().ot_detail(ot)); });
 }
 
 } // namespace
@@ -118,50 +129,18 @@ void add_ot_routes(std::vector<Route>& out) {
             {"GET", "/v1/ots/{id}", k_office,
              [](P& p, Ctx& c) { return json(ot_detail_json(p.ots().ot_detail(c.id("OT")))); }},
             {"POST", "/v1/ots/{id}/assign", k_dispatch,
-             [](P& p, Ctx& c) {
-                 const Id ot = c.id("OT");
-                 JsonBody j(c.req.body);
-                 AssignOtCmd cmd;
-                 cmd.technician = j.req_text("technician", 200);
-                 j.done();
-                 p.ots().assign_ot(c.user, ot, cmd);
-                 return json(ot_detail_json(p.ots().ot_detail(ot)));
-             }},
+             ot_action(&WorkOrders::assign_ot, assign_cmd)},
             {"POST", "/v1/ots/{id}/cancel", k_dispatch,
-             [](P& p, Ctx& c) {
-                 const Id ot = c.id("OT");
-                 JsonBody j(c.req.body);
-                 CancelOtCmd cmd;
-                 cmd.reason = j.req_text("reason", 500);
-                 j.done();
-                 p.ots().cancel_ot(c.user, ot, cmd);
-                 return json(ot_detail_json(p.ots().ot_detail(ot)));
-             }},
+             ot_action(&WorkOrders::cancel_ot, cancel_cmd)},
             {"POST", "/v1/ots/{id}/missing", k_dispatch,
-             [](P& p, Ctx& c) {
-                 const Id ot = c.id("OT");
-                 JsonBody j(c.req.body);
-                 MissingReasonCmd cmd;
-                 cmd.serial = j.req_text("serial", 64);
-                 cmd.reason = j.req_text("reason", 400);
-                 j.done();
-                 p.ots().missing_reason(c.user, ot, cmd);
-                 return json(ot_detail_json(p.ots().ot_detail(ot)));
-             }},
+             ot_action(&WorkOrders::missing_reason, missing_cmd)},
             {"GET", "/v1/ots/{id}/reconciliation", k_office,
              [](P& p, Ctx& c) {
                  return json(reconciliation_json(p.ots().ot_reconciliation(c.id("OT"))));
              }},
             {"POST", "/v1/items/{id}/resolve", k_dispatch,
-             [](P& p, Ctx& c) {
-                 const Id item = c.id("item");
-                 JsonBody j(c.req.body);
-                 ResolveItemCmd cmd;
-                 cmd.resolution = j.req_text("resolution", 500);
-                 j.done();
-                 p.ots().resolve_item(c.user, item, cmd);
-                 return json(item_json(p.ots().item_detail(item)));
-             }},
+             action(&Procedure::ots, &WorkOrders::resolve_item, "item", resolve_cmd,
+                    [](P& p, const Id& item) { return item_json(p.ots().item_detail(item)); })},
         });
 }
 

@@ -7,16 +7,11 @@ namespace otsync::server::api {
 
 void write_line(JsonWriter& w, const SerialLine& l, const Directory::Snapshot& names) {
     w.StartObject();
-    w.Key("serial");
-    str(w, l.serial);
-    w.Key("status");
-    str(w, l.status);
-    w.Key("expected");
-    w.Bool(l.expected);
-    w.Key("settled");
-    w.Bool(l.settled);
-    w.Key("collected_twice");
-    w.Bool(l.collected_twice);
+    member(w, "serial", l.serial);
+    member(w, "status", l.status);
+    member(w, "expected", l.expected);
+    member(w, "settled", l.settled);
+    member(w, "collected_twice", l.collected_twice);
     if (!l.also_on.empty()) {
         w.Key("also_on");
         w.StartArray();
@@ -26,61 +21,40 @@ void write_line(JsonWriter& w, const SerialLine& l, const Directory::Snapshot& n
         w.EndArray();
     }
     if (l.item) {
-        w.Key("item");
-        str(w, l.item->hex());
-        w.Key("reason");
-        str(w, l.reason);
-        w.Key("defect");
-        str(w, l.defect);
-        w.Key("description");
-        str(w, l.description);
-        w.Key("observations");
-        str(w, l.observations);
-        w.Key("collected_at");
-        w.Int64(l.collected_at);
-        w.Key("receipt");
-        str(w, l.receipt);
-        w.Key("receipt_note");
-        str(w, l.receipt_note);
-        w.Key("handover");
-        if (l.handover) {
-            str(w, l.handover->hex());
-        } else {
-            w.Null();
-        }
+        member(w, "item", l.item->hex());
+        member(w, "reason", l.reason);
+        member(w, "defect", l.defect);
+        member(w, "description", l.description);
+        member(w, "observations", l.observations);
+        member(w, "collected_at", l.collected_at);
+        member(w, "receipt", l.receipt);
+        member(w, "receipt_note", l.receipt_note);
+        member(w, "handover", l.handover);
         w.Key("collected_by");
         if (l.collected_by) {
             str(w, names.label(*l.collected_by));
         } else {
             w.Null();
         }
-        w.Key("overdue");
-        w.Bool(l.overdue);
+        member(w, "overdue", l.overdue);
     }
-    w.Key("resolution");
-    str(w, l.resolution);
-    w.Key("missing_reason");
-    str(w, l.missing_reason);
+    member(w, "resolution", l.resolution);
+    member(w, "missing_reason", l.missing_reason);
     w.EndObject();
 }
 
 void write_reconciliation(JsonWriter& w, const OtReconciliation& rec,
                           const Directory::Snapshot& names) {
     w.StartObject();
-    w.Key("ot");
-    str(w, rec.ot.hex());
-    w.Key("case");
-    str(w, rec.case_id.hex());
-    w.Key("kind");
-    str(w, rec.kind);
-    w.Key("status");
-    str(w, rec.status);
+    member(w, "ot", rec.ot);
+    member(w, "case", rec.case_id);
+    member(w, "kind", rec.kind);
+    member(w, "status", rec.status);
     w.Key("mode");
     str(w, rec.mode == OtMode::collect  ? "collect"
            : rec.mode == OtMode::verify ? "verify"
                                         : "none");
-    w.Key("signature_mismatch");
-    w.Bool(rec.signature_mismatch);
+    member(w, "signature_mismatch", rec.signature_mismatch);
     std::map<std::string, int> counts;
     for (const auto& l : rec.lines) {
         counts[l.status]++;

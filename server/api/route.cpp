@@ -28,6 +28,35 @@ void str(JsonWriter& w, std::string_view s) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+void member(JsonWriter& w, std::string_view key, std::string_view v) {
+    str(w, key);
+    str(w, v);
+}
+
+void member(JsonWriter& w, std::string_view key, const Id& v) {
+    member(w, key, v.hex());
+}
+
+void member(JsonWriter& w, std::string_view key, bool v) {
+    str(w, key);
+    w.Bool(v);
+}
+
+void member(JsonWriter& w, std::string_view key, std::int64_t v) {
+    str(w, key);
+    w.Int64(v);
+}
+
+void member(JsonWriter& w, std::string_view key, std::uint64_t v) {
+    str(w, key);
+    w.Uint64(v);
+}
+
+void null_member(JsonWriter& w, std::string_view key) {
+    str(w, key);
+    w.Null();
+}
+
 void raw(JsonWriter& w, const std::string& json) {
     w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
 }

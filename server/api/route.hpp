@@ -11,9 +11,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <concepts>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +82,57 @@ void add_model_routes(std::vector<Route>& out);  // GET /v1/model
 Reply json(std::string body, unsigned status = 200);
 Id parse_id(const std::string& s, const char* what);
 void str(JsonWriter& w, std::string_view s);
+
+/// One member of the object being written: "key": value. Text as a string, an Id as its
+/// hex, integers and booleans as such; an empty optional as null.
+void member(JsonWriter& w, std::string_view key, std::string_view v);
+inline void member(JsonWriter& w, std::string_view key, const std::string& v) {
+    member(w, key, std::string_view(v));
+}
+inline void member(JsonWriter& w, std::string_view key, const char* v) {
+    member(w, key, std::string_view(v));
+}
+void member(JsonWriter& w, std::string_view key, const Id& v);
+void member(JsonWriter& w, std::string_view key, bool v);
+void member(JsonWriter& w, std::string_view key, std::int64_t v);
+void member(JsonWriter& w, std::string_view key, std::uint64_t v);
+template <std::integral T>
+requires(!std::same_as<T, bool> && !std::same_as<T, std::int64_t> &&
+         !std::same_as<T, std::uint64_t>) void member(JsonWriter& w, std::string_view key, T v) {
+    if constexpr (std::is_signed_v<T>) {
+        member(w, key, static_cast<std::int64_t>(v));
+    } else {
+        member(w, key, static_cast<std::uint64_t>(v));
+    }
+}
+/// "key": null.
+void null_member(JsonWriter& w, std::string_view key);
+template <typename T>
+void member(JsonWriter& w, std::string_view key, const std::optional<T>& v) {
+    if (v) {
+        member(w, key, *v);
+    } else {
+        null_member(w, key);
+    }
+}
+/// A route that acts on the record its {id} names (`what`, for the not-found message):
+/// `parse` reads the command from the body, whose members are then all checked
+/// (JsonBody::done), the part's `fn` does it as the signed-in user, and `answer(p, id)`
+/// renders what the client is told (the record as the action leaves it).
+template <typename Part, typename Cmd, typename Answer>
+std::function<Reply(Procedure&, Ctx&)>
+action(Part& (Procedure::*part)(), void (Part::*fn)(const User&, const Id&, const Cmd&),
+       const char* what, Cmd (*parse)(JsonBody&), Answer answer, unsigned status = 200) {
+    return [=](Procedure& p, Ctx& c) {
+        const Id id = c.id(what);
+        JsonBody j(c.req.body);
+        const Cmd cmd = parse(j);
+        j.done();
+        ((p.*part)().*fn)(c.user, id, cmd);
+        return json(answer(p, id), status);
+    };
+}
+
 /// Embeds JSON built elsewhere (an entity's fields) as one value.
 void raw(JsonWriter& w, const std::string& json);
 

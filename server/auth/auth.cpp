@@ -9,6 +9,7 @@
 #include "auth/auth.hpp"
 
 #include "otsync/error.hpp"
+#include "otsync/text.hpp"
 
 #include <sodium.h>
 
@@ -89,25 +90,15 @@ bool is_token_shape(std::string_view t) {
            });
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 /// The value of the first `otsync_session` cookie in a Cookie header ("a=b; c=d").
 std::optional<std::string_view> session_cookie_value(std::string_view header) {
     while (!header.empty()) {
         const auto semi = header.find(';');
-        const std::string_view pair = trim(header.substr(0, semi));
+        const std::string_view pair = trim_ows(header.substr(0, semi));
         header = semi == std::string_view::npos ? std::string_view{} : header.substr(semi + 1);
         const auto eq = pair.find('=');
-        if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == k_cookie_name) {
-            std::string_view v = trim(pair.substr(eq + 1));
+        if (eq != std::string_view::npos && trim_ows(pair.substr(0, eq)) == k_cookie_name) {
+            std::string_view v = trim_ows(pair.substr(eq + 1));
             if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
                 v = v.substr(1, v.size() - 2);
             }
@@ -312,10 +303,10 @@ AuthService::authenticate(const std::map<std::string, std::string>& headers) {
     std::string_view token;
     bool via_cookie = false;
     if (const auto a = headers.find("authorization"); a != headers.end()) {
-        const std::string_view v = trim(a->second);
+        const std::string_view v = trim_ows(a->second);
         constexpr std::string_view scheme = "bearer ";
         if (v.size() > scheme.size() && lower_ascii(v.substr(0, scheme.size())) == scheme) {
-            token = trim(v.substr(scheme.size()));
+            token = trim_ows(v.substr(scheme.size()));
         }
     }
     if (token.empty()) {

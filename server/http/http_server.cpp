@@ -34,6 +34,7 @@
 #include "http/reply.hpp"
 #include "otsync/error.hpp"
 #include "otsync/json_string.hpp"
+#include "otsync/text.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -140,16 +141,6 @@ HttpResponse error_response(ErrorCode code, std::string_view message, unsigned s
 
 char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 bool is_token_char(char c) {
@@ -378,7 +369,7 @@ private:
         const auto te = msg.equal_range(http::field::transfer_encoding);
         if (te.first != te.second) {
             const bool only_chunked = std::next(te.first) == te.second &&
-                                      beast::iequals(trim(te.first->value()), "chunked");
+                                      beast::iequals(trim_ows(te.first->value()), "chunked");
             if (!only_chunked) {
                 answer_error(ErrorCode::malformed,
                              "unsupported Transfer-Encoding (only \"chunked\" is accepted)");
@@ -409,7 +400,7 @@ private:
             return;
         }
         const auto expect = msg[http::field::expect];
-        if (m_version >= 11 && beast::iequals(trim(expect), "100-continue")) {
+        if (m_version >= 11 && beast::iequals(trim_ows(expect), "100-continue")) {
             m_continue.emplace(http::status::continue_, m_version);
             m_stream.expires_after(limits().write_timeout);
             http::async_write(m_stream, *m_continue, guard(&Session::on_continue_sent));

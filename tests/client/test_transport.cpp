@@ -371,7 +371,24 @@ double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-HttpReply post(Transport& t, const std::string& body = "{}") {
+HttpReply post(Transport& t, const std::string& body = "{}");
+
+/// Posts on `t` while another thread cancels it 300 ms later: the reply, and how many
+/// seconds after the cancel it came back.
+std::pair<HttpReply, double> post_cancelled(Transport& t) {
+    Clock::time_point cancelled_at{};
+    std::thread canceller([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        cancelled_at = Clock::now();
+        t.cancel();
+    });
+    HttpReply r = post(t);
+    const auto returned_at = Clock::now();
+    canceller.join();
+    return {std::move(r), std::chrono::duration<double>(returned_at - cancelled_at).count()};
+}
+
+HttpReply post(Transport& t, const std::string& body) {
     return t.post("/v1/sync", {{"content-type", "application/json"}}, body);
 }
 
@@ -494,19 +511,11 @@ TEST_CASE("cancel() from another thread ends a hanging post at once; the next po
 
     t->cancel(); // nothing in flight: no effect on what follows
 
-    Clock::time_point cancelled_at{};
-    std::thread canceller([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        cancelled_at = Clock::now();
-        t->cancel();
-    });
-    const HttpReply r = post(*t);
-    const auto returned_at = Clock::now();
-    canceller.join();
+    const auto [r, after_cancel_s] = post_cancelled(*t);
     CHECK(r.status == 0);
     CHECK(r.error == OTSYNC_ERR_CANCELLED);
     CHECK_MESSAGE(r.error_message.find("cancelled") != std::string::npos, r.error_message);
-    CHECK(std::chrono::duration<double>(returned_at - cancelled_at).count() < 1.0);
+    CHECK(after_cancel_s < 1.0);
 
     const HttpReply next = post(*t, "again");
     CHECK(next.status == 200);
@@ -520,18 +529,10 @@ TEST_CASE("cancel() during the TLS handshake") {
     HttpOptions o;
     o.ca_file = pki.ca_file;
     auto t = make_http_transport(server.url("https"), o);
-    Clock::time_point cancelled_at{};
-    std::thread canceller([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        cancelled_at = Clock::now();
-        t->cancel();
-    });
-    const HttpReply r = post(*t);
-    const auto returned_at = Clock::now();
-    canceller.join();
+    const auto [r, after_cancel_s] = post_cancelled(*t);
     CHECK(r.status == 0);
     CHECK(r.error == OTSYNC_ERR_CANCELLED);
-    CHECK(std::chrono::duration<double>(returned_at - cancelled_at).count() < 1.0);
+    CHECK(after_cancel_s < 1.0);
 }
 
 TEST_CASE("keep-alive: many posts over one connection") {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/app.hpp"
+#include "procedure/procedure.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -175,5 +176,50 @@ struct Fixture {
     std::unique_ptr<server::SyncService> service;
     Id back_office;
 };
+
+/// What opening a case of `contract` records in the tests: a customer, one product.
+inline server::OpenCaseCmd case_opening(int modality, const std::string& contract,
+                                        std::optional<std::string> unit = std::nullopt,
+                                        const std::string& customer = "X") {
+    server::OpenCaseCmd cmd;
+    cmd.modality = modality;
+    cmd.contract = contract;
+    cmd.customer_name = customer;
+    cmd.person_type = "natural";
+    cmd.tax_id = "1";
+    cmd.reference_cell = "7";
+    cmd.contact_hours = "8-12";
+    cmd.products = {"internet"};
+    cmd.old_address = "a";
+    cmd.new_address = "b";
+    cmd.unit = std::move(unit);
+    return cmd;
+}
+
+/// The reviewer records a positive technical feasibility.
+inline void record_feasible(server::Procedure& p, const server::User& reviewer, const Id& c) {
+    server::FeasibilityCmd feasible;
+    feasible.feasible = true;
+    p.cases().feasibility(reviewer, c, feasible);
+}
+
+/// Every Anexo 2 requirement of a natural person's modality 1 or 2 case is met; approved.
+inline void meet_and_approve(server::Procedure& p, const server::User& reviewer, const Id& c) {
+    server::RequirementsCmd met;
+    met.met = {"titular", "ci_vigente", "cuentas_al_dia", "direccion_croquis", "pago_traslado"};
+    p.cases().requirements(reviewer, c, met);
+    p.cases().approve(reviewer, c, {});
+}
+
+/// The office issues the case's OTs to `technician`; returns the first OT.
+inline Id issue_to(server::Procedure& p, const server::User& office, const Id& c,
+                   const std::string& technician) {
+    server::IssueOtsCmd issue;
+    issue.technician = technician;
+    p.cases().issue_ots(office, c, issue);
+    const auto detail = p.cases().case_detail(c);
+    REQUIRE(!detail.ots.empty());
+    return detail.ots.front().id;
+}
 
 } // namespace otsync::test

@@ -55,24 +55,6 @@ server::User make_user(Fixture& f, const std::string& name, Role role) {
     return u;
 }
 
-/// What opening a case of `contract` records: the test's customer, one product.
-server::OpenCaseCmd opening(int modality, const std::string& contract,
-                            std::optional<std::string> unit) {
-    server::OpenCaseCmd cmd;
-    cmd.modality = modality;
-    cmd.contract = contract;
-    cmd.customer_name = "X";
-    cmd.person_type = "natural";
-    cmd.tax_id = "1";
-    cmd.reference_cell = "7";
-    cmd.contact_hours = "8-12";
-    cmd.products = {"internet"};
-    cmd.old_address = "a";
-    cmd.new_address = "b";
-    cmd.unit = std::move(unit);
-    return cmd;
-}
-
 } // namespace
 
 TEST_CASE("indicators of a generated month match figures computed independently") {
@@ -148,8 +130,8 @@ TEST_CASE("indicators of a generated month match figures computed independently"
         Scenario* c = &s;
         const std::int64_t t0 = s.opened_at;
         events.push_back({t0, 0, [&, c] {
-                              c->case_id =
-                                  proc.cases().open_case(atc, opening(2, c->contract, "Cercado"));
+                              c->case_id = proc.cases().open_case(
+                                  atc, case_opening(2, c->contract, "Cercado"));
                               proc.cases().route_case(jac, c->case_id, {"ev"});
                           }});
         if (s.outcome == Outcome::rejected) {
@@ -159,20 +141,9 @@ TEST_CASE("indicators of a generated month match figures computed independently"
             continue;
         }
         events.push_back({t0 + 10 * 60000, 1, [&, c] {
-                              server::FeasibilityCmd feasible;
-                              feasible.feasible = true;
-                              proc.cases().feasibility(ev, c->case_id, feasible);
-                              server::RequirementsCmd met;
-                              met.met = {"titular", "ci_vigente", "cuentas_al_dia",
-                                         "direccion_croquis", "pago_traslado"};
-                              proc.cases().requirements(ev, c->case_id, met);
-                              proc.cases().approve(ev, c->case_id, {});
-                              server::IssueOtsCmd issue;
-                              issue.technician = "tec";
-                              proc.cases().issue_ots(bo, c->case_id, issue);
-                              const auto detail = proc.cases().case_detail(c->case_id);
-                              REQUIRE(!detail.ots.empty());
-                              c->ot = detail.ots.front().id;
+                              record_feasible(proc, ev, c->case_id);
+                              meet_and_approve(proc, ev, c->case_id);
+                              c->ot = issue_to(proc, bo, c->case_id, "tec");
                           }});
         if (s.outcome == Outcome::cancelled) {
             events.push_back(
@@ -322,20 +293,13 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
         "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
         "C-1,Cliente,natural,1,Calle,ONT-1,gpon_ont,M,D\nC-1,Cliente,natural,1,Calle,PWR-1,"
         "power_adapter,M,D\n");
-    const Id c = proc.cases().open_case(atc, opening(1, "C-1", std::nullopt));
+    const Id c = proc.cases().open_case(atc, case_opening(1, "C-1"));
     proc.cases().route_case(jac, c, {"ev"});
-    server::FeasibilityCmd feasible;
-    feasible.feasible = true;
-    proc.cases().feasibility(ev, c, feasible);
+    record_feasible(proc, ev, c);
     proc.cases().override_requirements(make_user(f, "sup", Role::supervisor), c,
                                        {"cliente conocido"});
     proc.cases().approve(ev, c, {});
-    server::IssueOtsCmd issue;
-    issue.technician = "tec";
-    proc.cases().issue_ots(bo, c, issue);
-    const auto detail = proc.cases().case_detail(c);
-    REQUIRE(!detail.ots.empty());
-    const Id ot = detail.ots.front().id;
+    const Id ot = issue_to(proc, bo, c, "tec");
     const Id handover = Id::random();
     f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
         // On site, the technician records both rows and hands them over.

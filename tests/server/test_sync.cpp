@@ -848,34 +848,11 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
                         "K-2,Luis,natural,2 CB,Calle 2,SK2B,decoder,DX,Decodificador\n")
                     .items.size() == 4);
         const auto open = [&](const std::string& contract, Id& c, Id& o) {
-            server::OpenCaseCmd opening;
-            opening.modality = 2;
-            opening.contract = contract;
-            opening.customer_name = "Ana";
-            opening.person_type = "natural";
-            opening.tax_id = "1";
-            opening.reference_cell = "7";
-            opening.contact_hours = "8-12";
-            opening.products = {"internet"};
-            opening.old_address = "a";
-            opening.new_address = "b";
-            opening.unit = "Cercado";
-            c = proc.cases().open_case(atc, opening);
+            c = proc.cases().open_case(atc, test::case_opening(2, contract, "Cercado", "Ana"));
             proc.cases().route_case(jac, c, {"ev"});
-            server::FeasibilityCmd feasible;
-            feasible.feasible = true;
-            proc.cases().feasibility(ev, c, feasible);
-            server::RequirementsCmd met;
-            met.met = {"titular", "ci_vigente", "cuentas_al_dia", "direccion_croquis",
-                       "pago_traslado"};
-            proc.cases().requirements(ev, c, met);
-            proc.cases().approve(ev, c, {});
-            server::IssueOtsCmd issue;
-            issue.technician = "tec";
-            proc.cases().issue_ots(bo, c, issue);
-            const auto detail = proc.cases().case_detail(c);
-            REQUIRE(!detail.ots.empty());
-            o = detail.ots.front().id;
+            test::record_feasible(proc, ev, c);
+            test::meet_and_approve(proc, ev, c);
+            o = test::issue_to(proc, bo, c, "tec");
         };
         open("K-1", the_case, ot);
         open("K-2", case2, ot2);

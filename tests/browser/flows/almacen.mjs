@@ -5,24 +5,12 @@
 // the back office flow, which settles that discrepancy.
 
 import { check, visible, text, scan } from '../warehouse.mjs';
+import { ignoreFavicon } from '../common.mjs';
 
 export const name = 'almacen';
 
 const SERIALS = ['HWTC7F302888', 'PWR-12V-2888', 'RMT-2888'];
 
-/** Drops Chromium's console line for a favicon 404 on the login page (not this page's). */
-function ignoreFavicon(ctx) {
-  const texts = [];
-  ctx.page.on('console', (m) => {
-    if (m.type() === 'error' && /\/favicon\.ico$/.test(m.location().url || '')) texts.push(m.text());
-  });
-  return () => {
-    for (const t of texts) {
-      const i = ctx.consoleErrors.indexOf(t);
-      if (i >= 0) ctx.consoleErrors.splice(i, 1);
-    }
-  };
-}
 
 export async function run(ctx) {
   const { page } = ctx;

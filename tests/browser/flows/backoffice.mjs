@@ -5,6 +5,8 @@
 // tec.quispe. When the warehouse flow ran before and marked RMT-2888 missing on arrival
 // (ctx.shared.missingItem), bo.demo resolves it and the BT-200888 case closes.
 
+import { ignoreFavicon } from '../common.mjs';
+
 export const name = 'backoffice';
 
 const CONTRACT = 'BT-200777';
@@ -18,19 +20,6 @@ async function waitFor(locator, message, state = 'visible', timeout = 10000) {
   await locator.waitFor({ state, timeout }).catch(() => { throw new Error(message); });
 }
 
-/** Chromium asks for /favicon.ico on the login page; that 404 is not this page's error. */
-function ignoreFavicon(ctx) {
-  const texts = [];
-  ctx.page.on('console', (m) => {
-    if (m.type() === 'error' && /\/favicon\.ico$/.test(m.location().url || '')) texts.push(m.text());
-  });
-  return () => {
-    for (const t of texts) {
-      const i = ctx.consoleErrors.indexOf(t);
-      if (i >= 0) ctx.consoleErrors.splice(i, 1);
-    }
-  };
-}
 
 /** Signs in as `user` (fresh cookies) and waits for the Casos page. */
 async function signIn(ctx, user) {
