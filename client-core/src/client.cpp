@@ -220,6 +220,19 @@ struct Client::Impl {
                 seal(key, body)});
     }
 
+    /// This device's new ops: stored, queued in the outbox, and the op counter and clock
+    /// they used kept with them. Inside the caller's transaction.
+    void store_outgoing(const std::vector<Op>& ops) {
+        for (const auto& op : ops) {
+            store_op(op);
+            db.run("INSERT OR IGNORE INTO outbox(replica, counter) VALUES(?,?)",
+                   {static_cast<std::int64_t>(op.id.replica),
+                    static_cast<std::int64_t>(op.id.counter)});
+        }
+        put_meta("op_counter", std::to_string(maker->counter()));
+        put_meta("hlc", std::to_string(hlc->state()));
+    }
+
     Op load_body(const std::vector<std::uint8_t>& sealed) {
         const auto plain = unseal(key, sealed);
         if (!plain) {
@@ -301,16 +314,7 @@ struct Client::Impl {
                                       std::string(f->name));
             }
         }
-        db.transaction([&] {
-            for (const auto& op : ops) {
-                store_op(op);
-                db.run("INSERT OR IGNORE INTO outbox(replica, counter) VALUES(?,?)",
-                       {static_cast<std::int64_t>(op.id.replica),
-                        static_cast<std::int64_t>(op.id.counter)});
-            }
-            put_meta("op_counter", std::to_string(maker->counter()));
-            put_meta("hlc", std::to_string(hlc->state()));
-        });
+        db.transaction([&] { store_outgoing(ops); });
         for (const auto& op : ops) {
             state.apply(op);
         }
@@ -416,14 +420,7 @@ struct Client::Impl {
                 db.run("DELETE FROM outbox WHERE replica=? AND counter=?", key_of_op);
                 db.run("DELETE FROM rejections WHERE replica=? AND counter=?", key_of_op);
             }
-            for (const Op& op : fresh) {
-                store_op(op);
-                db.run("INSERT OR IGNORE INTO outbox(replica, counter) VALUES(?,?)",
-                       {static_cast<std::int64_t>(op.id.replica),
-                        static_cast<std::int64_t>(op.id.counter)});
-            }
-            put_meta("op_counter", std::to_string(maker->counter()));
-            put_meta("hlc", std::to_string(hlc->state()));
+            store_outgoing(fresh);
         });
         fold(); // the refused copies leave the local state too
         return fresh.size();

@@ -94,118 +94,109 @@ CaseFieldValues case_fields(const rapidjson::Value* fields) {
 // ---- answers --------------------------------------------------------------------------------
 
 std::string case_list_json(const CaseList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("cases");
-    w.StartArray();
-    for (const CaseSummary& s : list.cases) {
-        w.StartObject();
-        member(w, "id", s.id);
-        member(w, "modality", s.modality);
-        member(w, "contract", s.contract);
-        member(w, "customer_name", s.customer_name);
-        member(w, "status", s.status);
-        member(w, "opened_at", s.opened_at);
-        member(w, "unit", s.unit);
-        member(w, "last_step", s.last_step);
-        member(w, "requirements_missing", static_cast<int>(s.requirements_missing));
-        w.EndObject();
-    }
-    w.EndArray();
-    member(w, "total", list.total);
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("cases");
+        w.StartArray();
+        for (const CaseSummary& s : list.cases) {
+            w.StartObject();
+            member(w, "id", s.id);
+            member(w, "modality", s.modality);
+            member(w, "contract", s.contract);
+            member(w, "customer_name", s.customer_name);
+            member(w, "status", s.status);
+            member(w, "opened_at", s.opened_at);
+            member(w, "unit", s.unit);
+            member(w, "last_step", s.last_step);
+            member(w, "requirements_missing", static_cast<int>(s.requirements_missing));
+            w.EndObject();
+        }
+        w.EndArray();
+        member(w, "total", list.total);
+    });
 }
 
 std::string case_detail_json(const CaseDetail& d) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    member(w, "id", d.id);
-    member(w, "modality", d.modality);
-    member(w, "status", d.status);
-    w.Key("fields");
-    raw(w, fields_json(CF::case_file, d.state ? &*d.state : nullptr));
-    if (d.routed_to_name) {
-        member(w, "routed_to_name", *d.routed_to_name);
-    }
-    w.Key("requirements");
-    w.StartArray();
-    for (const CaseRequirement& req : d.requirements) {
-        w.StartObject();
-        member(w, "code", req.code);
-        member(w, "label", req.label);
-        member(w, "met", req.met);
-        w.EndObject();
-    }
-    w.EndArray();
-    member(w, "requirements_complete", d.requirements_complete);
-    w.Key("steps");
-    w.StartArray();
-    for (const CaseStep& s : d.steps) {
-        w.StartObject();
-        member(w, "code", s.code);
-        if (s.seed) {
-            member(w, "label", s.seed->label_es);
-            member(w, "role", to_string(s.seed->role));
+    return json_object([&](JsonWriter& w) {
+        member(w, "id", d.id);
+        member(w, "modality", d.modality);
+        member(w, "status", d.status);
+        w.Key("fields");
+        raw(w, fields_json(CF::case_file, d.state ? &*d.state : nullptr));
+        if (d.routed_to_name) {
+            member(w, "routed_to_name", *d.routed_to_name);
         }
-        member(w, "at", s.at);
-        member(w, "by", s.by);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.Key("template");
-    w.StartArray();
-    for (const Step& s : steps_for(d.modality)) {
-        w.StartObject();
-        member(w, "code", s.code);
-        member(w, "role", to_string(s.role));
-        member(w, "role_label", label_es(s.role));
-        member(w, "label", s.label_es);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.Key("ots");
-    w.StartArray();
-    for (const CaseOt& ot : d.ots) {
-        w.StartObject();
-        member(w, "id", ot.id);
-        member(w, "kind", ot.kind);
-        member(w, "status", ot.status);
-        member(w, "technician", ot.technician);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.Key("closing_blockers");
-    w.StartArray();
-    for (const auto& why : d.closing_blockers) {
-        str(w, why);
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+        w.Key("requirements");
+        w.StartArray();
+        for (const CaseRequirement& req : d.requirements) {
+            w.StartObject();
+            member(w, "code", req.code);
+            member(w, "label", req.label);
+            member(w, "met", req.met);
+            w.EndObject();
+        }
+        w.EndArray();
+        member(w, "requirements_complete", d.requirements_complete);
+        w.Key("steps");
+        w.StartArray();
+        for (const CaseStep& s : d.steps) {
+            w.StartObject();
+            member(w, "code", s.code);
+            if (s.seed) {
+                member(w, "label", s.seed->label_es);
+                member(w, "role", to_string(s.seed->role));
+            }
+            member(w, "at", s.at);
+            member(w, "by", s.by);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("template");
+        w.StartArray();
+        for (const Step& s : steps_for(d.modality)) {
+            w.StartObject();
+            member(w, "code", s.code);
+            member(w, "role", to_string(s.role));
+            member(w, "role_label", label_es(s.role));
+            member(w, "label", s.label_es);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("ots");
+        w.StartArray();
+        for (const CaseOt& ot : d.ots) {
+            w.StartObject();
+            member(w, "id", ot.id);
+            member(w, "kind", ot.kind);
+            member(w, "status", ot.status);
+            member(w, "technician", ot.technician);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("closing_blockers");
+        w.StartArray();
+        for (const auto& why : d.closing_blockers) {
+            str(w, why);
+        }
+        w.EndArray();
+    });
 }
 
 std::string case_reconciliation_json(const CaseReconciliation& rec) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    member(w, "case", rec.id);
-    w.Key("ots");
-    w.StartArray();
-    for (const auto& ot : rec.ots) {
-        write_reconciliation(w, ot, *rec.names);
-    }
-    w.EndArray();
-    w.Key("closing_blockers");
-    w.StartArray();
-    for (const auto& why : rec.closing_blockers) {
-        str(w, why);
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        member(w, "case", rec.id);
+        w.Key("ots");
+        w.StartArray();
+        for (const auto& ot : rec.ots) {
+            write_reconciliation(w, ot, *rec.names);
+        }
+        w.EndArray();
+        w.Key("closing_blockers");
+        w.StartArray();
+        for (const auto& why : rec.closing_blockers) {
+            str(w, why);
+        }
+        w.EndArray();
+    });
 }
 
 /// A case action: answers the case detail as the action leaves it.

@@ -10,25 +10,22 @@ namespace otsync::server::api {
 namespace {
 
 std::string handover_list_json(const HandoverList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("handovers");
-    w.StartArray();
-    for (const HandoverSummary& h : list.handovers) {
-        w.StartObject();
-        member(w, "id", h.id);
-        member(w, "status", h.status);
-        member(w, "technician", h.technician);
-        member(w, "zone", h.zone);
-        member(w, "date", h.date);
-        member(w, "age_hours", h.age_hours);
-        member(w, "rows", static_cast<unsigned>(h.rows));
-        w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("handovers");
+        w.StartArray();
+        for (const HandoverSummary& h : list.handovers) {
+            w.StartObject();
+            member(w, "id", h.id);
+            member(w, "status", h.status);
+            member(w, "technician", h.technician);
+            member(w, "zone", h.zone);
+            member(w, "date", h.date);
+            member(w, "age_hours", h.age_hours);
+            member(w, "rows", static_cast<unsigned>(h.rows));
+            w.EndObject();
+        }
+        w.EndArray();
+    });
 }
 
 void write_handover(JsonWriter& w, const HandoverDetail& d) {
@@ -90,21 +87,18 @@ ReceiptCmd receipt_cmd(const std::string& body) {
 }
 
 std::string receipt_json(const HandoverReceipt& r) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("handover");
-    write_handover(w, r.handover);
-    w.Key("receipt");
-    w.StartObject();
-    member(w, "received_by", r.received_by);
-    member(w, "received_at", r.received_at);
-    member(w, "received_rows_hash", r.received_rows_hash);
-    member(w, "signed_message", r.signed_message);
-    member(w, "server_signature", to_base64(r.server_signature));
-    w.EndObject();
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("handover");
+        write_handover(w, r.handover);
+        w.Key("receipt");
+        w.StartObject();
+        member(w, "received_by", r.received_by);
+        member(w, "received_at", r.received_at);
+        member(w, "received_rows_hash", r.received_rows_hash);
+        member(w, "signed_message", r.signed_message);
+        member(w, "server_signature", to_base64(r.server_signature));
+        w.EndObject();
+    });
 }
 
 } // namespace

@@ -47,117 +47,114 @@ std::vector<EntityType> all_entity_types() {
 }
 
 std::string render_model() {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("roles");
-    w.StartArray();
-    for (std::uint8_t i = 0; i < k_role_count; ++i) {
-        const auto r = static_cast<Role>(i);
-        w.StartObject();
-        member(w, "code", to_string(r));
-        member(w, "label", label_es(r));
-        w.EndObject();
-    }
-    w.EndArray();
-
-    w.Key("lifecycles");
-    w.StartArray();
-    for (const EntityType t : all_entity_types()) {
-        const Lifecycle* lc = lifecycle_of(t);
-        if (!lc) {
-            continue;
-        }
-        const auto labels = state_labels(t);
-        w.StartObject();
-        member(w, "entity", to_string(t));
-        w.Key("states");
+    return json_object([&](JsonWriter& w) {
+        w.Key("roles");
         w.StartArray();
-        for (const auto state : lc->states) {
-            const CodeLabel* l = find_label(labels, state);
-            label_object(w, state, l ? l->label_es : state, l ? l->word_es : state);
-        }
-        w.EndArray();
-        w.Key("finals");
-        w.StartArray();
-        for (const auto f : lc->finals) {
-            str(w, f);
-        }
-        w.EndArray();
-        w.Key("transitions");
-        w.StartArray();
-        for (const auto& tr : lc->transitions) {
+        for (std::uint8_t i = 0; i < k_role_count; ++i) {
+            const auto r = static_cast<Role>(i);
             w.StartObject();
-            member(w, "from", tr.from);
-            member(w, "to", tr.to);
-            w.Key("roles");
-            roles_array(w, tr.roles);
+            member(w, "code", to_string(r));
+            member(w, "label", label_es(r));
             w.EndObject();
         }
         w.EndArray();
-        w.EndObject();
-    }
-    w.EndArray();
 
-    w.Key("ot_kinds");
-    labels_array(w, ot_kind_labels());
-    w.Key("products");
-    labels_array(w, product_labels());
-    w.Key("receipts");
-    labels_array(w, receipt_labels());
-    w.Key("line_statuses");
-    labels_array(w, line_status_labels());
-
-    w.Key("modalities");
-    w.StartArray();
-    for (const auto& m : modality_labels()) {
-        const int n = std::stoi(std::string(m.code));
-        w.StartObject();
-        member(w, "code", n);
-        member(w, "label", m.label_es);
-        member(w, "word", m.word_es);
-        w.Key("work_orders");
+        w.Key("lifecycles");
         w.StartArray();
-        for (const auto kind : work_orders_for(n)) {
-            str(w, kind);
-        }
-        w.EndArray();
-        w.Key("steps");
-        w.StartArray();
-        for (const auto& step : steps_for(n)) {
-            w.StartObject();
-            member(w, "code", step.code);
-            member(w, "role", to_string(step.role));
-            member(w, "label", step.label_es);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.EndObject();
-    }
-    w.EndArray();
-
-    w.Key("fields");
-    w.StartObject();
-    for (const EntityType t : all_entity_types()) {
-        w.Key(to_string(t).data(), static_cast<rapidjson::SizeType>(to_string(t).size()));
-        w.StartArray();
-        for (const auto& f : fields_of(t)) {
-            w.StartObject();
-            member(w, "name", f.name);
-            member(w, "label", f.label_es);
-            member(w, "type", to_string(f.type));
-            if (f.max_bytes) {
-                member(w, "max_bytes", f.max_bytes);
+        for (const EntityType t : all_entity_types()) {
+            const Lifecycle* lc = lifecycle_of(t);
+            if (!lc) {
+                continue;
             }
-            w.Key("writers");
-            roles_array(w, f.writers);
+            const auto labels = state_labels(t);
+            w.StartObject();
+            member(w, "entity", to_string(t));
+            w.Key("states");
+            w.StartArray();
+            for (const auto state : lc->states) {
+                const CodeLabel* l = find_label(labels, state);
+                label_object(w, state, l ? l->label_es : state, l ? l->word_es : state);
+            }
+            w.EndArray();
+            w.Key("finals");
+            w.StartArray();
+            for (const auto f : lc->finals) {
+                str(w, f);
+            }
+            w.EndArray();
+            w.Key("transitions");
+            w.StartArray();
+            for (const auto& tr : lc->transitions) {
+                w.StartObject();
+                member(w, "from", tr.from);
+                member(w, "to", tr.to);
+                w.Key("roles");
+                roles_array(w, tr.roles);
+                w.EndObject();
+            }
+            w.EndArray();
             w.EndObject();
         }
         w.EndArray();
-    }
-    w.EndObject();
-    w.EndObject();
-    return sb.GetString();
+
+        w.Key("ot_kinds");
+        labels_array(w, ot_kind_labels());
+        w.Key("products");
+        labels_array(w, product_labels());
+        w.Key("receipts");
+        labels_array(w, receipt_labels());
+        w.Key("line_statuses");
+        labels_array(w, line_status_labels());
+
+        w.Key("modalities");
+        w.StartArray();
+        for (const auto& m : modality_labels()) {
+            const int n = std::stoi(std::string(m.code));
+            w.StartObject();
+            member(w, "code", n);
+            member(w, "label", m.label_es);
+            member(w, "word", m.word_es);
+            w.Key("work_orders");
+            w.StartArray();
+            for (const auto kind : work_orders_for(n)) {
+                str(w, kind);
+            }
+            w.EndArray();
+            w.Key("steps");
+            w.StartArray();
+            for (const auto& step : steps_for(n)) {
+                w.StartObject();
+                member(w, "code", step.code);
+                member(w, "role", to_string(step.role));
+                member(w, "label", step.label_es);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+        }
+        w.EndArray();
+
+        w.Key("fields");
+        w.StartObject();
+        for (const EntityType t : all_entity_types()) {
+            w.Key(to_string(t).data(), static_cast<rapidjson::SizeType>(to_string(t).size()));
+            w.StartArray();
+            for (const auto& f : fields_of(t)) {
+                w.StartObject();
+                member(w, "name", f.name);
+                member(w, "label", f.label_es);
+                member(w, "type", to_string(f.type));
+                if (f.max_bytes) {
+                    member(w, "max_bytes", f.max_bytes);
+                }
+                w.Key("writers");
+                roles_array(w, f.writers);
+                w.EndObject();
+            }
+            w.EndArray();
+        }
+        w.EndObject();
+    });
 }
 
 /// The model never changes while the server runs: rendered once, with its ETag.

@@ -42,37 +42,34 @@ FeeQuery fee_query(const Ctx& c, int tz_offset_minutes) {
 }
 
 std::string fees_json(const FeeTable& t) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    member(w, "at", t.at);
-    w.Key("rows");
-    w.StartArray();
-    for (const auto& row : t.rows) {
-        w.StartObject();
-        member(w, "product", row.product);
-        member(w, "label", row.label);
-        member(w, "centavos", row.centavos);
-        member(w, "effective_from", row.effective_from);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.Key("history");
-    w.StartArray();
-    for (const auto& r : t.history) {
-        w.StartObject();
-        member(w, "product", r.product);
-        member(w, "centavos", r.centavos);
-        member(w, "effective_from", r.effective_from);
-        member(w, "set_at", r.set_at);
-        w.EndObject();
-    }
-    w.EndArray();
-    if (t.quote) {
-        member(w, "quote", *t.quote);
-    }
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        member(w, "at", t.at);
+        w.Key("rows");
+        w.StartArray();
+        for (const auto& row : t.rows) {
+            w.StartObject();
+            member(w, "product", row.product);
+            member(w, "label", row.label);
+            member(w, "centavos", row.centavos);
+            member(w, "effective_from", row.effective_from);
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("history");
+        w.StartArray();
+        for (const auto& r : t.history) {
+            w.StartObject();
+            member(w, "product", r.product);
+            member(w, "centavos", r.centavos);
+            member(w, "effective_from", r.effective_from);
+            member(w, "set_at", r.set_at);
+            w.EndObject();
+        }
+        w.EndArray();
+        if (t.quote) {
+            member(w, "quote", *t.quote);
+        }
+    });
 }
 
 PutFeeCmd put_fee_cmd(const std::string& body, int tz_offset_minutes) {
@@ -147,57 +144,51 @@ std::string contract_json(const ContractDetail& d) {
 // ---- reports and conflicts --------------------------------------------------------------
 
 std::string discrepancies_json(const DiscrepancyList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("items");
-    w.StartArray();
-    for (const auto& d : list.items) {
-        w.StartObject();
-        member(w, "ot", d.ot);
-        member(w, "case", d.case_id);
-        member(w, "contract", d.contract);
-        member(w, "technician", d.technician);
-        w.Key("line");
-        write_line(w, d.line, *list.names);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
-}
-
-std::string conflicts_json(const ConflictList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("conflicts");
-    w.StartArray();
-    for (const auto& c : list.conflicts) {
-        w.StartObject();
-        member(w, "id", c.id);
-        member(w, "entity_type", to_string(c.entity_type));
-        member(w, "entity", c.entity);
-        member(w, "field", c.field);
-        member(w, "label", c.label);
-        member(w, "winner", c.winner);
-        w.Key("values");
+    return json_object([&](JsonWriter& w) {
+        w.Key("items");
         w.StartArray();
-        for (const auto& v : c.values) {
+        for (const auto& d : list.items) {
             w.StartObject();
-            member(w, "value", v.value);
-            member(w, "at", v.at);
-            member(w, "replica", v.replica);
+            member(w, "ot", d.ot);
+            member(w, "case", d.case_id);
+            member(w, "contract", d.contract);
+            member(w, "technician", d.technician);
+            w.Key("line");
+            write_line(w, d.line, *list.names);
             w.EndObject();
         }
         w.EndArray();
-        member(w, "status", c.status);
-        member(w, "resolution", c.resolution);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    });
+}
+
+std::string conflicts_json(const ConflictList& list) {
+    return json_object([&](JsonWriter& w) {
+        w.Key("conflicts");
+        w.StartArray();
+        for (const auto& c : list.conflicts) {
+            w.StartObject();
+            member(w, "id", c.id);
+            member(w, "entity_type", to_string(c.entity_type));
+            member(w, "entity", c.entity);
+            member(w, "field", c.field);
+            member(w, "label", c.label);
+            member(w, "winner", c.winner);
+            w.Key("values");
+            w.StartArray();
+            for (const auto& v : c.values) {
+                w.StartObject();
+                member(w, "value", v.value);
+                member(w, "at", v.at);
+                member(w, "replica", v.replica);
+                w.EndObject();
+            }
+            w.EndArray();
+            member(w, "status", c.status);
+            member(w, "resolution", c.resolution);
+            w.EndObject();
+        }
+        w.EndArray();
+    });
 }
 
 ResolveConflictCmd resolve_conflict_cmd(const std::string& body) {
@@ -213,25 +204,22 @@ ResolveConflictCmd resolve_conflict_cmd(const std::string& body) {
 // ---- people and devices -----------------------------------------------------------------
 
 std::string users_json(const UserList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("users");
-    w.StartArray();
-    for (const auto& u : list.users) {
-        w.StartObject();
-        member(w, "id", u.id);
-        member(w, "name", u.name);
-        member(w, "full_name", u.full_name);
-        member(w, "role", to_string(u.role));
-        member(w, "role_label", label_es(u.role));
-        member(w, "unit", u.unit);
-        member(w, "disabled", u.disabled);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("users");
+        w.StartArray();
+        for (const auto& u : list.users) {
+            w.StartObject();
+            member(w, "id", u.id);
+            member(w, "name", u.name);
+            member(w, "full_name", u.full_name);
+            member(w, "role", to_string(u.role));
+            member(w, "role_label", label_es(u.role));
+            member(w, "unit", u.unit);
+            member(w, "disabled", u.disabled);
+            w.EndObject();
+        }
+        w.EndArray();
+    });
 }
 
 } // namespace
@@ -364,27 +352,24 @@ std::string indicators_csv(const Indicators& ind) {
 }
 
 std::string devices_json(const DeviceList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("devices");
-    w.StartArray();
-    for (const auto& d : list.devices) {
-        w.StartObject();
-        member(w, "replica", d.replica);
-        member(w, "user", d.user);
-        member(w, "label", d.label);
-        member(w, "status", d.status == DeviceStatus::active ? "active" : "revoked");
-        member(w, "last_seen", d.last_seen);
-        member(w, "cursor", d.cursor);
-        member(w, "server_seq", list.server_seq);
-        member(w, "behind", d.behind);
-        member(w, "enrolled_at", d.enrolled_at);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("devices");
+        w.StartArray();
+        for (const auto& d : list.devices) {
+            w.StartObject();
+            member(w, "replica", d.replica);
+            member(w, "user", d.user);
+            member(w, "label", d.label);
+            member(w, "status", d.status == DeviceStatus::active ? "active" : "revoked");
+            member(w, "last_seen", d.last_seen);
+            member(w, "cursor", d.cursor);
+            member(w, "server_seq", list.server_seq);
+            member(w, "behind", d.behind);
+            member(w, "enrolled_at", d.enrolled_at);
+            w.EndObject();
+        }
+        w.EndArray();
+    });
 }
 
 void add_office_routes(std::vector<Route>& out) {

@@ -28,46 +28,40 @@ OtFilter ot_filter(const Ctx& c) {
 }
 
 std::string ot_list_json(const OtList& list) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    w.Key("ots");
-    w.StartArray();
-    for (const OtSummary& o : list.ots) {
-        w.StartObject();
-        member(w, "id", o.id);
-        member(w, "case", o.case_id ? o.case_id->hex() : std::string());
-        member(w, "contract", o.contract);
-        member(w, "kind", o.kind);
-        member(w, "status", o.status);
-        member(w, "address", o.address);
-        member(w, "technician", o.technician);
-        member(w, "issued_at", o.issued_at);
-        w.EndObject();
-    }
-    w.EndArray();
-    member(w, "total", list.total);
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        w.Key("ots");
+        w.StartArray();
+        for (const OtSummary& o : list.ots) {
+            w.StartObject();
+            member(w, "id", o.id);
+            member(w, "case", o.case_id ? o.case_id->hex() : std::string());
+            member(w, "contract", o.contract);
+            member(w, "kind", o.kind);
+            member(w, "status", o.status);
+            member(w, "address", o.address);
+            member(w, "technician", o.technician);
+            member(w, "issued_at", o.issued_at);
+            w.EndObject();
+        }
+        w.EndArray();
+        member(w, "total", list.total);
+    });
 }
 
 std::string ot_detail_json(const OtDetail& d) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    member(w, "id", d.id);
-    w.Key("fields");
-    raw(w, fields_json(EntityType::work_order, d.state ? &*d.state : nullptr));
-    w.Key("technician_name");
-    if (d.technician) {
-        str(w, d.names->label(*d.technician));
-    } else {
-        w.Null();
-    }
-    w.Key("reconciliation");
-    write_reconciliation(w, d.reconciliation, *d.names);
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        member(w, "id", d.id);
+        w.Key("fields");
+        raw(w, fields_json(EntityType::work_order, d.state ? &*d.state : nullptr));
+        w.Key("technician_name");
+        if (d.technician) {
+            str(w, d.names->label(*d.technician));
+        } else {
+            w.Null();
+        }
+        w.Key("reconciliation");
+        write_reconciliation(w, d.reconciliation, *d.names);
+    });
 }
 
 std::string reconciliation_json(const OtReconciliationView& v) {
@@ -79,15 +73,12 @@ std::string reconciliation_json(const OtReconciliationView& v) {
 
 /// The item's entity JSON, as entity_json (otsync/view.hpp) writes it.
 std::string item_json(const CollectedItemView& v) {
-    rapidjson::StringBuffer sb;
-    JsonWriter w(sb);
-    w.StartObject();
-    member(w, "type", to_string(EntityType::collected_item));
-    member(w, "id", v.id);
-    w.Key("fields");
-    raw(w, fields_json(EntityType::collected_item, v.state ? &*v.state : nullptr));
-    w.EndObject();
-    return sb.GetString();
+    return json_object([&](JsonWriter& w) {
+        member(w, "type", to_string(EntityType::collected_item));
+        member(w, "id", v.id);
+        w.Key("fields");
+        raw(w, fields_json(EntityType::collected_item, v.state ? &*v.state : nullptr));
+    });
 }
 
 AssignOtCmd assign_cmd(JsonBody& j) {

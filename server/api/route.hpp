@@ -83,6 +83,17 @@ Reply json(std::string body, unsigned status = 200);
 Id parse_id(const std::string& s, const char* what);
 void str(JsonWriter& w, std::string_view s);
 
+/// The JSON object that `write(w)` fills member by member, as text.
+template <typename F>
+std::string json_object(F&& write) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    write(w);
+    w.EndObject();
+    return std::string(sb.GetString(), sb.GetSize());
+}
+
 /// One member of the object being written: "key": value. Text as a string, an Id as its
 /// hex, integers and booleans as such; an empty optional as null.
 void member(JsonWriter& w, std::string_view key, std::string_view v);

@@ -5,6 +5,7 @@
 
 #include "otsync/client.hpp"
 
+#include "../temp_dir.hpp"
 #include "server.hpp"
 
 #include "otsync/view.hpp"
@@ -21,18 +22,9 @@ namespace otsync::client::testing {
 
 using namespace otsync;
 
-struct TempDir {
-    TempDir() {
-        std::random_device rd;
-        path = std::filesystem::temp_directory_path() /
-               ("otsync-client-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
+/// A folder for one test (a device's database, a server's).
+struct TempDir : otsync::test::TempDir {
+    TempDir() : otsync::test::TempDir("otsync-client-") {}
 };
 
 /// The server's routes called directly; optionally unreliable.

@@ -3,6 +3,7 @@
 // Requests go through client-core's built-in HTTP transport; also signed sync calls.
 #pragma once
 
+#include "../temp_dir.hpp"
 #include "otsync/client.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
@@ -30,18 +31,9 @@ extern char** environ;
 
 namespace otsync::test {
 
-struct DataDir {
-    DataDir() {
-        std::random_device rd;
-        path = std::filesystem::temp_directory_path() /
-               ("otsync-it-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path);
-    }
-    ~DataDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
+/// A server's data folder for one test.
+struct DataDir : TempDir {
+    DataDir() : TempDir("otsync-it-") {}
 };
 
 /// Starts `argv` with its stdout on a pipe; returns the pid and the pipe's read end.

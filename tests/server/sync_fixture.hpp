@@ -2,6 +2,7 @@
 // service, users, and simulated devices that enroll and sign like a handheld.
 #pragma once
 
+#include "../temp_dir.hpp"
 #include "api/app.hpp"
 #include "procedure/procedure.hpp"
 #include "store/store.hpp"
@@ -18,20 +19,6 @@
 #include <random>
 
 namespace otsync::test {
-
-struct TempDir {
-    TempDir() {
-        std::random_device rd;
-        path = std::filesystem::temp_directory_path() /
-               ("otsync-test-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path path;
-};
 
 /// One handheld: its key, replica id, counters and local clock.
 struct Device {

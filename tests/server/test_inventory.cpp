@@ -1,6 +1,7 @@
 // The inventory CSV import against a real SQLite store: RFC 4180 quoting and line
 // numbers, every bad line reported with nothing written, idempotent re-import, serials
 // that would change contracts, and the limits.
+#include "../temp_dir.hpp"
 #include "procedure/csv_import.hpp"
 
 #include <doctest/doctest.h>
@@ -19,22 +20,13 @@ const std::string k_header =
 
 struct TempStore {
     TempStore() {
-        std::random_device rd;
-        dir = std::filesystem::temp_directory_path() /
-              ("otsync-inventory-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(dir);
         SqliteOptions o;
-        o.path = (dir / "otsync.db").string();
+        o.path = (tmp.path / "otsync.db").string();
         o.synchronous_full = false;
         store = open_sqlite_store(o);
     }
-    ~TempStore() {
-        store.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
-    }
-    std::filesystem::path dir;
-    std::unique_ptr<Store> store;
+    otsync::test::TempDir tmp{"otsync-inventory-"};
+    std::unique_ptr<Store> store; // closed before its folder goes
 };
 
 /// The problems' line numbers, in order.
