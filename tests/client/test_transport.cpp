@@ -392,6 +392,18 @@ HttpReply post(Transport& t, const std::string& body) {
     return t.post("/v1/sync", {{"content-type", "application/json"}}, body);
 }
 
+/// A post to `url` with `o` ends, within `within_s` seconds, in a timeout that says `says`.
+void check_times_out(const std::string& url, const HttpOptions& o, const std::string& says,
+                     double within_s) {
+    auto t = make_http_transport(url, o);
+    const auto start = Clock::now();
+    const HttpReply r = post(*t);
+    CHECK(seconds_since(start) < within_s);
+    CHECK(r.status == 0);
+    CHECK(r.error == OTSYNC_ERR_TIMEOUT);
+    CHECK_MESSAGE(r.error_message.find(says) != std::string::npos, r.error_message);
+}
+
 int error_of(const std::function<void()>& f) {
     try {
         f();
@@ -433,38 +445,19 @@ TEST_CASE("a server that accepts and never answers: a timeout within the deadlin
     SUBCASE("no byte for io_timeout_ms") {
         HttpOptions o;
         o.io_timeout_ms = 500;
-        auto t = make_http_transport(server.url(), o);
-        const auto start = Clock::now();
-        const HttpReply r = post(*t);
-        CHECK(seconds_since(start) < 5.0);
-        CHECK(r.status == 0);
-        CHECK(r.error == OTSYNC_ERR_TIMEOUT);
-        CHECK_MESSAGE(r.error_message.find("no data") != std::string::npos, r.error_message);
+        check_times_out(server.url(), o, "no data", 5.0);
     }
     SUBCASE("the whole request within request_timeout_ms") {
         HttpOptions o;
         o.request_timeout_ms = 500;
-        auto t = make_http_transport(server.url(), o);
-        const auto start = Clock::now();
-        const HttpReply r = post(*t);
-        CHECK(seconds_since(start) < 5.0);
-        CHECK(r.status == 0);
-        CHECK(r.error == OTSYNC_ERR_TIMEOUT);
-        CHECK_MESSAGE(r.error_message.find("took longer than 500 ms") != std::string::npos,
-                      r.error_message);
+        check_times_out(server.url(), o, "took longer than 500 ms", 5.0);
     }
     SUBCASE("https: the TLS handshake within connect_timeout_ms") {
         Pki pki;
         HttpOptions o;
         o.connect_timeout_ms = 500;
         o.ca_file = pki.ca_file;
-        auto t = make_http_transport(server.url("https"), o);
-        const auto start = Clock::now();
-        const HttpReply r = post(*t);
-        CHECK(seconds_since(start) < 5.0);
-        CHECK(r.status == 0);
-        CHECK(r.error == OTSYNC_ERR_TIMEOUT);
-        CHECK_MESSAGE(r.error_message.find("connecting") != std::string::npos, r.error_message);
+        check_times_out(server.url("https"), o, "connecting", 5.0);
     }
 }
 
@@ -487,14 +480,7 @@ TEST_CASE("a server that drips its body: every byte is progress, the request dea
     HttpOptions o;
     o.io_timeout_ms = 500;       // a byte comes every 100 ms: this one never fires
     o.request_timeout_ms = 1500; // the 1000-byte body would take 100 s
-    auto t = make_http_transport(server.url(), o);
-    const auto start = Clock::now();
-    const HttpReply r = post(*t);
-    CHECK(seconds_since(start) < 6.0);
-    CHECK(r.status == 0);
-    CHECK(r.error == OTSYNC_ERR_TIMEOUT);
-    CHECK_MESSAGE(r.error_message.find("took longer than 1500 ms") != std::string::npos,
-                  r.error_message);
+    check_times_out(server.url(), o, "took longer than 1500 ms", 6.0);
 }
 
 TEST_CASE("cancel() from another thread ends a hanging post at once; the next post runs") {
