@@ -5,6 +5,28 @@ namespace otsync::server {
 
 using namespace detail;
 
+namespace {
+
+/// One row of a handover as the technician recorded it and the warehouse received it.
+HandoverRow row_of(const crdt::Replica& r, const Id& item, const std::string& serial) {
+    const auto T = CF::collected_item;
+    HandoverRow row;
+    row.item = item;
+    row.serial = serial;
+    row.description = row_description(r, item, serial);
+    row.reason = text_of(r, T, item, "reason");
+    row.defect = text_of(r, T, item, "defect");
+    row.observations = text_of(r, T, item, "observations");
+    row.collected_at = time_of(r, T, item, "collected_at").value_or(0);
+    row.voided = is_true(r, T, item, "voided");
+    row.receipt = text_of(r, T, item, "receipt");
+    row.receipt_note = text_of(r, T, item, "receipt_note");
+    row.ot = id_of(r, T, item, "work_order");
+    return row;
+}
+
+} // namespace
+
 // ---- handovers ----------------------------------------------------------------------------------
 
 HandoverList Handovers::list_handovers(const HandoverFilter& filter) {
@@ -60,20 +82,7 @@ HandoverDetail Handovers::handover_detail(const Id& h) {
         d.received_at = time_of(r, CF::handover, h, "received_at").value_or(0);
         d.received_rows_hash = hex_of(r.get(CF::handover, h, "received_rows_hash"));
         for (const auto& [serial, item] : handover_rows(r, h)) {
-            const auto T = CF::collected_item;
-            HandoverRow row;
-            row.item = item;
-            row.serial = serial;
-            row.description = row_description(r, item, serial);
-            row.reason = text_of(r, T, item, "reason");
-            row.defect = text_of(r, T, item, "defect");
-            row.observations = text_of(r, T, item, "observations");
-            row.collected_at = time_of(r, T, item, "collected_at").value_or(0);
-            row.voided = is_true(r, T, item, "voided");
-            row.receipt = text_of(r, T, item, "receipt");
-            row.receipt_note = text_of(r, T, item, "receipt_note");
-            row.ot = id_of(r, T, item, "work_order");
-            d.rows.push_back(std::move(row));
+            d.rows.push_back(row_of(r, item, serial));
         }
     });
     return d;
@@ -213,20 +222,20 @@ Anexo4Form Handovers::anexo4_form(const Id& h) {
         form.received_rows_hash = hex_of(r.get(CF::handover, h, "received_rows_hash"));
         form.tz_offset_minutes = m_config.tz_offset_minutes;
         for (const auto& [serial, item] : handover_rows(r, h)) {
-            const auto T = CF::collected_item;
+            HandoverRow held = row_of(r, item, serial);
             Anexo4Row row;
             row.code = serial;
-            row.description = row_description(r, item, serial);
-            row.reason = text_of(r, T, item, "reason");
-            row.defect = text_of(r, T, item, "defect");
-            row.observations = text_of(r, T, item, "observations");
-            row.date_ms = time_of(r, T, item, "collected_at").value_or(0);
-            row.customer_signed = r.get(T, item, "signature_ref") != nullptr;
-            if (auto ot = id_of(r, T, item, "work_order")) {
-                row.signed_rows_hash = hex_of(r.get(CF::work_order, *ot, "signed_rows_hash"));
+            row.description = std::move(held.description);
+            row.reason = std::move(held.reason);
+            row.defect = std::move(held.defect);
+            row.observations = std::move(held.observations);
+            row.date_ms = held.collected_at;
+            row.customer_signed = r.get(CF::collected_item, item, "signature_ref") != nullptr;
+            if (held.ot) {
+                row.signed_rows_hash = hex_of(r.get(CF::work_order, *held.ot, "signed_rows_hash"));
             }
-            row.receipt = text_of(r, T, item, "receipt");
-            row.receipt_note = text_of(r, T, item, "receipt_note");
+            row.receipt = std::move(held.receipt);
+            row.receipt_note = std::move(held.receipt_note);
             if (auto by = collector_of(r, item)) {
                 row.collected_by = names->label(*by);
             }
