@@ -95,10 +95,7 @@ CaseFieldValues case_fields(const rapidjson::Value* fields) {
 
 std::string case_list_json(const CaseList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("cases");
-        w.StartArray();
-        for (const CaseSummary& s : list.cases) {
-            w.StartObject();
+        objects_member(w, "cases", list.cases, [&](const CaseSummary& s) {
             member(w, "id", s.id);
             member(w, "modality", s.modality);
             member(w, "contract", s.contract);
@@ -108,9 +105,7 @@ std::string case_list_json(const CaseList& list) {
             member(w, "unit", s.unit);
             member(w, "last_step", s.last_step);
             member(w, "requirements_missing", static_cast<int>(s.requirements_missing));
-            w.EndObject();
-        }
-        w.EndArray();
+        });
         member(w, "total", list.total);
     });
 }
@@ -125,21 +120,13 @@ std::string case_detail_json(const CaseDetail& d) {
         if (d.routed_to_name) {
             member(w, "routed_to_name", *d.routed_to_name);
         }
-        w.Key("requirements");
-        w.StartArray();
-        for (const CaseRequirement& req : d.requirements) {
-            w.StartObject();
+        objects_member(w, "requirements", d.requirements, [&](const CaseRequirement& req) {
             member(w, "code", req.code);
             member(w, "label", req.label);
             member(w, "met", req.met);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
         member(w, "requirements_complete", d.requirements_complete);
-        w.Key("steps");
-        w.StartArray();
-        for (const CaseStep& s : d.steps) {
-            w.StartObject();
+        objects_member(w, "steps", d.steps, [&](const CaseStep& s) {
             member(w, "code", s.code);
             if (s.seed) {
                 member(w, "label", s.seed->label_es);
@@ -147,31 +134,19 @@ std::string case_detail_json(const CaseDetail& d) {
             }
             member(w, "at", s.at);
             member(w, "by", s.by);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.Key("template");
-        w.StartArray();
-        for (const Step& s : steps_for(d.modality)) {
-            w.StartObject();
+        });
+        objects_member(w, "template", steps_for(d.modality), [&](const Step& s) {
             member(w, "code", s.code);
             member(w, "role", to_string(s.role));
             member(w, "role_label", label_es(s.role));
             member(w, "label", s.label_es);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.Key("ots");
-        w.StartArray();
-        for (const CaseOt& ot : d.ots) {
-            w.StartObject();
+        });
+        objects_member(w, "ots", d.ots, [&](const CaseOt& ot) {
             member(w, "id", ot.id);
             member(w, "kind", ot.kind);
             member(w, "status", ot.status);
             member(w, "technician", ot.technician);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
         w.Key("closing_blockers");
         w.StartArray();
         for (const auto& why : d.closing_blockers) {
@@ -247,20 +222,8 @@ RequirementsCmd requirements_cmd(JsonBody& j) {
     return cmd;
 }
 
-OverrideRequirementsCmd override_cmd(JsonBody& j) {
-    return {j.req_text("reason", 500)};
-}
-
 ApproveCmd approve_cmd(JsonBody&) {
     return {};
-}
-
-RejectCmd reject_cmd(JsonBody& j) {
-    return {j.req_text("reason", 500)};
-}
-
-CancelCaseCmd cancel_case_cmd(JsonBody& j) {
-    return {j.req_text("reason", 500)};
 }
 
 IssueOtsCmd issue_ots_cmd(JsonBody& j) {
@@ -302,11 +265,12 @@ void add_case_routes(std::vector<Route>& out) {
             {"POST", "/v1/cases/{id}/requirements", k_reviewers,
              act(&Cases::requirements, &requirements_cmd)},
             {"POST", "/v1/cases/{id}/override", k_supervisor,
-             act(&Cases::override_requirements, &override_cmd)},
+             act(&Cases::override_requirements, &reason_cmd<OverrideRequirementsCmd>)},
             {"POST", "/v1/cases/{id}/approve", k_reviewers, act(&Cases::approve, &approve_cmd)},
-            {"POST", "/v1/cases/{id}/reject", k_reviewers, act(&Cases::reject, &reject_cmd)},
+            {"POST", "/v1/cases/{id}/reject", k_reviewers,
+             act(&Cases::reject, &reason_cmd<RejectCmd>)},
             {"POST", "/v1/cases/{id}/cancel", k_dispatch,
-             act(&Cases::cancel_case, &cancel_case_cmd)},
+             act(&Cases::cancel_case, &reason_cmd<CancelCaseCmd>)},
             {"POST", "/v1/cases/{id}/ots", k_dispatch, act(&Cases::issue_ots, &issue_ots_cmd, 201)},
             {"GET", "/v1/cases/{id}/reconciliation", k_office,
              [](P& p, Ctx& c) {

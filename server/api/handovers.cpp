@@ -11,10 +11,7 @@ namespace {
 
 std::string handover_list_json(const HandoverList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("handovers");
-        w.StartArray();
-        for (const HandoverSummary& h : list.handovers) {
-            w.StartObject();
+        objects_member(w, "handovers", list.handovers, [&](const HandoverSummary& h) {
             member(w, "id", h.id);
             member(w, "status", h.status);
             member(w, "technician", h.technician);
@@ -22,9 +19,7 @@ std::string handover_list_json(const HandoverList& list) {
             member(w, "date", h.date);
             member(w, "age_hours", h.age_hours);
             member(w, "rows", static_cast<unsigned>(h.rows));
-            w.EndObject();
-        }
-        w.EndArray();
+        });
     });
 }
 
@@ -38,10 +33,7 @@ void write_handover(JsonWriter& w, const HandoverDetail& d) {
     member(w, "received_by", d.received_by);
     member(w, "received_at", d.received_at);
     member(w, "received_rows_hash", d.received_rows_hash);
-    w.Key("rows");
-    w.StartArray();
-    for (const HandoverRow& row : d.rows) {
-        w.StartObject();
+    objects_member(w, "rows", d.rows, [&](const HandoverRow& row) {
         member(w, "item", row.item);
         member(w, "serial", row.serial);
         member(w, "description", row.description);
@@ -53,9 +45,7 @@ void write_handover(JsonWriter& w, const HandoverDetail& d) {
         member(w, "receipt", row.receipt);
         member(w, "receipt_note", row.receipt_note);
         member(w, "ot", row.ot ? row.ot->hex() : std::string());
-        w.EndObject();
-    }
-    w.EndArray();
+    });
     w.EndObject();
 }
 

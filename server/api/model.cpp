@@ -82,17 +82,12 @@ std::string render_model() {
                 str(w, f);
             }
             w.EndArray();
-            w.Key("transitions");
-            w.StartArray();
-            for (const auto& tr : lc->transitions) {
-                w.StartObject();
+            objects_member(w, "transitions", lc->transitions, [&](const auto& tr) {
                 member(w, "from", tr.from);
                 member(w, "to", tr.to);
                 w.Key("roles");
                 roles_array(w, tr.roles);
-                w.EndObject();
-            }
-            w.EndArray();
+            });
             w.EndObject();
         }
         w.EndArray();
@@ -120,16 +115,11 @@ std::string render_model() {
                 str(w, kind);
             }
             w.EndArray();
-            w.Key("steps");
-            w.StartArray();
-            for (const auto& step : steps_for(n)) {
-                w.StartObject();
+            objects_member(w, "steps", steps_for(n), [&](const auto& step) {
                 member(w, "code", step.code);
                 member(w, "role", to_string(step.role));
                 member(w, "label", step.label_es);
-                w.EndObject();
-            }
-            w.EndArray();
+            });
             w.EndObject();
         }
         w.EndArray();

@@ -44,28 +44,18 @@ FeeQuery fee_query(const Ctx& c, int tz_offset_minutes) {
 std::string fees_json(const FeeTable& t) {
     return json_object([&](JsonWriter& w) {
         member(w, "at", t.at);
-        w.Key("rows");
-        w.StartArray();
-        for (const auto& row : t.rows) {
-            w.StartObject();
+        objects_member(w, "rows", t.rows, [&](const auto& row) {
             member(w, "product", row.product);
             member(w, "label", row.label);
             member(w, "centavos", row.centavos);
             member(w, "effective_from", row.effective_from);
-            w.EndObject();
-        }
-        w.EndArray();
-        w.Key("history");
-        w.StartArray();
-        for (const auto& r : t.history) {
-            w.StartObject();
+        });
+        objects_member(w, "history", t.history, [&](const auto& r) {
             member(w, "product", r.product);
             member(w, "centavos", r.centavos);
             member(w, "effective_from", r.effective_from);
             member(w, "set_at", r.set_at);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
         if (t.quote) {
             member(w, "quote", *t.quote);
         }
@@ -101,15 +91,10 @@ Reply import_reply(const ImportResult& result) {
     w.Key("message");
     str(w, "inventory not imported: " + std::to_string(result.problem_count()) +
                " problem(s); nothing was changed");
-    w.Key("problems");
-    w.StartArray();
-    for (const auto& p : result.problems) {
-        w.StartObject();
+    objects_member(w, "problems", result.problems, [&](const auto& p) {
         member(w, "line", p.line);
         member(w, "message", p.message);
-        w.EndObject();
-    }
-    w.EndArray();
+    });
     w.EndObject();
     w.EndObject();
     return json(sb.GetString(), http_status(ErrorCode::invalid_value));
@@ -124,19 +109,14 @@ std::string contract_json(const ContractDetail& d) {
     member(w, "person_type", d.contract.person_type);
     member(w, "tax_id", d.contract.tax_id);
     member(w, "address", d.contract.address);
-    w.Key("equipment");
-    w.StartArray();
-    for (const auto& e : d.equipment) {
-        w.StartObject();
+    objects_member(w, "equipment", d.equipment, [&](const auto& e) {
         member(w, "serial", e.serial);
         member(w, "kind", e.kind);
         member(w, "model", e.model);
         member(w, "description", e.description);
         member(w, "custody", e.custody);
         member(w, "held_by", e.held_by);
-        w.EndObject();
-    }
-    w.EndArray();
+    });
     w.EndObject();
     return sb.GetString();
 }
@@ -145,19 +125,14 @@ std::string contract_json(const ContractDetail& d) {
 
 std::string discrepancies_json(const DiscrepancyList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("items");
-        w.StartArray();
-        for (const auto& d : list.items) {
-            w.StartObject();
+        objects_member(w, "items", list.items, [&](const auto& d) {
             member(w, "ot", d.ot);
             member(w, "case", d.case_id);
             member(w, "contract", d.contract);
             member(w, "technician", d.technician);
             w.Key("line");
             write_line(w, d.line, *list.names);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
     });
 }
 
@@ -205,10 +180,7 @@ ResolveConflictCmd resolve_conflict_cmd(const std::string& body) {
 
 std::string users_json(const UserList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("users");
-        w.StartArray();
-        for (const auto& u : list.users) {
-            w.StartObject();
+        objects_member(w, "users", list.users, [&](const auto& u) {
             member(w, "id", u.id);
             member(w, "name", u.name);
             member(w, "full_name", u.full_name);
@@ -216,9 +188,7 @@ std::string users_json(const UserList& list) {
             member(w, "role_label", label_es(u.role));
             member(w, "unit", u.unit);
             member(w, "disabled", u.disabled);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
     });
 }
 
@@ -285,21 +255,13 @@ std::string indicators_json(const Indicators& ind) {
            [](const CaseFigure& c) { return c.effective; });
     figure("timeliness", ind.timely, ind.timeliness_pct, k_timeliness_target, ind.timeliness_pass,
            [](const CaseFigure& c) { return c.timely; });
-    w.Key("days");
-    w.StartArray();
-    for (const auto& d : ind.days) {
-        w.StartObject();
+    objects_member(w, "days", ind.days, [&](const auto& d) {
         member(w, "date", d.date);
         member(w, "total", d.total);
         member(w, "effective", d.effective);
         member(w, "timely", d.timely);
-        w.EndObject();
-    }
-    w.EndArray();
-    w.Key("cases");
-    w.StartArray();
-    for (const auto& c : ind.cases) {
-        w.StartObject();
+    });
+    objects_member(w, "cases", ind.cases, [&](const auto& c) {
         member(w, "id", c.id);
         member(w, "contract", c.contract);
         member(w, "customer_name", c.customer_name);
@@ -307,21 +269,14 @@ std::string indicators_json(const Indicators& ind) {
         member(w, "unit", c.unit);
         member(w, "status", c.status);
         member(w, "opened_at", c.opened_at);
-        w.Key("first_final_action");
-        if (c.first_final_action) {
-            w.Int64(*c.first_final_action);
-        } else {
-            w.Null();
-        }
+        member(w, "first_final_action", c.first_final_action);
         member(w, "effective", c.effective);
         member(w, "timely", c.timely);
         member(w, "why_not_effective", c.why_not_effective);
         member(w, "why_not_timely", c.why_not_timely);
         member(w, "not_effective", c.not_effective);
         member(w, "not_timely", c.not_timely);
-        w.EndObject();
-    }
-    w.EndArray();
+    });
     w.EndObject();
     return std::string(sb.GetString(), sb.GetSize());
 }
@@ -353,10 +308,7 @@ std::string indicators_csv(const Indicators& ind) {
 
 std::string devices_json(const DeviceList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("devices");
-        w.StartArray();
-        for (const auto& d : list.devices) {
-            w.StartObject();
+        objects_member(w, "devices", list.devices, [&](const auto& d) {
             member(w, "replica", d.replica);
             member(w, "user", d.user);
             member(w, "label", d.label);
@@ -366,9 +318,7 @@ std::string devices_json(const DeviceList& list) {
             member(w, "server_seq", list.server_seq);
             member(w, "behind", d.behind);
             member(w, "enrolled_at", d.enrolled_at);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
     });
 }
 

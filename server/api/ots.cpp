@@ -29,10 +29,7 @@ OtFilter ot_filter(const Ctx& c) {
 
 std::string ot_list_json(const OtList& list) {
     return json_object([&](JsonWriter& w) {
-        w.Key("ots");
-        w.StartArray();
-        for (const OtSummary& o : list.ots) {
-            w.StartObject();
+        objects_member(w, "ots", list.ots, [&](const OtSummary& o) {
             member(w, "id", o.id);
             member(w, "case", o.case_id ? o.case_id->hex() : std::string());
             member(w, "contract", o.contract);
@@ -41,9 +38,7 @@ std::string ot_list_json(const OtList& list) {
             member(w, "address", o.address);
             member(w, "technician", o.technician);
             member(w, "issued_at", o.issued_at);
-            w.EndObject();
-        }
-        w.EndArray();
+        });
         member(w, "total", list.total);
     });
 }
@@ -85,10 +80,6 @@ AssignOtCmd assign_cmd(JsonBody& j) {
     return {j.req_text("technician", 200)};
 }
 
-CancelOtCmd cancel_cmd(JsonBody& j) {
-    return {j.req_text("reason", 500)};
-}
-
 MissingReasonCmd missing_cmd(JsonBody& j) {
     MissingReasonCmd cmd;
     cmd.serial = j.req_text("serial", 64);
@@ -122,7 +113,7 @@ void add_ot_routes(std::vector<Route>& out) {
             {"POST", "/v1/ots/{id}/assign", k_dispatch,
              ot_action(&WorkOrders::assign_ot, assign_cmd)},
             {"POST", "/v1/ots/{id}/cancel", k_dispatch,
-             ot_action(&WorkOrders::cancel_ot, cancel_cmd)},
+             ot_action(&WorkOrders::cancel_ot, reason_cmd<CancelOtCmd>)},
             {"POST", "/v1/ots/{id}/missing", k_dispatch,
              ot_action(&WorkOrders::missing_reason, missing_cmd)},
             {"GET", "/v1/ots/{id}/reconciliation", k_office,

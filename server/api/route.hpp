@@ -144,6 +144,25 @@ action(Part& (Procedure::*part)(), void (Part::*fn)(const User&, const Id&, cons
     };
 }
 
+/// "key": an array of one object per element of `items`, each filled by `write(element)`.
+template <typename Range, typename F>
+void objects_member(JsonWriter& w, std::string_view key, const Range& items, F&& write) {
+    str(w, key);
+    w.StartArray();
+    for (const auto& e : items) {
+        w.StartObject();
+        write(e);
+        w.EndObject();
+    }
+    w.EndArray();
+}
+
+/// A command whose one member is the person's reason: {"reason": text of 1 to 500 bytes}.
+template <typename Cmd>
+Cmd reason_cmd(JsonBody& j) {
+    return {j.req_text("reason", 500)};
+}
+
 /// Embeds JSON built elsewhere (an entity's fields) as one value.
 void raw(JsonWriter& w, const std::string& json);
 

@@ -11,18 +11,25 @@ namespace {
 HandoverRow row_of(const crdt::Replica& r, const Id& item, const std::string& serial) {
     const auto T = CF::collected_item;
     HandoverRow row;
+    static_cast<RowRecord&>(row) = row_record(r, item);
     row.item = item;
     row.serial = serial;
     row.description = row_description(r, item, serial);
-    row.reason = text_of(r, T, item, "reason");
-    row.defect = text_of(r, T, item, "defect");
-    row.observations = text_of(r, T, item, "observations");
-    row.collected_at = time_of(r, T, item, "collected_at").value_or(0);
     row.voided = is_true(r, T, item, "voided");
-    row.receipt = text_of(r, T, item, "receipt");
-    row.receipt_note = text_of(r, T, item, "receipt_note");
     row.ot = id_of(r, T, item, "work_order");
     return row;
+}
+
+HandoverHeader header_of(const crdt::Replica& r, const Id& h, const Directory::Snapshot& names) {
+    HandoverHeader out;
+    out.id = h;
+    out.status = text_of(r, CF::handover, h, "status");
+    if (const auto t = id_of(r, CF::handover, h, "technician")) {
+        out.technician = names.label(*t);
+    }
+    out.zone = text_of(r, CF::handover, h, "zone");
+    out.date = time_of(r, CF::handover, h, "date").value_or(0);
+    return out;
 }
 
 } // namespace
@@ -49,13 +56,7 @@ HandoverList Handovers::list_handovers(const HandoverFilter& filter) {
         out.handovers.reserve(found.size());
         for (const auto& [date, h] : found) {
             HandoverSummary s;
-            s.id = h;
-            s.status = text_of(r, CF::handover, h, "status");
-            if (const auto t = id_of(r, CF::handover, h, "technician")) {
-                s.technician = names->label(*t);
-            }
-            s.zone = text_of(r, CF::handover, h, "zone");
-            s.date = date;
+            static_cast<HandoverHeader&>(s) = header_of(r, h, *names);
             s.age_hours = date > 0 ? (now - date) / 3600000 : 0;
             s.rows = r.elements(CF::handover, h, "rows").size();
             out.handovers.push_back(std::move(s));
@@ -71,13 +72,7 @@ HandoverDetail Handovers::handover_detail(const Id& h) {
         if (text_of(r, CF::handover, h, "status").empty()) {
             throw not_found("no handover " + h.hex());
         }
-        d.id = h;
-        d.status = text_of(r, CF::handover, h, "status");
-        if (const auto t = id_of(r, CF::handover, h, "technician")) {
-            d.technician = names->label(*t);
-        }
-        d.zone = text_of(r, CF::handover, h, "zone");
-        d.date = time_of(r, CF::handover, h, "date").value_or(0);
+        static_cast<HandoverHeader&>(d) = header_of(r, h, *names);
         d.received_by = text_of(r, CF::handover, h, "received_by");
         d.received_at = time_of(r, CF::handover, h, "received_at").value_or(0);
         d.received_rows_hash = hex_of(r.get(CF::handover, h, "received_rows_hash"));

@@ -19,13 +19,17 @@ struct HandoverFilter {
     std::string status; // "" = every handover not yet received (waiting for the warehouse)
 };
 
-/// One handover of a list.
-struct HandoverSummary {
+/// What a list and a detail both say of a handover.
+struct HandoverHeader {
     Id id;
     std::string status;
     std::string technician; // the name people read; "" when none
     std::string zone;
     std::int64_t date = 0;
+};
+
+/// One handover of a list.
+struct HandoverSummary : HandoverHeader {
     std::int64_t age_hours = 0; // since `date`; 0 without a date
     std::size_t rows = 0;
 };
@@ -34,25 +38,16 @@ struct HandoverList {
     std::vector<HandoverSummary> handovers; // oldest first: the longest waiting on top
 };
 
-/// One row of a handover: a collected item.
-struct HandoverRow {
+/// One row of a handover: a collected item. Its description is the technician's, else the
+/// inventory's model of the serial.
+struct HandoverRow : RowRecord {
     Id item;
     std::string serial;
-    std::string description; // the technician's, else the inventory's model
-    std::string reason, defect, observations;
-    std::int64_t collected_at = 0;
     bool voided = false;
-    std::string receipt; // "" | received | missing | damaged_on_arrival
-    std::string receipt_note;
     std::optional<Id> ot;
 };
 
-struct HandoverDetail {
-    Id id;
-    std::string status;
-    std::string technician; // the name people read; "" when none
-    std::string zone;
-    std::int64_t date = 0;
+struct HandoverDetail : HandoverHeader {
     std::string received_by; // the clerk's name; "" while not received
     std::int64_t received_at = 0;
     std::string received_rows_hash; // hex; "" while not received

@@ -78,6 +78,19 @@ std::vector<Id> ots_of_case(const crdt::Replica& r, const Id& case_id) {
     return out;
 }
 
+RowRecord row_record(const crdt::Replica& r, const Id& item) {
+    const auto T = EntityType::collected_item;
+    RowRecord out;
+    out.reason = text_of(r, T, item, "reason");
+    out.defect = text_of(r, T, item, "defect");
+    out.observations = text_of(r, T, item, "observations");
+    out.description = text_of(r, T, item, "description");
+    out.collected_at = time_of(r, T, item, "collected_at").value_or(0);
+    out.receipt = text_of(r, T, item, "receipt");
+    out.receipt_note = text_of(r, T, item, "receipt_note");
+    return out;
+}
+
 OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const ReconcileOptions& o) {
     OtReconciliation rec;
     rec.ot = ot;
@@ -126,13 +139,7 @@ OtReconciliation reconcile_ot(const crdt::Replica& r, const Id& ot, const Reconc
     auto fill_item = [&](SerialLine& line, const Id& item) {
         const auto T = CI::collected_item;
         line.item = item;
-        line.reason = text_of(r, T, item, "reason");
-        line.defect = text_of(r, T, item, "defect");
-        line.observations = text_of(r, T, item, "observations");
-        line.description = text_of(r, T, item, "description");
-        line.collected_at = time_of(r, T, item, "collected_at").value_or(0);
-        line.receipt = text_of(r, T, item, "receipt");
-        line.receipt_note = text_of(r, T, item, "receipt_note");
+        static_cast<RowRecord&>(line) = row_record(r, item);
         line.resolution = text_of(r, T, item, "resolution");
         line.handover = id_of(r, T, item, "handover");
         line.collected_by = collector_of(r, item);

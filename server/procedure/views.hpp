@@ -19,8 +19,19 @@
 
 namespace otsync::server {
 
-/// One serial on an OT.
-struct SerialLine {
+/// What a collected row records: the technician's entry and the warehouse's receipt.
+struct RowRecord {
+    std::string reason, defect, observations, description;
+    std::int64_t collected_at = 0;
+    std::string receipt; // received | missing | damaged_on_arrival | "" (not yet)
+    std::string receipt_note;
+};
+
+/// The record of the collected row `item` (its description as the technician wrote it).
+RowRecord row_record(const crdt::Replica& r, const Id& item);
+
+/// One serial on an OT; the RowRecord part is its collected row's, when there is one.
+struct SerialLine : RowRecord {
     std::string serial;
     /// matched | unexpected | missing | damaged | pending (expected, OT not final yet)
     std::string status;
@@ -28,12 +39,8 @@ struct SerialLine {
     bool collected_twice = false; // also recorded on another OT
     std::vector<Id> also_on;      // those other OTs
     std::optional<Id> item;       // the collected item (collect OTs)
-    std::string reason, defect, observations, description;
-    std::int64_t collected_at = 0;
-    std::string receipt; // received | missing | damaged_on_arrival | "" (not yet)
-    std::string receipt_note;
-    std::string resolution;     // recorded by the office
-    std::string missing_reason; // recorded by the technician or the office
+    std::string resolution;       // recorded by the office
+    std::string missing_reason;   // recorded by the technician or the office
     std::optional<Id> handover;
     /// Who holds the row: its collected_by, else (rows recorded before rows named their
     /// collector) the OT's technician.

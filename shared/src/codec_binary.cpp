@@ -95,21 +95,14 @@ public:
     const CodecLimits& limits() const { return m_limits; }
     std::size_t remaining() const { return m_buf.remaining(); }
 
-    std::uint8_t u8() {
-        std::uint8_t v;
-        need(1);
-        m_ar(v);
-        return v;
-    }
-    std::uint32_t u32() {
-        std::uint32_t v;
-        need(4);
-        m_ar(v);
-        return v;
-    }
-    std::uint64_t u64() {
-        std::uint64_t v;
-        need(8);
+    std::uint8_t u8() { return fixed<std::uint8_t>(); }
+    std::uint32_t u32() { return fixed<std::uint32_t>(); }
+    std::uint64_t u64() { return fixed<std::uint64_t>(); }
+    /// A fixed-size integer, once its bytes are known to be there.
+    template <typename T>
+    T fixed() {
+        T v;
+        need(sizeof(T));
         m_ar(v);
         return v;
     }

@@ -55,15 +55,21 @@ server::User make_user(Fixture& f, const std::string& name, Role role) {
     return u;
 }
 
+/// The people a case meets on its way to its OTs, as users of `f`.
+struct Staff {
+    explicit Staff(Fixture& f)
+        : atc(make_user(f, "atc", Role::customer_service)),
+          jac(make_user(f, "jac", Role::commercial_head)),
+          ev(make_user(f, "ev", Role::sales_executive)), bo(make_user(f, "bo", Role::back_office)),
+          tech(make_user(f, "tec", Role::technician)) {}
+    server::User atc, jac, ev, bo, tech;
+};
+
 } // namespace
 
 TEST_CASE("indicators of a generated month match figures computed independently") {
     Fixture f;
-    const auto atc = make_user(f, "atc", Role::customer_service);
-    const auto jac = make_user(f, "jac", Role::commercial_head);
-    const auto ev = make_user(f, "ev", Role::sales_executive);
-    const auto bo = make_user(f, "bo", Role::back_office);
-    const auto tech = make_user(f, "tec", Role::technician);
+    const Staff staff(f);
     server::ProcedureConfig pc;
     pc.tz_offset_minutes = -240;
     server::Procedure proc(*f.store, *f.service, f.clock, pc);
@@ -105,7 +111,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
     // The technician's ops, as a device would send them (role technician, scope checked).
     auto tech_ops = [&](Scenario& s, const std::function<void(crdt::OpMaker&, const crdt::Replica&,
                                                               std::vector<Op>&)>& make) {
-        const auto results = f.service->submit(tech.id, Role::technician,
+        const auto results = f.service->submit(staff.tech.id, Role::technician,
                                                [&](crdt::OpMaker& m, const crdt::Replica& r) {
                                                    std::vector<Op> ops;
                                                    make(m, r, ops);
@@ -131,23 +137,24 @@ TEST_CASE("indicators of a generated month match figures computed independently"
         const std::int64_t t0 = s.opened_at;
         events.push_back({t0, 0, [&, c] {
                               c->case_id = proc.cases().open_case(
-                                  atc, case_opening(2, c->contract, "Cercado"));
-                              proc.cases().route_case(jac, c->case_id, {"ev"});
+                                  staff.atc, case_opening(2, c->contract, "Cercado"));
+                              proc.cases().route_case(staff.jac, c->case_id, {"ev"});
                           }});
         if (s.outcome == Outcome::rejected) {
             events.push_back({s.final_at, 1, [&, c] {
-                                  proc.cases().reject(ev, c->case_id, {"sin factibilidad"});
+                                  proc.cases().reject(staff.ev, c->case_id, {"sin factibilidad"});
                               }});
             continue;
         }
         events.push_back({t0 + 10 * 60000, 1, [&, c] {
-                              record_feasible(proc, ev, c->case_id);
-                              meet_and_approve(proc, ev, c->case_id);
-                              c->ot = issue_to(proc, bo, c->case_id, "tec");
+                              record_feasible(proc, staff.ev, c->case_id);
+                              meet_and_approve(proc, staff.ev, c->case_id);
+                              c->ot = issue_to(proc, staff.bo, c->case_id, "tec");
                           }});
         if (s.outcome == Outcome::cancelled) {
-            events.push_back(
-                {s.final_at, 2, [&, c] { proc.cases().cancel_case(bo, c->case_id, {"desiste"}); }});
+            events.push_back({s.final_at, 2, [&, c] {
+                                  proc.cases().cancel_case(staff.bo, c->case_id, {"desiste"});
+                              }});
             continue;
         }
         if (s.outcome == Outcome::open) {
@@ -160,7 +167,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
                                       status(m, r, ops, c->ot, "on_site");
                                       status(m, r, ops, c->ot, "failed");
                                   });
-                                  proc.ots().assign_ot(bo, c->ot, server::AssignOtCmd{"tec"});
+                                  proc.ots().assign_ot(staff.bo, c->ot, server::AssignOtCmd{"tec"});
                               }});
         }
         events.push_back(
@@ -281,11 +288,7 @@ TEST_CASE("indicators of a generated month match figures computed independently"
 
 TEST_CASE("two clerks confirming the same handover at the same time: exactly one receipt") {
     Fixture f;
-    const auto atc = make_user(f, "atc", Role::customer_service);
-    const auto jac = make_user(f, "jac", Role::commercial_head);
-    const auto ev = make_user(f, "ev", Role::sales_executive);
-    const auto bo = make_user(f, "bo", Role::back_office);
-    const auto tech = make_user(f, "tec", Role::technician);
+    const Staff staff(f);
     const auto clerk1 = make_user(f, "almacen.1", Role::warehouse_clerk);
     const auto clerk2 = make_user(f, "almacen.2", Role::warehouse_clerk);
     server::Procedure proc(*f.store, *f.service, f.clock, {});
@@ -293,28 +296,30 @@ TEST_CASE("two clerks confirming the same handover at the same time: exactly one
         "contract,customer_name,person_type,tax_id,address,serial,kind,model,description\n"
         "C-1,Cliente,natural,1,Calle,ONT-1,gpon_ont,M,D\nC-1,Cliente,natural,1,Calle,PWR-1,"
         "power_adapter,M,D\n");
-    const Id c = proc.cases().open_case(atc, case_opening(1, "C-1"));
-    proc.cases().route_case(jac, c, {"ev"});
-    record_feasible(proc, ev, c);
+    const Id c = proc.cases().open_case(staff.atc, case_opening(1, "C-1"));
+    proc.cases().route_case(staff.jac, c, {"ev"});
+    record_feasible(proc, staff.ev, c);
     proc.cases().override_requirements(make_user(f, "sup", Role::supervisor), c,
                                        {"cliente conocido"});
-    proc.cases().approve(ev, c, {});
-    const Id ot = issue_to(proc, bo, c, "tec");
+    proc.cases().approve(staff.ev, c, {});
+    const Id ot = issue_to(proc, staff.bo, c, "tec");
     const Id handover = Id::random();
-    f.service->submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
-        // On site, the technician records both rows and hands them over.
-        std::vector<Op> ops{m.set_status(r, EntityType::work_order, ot, "status", text("on_site"))};
-        for (const char* serial : {"ONT-1", "PWR-1"}) {
-            const Id item = Id::collected_item(ot, serial);
-            ops.push_back(m.set(EntityType::collected_item, item, "work_order", ot));
-            ops.push_back(m.set(EntityType::collected_item, item, "serial", text(serial)));
-            ops.push_back(m.set(EntityType::collected_item, item, "reason", text("migration")));
-            ops.push_back(m.add(EntityType::handover, handover, "rows", item));
-        }
-        ops.push_back(m.set(EntityType::handover, handover, "technician", tech.id));
-        ops.push_back(m.set_status(r, EntityType::handover, handover, "status", text("draft")));
-        return ops;
-    });
+    f.service->submit(
+        staff.tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
+            // On site, the technician records both rows and hands them over.
+            std::vector<Op> ops{
+                m.set_status(r, EntityType::work_order, ot, "status", text("on_site"))};
+            for (const char* serial : {"ONT-1", "PWR-1"}) {
+                const Id item = Id::collected_item(ot, serial);
+                ops.push_back(m.set(EntityType::collected_item, item, "work_order", ot));
+                ops.push_back(m.set(EntityType::collected_item, item, "serial", text(serial)));
+                ops.push_back(m.set(EntityType::collected_item, item, "reason", text("migration")));
+                ops.push_back(m.add(EntityType::handover, handover, "rows", item));
+            }
+            ops.push_back(m.set(EntityType::handover, handover, "technician", staff.tech.id));
+            ops.push_back(m.set_status(r, EntityType::handover, handover, "status", text("draft")));
+            return ops;
+        });
     const server::ReceiptCmd rows{{{"ONT-1", "received", ""}, {"pwr-1", "received", ""}}};
     std::atomic<int> ok{0}, refused{0};
     std::vector<std::thread> clerks;
