@@ -5,6 +5,9 @@
 // Options (flags override OTSYNC_* environment variables):
 //   --listen HOST:PORT      OTSYNC_LISTEN       127.0.0.1:8080
 //   --data-dir DIR          OTSYNC_DATA_DIR     ./var
+//   --store URL             OTSYNC_STORE        SQLite in DATA_DIR; postgres://... or
+//                                               postgresql://... (or a libpq string with
+//                                               host= or dbname=) for PostgreSQL
 //   --threads N             OTSYNC_THREADS      16 (a request waiting for its commit holds one)
 //   --demo                  OTSYNC_DEMO=1       seed demo data into an empty database
 //   --sync-mode full|normal OTSYNC_SYNC_MODE    full (fsync every commit)
@@ -56,6 +59,7 @@ struct Options {
     std::string host = "127.0.0.1";
     unsigned short port = 8080;
     std::string data_dir = "var";
+    std::string store_url; // empty: SQLite in data_dir
     unsigned threads = 16; // a request waiting for its commit holds one: more share a commit
     bool demo = false;
     bool sync_full = true;
@@ -92,6 +96,7 @@ Options parse(int argc, char** argv) {
     const std::map<std::string, std::string> env_names{
         {"OTSYNC_LISTEN", "--listen"},
         {"OTSYNC_DATA_DIR", "--data-dir"},
+        {"OTSYNC_STORE", "--store"},
         {"OTSYNC_THREADS", "--threads"},
         {"OTSYNC_SYNC_MODE", "--sync-mode"},
         {"OTSYNC_MAX_BODY_SYNC", "--max-body-sync"},
@@ -134,7 +139,8 @@ Options parse(int argc, char** argv) {
         if (a == "--demo" || a == "--cookie-secure" || a == "--trust-proxy") {
             settings.emplace_back(a, "");
         } else if (a == "-h" || a == "--help") {
-            std::cout << "usage: otsync-server [--listen HOST:PORT] [--data-dir DIR] [--threads N] "
+            std::cout << "usage: otsync-server [--listen HOST:PORT] [--data-dir DIR] [--store URL] "
+                         "[--threads N] "
                          "[--demo] [--sync-mode full|normal] [limits...]\n(see the header of "
                          "server/main.cpp or README.md for every option)\n";
             std::exit(0);
@@ -156,6 +162,8 @@ Options parse(int argc, char** argv) {
                 static_cast<unsigned short>(number("--listen port", v.substr(colon + 1), 0, 65535));
         } else if (k == "--data-dir") {
             o.data_dir = v;
+        } else if (k == "--store") {
+            o.store_url = v;
         } else if (k == "--threads") {
             o.threads = static_cast<unsigned>(number(k, v, 1, 256));
         } else if (k == "--demo") {
@@ -232,6 +240,7 @@ int main(int argc, char** argv) {
     try {
         ServerConfig config;
         config.data_dir = o.data_dir;
+        config.store_url = o.store_url;
         config.sync_full = o.sync_full;
         config.sync = o.sync;
         config.auth = o.auth;

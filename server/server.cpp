@@ -1,9 +1,24 @@
 // See server.hpp.
 #include "server.hpp"
 
+#include "store/postgres_store.hpp"
+
+#include "otsync/error.hpp"
+
 namespace otsync::server {
 
 std::unique_ptr<Store> open_store(const ServerConfig& config) {
+    if (!config.store_url.empty()) {
+        if (!is_postgres_url(config.store_url)) {
+            throw Error(ErrorCode::invalid_argument,
+                        "the store is a PostgreSQL URL (postgres://... or postgresql://...) or "
+                        "a libpq string with host= or dbname=; for SQLite leave it empty and "
+                        "use the data folder");
+        }
+        PostgresOptions pg;
+        pg.conninfo = config.store_url;
+        return open_postgres_store(pg);
+    }
     SqliteOptions o;
     if (config.db_path.empty()) {
         std::filesystem::create_directories(config.data_dir);

@@ -22,7 +22,11 @@ namespace otsync::server {
 struct ServerConfig {
     std::filesystem::path data_dir = "var"; // holds otsync.db (created when missing)
     std::string db_path;                    // a database elsewhere (a restored backup)
-    bool sync_full = true;                  // fsync every commit (SQLite synchronous=FULL)
+    /// A PostgreSQL database instead of SQLite: a postgres:// or postgresql:// URI, or a
+    /// libpq keyword/value string with host= or dbname= (is_postgres_url). Empty: SQLite
+    /// (db_path, else data_dir/otsync.db).
+    std::string store_url;
+    bool sync_full = true; // fsync every commit (SQLite synchronous=FULL)
     SyncConfig sync;
     AuthConfig auth;
     ProcedureConfig procedure;
@@ -32,8 +36,9 @@ struct ServerConfig {
     std::size_t max_body = 64u << 10;     // every other route
 };
 
-/// The database of `config`: db_path when set, else data_dir/otsync.db (the folder is
-/// created), migrated to the current schema.
+/// The database of `config`, migrated to the current schema: PostgreSQL when store_url is
+/// set (anything else there is refused), else SQLite at db_path when set, else at
+/// data_dir/otsync.db (the folder is created).
 std::unique_ptr<Store> open_store(const ServerConfig& config);
 
 class Server {

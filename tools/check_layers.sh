@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 # layer | the layers it may include besides itself and shared/'s otsync/ | libraries it may not
 rules='
 store     |                                   | boost/beast rapidjson
-sync      | store                             | boost/beast sqlite3.h
-procedure | sync store                        | boost/beast sqlite3.h rapidjson
-auth      | store                             | boost/beast sqlite3.h rapidjson
-http      |                                   | sqlite3.h rapidjson
-api       | procedure sync auth http store    | boost/beast boost/asio sqlite3.h
+sync      | store                             | boost/beast sqlite3.h libpq-fe.h
+procedure | sync store                        | boost/beast sqlite3.h libpq-fe.h rapidjson
+auth      | store                             | boost/beast sqlite3.h libpq-fe.h rapidjson
+http      |                                   | sqlite3.h libpq-fe.h rapidjson
+api       | procedure sync auth http store    | boost/beast boost/asio sqlite3.h libpq-fe.h
 '
 # The sync layer speaks the devices' protocol (the codec's JSON form, the enrollment body,
 # set-aside records): that JSON is the devices', not the people's, and stays there.

@@ -1,10 +1,12 @@
 // The server's storage interface (docs/architecture.md §2, §8): users, enrollment codes,
-// devices, the op log with its server sequence,
-// per-user sync feeds, and per-entity projections. SQLite implements it now
-// (sqlite_store.cpp); PostgreSQL can implement the same interface later.
+// devices, the op log with its server sequence, per-user sync feeds, and per-entity
+// projections. Backends: SQLite (sqlite_store.cpp), PostgreSQL (postgres_store.cpp); both
+// pass the one contract suite, tests/server/test_store.cpp.
 //
 // Every method is atomic. The sync path groups its writes in one transaction through
-// `transact`, so a response is sent only after everything it acknowledges is durable.
+// `commit_many`, so a response is sent only after everything it acknowledges is durable.
+// `commit_many`, `enroll` and `import_inventory` open their own transaction: they are not
+// called inside `in_transaction`.
 #pragma once
 
 #include "otsync/crypto.hpp"
@@ -180,6 +182,8 @@ public:
                                          const std::string& label, std::int64_t now) = 0;
     virtual std::optional<Device> device(std::uint64_t replica) = 0;
     virtual std::vector<Device> devices() = 0;
+    /// Revokes the device (its revoked_at is the first revocation's); false only when no
+    /// device has that replica.
     virtual bool revoke_device(std::uint64_t replica) = 0;
 
     // ---- op log ----
@@ -199,6 +203,7 @@ public:
     virtual std::uint64_t last_seq() = 0;
 
     // ---- feeds ----
+    /// The user's feed rows with fseq > after, ascending, at most `limit` (0: none).
     virtual std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                             std::size_t limit) = 0;
     virtual std::uint64_t feed_count_after(const Id& user, std::uint64_t after) = 0;

@@ -13,6 +13,8 @@
 //   otsync-admin [--data-dir DIR] rebuild [--verify]
 //   otsync-admin [--data-dir DIR] report indicators --from D --to D [--unit U] [--csv] [--cases]
 //
+// `--store URL` (or $OTSYNC_STORE, as otsync-server's) opens a PostgreSQL database instead
+// (`backup` then says to use pg_dump or base backups).
 // The data folder defaults to $OTSYNC_DATA_DIR, then ./var. It is safe to run while
 // the server runs (SQLite WAL with a busy timeout); revocation takes effect on the
 // device's next request, and disabling a user or setting a password ends the user's web
@@ -56,7 +58,7 @@ namespace {
 [[noreturn]] void usage(const std::string& why) {
     std::cerr
         << "otsync-admin: " << why << "\n"
-        << "usage: otsync-admin [--data-dir DIR] COMMAND\n"
+        << "usage: otsync-admin [--data-dir DIR | --store URL] COMMAND\n"
         << "  user add --role ROLE [--full-name NAME] [--unit UNIT] [--password-stdin] NAME\n"
         << "  user set-password NAME      (reads the new password from stdin)\n"
         << "  user disable NAME | user enable NAME | user list\n"
@@ -66,7 +68,7 @@ namespace {
         << "                              projections (exit 1 on a difference)\n"
         << "  report indicators --from YYYY-MM-DD --to YYYY-MM-DD [--unit U] [--csv]\n"
         << "                    [--tz-offset-minutes N] [--cases]\n"
-        << "env: OTSYNC_DATA_DIR, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
+        << "env: OTSYNC_DATA_DIR, OTSYNC_STORE, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
     std::exit(2);
 }
 
@@ -201,14 +203,18 @@ void check_text(const std::string& s, const char* what) {
 
 int run(std::vector<std::string> args) {
     std::string data_dir = std::getenv("OTSYNC_DATA_DIR") ? std::getenv("OTSYNC_DATA_DIR") : "var";
+    std::string store_url = std::getenv("OTSYNC_STORE") ? std::getenv("OTSYNC_STORE") : "";
     if (args.size() >= 2 && args[0] == "--data-dir") {
         data_dir = args[1];
+        args.erase(args.begin(), args.begin() + 2);
+    } else if (args.size() >= 2 && args[0] == "--store") {
+        store_url = args[1];
         args.erase(args.begin(), args.begin() + 2);
     }
     if (args.size() < 2 && !(args.size() == 1 && args[0] == "rebuild")) {
         usage("missing command");
     }
-    if (!std::filesystem::is_directory(data_dir)) {
+    if (store_url.empty() && !std::filesystem::is_directory(data_dir)) {
         throw Error(ErrorCode::invalid_argument,
                     "data folder " + data_dir +
                         " does not exist (start otsync-server once, or pass --data-dir)");
@@ -217,6 +223,7 @@ int run(std::vector<std::string> args) {
     // live server may be using it.
     ServerConfig config;
     config.data_dir = data_dir;
+    config.store_url = store_url;
     auto store = open_store(config);
     const std::string noun = args[0], verb = args.size() > 1 ? args[1] : std::string();
 
