@@ -241,7 +241,10 @@ export async function sendFails(ctx, id) {
   ctx.step('(c) sent again without a network: said beside the button too');
   await page.unroute(receipt);
   await page.route(receipt, (route) => { posts++; return route.abort('internetdisconnected'); });
-  await page.keyboard.press('Enter'); // the button still has focus
+  // Focus may be on the button or back on the scan input (both allowed above): send from
+  // the keyboard on the button either way.
+  await page.locator('#confirm-send').focus();
+  await page.keyboard.press('Enter');
   await page.waitForFunction(() => /Sin conexión/.test(document.getElementById('confirm').innerText),
     null, { timeout: 10000 }).catch(() => {});
   check(posts === 2, `the page sent ${posts} receipts, expected 2`);
