@@ -9,14 +9,19 @@ namespace otsync::server::api {
 
 namespace {
 
+/// The members a list row and a detail share, in the order both answer them.
+void write_header(JsonWriter& w, const HandoverHeader& h) {
+    member(w, "id", h.id);
+    member(w, "status", h.status);
+    member(w, "technician", h.technician);
+    member(w, "zone", h.zone);
+    member(w, "date", h.date);
+}
+
 std::string handover_list_json(const HandoverList& list) {
     return json_object([&](JsonWriter& w) {
         objects_member(w, "handovers", list.handovers, [&](const HandoverSummary& h) {
-            member(w, "id", h.id);
-            member(w, "status", h.status);
-            member(w, "technician", h.technician);
-            member(w, "zone", h.zone);
-            member(w, "date", h.date);
+            write_header(w, h);
             member(w, "age_hours", h.age_hours);
             member(w, "rows", static_cast<unsigned>(h.rows));
         });
@@ -25,11 +30,7 @@ std::string handover_list_json(const HandoverList& list) {
 
 void write_handover(JsonWriter& w, const HandoverDetail& d) {
     w.StartObject();
-    member(w, "id", d.id);
-    member(w, "status", d.status);
-    member(w, "technician", d.technician);
-    member(w, "zone", d.zone);
-    member(w, "date", d.date);
+    write_header(w, d);
     member(w, "received_by", d.received_by);
     member(w, "received_at", d.received_at);
     member(w, "received_rows_hash", d.received_rows_hash);

@@ -137,11 +137,7 @@ CaseList Cases::list_cases(const CaseFilter& filter) {
             }
             found.emplace_back(time_of(r, CF::case_file, c, "opened_at").value_or(0), c);
         }
-        std::sort(found.rbegin(), found.rend()); // newest first
-        out.total = found.size();
-        if (found.size() > filter.limit) {
-            found.resize(filter.limit);
-        }
+        out.total = keep_newest(found, filter.limit); // newest first
         out.cases.reserve(found.size());
         for (const auto& [opened, c] : found) {
             CaseSummary s;
@@ -302,9 +298,7 @@ void Cases::contact(const User& actor, const Id& c, const ContactCmd&) {
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the contact");
-        if (b.status_of(CF::case_file, c) == "routed") {
-            b.status(CF::case_file, c, "in_review");
-        }
+        enter_review(b, c);
         b.set(CF::case_file, c, "contacted_at",
               Timestamp{static_cast<std::int64_t>(m_clock.now_ms())});
         const int modality = modality_of(b.r, c);
@@ -318,9 +312,7 @@ void Cases::feasibility(const User& actor, const Id& c, const FeasibilityCmd& cm
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the technical feasibility");
-        if (b.status_of(CF::case_file, c) == "routed") {
-            b.status(CF::case_file, c, "in_review");
-        }
+        enter_review(b, c);
         b.set(CF::case_file, c, "feasible", cmd.feasible);
         if (cmd.note) {
             b.set(CF::case_file, c, "feasibility_note", text(*cmd.note));
@@ -370,9 +362,7 @@ void Cases::requirements(const User& actor, const Id& c, const RequirementsCmd& 
             known(code, "unmet");
             b.remove(CF::case_file, c, "requirements", text(code));
         }
-        if (b.status_of(CF::case_file, c) == "routed") {
-            b.status(CF::case_file, c, "in_review");
-        }
+        enter_review(b, c);
         if (!was_complete && missing_requirements(b.r, c, add, del).empty()) {
             const int modality = modality_of(b.r, c);
             b.step(c, *step_code(modality, modality == 3 ? 5 : modality == 4 ? 9 : 7));

@@ -217,6 +217,24 @@ inline std::string row_description(const crdt::Replica& r, const Id& item,
     return d.empty() ? text_of(r, CF::equipment, Id::natural("equipment", serial), "model") : d;
 }
 
+/// Sorts (time, id) pairs newest first and keeps the first `limit`; returns how many
+/// there were (a list's `total`).
+inline std::size_t keep_newest(std::vector<std::pair<std::int64_t, Id>>& found, std::size_t limit) {
+    std::sort(found.rbegin(), found.rend());
+    const std::size_t total = found.size();
+    if (found.size() > limit) {
+        found.resize(limit);
+    }
+    return total;
+}
+
+/// A case's first review action moves it from routed to in_review.
+inline void enter_review(Batch& b, const Id& c) {
+    if (b.status_of(CF::case_file, c) == "routed") {
+        b.status(CF::case_file, c, "in_review");
+    }
+}
+
 /// Runs `f` under the service lock and submits what it made; all or nothing.
 inline void run(SyncService& sync, const User& actor, const std::function<void(Batch&)>& f) {
     const auto results =

@@ -51,11 +51,7 @@ OtList WorkOrders::list_ots(const OtFilter& filter) {
             }
             found.emplace_back(time_of(r, CF::work_order, ot, "issued_at").value_or(0), ot);
         }
-        std::sort(found.rbegin(), found.rend()); // newest first
-        out.total = found.size();
-        if (found.size() > filter.limit) {
-            found.resize(filter.limit);
-        }
+        out.total = keep_newest(found, filter.limit); // newest first
         out.ots.reserve(found.size());
         for (const auto& [issued, ot] : found) {
             OtSummary s;
