@@ -371,6 +371,16 @@ void add_office_routes(std::vector<Route>& out) {
              [](P& p, Ctx&) { return json(users_json(p.office().users())); }},
             {"GET", "/v1/devices", k_supervisor,
              [](P& p, Ctx&) { return json(devices_json(p.office().devices())); }},
+            {"GET", "/v1/server/state", k_supervisor,
+             [](P& p, Ctx&) {
+                 const auto s = p.office().server_state();
+                 return json(json_object([&](JsonWriter& w) {
+                     member(w, "applied_seq", s.applied_seq);
+                     member(w, "last_seq", s.last_seq);
+                     member(w, "digest", s.digest);
+                     member(w, "entities", static_cast<std::uint64_t>(s.entities));
+                 }));
+             }},
         });
 }
 

@@ -263,6 +263,11 @@ UserList Office::users() {
     return out;
 }
 
+ServerState Office::server_state() {
+    const auto s = m_sync.state_summary();
+    return {s.applied_seq, m_store.last_seq(), s.digest, s.entities};
+}
+
 DeviceList Office::devices() {
     DeviceList out;
     out.server_seq = m_store.last_seq();

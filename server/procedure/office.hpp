@@ -138,6 +138,13 @@ struct DeviceSummary {
     std::int64_t enrolled_at = 0;
 };
 
+struct ServerState {
+    std::uint64_t applied_seq = 0;
+    std::uint64_t last_seq = 0;
+    std::string digest;
+    std::size_t entities = 0;
+};
+
 struct DeviceList {
     std::uint64_t server_seq = 0; // the log's last sequence
     std::vector<DeviceSummary> devices;
@@ -170,6 +177,10 @@ public:
     UserList users();
     /// Every enrolled device and how far behind it is.
     DeviceList devices();
+    /// This instance's merged state: the log sequence it has folded (current with the log),
+    /// its digest and entity count, and the log's last sequence. Instances on one database
+    /// with equal digests hold equal states.
+    ServerState server_state();
 };
 
 } // namespace otsync::server

@@ -859,6 +859,8 @@ public:
                         "(pg_basebackup) for point-in-time recovery");
     }
 
+    bool shared() const override { return true; }
+
     bool healthy() override {
         try {
             return scalar("SELECT 1") == 1;

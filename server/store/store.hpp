@@ -228,6 +228,11 @@ public:
 
     /// Cheap liveness check of the underlying database.
     virtual bool healthy() = 0;
+
+    /// Whether other processes append to this op log while we run: several server
+    /// instances on one database (PostgreSQL). The sync service then follows the log
+    /// instead of trusting its memory to hold every op (sync_service.hpp).
+    virtual bool shared() const { return false; }
 };
 
 struct SqliteOptions {

@@ -123,7 +123,8 @@ std::optional<Op> set_aside_op(const Value& v) {
 } // namespace
 
 SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
-    : m_store(store), m_directory(store), m_clock(clock), m_config(std::move(config)) {
+    : m_store(store), m_shared(store.shared()), m_directory(store), m_clock(clock),
+      m_config(std::move(config)) {
     ensure_sodium();
     if (auto k = m_store.server_key()) {
         m_key.public_key = k->first;
@@ -142,27 +143,59 @@ void SyncService::reload() {
     m_past_techs.clear();
     m_set_aside.clear();
     m_set_aside_arrivals.clear();
-    HlcTime latest = 0;
-    std::uint64_t after = 0;
+    m_applied_seq = 0;
+    m_hlc = std::make_unique<Hlc>(m_clock, 0, m_config.max_clock_skew_ms);
     for (;;) {
-        const auto page = m_store.ops_after(after, 10'000);
+        const auto page = m_store.ops_after(m_applied_seq, 10'000);
         if (page.empty()) {
             break;
         }
         for (const auto& so : page) {
-            m_state.apply(so.op);
-            index_op(so.op);
-            index_set_aside(so.op);
-            latest = std::max(latest, so.op.hlc);
-            after = so.seq;
+            fold(so);
         }
     }
-    m_hlc = std::make_unique<Hlc>(m_clock, latest, m_config.max_clock_skew_ms);
+}
+
+void SyncService::fold(const StoredOp& so) {
+    m_state.apply(so.op); // a duplicate (our own op, folded again) changes nothing
+    index_op(so.op);
+    index_set_aside(so.op);
+    if (so.op.hlc > m_hlc->state()) {
+        m_hlc->reset(so.op.hlc); // forward only: our next op is after every op we know
+    }
+    m_applied_seq = std::max(m_applied_seq, so.seq);
+}
+
+void SyncService::catch_up() {
+    // seq order is commit order (the store's write lock), so `seq > m_applied_seq` misses
+    // no commit: nothing below the highest seq we read can still commit later.
+    for (;;) {
+        const auto page = m_store.ops_after(m_applied_seq, 10'000);
+        if (page.empty()) {
+            return;
+        }
+        for (const auto& so : page) {
+            fold(so);
+        }
+    }
 }
 
 void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f) {
     std::lock_guard lock(m_mutex);
+    if (m_shared) {
+        catch_up(); // another instance's writes, committed before this read, are seen
+    }
     f(m_state);
+}
+
+SyncService::StateSummary SyncService::state_summary() {
+    std::lock_guard lock(m_mutex);
+    if (m_shared) {
+        catch_up();
+    } else {
+        m_applied_seq = std::max(m_applied_seq, m_store.last_seq());
+    }
+    return {m_applied_seq, crdt::to_hex(m_state.digest()), m_state.entity_count()};
 }
 
 SyncCounters SyncService::counters() {
@@ -724,9 +757,10 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
     return res;
 }
 
-std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>
-SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
-                         std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now) {
+std::vector<OpResult> SyncService::merge_batch(PendingCommit& p, const Actor& actor,
+                                               const std::vector<Op>& ops,
+                                               std::uint64_t request_counter, std::uint64_t cursor,
+                                               std::int64_t now) {
     std::vector<OpResult> results;
     results.reserve(ops.size());
     BatchState st;
@@ -741,10 +775,17 @@ SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
     for (const auto& [t, id] : st.touched) {
         st.w.projections.push_back({t, id, entity_json(m_state, t, id)});
     }
+    p.write = std::move(st.w);
+    p.delta = std::move(st.delta);
+    p.set_aside = std::move(st.set_aside);
+    return results;
+}
+
+std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>
+SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
+                         std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now) {
     auto pending = std::make_shared<PendingCommit>();
-    pending->write = std::move(st.w);
-    pending->delta = std::move(st.delta);
-    pending->set_aside = std::move(st.set_aside);
+    auto results = merge_batch(*pending, actor, ops, request_counter, cursor, now);
     {
         std::lock_guard q(m_commit_mutex);
         m_commit_queue.push_back(pending);
@@ -789,6 +830,40 @@ void SyncService::follow_up(std::int64_t now, BatchState& st) {
     st.applied.clear();
 }
 
+void SyncService::merge_and_commit(const std::shared_ptr<PendingCommit>& p) {
+    {
+        std::lock_guard q(m_commit_mutex);
+        m_commit_queue.push_back(p);
+    }
+    m_commit_cv.notify_one();
+    wait_commit(p);
+    if (p->merge_error) {
+        std::rethrow_exception(p->merge_error);
+    }
+}
+
+void SyncService::commit_shared(const std::vector<std::shared_ptr<PendingCommit>>& group) {
+    // One writer at a time across instances: the write transaction holds the database's
+    // write lock from before its snapshot to its commit. Inside it, fold what the others
+    // committed, then merge every request of the group against that state and commit.
+    std::lock_guard lock(m_mutex);
+    m_store.in_transaction(true, [&] {
+        catch_up();
+        m_last_counter.clear(); // counters of this group's requests (the store has the rest)
+        std::vector<const SyncWrite*> writes;
+        writes.reserve(group.size());
+        for (const auto& p : group) {
+            p->merge(*p);
+            writes.push_back(&p->write);
+        }
+        for (const auto& seqs : m_store.commit_many(writes)) {
+            if (!seqs.empty()) {
+                m_applied_seq = std::max(m_applied_seq, seqs.back());
+            }
+        }
+    });
+}
+
 void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
     {
         std::unique_lock q(m_commit_mutex);
@@ -819,12 +894,16 @@ void SyncService::committer() {
         q.unlock();
         std::exception_ptr error;
         try {
-            std::vector<const SyncWrite*> writes;
-            writes.reserve(group.size());
-            for (const auto& p : group) {
-                writes.push_back(&p->write);
+            if (m_shared) {
+                commit_shared(group);
+            } else {
+                std::vector<const SyncWrite*> writes;
+                writes.reserve(group.size());
+                for (const auto& p : group) {
+                    writes.push_back(&p->write);
+                }
+                m_store.commit_many(writes);
             }
-            m_store.commit_many(writes);
         } catch (...) {
             error = std::current_exception();
         }
@@ -866,6 +945,26 @@ SyncService::~SyncService() {
 std::vector<OpResult> SyncService::submit(
     const Id& author, Role role,
     const std::function<std::vector<Op>(crdt::OpMaker&, const crdt::Replica&)>& make) {
+    if (m_shared) {
+        // The ops are made by the committer, in the write transaction, from the state as
+        // every instance's commits left it.
+        auto p = std::make_shared<PendingCommit>();
+        p->merge = [&](PendingCommit& self) {
+            std::vector<Op> ops;
+            try {
+                crdt::OpMaker maker(k_server_replica, *m_hlc, author,
+                                    m_state.max_counter(k_server_replica));
+                ops = make(maker, m_state);
+            } catch (...) {
+                self.merge_error = std::current_exception(); // the command's own refusal
+                return;
+            }
+            self.results = merge_batch(self, Actor{author, role, k_server_replica}, ops, 0, 0,
+                                       static_cast<std::int64_t>(m_clock.now_ms()));
+        };
+        merge_and_commit(p);
+        return std::move(p->results);
+    }
     std::unique_lock lock(m_mutex);
     crdt::OpMaker maker(k_server_replica, *m_hlc, author, m_state.max_counter(k_server_replica));
     const auto ops = make(maker, m_state);
@@ -1038,10 +1137,41 @@ EndpointAnswer SyncService::sync(const std::string& path,
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
     std::shared_ptr<PendingCommit> pending;
+    if (m_shared) {
+        // Merged by the committer in the database's write transaction: the replay guard
+        // reads the device's counter there, so two instances cannot both accept it.
+        pending = std::make_shared<PendingCommit>();
+        pending->merge = [&](PendingCommit& p) {
+            const auto fresh = m_store.device(*replica);
+            auto [seen, first] = m_last_counter.try_emplace(*replica, 0);
+            if (first) {
+                seen->second = fresh ? fresh->last_counter : 0;
+            }
+            if (*counter <= seen->second) {
+                p.refusal =
+                    Error(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
+                                                   " is not above the last one seen (replay)");
+                return;
+            }
+            seen->second = *counter;
+            try {
+                m_hlc->receive(req.hlc);
+            } catch (const Error&) {
+                // The device's clock is far ahead: its ops are refused one by one.
+            }
+            p.results = merge_batch(p, Actor{user->id, user->role, *replica}, req.ops, *counter,
+                                    req.cursor, now);
+        };
+        merge_and_commit(pending);
+        if (pending->refusal) {
+            return refusal(*pending->refusal);
+        }
+        resp.results = std::move(pending->results);
+    }
     // The replay guard starts from the counter the store holds, read (outside the lock) the
     // first time this device is seen since start or since a failed commit cleared them.
-    bool known = false;
-    {
+    bool known = m_shared;
+    if (!m_shared) {
         std::lock_guard lock(m_mutex);
         known = m_last_counter.contains(*replica);
     }
@@ -1050,7 +1180,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
         const auto fresh = m_store.device(*replica);
         stored_counter = fresh ? fresh->last_counter : 0;
     }
-    {
+    if (!m_shared) {
         std::lock_guard lock(m_mutex);
         // Replay guard: validation and merge are serialized by the lock, so the in-memory
         // counter is exact; the store persists it with the request's ops.
@@ -1078,7 +1208,9 @@ EndpointAnswer SyncService::sync(const std::string& path,
         pending = std::move(p);
     }
     // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
-    wait_commit(pending);
+    if (!m_shared) {
+        wait_commit(pending);
+    }
     // Pull: the technician's feed, or the whole log for office devices.
     const std::uint32_t page =
         std::min(req.page_size ? req.page_size : m_config.default_page, m_config.max_page);

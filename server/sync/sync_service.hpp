@@ -5,6 +5,12 @@
 //
 // The service keeps the whole merged state in memory (a crdt::Replica folded from
 // the op log at start) for validation and scope; the store is the durable truth.
+//
+// On a store other processes write to (Store::shared(): PostgreSQL, several instances on
+// one database), the memory follows the shared log: every batch is merged by the committer
+// inside the database's write transaction, after folding in what other instances committed
+// since (so validation, scope and the replay counter see every commit before it), and every
+// read of the state folds in the log's new ops first (docs/architecture.md §7).
 #pragma once
 
 #include "otsync/codec.hpp"
@@ -100,9 +106,19 @@ public:
     void set_follow_ups(std::vector<FollowUpRule> rules);
     /// Signs `message` with the server's Ed25519 key (receipts, custody proofs).
     Signature sign(std::string_view message) const;
-    /// Run `f` with the merged state under the service lock.
+    /// Run `f` with the merged state under the service lock (on a shared store, current
+    /// with every op committed before the call, by any instance).
     void read_state(const std::function<void(const crdt::Replica&)>& f);
     SyncCounters counters();
+    /// The merged state's identity: the log sequence it has folded (after catching up on a
+    /// shared store), its BLAKE2b-256 digest (crdt::Replica::digest) and entity count. Two
+    /// instances with equal digests hold equal states.
+    struct StateSummary {
+        std::uint64_t applied_seq = 0;
+        std::string digest; // hex
+        std::size_t entities = 0;
+    };
+    StateSummary state_summary();
 
 private:
     struct Actor {
@@ -115,6 +131,12 @@ private:
         SyncWrite write;
         SyncCounters delta;
         std::set<OpId> set_aside; // flagged device ops recorded on their OT, not merged
+        /// On a shared store: merges the request into `write` (and `results`), run by the
+        /// committer under m_mutex in the write transaction, caught up with the log.
+        std::function<void(PendingCommit&)> merge;
+        std::vector<OpResult> results;
+        std::optional<Error> refusal;   // the request was refused as a whole (replayed)
+        std::exception_ptr merge_error; // a server command's own error (submit's `make`)
         bool done = false;
         std::exception_ptr error;
         std::condition_variable done_cv; // with m_commit_mutex; one waiter
@@ -134,10 +156,21 @@ private:
     OpResult apply_one(const Actor& actor, const Op& op, std::int64_t now, BatchState& st);
     /// Runs the follow-up rules on what the batch merged, into the same batch.
     void follow_up(std::int64_t now, BatchState& st);
-    /// Validates and merges in memory, then queues the writes; the caller holds m_mutex.
+    /// Validates and merges in memory into `p`'s write; the caller holds m_mutex.
+    std::vector<OpResult> merge_batch(PendingCommit& p, const Actor& actor,
+                                      const std::vector<Op>& ops, std::uint64_t request_counter,
+                                      std::uint64_t cursor, std::int64_t now);
+    /// merge_batch, then queues the writes; the caller holds m_mutex.
     std::pair<std::vector<OpResult>, std::shared_ptr<PendingCommit>>
     apply_batch(const Actor& actor, const std::vector<Op>& ops, std::uint64_t request_counter,
                 std::uint64_t cursor, std::int64_t now);
+    /// Queues a request the committer merges (shared store) and waits for its commit.
+    void merge_and_commit(const std::shared_ptr<PendingCommit>& p);
+    /// The committer's group on a shared store: in one write transaction, catch up, merge
+    /// each request, commit.
+    void commit_shared(const std::vector<std::shared_ptr<PendingCommit>>& group);
+    /// Folds ops other instances committed since m_applied_seq; the caller holds m_mutex.
+    void catch_up();
     /// Waits, without m_mutex, until the committer has made the writes durable; throws
     /// Error(internal) when the store refused them.
     void wait_commit(const std::shared_ptr<PendingCommit>& p);
@@ -166,8 +199,11 @@ private:
     bool holds(const Id& user, const Id& item) const;
     std::set<Id> scope_users(EntityType t, const Id& id) const;
     void reload();
+    /// Folds one op of the log into the state and its indexes (start, catch-up).
+    void fold(const StoredOp& so);
 
     Store& m_store;
+    const bool m_shared; // m_store.shared(): other processes append to the log
     Directory m_directory;
     ClockSource& m_clock;
     SyncConfig m_config;
@@ -176,11 +212,14 @@ private:
     std::mutex m_mutex; // one writer: validation, merge and commit are serialized
     std::unique_ptr<Hlc> m_hlc;
     crdt::Replica m_state;
+    std::uint64_t m_applied_seq = 0; // the last log seq folded into m_state (shared store)
     // The links (OT -> technician, case -> OTs, OT -> rows, row -> collector, handover ->
     // technician) are the replica's own index (crdt::Replica::referrers, link_of); only
     // what the state forgets is kept here: every technician an OT had.
     std::unordered_map<Id, std::set<Id>> m_past_techs;
-    std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter; // replica -> request counter
+    // replica -> request counter: every counter seen since start (SQLite); on a shared store
+    // only within one committer group (the database's counter is read in its transaction).
+    std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter;
     // Device ops set aside (a former assignee's register write on an OT, §3.6): op id ->
     // the op's JSON, from the flagged_writes records, so a resend is acknowledged once.
     std::unordered_map<OpId, std::string> m_set_aside;

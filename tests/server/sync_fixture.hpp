@@ -41,6 +41,16 @@ struct Fixture {
         service = std::make_unique<server::SyncService>(*store, clock, config);
         back_office = add_user("bo.rojas", Role::back_office);
     }
+    /// On a store opened elsewhere (a PostgreSQL database that other fixtures share: one
+    /// fixture per server instance); the back office user is added once.
+    explicit Fixture(std::unique_ptr<server::Store> shared_store, server::SyncConfig config = {})
+        : store(std::move(shared_store)) {
+        service = std::make_unique<server::SyncService>(*store, clock, config);
+        back_office = Id::natural("user", "bo.rojas");
+        if (!store->user_by_id(back_office)) {
+            add_user("bo.rojas", Role::back_office);
+        }
+    }
 
     Id add_user(const std::string& name, Role role) {
         server::User u;

@@ -387,3 +387,178 @@ TEST_CASE("postgres: the procedure end to end on a Server whose store is Postgre
     });
     CHECK(again.store().healthy());
 }
+
+// ---- several instances on one database ----------------------------------------------------------
+
+TEST_CASE("postgres: stale scope: an OT reassigned on instance A while instance B accepts the "
+          "former technician's note on it: the new technician receives both, either order") {
+    for (const bool assign_first : {true, false}) {
+        CAPTURE(assign_first);
+        const std::string db = fresh_pg_database();
+        Fixture a(open_pg(db));
+        const Id uno = a.add_user("tec.uno", Role::technician);
+        const Id dos = a.add_user("tec.dos", Role::technician);
+        const Id case_id = Id::random();
+        const Id ot = a.issue_ot(uno, case_id);
+        auto d1 = a.enroll(uno);
+        auto d2 = a.enroll(dos);
+        a.sync_all(*d1);
+        REQUIRE(d1->state.entity(EntityType::work_order, ot));
+        // Instance B starts now: it knows the OT is tec.uno's.
+        Fixture b(open_pg(db));
+        const auto note = [&] {
+            const auto resp = b.sync(*d1, {d1->maker->event(EntityType::work_order, ot, "notes",
+                                                            text("cliente ausente 10:00"))});
+            REQUIRE(resp.results.size() == 1);
+            CHECK(resp.results[0].status != OpStatus::rejected);
+        };
+        if (assign_first) {
+            a.assign(ot, dos); // on A; B has not seen it when the note reaches it
+            note();
+        } else {
+            note();
+            a.assign(ot, dos); // A has not seen the note when it reassigns
+        }
+        // tec.dos's device, through either instance, gets the OT, its reassignment and the
+        // note, whichever instance wrote which.
+        auto& via = assign_first ? a : b;
+        via.sync_all(*d2);
+        const auto* tech = d2->state.get(EntityType::work_order, ot, "technician");
+        REQUIRE(tech);
+        CHECK(*tech == Value{dos});
+        const auto* notes = d2->state.log(EntityType::work_order, ot, "notes");
+        REQUIRE(notes);
+        REQUIRE(notes->events.size() == 1);
+        CHECK(notes->events.begin()->second == Value{std::string("cliente ausente 10:00")});
+        // Both instances hold the same state, equal to a fold of the log by a third.
+        Fixture c(open_pg(db));
+        const auto sa = a.service->state_summary();
+        const auto sb = b.service->state_summary();
+        const auto sc = c.service->state_summary();
+        CHECK(sa.digest == sb.digest);
+        CHECK(sb.digest == sc.digest);
+        CHECK(sa.applied_seq == a.store->last_seq());
+    }
+}
+
+TEST_CASE("postgres: sequence gap: while instance A's write transaction is open, instance B's "
+          "commit waits, and a follower reading the log never passes a seq that commits later") {
+    const std::string db = fresh_pg_database();
+    auto sa = open_pg(db);
+    auto sb = open_pg(db);
+    auto follower = open_pg(db);
+    std::atomic<bool> a_holds{false}, b_done{false}, stop{false};
+    std::vector<std::uint64_t> a_seqs, b_seqs;
+    // The follower reads what is past its cursor, as a device feed or an instance's catch-up
+    // does; a gap shows as a read that does not start right after the cursor (seqs are
+    // dense: no number is handed out outside the committing transaction).
+    std::vector<std::uint64_t> seen;
+    std::thread reader([&] {
+        std::uint64_t cursor = 0;
+        while (!stop) {
+            for (const auto& so : follower->ops_after(cursor, 0)) {
+                seen.push_back(so.seq);
+                cursor = so.seq;
+            }
+        }
+        for (const auto& so : follower->ops_after(cursor, 0)) {
+            seen.push_back(so.seq);
+        }
+    });
+    std::thread b_writer;
+    sa->in_transaction(true, [&] {
+        server::SyncWrite w;
+        w.ops = ops_of(7, 1, 3);
+        a_seqs = sa->commit_many({&w})[0];
+        a_holds = true;
+        b_writer = std::thread([&] {
+            server::SyncWrite wb;
+            wb.ops = ops_of(8, 1, 2);
+            b_seqs = sb->commit_many({&wb})[0];
+            b_done = true;
+        });
+        // A keeps its transaction open; B cannot have committed meanwhile.
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        CHECK(!b_done);
+    });
+    b_writer.join();
+    stop = true;
+    reader.join();
+    REQUIRE(a_seqs.size() == 3);
+    REQUIRE(b_seqs.size() == 2);
+    CHECK(b_seqs.front() > a_seqs.back()); // B's seqs come after A's: commit order
+    REQUIRE(seen.size() == 5);
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        CHECK(seen[i] == i + 1); // every seq seen, in order, none passed over
+    }
+}
+
+TEST_CASE("postgres: two instances writing at once: replay counters are checked in the "
+          "database, every op is stored once, and both states equal a fold of the log") {
+    const std::string db = fresh_pg_database();
+    Fixture a(open_pg(db));
+    Fixture b(open_pg(db));
+    const Id tec = a.add_user("tec.uno", Role::technician);
+    const Id ot = a.issue_ot(tec, Id::random());
+    auto d = a.enroll(tec);
+    a.sync_all(*d);
+    // One request replayed on the other instance: refused there, counter checked in the
+    // database rather than in each instance's memory.
+    const SyncRequest req =
+        a.request(*d, {d->maker->event(EntityType::work_order, ot, "notes", text("uno"))});
+    const std::string body = encode_binary(req);
+    CHECK(a.post(*d, body, false).status == 200);
+    const auto replay = b.post(*d, body, false);
+    CHECK(replay.status == 409);
+    CHECK(replay.body.find("replayed") != std::string::npos);
+    // Office commands on both instances at once, and the device's notes through both.
+    std::vector<std::thread> writers;
+    constexpr int k_rounds = 20;
+    for (auto* f : {&a, &b}) {
+        writers.emplace_back([f, ot] {
+            for (int i = 0; i < k_rounds; ++i) {
+                (void)f->service->submit(
+                    f->back_office, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica&) {
+                        return std::vector<Op>{m.add(
+                            EntityType::work_order, ot, "expected_equipment",
+                            text("S" + std::to_string(i) + "-" + std::to_string(m.counter())))};
+                    });
+            }
+        });
+    }
+    for (int i = 0; i < k_rounds; ++i) {
+        auto& via = i % 2 ? a : b;
+        const auto resp = via.sync(
+            *d, {d->maker->event(EntityType::work_order, ot, "notes", text(std::to_string(i)))});
+        REQUIRE(resp.results.size() == 1);
+        CHECK(resp.results[0].status == OpStatus::accepted);
+    }
+    for (auto& t : writers) {
+        t.join();
+    }
+    // Every op once: no op id twice in the log.
+    std::set<OpId> ids;
+    std::uint64_t n = 0;
+    for (const auto& so : a.store->ops_after(0, 0)) {
+        ids.insert(so.op.id);
+        ++n;
+    }
+    CHECK(ids.size() == n);
+    // The technician's device receives every office write of both instances; each instance
+    // holds every note (the device does not get its own back).
+    a.sync_all(*d);
+    CHECK(d->state.elements(EntityType::work_order, ot, "expected_equipment").size() ==
+          2 * k_rounds);
+    for (auto* f : {&a, &b}) {
+        f->service->read_state([&](const crdt::Replica& r) {
+            const auto* notes = r.log(EntityType::work_order, ot, "notes");
+            REQUIRE(notes);
+            CHECK(notes->events.size() == k_rounds + 1);
+            CHECK(r.elements(EntityType::work_order, ot, "expected_equipment").size() ==
+                  2 * k_rounds);
+        });
+    }
+    Fixture c(open_pg(db));
+    CHECK(a.service->state_summary().digest == b.service->state_summary().digest);
+    CHECK(b.service->state_summary().digest == c.service->state_summary().digest);
+}
