@@ -27,6 +27,8 @@
 //   --login-max-failures N  OTSYNC_LOGIN_MAX_FAILURES 5 per user name (4× per address)
 //   --login-window-ms MS    OTSYNC_LOGIN_WINDOW_MS    900000 (15 min)
 //   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
+//   --archive-after-days N  OTSYNC_ARCHIVE_AFTER_DAYS 0 = never (cases final longer ago leave
+//                                                     memory; the log and reports keep them)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
 //   --web-dir DIR           OTSYNC_WEB_DIR            the pages (server/web of the source tree)
 //   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
@@ -115,6 +117,7 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_LOGIN_MAX_FAILURES", "--login-max-failures"},
         {"OTSYNC_LOGIN_WINDOW_MS", "--login-window-ms"},
         {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
+        {"OTSYNC_ARCHIVE_AFTER_DAYS", "--archive-after-days"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
         {"OTSYNC_WEB_DIR", "--web-dir"},
         {"OTSYNC_MAX_RECEIPT_ROWS", "--max-receipt-rows"},
@@ -208,6 +211,8 @@ Options parse(int argc, char** argv) {
         } else if (k == "--custody-days") {
             o.procedure.custody_limit_ms =
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
+        } else if (k == "--archive-after-days") {
+            o.procedure.archive_after_days = static_cast<int>(number(k, v, 0, 36500));
         } else if (k == "--cookie-secure") {
             o.auth.cookie_secure = true;
         } else if (k == "--trust-proxy") {

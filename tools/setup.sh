@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that otsync needs to build, test and benchmark, and the
 # browser tests' one npm package (playwright-core, pinned in tests/browser/package-lock.json;
-# it drives Debian's chromium, it downloads no browser), and the JDK for bindings/java.
+# it drives Debian's chromium, it downloads no browser), the JDK for bindings/java, and nginx
+# and systemd-analyze for tests/deploy (in Debian 12 `nginx` holds the binary, with TLS and
+# upstreams; nginx-light only adds a module).
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 #   --clang  also clang and its sanitizer runtimes (tools/test.sh --tsan)
 set -euo pipefail
@@ -11,7 +13,7 @@ packages=(
     build-essential cmake ninja-build ccache pkg-config git
     libboost1.81-dev libsqlite3-dev libcereal-dev rapidjson-dev libsodium-dev
     doctest-dev libpq-dev postgresql-15 zlib1g-dev libssl-dev clang-format
-    chromium fonts-dejavu-core openjdk-17-jdk-headless
+    chromium fonts-dejavu-core openjdk-17-jdk-headless nginx systemd
 )
 # Node.js for the browser tests (and the Yjs peer benchmark): a machine that already has
 # node and npm (from any source) keeps them.

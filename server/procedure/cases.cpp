@@ -161,6 +161,7 @@ CaseList Cases::list_cases(const CaseFilter& filter) {
 }
 
 CaseDetail Cases::case_detail(const Id& c) {
+    m_sync.bring_back(c); // an archived case opened again
     // Who did each step comes from the op log (the author of each op is kept for audit).
     std::map<OpId, Id> authors;
     for (const auto& so : m_store.ops_by_seq(m_store.op_seqs_of_entity(CF::case_file, c))) {
@@ -226,6 +227,7 @@ CaseDetail Cases::case_detail(const Id& c) {
 }
 
 void Cases::edit_case(const User& actor, const Id& c, const EditCaseCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         const std::string s = b.status_of(CF::case_file, c);
@@ -237,6 +239,7 @@ void Cases::edit_case(const User& actor, const Id& c, const EditCaseCmd& cmd) {
 }
 
 void Cases::record_step(const User& actor, const Id& c, const RecordStepCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     const std::string& code = cmd.step;
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
@@ -271,6 +274,7 @@ void Cases::record_step(const User& actor, const Id& c, const RecordStepCmd& cmd
 }
 
 void Cases::route_case(const User& actor, const Id& c, const RouteCaseCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     std::optional<User> target;
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
@@ -295,6 +299,7 @@ void Cases::route_case(const User& actor, const Id& c, const RouteCaseCmd& cmd) 
 }
 
 void Cases::contact(const User& actor, const Id& c, const ContactCmd&) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the contact");
@@ -309,6 +314,7 @@ void Cases::contact(const User& actor, const Id& c, const ContactCmd&) {
 }
 
 void Cases::feasibility(const User& actor, const Id& c, const FeasibilityCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "record the technical feasibility");
@@ -323,6 +329,7 @@ void Cases::feasibility(const User& actor, const Id& c, const FeasibilityCmd& cm
 }
 
 void Cases::requirements(const User& actor, const Id& c, const RequirementsCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     const auto& met = cmd.met;
     const auto& unmet = cmd.unmet;
     if (met.empty() && unmet.empty()) {
@@ -372,6 +379,7 @@ void Cases::requirements(const User& actor, const Id& c, const RequirementsCmd& 
 
 void Cases::override_requirements(const User& actor, const Id& c,
                                   const OverrideRequirementsCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"opened", "routed", "in_review", "approved"},
@@ -381,6 +389,7 @@ void Cases::override_requirements(const User& actor, const Id& c,
 }
 
 void Cases::approve(const User& actor, const Id& c, const ApproveCmd&) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"in_review"}, "approve it");
@@ -397,6 +406,7 @@ void Cases::approve(const User& actor, const Id& c, const ApproveCmd&) {
 }
 
 void Cases::reject(const User& actor, const Id& c, const RejectCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         require_status(b, c, {"routed", "in_review"}, "reject it");
@@ -413,6 +423,7 @@ void Cases::reject(const User& actor, const Id& c, const RejectCmd& cmd) {
 }
 
 void Cases::cancel_case(const User& actor, const Id& c, const CancelCaseCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         require_case(b.r, c);
         b.status(CF::case_file, c, "cancelled");
@@ -427,6 +438,7 @@ void Cases::cancel_case(const User& actor, const Id& c, const CancelCaseCmd& cmd
 }
 
 void Cases::issue_ots(const User& actor, const Id& c, const IssueOtsCmd& cmd) {
+    m_sync.bring_back(c); // an archived case opened again
     const auto& window_start = cmd.window_start;
     const auto& window_end = cmd.window_end;
     const auto& zone = cmd.zone;
@@ -522,6 +534,7 @@ void Cases::issue_ots(const User& actor, const Id& c, const IssueOtsCmd& cmd) {
 }
 
 CaseReconciliation Cases::case_reconciliation(const Id& c) {
+    m_sync.bring_back(c); // an archived case opened again
     CaseReconciliation out;
     out.id = c;
     out.names = m_sync.directory().current(); // read before the service lock

@@ -66,6 +66,7 @@ HandoverList Handovers::list_handovers(const HandoverFilter& filter) {
 }
 
 HandoverDetail Handovers::handover_detail(const Id& h) {
+    m_sync.bring_back(h);                            // an archived case opened again
     const auto names = m_sync.directory().current(); // read before the service lock
     HandoverDetail d;
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -84,6 +85,7 @@ HandoverDetail Handovers::handover_detail(const Id& h) {
 }
 
 HandoverReceipt Handovers::receive_handover(const User& actor, const Id& h, const ReceiptCmd& cmd) {
+    m_sync.bring_back(h); // an archived case opened again
     if (cmd.rows.size() > m_config.max_rows_per_receipt) {
         throw Error(ErrorCode::too_large,
                     "rows holds at most " + std::to_string(m_config.max_rows_per_receipt) +
@@ -192,6 +194,7 @@ HandoverReceipt Handovers::receive_handover(const User& actor, const Id& h, cons
 }
 
 Anexo4Form Handovers::anexo4_form(const Id& h) {
+    m_sync.bring_back(h); // an archived case opened again
     Anexo4Form form;
     const auto names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {

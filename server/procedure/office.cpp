@@ -133,7 +133,14 @@ Indicators Office::indicators(const IndicatorQuery& q) {
     iq.now_ms = static_cast<std::int64_t>(m_clock.now_ms());
     iq.reconcile = reconcile_options();
     Indicators ind;
-    m_sync.read_state([&](const crdt::Replica& r) { ind = compute_indicators(r, iq); });
+    // Archived cases count as they were archived (a case in memory again counts as it is).
+    std::vector<CaseFigure> archived;
+    for (const auto& a : m_store.archived_cases(iq.from_ms, iq.to_ms)) {
+        if (auto f = case_figure_from_json(a.figure)) {
+            archived.push_back(std::move(*f));
+        }
+    }
+    m_sync.read_state([&](const crdt::Replica& r) { ind = compute_indicators(r, iq, archived); });
     return ind;
 }
 

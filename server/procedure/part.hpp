@@ -14,6 +14,10 @@ struct ProcedureConfig {
     int tz_offset_minutes = -240;                           // Bolivia (UTC-4): report days
     std::size_t max_rows_per_receipt = 500; // rows one warehouse receipt may confirm
     ImportLimits import_limits;             // POST /v1/inventory/import
+    /// A case closed (or rejected, or cancelled) longer ago than this leaves memory with its
+    /// OTs, rows, handovers and equipment (SyncService::start_archiving); 0: never.
+    int archive_after_days = 0;
+    std::int64_t archive_every_ms = 3600 * 1000; // how often the sweep looks
 };
 
 struct ProcedureContext {

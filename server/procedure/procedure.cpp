@@ -1,5 +1,8 @@
 // The procedure's parts and its follow-up rules; see procedure.hpp.
 #include "procedure/internal.hpp"
+#include <algorithm>
+#include <set>
+#include <unordered_map>
 
 namespace otsync::server {
 
@@ -18,10 +21,99 @@ Procedure::Procedure(Store& store, SyncService& sync, ClockSource& clock, Proced
       m_handovers(m_context), m_office(m_context), m_store(store), m_sync(sync), m_clock(clock),
       m_config(m_context.config) {
     register_follow_ups();
+    if (m_config.archive_after_days > 0) {
+        const std::int64_t after_ms = std::int64_t{m_config.archive_after_days} * 24 * 3600 * 1000;
+        m_sync.start_archiving(
+            [this, after_ms](const crdt::Replica& r) {
+                return archive_groups(r, static_cast<std::int64_t>(m_clock.now_ms()) - after_ms);
+            },
+            m_config.archive_every_ms);
+    }
 }
 
 Procedure::~Procedure() {
+    m_sync.stop_archiving();
     m_sync.set_follow_ups({});
+}
+
+std::vector<SyncService::ArchiveGroup> Procedure::archive_groups(const crdt::Replica& r,
+                                                                 std::int64_t before_ms) const {
+    std::vector<SyncService::ArchiveGroup> out;
+    std::set<Id> in_conflict;
+    for (const auto& conflict : r.conflicts()) {
+        if (conflict.entity.type == CF::case_file) {
+            in_conflict.insert(conflict.entity.id);
+        } else if (const auto c = id_of(r, conflict.entity.type, conflict.entity.id, "case")) {
+            in_conflict.insert(*c);
+        }
+    }
+    // Which handover holds each row, read once per sweep.
+    std::unordered_map<Id, Id> handover_of;
+    for (const Id& h : r.entities(CF::handover)) {
+        for (const auto& v : r.elements(CF::handover, h, "rows")) {
+            if (const auto* row = std::get_if<Id>(&v)) {
+                handover_of.emplace(*row, h);
+            }
+        }
+    }
+    const auto o = reconcile_options();
+    for (const Id& c : r.entities(CF::case_file)) {
+        const std::string status = text_of(r, CF::case_file, c, "status");
+        if (status != "closed" && status != "rejected" && status != "cancelled") {
+            continue;
+        }
+        const auto at = first_status_at(r, CF::case_file, c, status);
+        if (!at || *at >= before_ms || in_conflict.contains(c)) {
+            continue;
+        }
+        SyncService::ArchiveGroup g;
+        g.entities.emplace_back(CF::case_file, c);
+        std::set<Id> rows;
+        for (const Id& ot : ots_of_case(r, c)) {
+            g.entities.emplace_back(CF::work_order, ot);
+            for (const Id& row : r.referrers(CF::collected_item, "work_order", ot)) {
+                rows.insert(row);
+                g.entities.emplace_back(CF::collected_item, row);
+            }
+        }
+        std::set<Id> handovers;
+        std::set<std::string> serials;
+        for (const Id& row : rows) {
+            if (const auto h = handover_of.find(row); h != handover_of.end()) {
+                handovers.insert(h->second);
+            }
+            if (const auto serial = text_of(r, CF::collected_item, row, "serial");
+                !serial.empty()) {
+                serials.insert(serial);
+            }
+        }
+        const auto all_ours = [&](const auto& ids) {
+            return std::all_of(ids.begin(), ids.end(),
+                               [&](const auto& v) { return rows.contains(v); });
+        };
+        for (const Id& h : handovers) {
+            std::vector<Id> held;
+            for (const auto& v : r.elements(CF::handover, h, "rows")) {
+                if (const auto* row = std::get_if<Id>(&v)) {
+                    held.push_back(*row);
+                }
+            }
+            if (all_ours(held)) {
+                g.entities.emplace_back(CF::handover, h);
+            }
+        }
+        for (const auto& serial : serials) {
+            const Id eq = Id::natural("equipment", serial);
+            if (r.entity(CF::equipment, eq) &&
+                all_ours(r.referrers(CF::collected_item, "serial", Value{serial}))) {
+                g.entities.emplace_back(CF::equipment, eq);
+            }
+        }
+        const CaseFigure figure = case_figure(r, c, o, false);
+        g.archived = {c, figure.opened_at, case_figure_json(figure)};
+        out.push_back(std::move(g));
+    }
+    return out;
 }
 
 ReconcileOptions Procedure::reconcile_options() const {

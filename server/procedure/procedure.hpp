@@ -42,6 +42,13 @@ public:
     ReconcileOptions reconcile_options() const;
     const ProcedureConfig& config() const { return m_config; }
 
+    /// The groups of the cases that reached a final state before `before_ms`, each with its
+    /// indicator figure: what archiving takes out of memory. Cases with an open lifecycle
+    /// conflict stay (a person must see it); a handover or a piece of equipment goes with a
+    /// case only when nothing outside the case's rows refers to it.
+    std::vector<SyncService::ArchiveGroup> archive_groups(const crdt::Replica& r,
+                                                          std::int64_t before_ms) const;
+
 private:
     /// Custody, the technician's step and closing, as follow-ups of the sync service: they
     /// join the commit of the ops that call for them, a device's or the office's.

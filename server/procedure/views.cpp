@@ -1,8 +1,15 @@
 // Reconciliation, closing and indicators as pure functions of the state; see views.hpp.
 #include "procedure/views.hpp"
 
+#include "otsync/error.hpp"
 #include "otsync/model.hpp"
 #include "otsync/view.hpp"
+
+#include <cereal/archives/json.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+
+#include <sstream>
 
 #include <algorithm>
 #include <map>
@@ -266,10 +273,93 @@ std::vector<std::string> closing_blockers(const crdt::Replica& r, const Id& case
 
 // ---- indicators -------------------------------------------------------------------------
 
-Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
+CaseFigure case_figure(const crdt::Replica& r, const Id& c, const ReconcileOptions& o,
+                       bool in_conflict) {
+    CaseFigure f;
+    f.id = c;
+    f.unit = text_of(r, CI::case_file, c, "unit");
+    f.contract = text_of(r, CI::case_file, c, "contract");
+    f.customer_name = text_of(r, CI::case_file, c, "customer_name");
+    f.status = text_of(r, CI::case_file, c, "status");
+    f.modality = modality_of(r, c);
+    f.opened_at = time_of(r, CI::case_file, c, "opened_at").value_or(0);
+
+    // The first final action: the rejection told to the customer, or a field OT done.
+    std::optional<std::int64_t> first;
+    const auto told = time_of(r, CI::case_file, c, "rejection_told_at");
+    if (f.status == "rejected" && told) {
+        first = told;
+    }
+    for (const Id& ot : ots_of_case(r, c)) {
+        if (lifecycle_failed_ever(r, ot)) {
+            f.failed_visit = true;
+        }
+        if (text_of(r, CI::work_order, ot, "status") != "completed") {
+            continue;
+        }
+        auto done = time_of(r, CI::work_order, ot, "completed_at");
+        if (!done) {
+            done = first_status_at(r, CI::work_order, ot, "completed");
+        }
+        if (done && (!first || *done < *first)) {
+            first = done;
+        }
+    }
+    f.first_final_action = first;
+    for (const auto& rec : reconcile_case(r, c, o)) {
+        f.open_discrepancy = f.open_discrepancy || rec.signature_mismatch;
+        for (const auto& line : rec.lines) {
+            if (!line.settled && line.status != "pending") {
+                f.open_discrepancy = true;
+            }
+        }
+    }
+    if (in_conflict) {
+        f.open_discrepancy = true;
+    }
+    const bool final_state = f.status == "closed" || (f.status == "rejected" && told);
+    f.effective = final_state && !f.failed_visit && !f.open_discrepancy;
+    f.final_state = final_state;
+    if (!final_state) {
+        f.not_effective = f.status == "cancelled"  ? "cancelled"
+                          : f.status == "rejected" ? "not_told"
+                                                   : "not_finished";
+        f.why_not_effective = f.status == "cancelled"  ? "cancelled"
+                              : f.status == "rejected" ? "rejected, the customer was not told"
+                                                       : "not finished (" + f.status + ")";
+    } else if (f.failed_visit) {
+        f.not_effective = "failed_visit";
+        f.why_not_effective = "a visit failed";
+    } else if (f.open_discrepancy) {
+        f.not_effective = "open_discrepancy";
+        f.why_not_effective = "an unresolved discrepancy";
+    }
+    f.timely = first && *first - f.opened_at < k_timely_ms;
+    if (!f.timely) {
+        f.not_timely = first ? "late" : "not_attended";
+        f.why_not_timely = first ? "attended after 24 h" : "not attended yet";
+    }
+    return f;
+}
+
+Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q,
+                              const std::vector<CaseFigure>& archived) {
     Indicators ind;
     ind.query = q;
     std::map<std::string, DayFigure> days;
+    const auto count = [&](CaseFigure f) {
+        if (!f.final_state && f.status != "cancelled") {
+            ind.pending++;
+        }
+        ind.total++;
+        ind.effective += f.effective ? 1 : 0;
+        ind.timely += f.timely ? 1 : 0;
+        auto& day = days[format_local_date(f.opened_at, q.tz_offset_minutes)];
+        day.total++;
+        day.effective += f.effective ? 1 : 0;
+        day.timely += f.timely ? 1 : 0;
+        ind.cases.push_back(std::move(f));
+    };
     std::set<Id> in_conflict; // cases with a lifecycle conflict of their own, found once
     for (const auto& conflict : r.conflicts()) {
         if (conflict.entity.type == CI::case_file) {
@@ -285,83 +375,19 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         if (!opened || *opened < q.from_ms || *opened >= q.to_ms) {
             continue;
         }
-        CaseFigure f;
-        f.id = c;
-        f.unit = text_of(r, CI::case_file, c, "unit");
-        if (!q.unit.empty() && f.unit != q.unit) {
+        if (!q.unit.empty() && text_of(r, CI::case_file, c, "unit") != q.unit) {
             continue;
         }
-        f.contract = text_of(r, CI::case_file, c, "contract");
-        f.customer_name = text_of(r, CI::case_file, c, "customer_name");
-        f.status = text_of(r, CI::case_file, c, "status");
-        f.modality = modality_of(r, c);
-        f.opened_at = *opened;
-
-        // The first final action: the rejection told to the customer, or a field OT done.
-        std::optional<std::int64_t> first;
-        const auto told = time_of(r, CI::case_file, c, "rejection_told_at");
-        if (f.status == "rejected" && told) {
-            first = told;
+        count(case_figure(r, c, q.reconcile, in_conflict.contains(c)));
+    }
+    // Closed cases out of memory, as they were when archived; one in memory again counts
+    // as it is now.
+    for (const auto& f : archived) {
+        if (f.opened_at < q.from_ms || f.opened_at >= q.to_ms ||
+            (!q.unit.empty() && f.unit != q.unit) || r.entity(CI::case_file, f.id)) {
+            continue;
         }
-        for (const Id& ot : ots_of_case(r, c)) {
-            if (lifecycle_failed_ever(r, ot)) {
-                f.failed_visit = true;
-            }
-            if (text_of(r, CI::work_order, ot, "status") != "completed") {
-                continue;
-            }
-            auto done = time_of(r, CI::work_order, ot, "completed_at");
-            if (!done) {
-                done = first_status_at(r, CI::work_order, ot, "completed");
-            }
-            if (done && (!first || *done < *first)) {
-                first = done;
-            }
-        }
-        f.first_final_action = first;
-        for (const auto& rec : reconcile_case(r, c, q.reconcile)) {
-            f.open_discrepancy = f.open_discrepancy || rec.signature_mismatch;
-            for (const auto& line : rec.lines) {
-                if (!line.settled && line.status != "pending") {
-                    f.open_discrepancy = true;
-                }
-            }
-        }
-        if (in_conflict.contains(c)) {
-            f.open_discrepancy = true;
-        }
-        const bool final_state = f.status == "closed" || (f.status == "rejected" && told);
-        f.effective = final_state && !f.failed_visit && !f.open_discrepancy;
-        if (!final_state) {
-            f.not_effective = f.status == "cancelled"  ? "cancelled"
-                              : f.status == "rejected" ? "not_told"
-                                                       : "not_finished";
-            f.why_not_effective = f.status == "cancelled"  ? "cancelled"
-                                  : f.status == "rejected" ? "rejected, the customer was not told"
-                                                           : "not finished (" + f.status + ")";
-        } else if (f.failed_visit) {
-            f.not_effective = "failed_visit";
-            f.why_not_effective = "a visit failed";
-        } else if (f.open_discrepancy) {
-            f.not_effective = "open_discrepancy";
-            f.why_not_effective = "an unresolved discrepancy";
-        }
-        f.timely = first && *first - f.opened_at < k_timely_ms;
-        if (!f.timely) {
-            f.not_timely = first ? "late" : "not_attended";
-            f.why_not_timely = first ? "attended after 24 h" : "not attended yet";
-        }
-        if (!final_state && f.status != "cancelled") {
-            ind.pending++;
-        }
-        ind.total++;
-        ind.effective += f.effective ? 1 : 0;
-        ind.timely += f.timely ? 1 : 0;
-        auto& day = days[format_local_date(f.opened_at, q.tz_offset_minutes)];
-        day.total++;
-        day.effective += f.effective ? 1 : 0;
-        day.timely += f.timely ? 1 : 0;
-        ind.cases.push_back(std::move(f));
+        count(f);
     }
     if (ind.total > 0) {
         ind.efficacy_pct = 100.0 * ind.effective / ind.total;
@@ -378,6 +404,55 @@ Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q) {
         ind.days.push_back(day);
     }
     return ind;
+}
+
+// ---- a figure kept with an archived case ----------------------------------------------------
+
+namespace {
+
+/// The figure's members, by name, for cereal's JSON archive: written and read alike.
+template <class Archive>
+void figure_members(Archive& a, CaseFigure& f, std::string& id) {
+    a(cereal::make_nvp("id", id), cereal::make_nvp("contract", f.contract),
+      cereal::make_nvp("customer_name", f.customer_name), cereal::make_nvp("unit", f.unit),
+      cereal::make_nvp("status", f.status), cereal::make_nvp("modality", f.modality),
+      cereal::make_nvp("opened_at", f.opened_at),
+      cereal::make_nvp("first_final_action", f.first_final_action),
+      cereal::make_nvp("effective", f.effective), cereal::make_nvp("timely", f.timely),
+      cereal::make_nvp("failed_visit", f.failed_visit),
+      cereal::make_nvp("open_discrepancy", f.open_discrepancy),
+      cereal::make_nvp("final_state", f.final_state),
+      cereal::make_nvp("why_not_effective", f.why_not_effective),
+      cereal::make_nvp("why_not_timely", f.why_not_timely),
+      cereal::make_nvp("not_effective", f.not_effective),
+      cereal::make_nvp("not_timely", f.not_timely));
+}
+
+} // namespace
+
+std::string case_figure_json(const CaseFigure& f) {
+    std::ostringstream out;
+    {
+        cereal::JSONOutputArchive a(out, cereal::JSONOutputArchive::Options::NoIndent());
+        CaseFigure copy = f;
+        std::string id = f.id.hex();
+        figure_members(a, copy, id);
+    } // the archive closes the object when it goes
+    return out.str();
+}
+
+std::optional<CaseFigure> case_figure_from_json(std::string_view json) {
+    CaseFigure f;
+    std::string id;
+    try {
+        std::istringstream in{std::string(json)};
+        cereal::JSONInputArchive a(in);
+        figure_members(a, f, id);
+        f.id = Id::from_hex(id);
+    } catch (const std::exception&) { // cereal's and Id's: not a figure
+        return std::nullopt;
+    }
+    return f;
 }
 
 } // namespace otsync::server

@@ -119,6 +119,7 @@ struct CaseFigure {
     /// open_discrepancy, and late | not_attended; empty when it counts.
     std::string not_effective;
     std::string not_timely;
+    bool final_state = false; // closed, or rejected and told: it no longer changes
 };
 
 struct DayFigure {
@@ -140,6 +141,17 @@ constexpr double k_efficacy_target = 98.0;
 constexpr double k_timeliness_target = 95.0;
 constexpr std::int64_t k_timely_ms = 24ll * 3600 * 1000;
 
-Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q);
+/// The indicator figure of one case of the state; `in_conflict`: a lifecycle conflict of
+/// its own or of one of its OTs is open.
+CaseFigure case_figure(const crdt::Replica& r, const Id& c, const ReconcileOptions& o,
+                       bool in_conflict);
+/// The indicators of the state's cases opened in the query's range, and of `archived`
+/// figures (closed cases out of memory) whose case the state does not hold.
+Indicators compute_indicators(const crdt::Replica& r, const IndicatorQuery& q,
+                              const std::vector<CaseFigure>& archived = {});
+/// An archived case's figure as stored with it (Store::archive), and back; nullopt when
+/// the text is not one.
+std::string case_figure_json(const CaseFigure& f);
+std::optional<CaseFigure> case_figure_from_json(std::string_view json);
 
 } // namespace otsync::server

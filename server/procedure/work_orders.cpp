@@ -74,6 +74,7 @@ OtList WorkOrders::list_ots(const OtFilter& filter) {
 }
 
 OtDetail WorkOrders::ot_detail(const Id& ot) {
+    m_sync.bring_back(ot); // an archived case opened again
     OtDetail d;
     d.id = ot;
     d.names = m_sync.directory().current(); // read before the service lock
@@ -87,6 +88,7 @@ OtDetail WorkOrders::ot_detail(const Id& ot) {
 }
 
 void WorkOrders::assign_ot(const User& actor, const Id& ot, const AssignOtCmd& cmd) {
+    m_sync.bring_back(ot); // an archived case opened again
     const User tech =
         find_user(*m_sync.directory().current(), cmd.technician, Role::technician, "technician");
     run(m_sync, actor, [&](Batch& b) {
@@ -99,6 +101,7 @@ void WorkOrders::assign_ot(const User& actor, const Id& ot, const AssignOtCmd& c
 }
 
 void WorkOrders::cancel_ot(const User& actor, const Id& ot, const CancelOtCmd& cmd) {
+    m_sync.bring_back(ot); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
             throw not_found("no OT " + ot.hex());
@@ -109,6 +112,7 @@ void WorkOrders::cancel_ot(const User& actor, const Id& ot, const CancelOtCmd& c
 }
 
 void WorkOrders::missing_reason(const User& actor, const Id& ot, const MissingReasonCmd& cmd) {
+    m_sync.bring_back(ot); // an archived case opened again
     const std::string serial = normalize_serial(cmd.serial);
     run(m_sync, actor, [&](Batch& b) {
         if (b.status_of(CF::work_order, ot).empty()) {
@@ -129,6 +133,7 @@ void WorkOrders::missing_reason(const User& actor, const Id& ot, const MissingRe
 }
 
 OtReconciliationView WorkOrders::ot_reconciliation(const Id& ot) {
+    m_sync.bring_back(ot); // an archived case opened again
     OtReconciliationView v;
     v.names = m_sync.directory().current(); // read before the service lock
     m_sync.read_state([&](const crdt::Replica& r) {
@@ -139,6 +144,7 @@ OtReconciliationView WorkOrders::ot_reconciliation(const Id& ot) {
 }
 
 void WorkOrders::resolve_item(const User& actor, const Id& item, const ResolveItemCmd& cmd) {
+    m_sync.bring_back(item); // an archived case opened again
     run(m_sync, actor, [&](Batch& b) {
         const auto ot = id_of(b.r, CF::collected_item, item, "work_order");
         if (!ot) {
@@ -149,6 +155,7 @@ void WorkOrders::resolve_item(const User& actor, const Id& item, const ResolveIt
 }
 
 CollectedItemView WorkOrders::item_detail(const Id& item) {
+    m_sync.bring_back(item); // an archived case opened again
     CollectedItemView v;
     v.id = item;
     m_sync.read_state([&](const crdt::Replica& r) {

@@ -19,9 +19,9 @@
 // transaction that took 9 can commit after the one that took 10, and a reader that already
 // moved past 10 never sees 9 (a sequence gap); a rollback also burns numbers. Under the
 // write lock, seq order is commit order, so `seq > cursor` never skips a later commit, at
-// the price of one writer at a time: writes are serialised through the database. Several
-// instances writing at once would need something else (commit LSN order, or publishing
-// only up to the oldest uncommitted seq); that is not built.
+// the price of one writer at a time: writes are serialised through the database, and the
+// sync service of each instance catches up with the log inside that lock before it merges
+// (shared() is true; docs/architecture.md §7).
 //
 // Durability: synchronous_commit=on for the session (set explicitly at connect, whatever
 // the server's default): COMMIT returns once the WAL is flushed. Every commit is
@@ -319,6 +319,21 @@ const char* const k_migrations[] = {
         AFTER UPDATE OF user_id, public_key, label, status, revoked_at ON devices
         FOR EACH ROW EXECUTE FUNCTION otsync_directory_bump();
     )sql",
+    // 5 -> 6: closed cases out of memory, as SQLite's.
+    R"sql(
+    CREATE TABLE archived_cases(
+        case_id BYTEA PRIMARY KEY,
+        opened_at BIGINT NOT NULL,
+        figure TEXT NOT NULL
+    );
+    CREATE INDEX archived_cases_by_opening ON archived_cases(opened_at, case_id);
+    CREATE TABLE archive(
+        entity BYTEA PRIMARY KEY,
+        entity_type BIGINT NOT NULL,
+        case_id BYTEA NOT NULL
+    );
+    CREATE INDEX archive_by_case ON archive(case_id);
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -346,6 +361,59 @@ std::string without_password(const std::string& conninfo) {
     }
     return conninfo;
 }
+
+// ==== the whole database as rows (Store::export_rows, import_rows; otsync-admin migrate) ====
+
+/// The SQL of one dump table (k_dump_tables, same index). Built once and kept for the life of
+/// the program, so exec() may key its prepared statements by the strings' addresses.
+struct DumpSql {
+    std::string select; // every row, in key order (text keys COLLATE "C": byte order)
+    std::string insert;
+    std::string any;                    // true when a row other than a shipped one exists
+    std::string unship;                 // removes the shipped row with a key; empty: none
+    std::vector<std::size_t> key_cells; // unship's parameters: those cells of a row
+};
+
+const std::vector<DumpSql>& dump_sql() {
+    static const std::vector<DumpSql> all = [] {
+        std::vector<DumpSql> out;
+        for (const DumpTable& t : k_dump_tables) {
+            const std::string name(t.name), columns(t.columns), shipped(t.shipped);
+            const auto names = dump_columns(t.columns);
+            auto cell_of = [&](std::string_view column) {
+                return static_cast<std::size_t>(std::find(names.begin(), names.end(), column) -
+                                                names.begin());
+            };
+            DumpSql q;
+            std::string order;
+            for (const auto k : dump_columns(t.key)) {
+                order += (order.empty() ? "" : ", ") + std::string(k) +
+                         (t.kinds[cell_of(k)] == 't' ? " COLLATE \"C\"" : "");
+            }
+            q.select = "SELECT " + columns + " FROM " + name + " ORDER BY " + order;
+            std::string marks;
+            for (std::size_t i = 0; i < names.size(); ++i) {
+                marks += (i ? ",$" : "$") + std::to_string(i + 1);
+            }
+            q.insert = "INSERT INTO " + name + "(" + columns + ") VALUES(" + marks + ")";
+            q.any = "SELECT EXISTS(SELECT 1 FROM " + name +
+                    (shipped.empty() ? "" : " WHERE NOT (" + shipped + ")") + ")";
+            if (!shipped.empty()) {
+                q.unship = "DELETE FROM " + name + " WHERE (" + shipped + ")";
+                for (const auto k : dump_columns(t.key)) {
+                    q.key_cells.push_back(cell_of(k));
+                    q.unship +=
+                        " AND " + std::string(k) + "=$" + std::to_string(q.key_cells.size());
+                }
+            }
+            out.push_back(std::move(q));
+        }
+        return out;
+    }();
+    return all;
+}
+
+// ==== end of the whole database as rows ====
 
 class PostgresStore final : public Store {
 public:
@@ -851,6 +919,118 @@ public:
               Params().bytes(pk.data(), pk.size()).bytes(sk.bytes().data(), sk.bytes().size()));
     }
 
+    // ==== the whole database as rows (export_rows, import_rows; otsync-admin migrate) ====
+
+    std::vector<std::string_view> tables_with_rows() override {
+        std::lock_guard lock(m_mutex);
+        std::vector<std::string_view> out;
+        for (std::size_t t = 0; t < std::size(k_dump_tables); ++t) {
+            if (u64_of(exec(dump_sql()[t].any.c_str())) != 0) {
+                out.push_back(k_dump_tables[t].name);
+            }
+        }
+        return out;
+    }
+
+    void export_rows(const std::function<void(const DumpRows&)>& sink, std::size_t batch) override {
+        std::lock_guard lock(m_mutex);
+        if (!m_in_transaction) { // a snapshot of its own
+            in_transaction(false, [&] { export_rows(sink, batch); });
+            return;
+        }
+        // A cursor in in_transaction's snapshot, read `batch` rows at a time: a table is
+        // never held in memory whole. FETCH is not a statement PREPARE takes; it runs
+        // unnamed, its rows in binary as every other result here.
+        const std::string fetch = "FETCH FORWARD " +
+                                  std::to_string(std::max<std::size_t>(batch, 1)) +
+                                  " FROM otsync_dump";
+        for (std::size_t t = 0; t < std::size(k_dump_tables); ++t) {
+            const DumpTable& table = k_dump_tables[t];
+            simple(("DECLARE otsync_dump NO SCROLL CURSOR FOR " + dump_sql()[t].select).c_str());
+            for (;;) {
+                PGresult* raw = PQexecParams(m_conn.get(), fetch.c_str(), 0, nullptr, nullptr,
+                                             nullptr, nullptr, 1);
+                if (!raw || PQresultStatus(raw) != PGRES_TUPLES_OK) {
+                    fail(raw, "FETCH FROM otsync_dump");
+                }
+                const Result r(raw);
+                if (r.rows() == 0) {
+                    break;
+                }
+                DumpRows out{table.name, {}};
+                out.rows.reserve(static_cast<std::size_t>(r.rows()));
+                for (int i = 0; i < r.rows(); ++i) {
+                    std::vector<DumpCell> row(table.kinds.size());
+                    for (std::size_t c = 0; c < row.size(); ++c) {
+                        const int col = static_cast<int>(c);
+                        if (r.is_null(i, col)) {
+                            continue;
+                        }
+                        if (table.kinds[c] == 'i') {
+                            row[c].kind = DumpCell::Kind::integer;
+                            row[c].integer = r.i64(i, col);
+                        } else {
+                            row[c].kind = table.kinds[c] == 't' ? DumpCell::Kind::text
+                                                                : DumpCell::Kind::bytes;
+                            row[c].data = r.bytes(i, col);
+                        }
+                    }
+                    out.rows.push_back(std::move(row));
+                }
+                sink(out);
+            }
+            simple("CLOSE otsync_dump");
+        }
+    }
+
+    void import_rows(const DumpRows& rows) override {
+        const auto t = dump_table_of(rows);
+        if (!t) {
+            throw Error(ErrorCode::invalid_argument,
+                        "rows that do not fit the table " + std::string(rows.table));
+        }
+        const DumpTable& table = k_dump_tables[*t];
+        const DumpSql& q = dump_sql()[*t];
+        // Typed by the column, not the cell, so one statement's parameter types never vary.
+        auto add = [&](Params& p, std::size_t c, const DumpCell& cell) {
+            const char kind = table.kinds[c];
+            if (cell.kind == DumpCell::Kind::null) {
+                p.null(kind == 'i' ? k_int8 : kind == 't' ? k_text : k_bytea);
+            } else if (kind == 'i') {
+                p.i64(cell.integer);
+            } else if (kind == 't') {
+                p.text(cell.data);
+            } else {
+                p.bytes(cell.data.data(), cell.data.size());
+            }
+        };
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this); // joins in_transaction's when inside one
+        for (const auto& row : rows.rows) {
+            if (!q.unship.empty()) {
+                Params key;
+                for (const std::size_t c : q.key_cells) {
+                    add(key, c, row[c]);
+                }
+                exec(q.unship.c_str(), key);
+            }
+            Params p;
+            for (std::size_t c = 0; c < row.size(); ++c) {
+                add(p, c, row[c]);
+            }
+            exec(q.insert.c_str(), p);
+        }
+        if (table.name == "devices") {
+            // The one identity column: the next enrolled device gets a replica above every
+            // imported one (op seqs are max+1 already).
+            exec("SELECT setval(pg_get_serial_sequence('devices', 'replica'), max(replica)) "
+                 "FROM devices HAVING count(*) > 0");
+        }
+        tx.commit();
+    }
+
+    // ==== end of the whole database as rows ====
+
     void backup_to(const std::string& path) override {
         throw Error(ErrorCode::invalid_argument,
                     "a PostgreSQL store is not backed up by otsync (nothing written to " + path +
@@ -860,6 +1040,82 @@ public:
     }
 
     bool shared() const override { return true; }
+
+    // ---- archive ----
+    void archive(const ArchivedCase& c,
+                 const std::vector<std::pair<EntityType, Id>>& entities) override {
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this);
+        exec("INSERT INTO archived_cases(case_id, opened_at, figure) VALUES($1,$2,$3) "
+             "ON CONFLICT(case_id) DO UPDATE SET opened_at=excluded.opened_at, "
+             "figure=excluded.figure",
+             Params().id(c.case_id).i64(c.opened_at).text(c.figure));
+        for (const auto& [t, id] : entities) {
+            exec("INSERT INTO archive(entity, entity_type, case_id) VALUES($1,$2,$3) "
+                 "ON CONFLICT(entity) DO UPDATE SET entity_type=excluded.entity_type, "
+                 "case_id=excluded.case_id",
+                 Params().id(id).i64(static_cast<std::int64_t>(t)).id(c.case_id));
+        }
+        tx.commit();
+    }
+
+    std::optional<Id> archived_group_of(const Id& entity) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT case_id FROM archive WHERE entity=$1", Params().id(entity));
+        if (!r.rows()) {
+            return std::nullopt;
+        }
+        return r.id(0, 0);
+    }
+
+    std::vector<std::pair<EntityType, Id>> archived_group(const Id& case_id) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT entity_type, entity FROM archive WHERE case_id=$1 "
+                              "ORDER BY entity_type, entity",
+                              Params().id(case_id));
+        std::vector<std::pair<EntityType, Id>> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            const auto t = r.i64(i, 0);
+            if (t != (t & 0xff) || !is_valid_entity_type(static_cast<std::uint8_t>(t))) {
+                throw Error(ErrorCode::internal, "an archive row has an unknown entity type");
+            }
+            out.emplace_back(static_cast<EntityType>(t), r.id(i, 1));
+        }
+        return out;
+    }
+
+    std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT case_id, opened_at, figure FROM archived_cases "
+                              "WHERE opened_at>=$1 AND opened_at<$2 ORDER BY opened_at, case_id",
+                              Params().i64(from_ms).i64(to_ms));
+        std::vector<ArchivedCase> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back({r.id(i, 0), r.i64(i, 1), r.bytes(i, 2)});
+        }
+        return out;
+    }
+
+    std::uint64_t archived_count() override {
+        return scalar("SELECT count(*) FROM archived_cases");
+    }
+
+    std::vector<Id> archived_entities() override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT entity FROM archive WHERE case_id IN "
+                              "(SELECT case_id FROM archived_cases)");
+        std::vector<Id> out;
+        out.reserve(static_cast<std::size_t>(r.rows()));
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back(r.id(i, 0));
+        }
+        return out;
+    }
+
+    void unarchive(const Id& case_id) override {
+        std::lock_guard lock(m_mutex);
+        write("DELETE FROM archived_cases WHERE case_id=$1", Params().id(case_id));
+    }
 
     bool healthy() override {
         try {

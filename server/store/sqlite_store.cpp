@@ -241,6 +241,22 @@ const char* const k_migrations[] = {
     CREATE TRIGGER directory_device_delete AFTER DELETE ON devices
         BEGIN UPDATE directory_version SET v = v + 1; END;
     )sql",
+    // 5 -> 6: closed cases out of memory: each archived case's figure for the reports, and
+    // which group each of its entities belongs to (brought back together when touched).
+    R"sql(
+    CREATE TABLE archived_cases(
+        case_id BLOB PRIMARY KEY,
+        opened_at INTEGER NOT NULL,
+        figure TEXT NOT NULL
+    );
+    CREATE INDEX archived_cases_by_opening ON archived_cases(opened_at, case_id);
+    CREATE TABLE archive(
+        entity BLOB PRIMARY KEY,
+        entity_type INTEGER NOT NULL,
+        case_id BLOB NOT NULL
+    );
+    CREATE INDEX archive_by_case ON archive(case_id);
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -252,6 +268,50 @@ Op decode_one(const std::string& body) {
     }
     return std::move(ops.front());
 }
+
+// ==== the whole database as rows (Store::export_rows, import_rows; otsync-admin migrate) ====
+
+/// The SQL of one dump table (k_dump_tables, same index). Built once and kept for the life of
+/// the program, so prepared() may key its cache by the strings' addresses.
+struct DumpSql {
+    std::string select; // every row, in key order (BINARY: byte order)
+    std::string insert;
+    std::string any;                    // 1 when a row other than a shipped one exists
+    std::string unship;                 // removes the shipped row with a key; empty: none
+    std::vector<std::size_t> key_cells; // unship's parameters: those cells of a row
+};
+
+const std::vector<DumpSql>& dump_sql() {
+    static const std::vector<DumpSql> all = [] {
+        std::vector<DumpSql> out;
+        for (const DumpTable& t : k_dump_tables) {
+            const std::string name(t.name), columns(t.columns), shipped(t.shipped);
+            const auto names = dump_columns(t.columns);
+            DumpSql q;
+            q.select = "SELECT " + columns + " FROM " + name + " ORDER BY " + std::string(t.key);
+            std::string marks;
+            for (std::size_t i = 0; i < names.size(); ++i) {
+                marks += i ? ",?" : "?";
+            }
+            q.insert = "INSERT INTO " + name + "(" + columns + ") VALUES(" + marks + ")";
+            q.any = "SELECT EXISTS(SELECT 1 FROM " + name +
+                    (shipped.empty() ? "" : " WHERE NOT (" + shipped + ")") + ")";
+            if (!shipped.empty()) {
+                q.unship = "DELETE FROM " + name + " WHERE (" + shipped + ")";
+                for (const auto k : dump_columns(t.key)) {
+                    q.key_cells.push_back(static_cast<std::size_t>(
+                        std::find(names.begin(), names.end(), k) - names.begin()));
+                    q.unship += " AND " + std::string(k) + "=?";
+                }
+            }
+            out.push_back(std::move(q));
+        }
+        return out;
+    }();
+    return all;
+}
+
+// ==== end of the whole database as rows ====
 
 class SqliteStore final : public Store {
 public:
@@ -568,6 +628,88 @@ public:
         return out;
     }
 
+    // ---- archive ----
+    void archive(const ArchivedCase& c,
+                 const std::vector<std::pair<EntityType, Id>>& entities) override {
+        std::lock_guard lock(m_mutex);
+        Tx tx(*this);
+        prepared("INSERT INTO archived_cases(case_id, opened_at, figure) VALUES(?,?,?) "
+                 "ON CONFLICT(case_id) DO UPDATE SET opened_at=excluded.opened_at, "
+                 "figure=excluded.figure")
+            .bind(1, c.case_id)
+            .bind(2, c.opened_at)
+            .bind(3, c.figure)
+            .run();
+        for (const auto& [t, id] : entities) {
+            prepared("INSERT INTO archive(entity, entity_type, case_id) VALUES(?,?,?) "
+                     "ON CONFLICT(entity) DO UPDATE SET entity_type=excluded.entity_type, "
+                     "case_id=excluded.case_id")
+                .bind(1, id)
+                .bind(2, static_cast<std::int64_t>(t))
+                .bind(3, c.case_id)
+                .run();
+        }
+        tx.commit();
+    }
+
+    std::optional<Id> archived_group_of(const Id& entity) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT case_id FROM archive WHERE entity=?");
+        s.bind(1, entity);
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        return s.id(0);
+    }
+
+    std::vector<std::pair<EntityType, Id>> archived_group(const Id& case_id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT entity_type, entity FROM archive WHERE case_id=? "
+                          "ORDER BY entity_type, entity");
+        s.bind(1, case_id);
+        std::vector<std::pair<EntityType, Id>> out;
+        while (s.step()) {
+            const auto t = s.i64(0);
+            if (t != (t & 0xff) || !is_valid_entity_type(static_cast<std::uint8_t>(t))) {
+                throw Error(ErrorCode::internal, "an archive row has an unknown entity type");
+            }
+            out.emplace_back(static_cast<EntityType>(t), s.id(1));
+        }
+        return out;
+    }
+
+    std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT case_id, opened_at, figure FROM archived_cases "
+                          "WHERE opened_at>=? AND opened_at<? ORDER BY opened_at, case_id");
+        s.bind(1, from_ms).bind(2, to_ms);
+        std::vector<ArchivedCase> out;
+        while (s.step()) {
+            out.push_back({s.id(0), s.i64(1), s.text(2)});
+        }
+        return out;
+    }
+
+    std::uint64_t archived_count() override {
+        return scalar("SELECT count(*) FROM archived_cases");
+    }
+
+    std::vector<Id> archived_entities() override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT entity FROM archive WHERE case_id IN "
+                          "(SELECT case_id FROM archived_cases)");
+        std::vector<Id> out;
+        while (s.step()) {
+            out.push_back(s.id(0));
+        }
+        return out;
+    }
+
+    void unarchive(const Id& case_id) override {
+        std::lock_guard lock(m_mutex);
+        prepared("DELETE FROM archived_cases WHERE case_id=?").bind(1, case_id).run();
+    }
+
     std::uint64_t directory_version() override { return scalar("SELECT v FROM directory_version"); }
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
@@ -844,6 +986,119 @@ public:
             throw;
         }
     }
+
+    // ==== the whole database as rows (export_rows, import_rows; otsync-admin migrate) ====
+
+    std::vector<std::string_view> tables_with_rows() override {
+        std::lock_guard lock(m_mutex);
+        std::vector<std::string_view> out;
+        for (std::size_t t = 0; t < std::size(k_dump_tables); ++t) {
+            Stmt s = prepared(dump_sql()[t].any.c_str());
+            if (s.step() && s.i64(0) != 0) {
+                out.push_back(k_dump_tables[t].name);
+            }
+        }
+        return out;
+    }
+
+    void export_rows(const std::function<void(const DumpRows&)>& sink, std::size_t batch) override {
+        std::lock_guard lock(m_mutex);
+        if (sqlite3_get_autocommit(m_db) != 0) { // not inside in_transaction: a snapshot of its own
+            in_transaction(false, [&] { export_rows(sink, batch); });
+            return;
+        }
+        batch = std::max<std::size_t>(batch, 1);
+        for (std::size_t t = 0; t < std::size(k_dump_tables); ++t) {
+            const DumpTable& table = k_dump_tables[t];
+            Stmt s = prepared(dump_sql()[t].select.c_str());
+            DumpRows out{table.name, {}};
+            while (s.step()) {
+                std::vector<DumpCell> row(table.kinds.size());
+                for (std::size_t c = 0; c < row.size(); ++c) {
+                    const int col = static_cast<int>(c);
+                    if (s.is_null(col)) {
+                        continue;
+                    }
+                    if (table.kinds[c] == 'i') {
+                        row[c].kind = DumpCell::Kind::integer;
+                        row[c].integer = s.i64(col);
+                    } else if (table.kinds[c] == 't') {
+                        row[c].kind = DumpCell::Kind::text;
+                        row[c].data = s.text(col);
+                    } else {
+                        row[c].kind = DumpCell::Kind::bytes;
+                        row[c].data = s.blob(col);
+                    }
+                }
+                out.rows.push_back(std::move(row));
+                if (out.rows.size() == batch) {
+                    sink(out);
+                    out.rows.clear();
+                }
+            }
+            if (!out.rows.empty()) {
+                sink(out);
+            }
+        }
+    }
+
+    void import_rows(const DumpRows& rows) override {
+        const auto t = dump_table_of(rows);
+        if (!t) {
+            throw Error(ErrorCode::invalid_argument,
+                        "rows that do not fit the table " + std::string(rows.table));
+        }
+        const DumpSql& q = dump_sql()[*t];
+        auto bind = [](Stmt& s, int i, const DumpCell& cell) {
+            switch (cell.kind) {
+            case DumpCell::Kind::null:
+                s.bind_null(i);
+                break;
+            case DumpCell::Kind::integer:
+                s.bind(i, cell.integer);
+                break;
+            case DumpCell::Kind::text:
+                s.bind(i, cell.data);
+                break;
+            case DumpCell::Kind::bytes:
+                s.bind_blob(i, cell.data.data(), cell.data.size());
+                break;
+            }
+        };
+        std::lock_guard lock(m_mutex);
+        const bool own = sqlite3_get_autocommit(m_db) != 0; // not inside in_transaction
+        if (own) {
+            exec("BEGIN IMMEDIATE");
+        }
+        try {
+            for (const auto& row : rows.rows) {
+                if (!q.unship.empty()) {
+                    Stmt del = prepared(q.unship.c_str());
+                    for (std::size_t k = 0; k < q.key_cells.size(); ++k) {
+                        bind(del, static_cast<int>(k + 1), row.at(q.key_cells[k]));
+                    }
+                    del.run();
+                }
+                // An explicit seq or replica moves AUTOINCREMENT's counter (sqlite_sequence)
+                // up to it: later ones continue above.
+                Stmt ins = prepared(q.insert.c_str());
+                for (std::size_t c = 0; c < row.size(); ++c) {
+                    bind(ins, static_cast<int>(c + 1), row[c]);
+                }
+                ins.run();
+            }
+            if (own) {
+                exec("COMMIT");
+            }
+        } catch (...) {
+            if (own) {
+                sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+            }
+            throw;
+        }
+    }
+
+    // ==== end of the whole database as rows ====
 
     void backup_to(const std::string& path) override {
         sqlite3* dst = nullptr;

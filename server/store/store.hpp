@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace otsync::server {
@@ -132,6 +133,108 @@ struct SyncWrite {
     std::vector<Projection> projections;
 };
 
+// ---- a whole database in a backend-neutral form (otsync-admin migrate) ----
+
+/// One value of a dumped row.
+struct DumpCell {
+    enum class Kind : std::uint8_t { null, integer, text, bytes };
+    Kind kind = Kind::null;
+    std::int64_t integer = 0;
+    std::string data; // text (UTF-8) or bytes
+    bool operator==(const DumpCell&) const = default;
+};
+
+/// A table of the dump: its columns in the order of a row's cells, each column's kind (`i`
+/// integer, `t` text, `b` bytes; a cell may also be NULL where the schema allows), its
+/// primary key (the order of its rows), and, for a table the schema fills itself, the SQL
+/// condition true of those shipped rows.
+struct DumpTable {
+    std::string_view name;
+    std::string_view columns;
+    std::string_view kinds;
+    std::string_view key;
+    std::string_view shipped; // empty: the schema ships no row
+};
+
+/// Every table of the schema (k_schema_version) but its version and the directory counter,
+/// parents before children: the order export_rows gives them and import_rows needs them.
+inline constexpr DumpTable k_dump_tables[] = {
+    {"users", "id, name, role, password_hash, disabled, created_at, full_name, unit", "btttiitt",
+     "id", ""},
+    {"enroll_codes", "code_hash, user_id, expires_at, used_at", "bbii", "code_hash", ""},
+    {"devices",
+     "replica, user_id, public_key, label, status, last_counter, cursor, last_seen, enrolled_at, "
+     "revoked_at",
+     "ibbtiiiiii", "replica", ""},
+    {"sessions", "token_hash, user_id, created_at, expires_at", "bbii", "token_hash", ""},
+    // The prices of April 2019 come with the schema, set by nobody.
+    {"fee_table", "product, effective_from, centavos, set_by, set_at", "tiibi",
+     "product, effective_from", "set_by IS NULL AND set_at = 0"},
+    {"contracts", "contract, customer_name, person_type, tax_id, address, imported_at", "ttttti",
+     "contract", ""},
+    {"inventory", "serial, contract, kind, model, description, imported_at", "ttttti", "serial",
+     ""},
+    {"ops", "seq, replica, counter, entity_type, entity, body, received_at, skew_ms, flagged",
+     "iiiibbiii", "seq", ""},
+    {"feed", "user_id, fseq, op_seq, evict_type, evict_id, history", "biiibi", "user_id, fseq", ""},
+    {"feed_heads", "user_id, last_fseq", "bi", "user_id", ""},
+    {"projections", "entity_type, entity, state, updated_seq", "ibti", "entity_type, entity", ""},
+    {"archived_cases", "case_id, opened_at, figure", "bit", "case_id", ""},
+    {"archive", "entity, entity_type, case_id", "bib", "entity", ""},
+    {"server_key", "id, public_key, secret_key", "ibb", "id", ""},
+};
+
+/// Rows of one dump table, each with the table's cells in its column order.
+struct DumpRows {
+    std::string_view table; // a k_dump_tables name
+    std::vector<std::vector<DumpCell>> rows;
+};
+
+/// The index in k_dump_tables of `rows.table` when every row fits that table (one cell per
+/// column, each NULL or of its column's kind); nullopt otherwise.
+inline std::optional<std::size_t> dump_table_of(const DumpRows& rows) {
+    for (std::size_t t = 0; t < std::size(k_dump_tables); ++t) {
+        const std::string_view kinds = k_dump_tables[t].kinds;
+        if (k_dump_tables[t].name != rows.table) {
+            continue;
+        }
+        for (const auto& row : rows.rows) {
+            if (row.size() != kinds.size()) {
+                return std::nullopt;
+            }
+            for (std::size_t c = 0; c < row.size(); ++c) {
+                const DumpCell::Kind want = kinds[c] == 'i'   ? DumpCell::Kind::integer
+                                            : kinds[c] == 't' ? DumpCell::Kind::text
+                                                              : DumpCell::Kind::bytes;
+                if (row[c].kind != DumpCell::Kind::null && row[c].kind != want) {
+                    return std::nullopt;
+                }
+            }
+        }
+        return t;
+    }
+    return std::nullopt;
+}
+
+/// The names in a DumpTable's column or key list ("a, b, c").
+inline std::vector<std::string_view> dump_columns(std::string_view list) {
+    std::vector<std::string_view> out;
+    while (!list.empty()) {
+        const auto comma = list.find(", ");
+        out.push_back(list.substr(0, comma));
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 2);
+    }
+    return out;
+}
+
+/// A closed case whose entities left the server's memory (sync_service.hpp, archiving):
+/// what the reports need of it without folding it back.
+struct ArchivedCase {
+    Id case_id;
+    std::int64_t opened_at = 0; // ms, UTC
+    std::string figure;         // its indicator figure, JSON, as when it was archived
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -217,6 +320,44 @@ public:
     /// with `write` the write lock, so nothing commits between its reads and its writes.
     virtual void in_transaction(bool write, const std::function<void()>& f) = 0;
 
+    // ---- the whole database (otsync-admin migrate: SQLite into an empty PostgreSQL) ----
+    /// The dump tables (k_dump_tables) holding a row other than the ones the schema ships:
+    /// none for a database that import_rows may fill.
+    virtual std::vector<std::string_view> tables_with_rows() = 0;
+    /// Every row of every dump table, to `sink` in batches of 1 to `batch` rows: tables in
+    /// k_dump_tables order, rows in key order (text and bytes compared byte by byte), cells
+    /// of the table's kinds. So equal contents give equal rows on every backend. One
+    /// snapshot: in_transaction's when called inside it, else a read transaction of its own.
+    virtual void export_rows(const std::function<void(const DumpRows&)>& sink,
+                             std::size_t batch) = 0;
+    /// Inserts rows as export_rows gives them, every value kept (op seqs, feed fseqs, replica
+    /// ids, updated_seq); a row with the key of a shipped row replaces it. Later op seqs and
+    /// enrolled replica ids continue above the imported ones. Throws Error on a row that does
+    /// not fit the table (cells, kinds) or breaks a key or reference. Inside
+    /// in_transaction(true, ...) a whole import is all or nothing; alone, one call is.
+    virtual void import_rows(const DumpRows& rows) = 0;
+
+    // ---- archive (memory that follows open work) ----
+    /// Records, in one transaction, that a case's group of entities (the case, its OTs,
+    /// rows, handovers and equipment) left memory; again for the same case: the figure is
+    /// replaced and the entities added. An entity belongs to one group: the latest wins.
+    virtual void archive(const ArchivedCase& c,
+                         const std::vector<std::pair<EntityType, Id>>& entities) = 0;
+    /// The case of the archived group that holds `entity` (of any type); nullopt when no
+    /// group holds it.
+    virtual std::optional<Id> archived_group_of(const Id& entity) = 0;
+    /// The entities of the archived group of `case_id` (none when it was never archived).
+    virtual std::vector<std::pair<EntityType, Id>> archived_group(const Id& case_id) = 0;
+    /// The archived cases opened in [from_ms, to_ms), by opening time then id.
+    virtual std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) = 0;
+    virtual std::uint64_t archived_count() = 0;
+    /// The entities of every group now archived (its case has a figure): what a server
+    /// starting does not fold into memory.
+    virtual std::vector<Id> archived_entities() = 0;
+    /// The case is back in memory for good (an op touched it): its figure goes; its group's
+    /// membership stays, so another instance that still has it archived brings it back too.
+    virtual void unarchive(const Id& case_id) = 0;
+
     // ---- server key ----
     virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;
     virtual void set_server_key(const PublicKey& pk, const SecretKey& sk) = 0;
@@ -249,6 +390,6 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 5;
+constexpr int k_schema_version = 6;
 
 } // namespace otsync::server

@@ -15,6 +15,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace otsync::server {
 
@@ -145,18 +146,33 @@ void SyncService::reload() {
     m_set_aside_arrivals.clear();
     m_applied_seq = 0;
     m_hlc = std::make_unique<Hlc>(m_clock, 0, m_config.max_clock_skew_ms);
+    // Archived groups stay out: their ops are read only for the counters and clock.
+    const auto archived = m_store.archived_entities();
+    const std::unordered_set<Id> skip(archived.begin(), archived.end());
+    m_archive_lookups = m_archive_lookups || !skip.empty();
     for (;;) {
         const auto page = m_store.ops_after(m_applied_seq, 10'000);
         if (page.empty()) {
             break;
         }
         for (const auto& so : page) {
+            if (skip.contains(so.op.entity)) {
+                m_state.note_counter(so.op.id);
+                if (so.op.hlc > m_hlc->state()) {
+                    m_hlc->reset(so.op.hlc);
+                }
+                m_applied_seq = so.seq;
+                continue;
+            }
             fold(so);
         }
     }
 }
 
-void SyncService::fold(const StoredOp& so) {
+void SyncService::fold(const StoredOp& so, bool catching_up) {
+    if (catching_up && m_archive_lookups) {
+        bring_back_for(so.op, false); // another instance's op on a group we archived
+    }
     m_state.apply(so.op); // a duplicate (our own op, folded again) changes nothing
     index_op(so.op);
     index_set_aside(so.op);
@@ -175,7 +191,7 @@ void SyncService::catch_up() {
             return;
         }
         for (const auto& so : page) {
-            fold(so);
+            fold(so, true);
         }
     }
 }
@@ -186,6 +202,149 @@ void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f)
         catch_up(); // another instance's writes, committed before this read, are seen
     }
     f(m_state);
+}
+
+// ---- archiving ----------------------------------------------------------------------------------
+
+void SyncService::bring_back_for(const Op& op, bool for_write) {
+    if (!m_archive_lookups) {
+        return;
+    }
+    const auto look = [&](const Id& id) {
+        if (const auto group = m_store.archived_group_of(id)) {
+            restore_group(*group, for_write);
+        }
+    };
+    if (!m_state.entity(op.entity_type, op.entity)) {
+        look(op.entity); // unknown here: new, or archived
+    } else if (for_write) {
+        // In memory because a read brought its group back: a write still changes its case.
+        if (const auto it = m_read_back.find(op.entity); it != m_read_back.end()) {
+            const Id case_id = it->second; // the entry goes in restore_group
+            restore_group(case_id, true);
+        }
+    }
+    // The entity a link names: the OT of a row, the case of an OT, a handover's row.
+    const FieldDef* f = find_field(op.entity_type, op.field);
+    const auto target = value_id(op.value);
+    if (!f || !target) {
+        return;
+    }
+    const auto named = [&]() -> std::optional<EntityType> {
+        if (op.entity_type == EntityType::collected_item && f->name == "work_order") {
+            return EntityType::work_order;
+        }
+        if (op.entity_type == EntityType::work_order && f->name == "case") {
+            return EntityType::case_file;
+        }
+        if (op.entity_type == EntityType::handover && f->name == "rows") {
+            return EntityType::collected_item;
+        }
+        return std::nullopt;
+    }();
+    if (named && !m_state.entity(*named, *target)) {
+        look(*target);
+    }
+}
+
+bool SyncService::restore_group(const Id& case_id, bool for_write) {
+    std::vector<std::uint64_t> seqs;
+    for (const auto& [t, id] : m_store.archived_group(case_id)) {
+        if (!m_state.entity(t, id)) {
+            const auto of = m_store.op_seqs_of_entity(t, id);
+            seqs.insert(seqs.end(), of.begin(), of.end());
+        }
+        if (for_write) {
+            m_read_back.erase(id);
+        } else {
+            m_read_back.insert_or_assign(id, case_id); // archived still: its figure stands
+        }
+    }
+    for (const auto& so : m_store.ops_by_seq(seqs)) {
+        m_state.apply(so.op);
+        index_op(so.op);
+        index_set_aside(so.op);
+    }
+    if (for_write) {
+        m_store.unarchive(case_id); // it changes: the reports read it from memory again
+    }
+    return !seqs.empty();
+}
+
+bool SyncService::bring_back(const Id& entity) {
+    std::lock_guard lock(m_mutex);
+    if (!m_archive_lookups) {
+        return false;
+    }
+    if (m_shared) {
+        catch_up();
+    }
+    const auto group = m_store.archived_group_of(entity);
+    return group && restore_group(*group, false);
+}
+
+std::size_t SyncService::archive_now() {
+    std::lock_guard lock(m_mutex);
+    if (!m_archive_rule) {
+        return 0;
+    }
+    if (m_shared) {
+        catch_up();
+    }
+    const auto groups = m_archive_rule(m_state);
+    for (const auto& g : groups) {
+        // Recorded first: a crash after this and before the eviction only leaves the
+        // group in memory, and a restart leaves it out.
+        m_store.archive(g.archived, g.entities);
+        for (const auto& [t, id] : g.entities) {
+            std::vector<OpId> ids;
+            for (const auto& so : m_store.ops_by_seq(m_store.op_seqs_of_entity(t, id))) {
+                ids.push_back(so.op.id);
+            }
+            m_state.evict(t, id, ids);
+            m_read_back.erase(id);
+            if (t == EntityType::work_order) {
+                m_past_techs.erase(id);
+            }
+        }
+    }
+    return groups.size();
+}
+
+void SyncService::start_archiving(ArchiveRule rule, std::int64_t every_ms) {
+    {
+        std::lock_guard lock(m_mutex);
+        m_archive_rule = std::move(rule);
+        m_archive_lookups = true;
+    }
+    archive_now();
+    m_archive_every_ms = std::max<std::int64_t>(every_ms, 1000);
+    if (!m_archiver.joinable()) {
+        m_archiver = std::thread([this] { archiver(); });
+    }
+}
+
+void SyncService::stop_archiving() {
+    std::lock_guard lock(m_mutex);
+    m_archive_rule = nullptr;
+}
+
+void SyncService::archiver() {
+    std::unique_lock q(m_commit_mutex);
+    for (;;) {
+        if (m_archive_cv.wait_for(q, std::chrono::milliseconds(m_archive_every_ms),
+                                  [&] { return m_stopping; })) {
+            return;
+        }
+        q.unlock();
+        try {
+            archive_now();
+        } catch (const std::exception&) {
+            // The store refused (PostgreSQL restarting): memory keeps the groups; the next
+            // sweep tries again. Nothing is lost either way: the log holds every op.
+        }
+        q.lock();
+    }
 }
 
 SyncService::StateSummary SyncService::state_summary() {
@@ -601,6 +760,7 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
         return reject({op.id, OpStatus::rejected, ErrorCode::permission_denied,
                        "an op must carry this device's replica id and user"});
     }
+    bring_back_for(op, true); // an archived case it touches comes back first
     if (m_state.has_op(op.id)) {
         // Idempotent resend: same content is acknowledged again; other content is not.
         const auto r = m_state.apply(op);
@@ -937,8 +1097,12 @@ SyncService::~SyncService() {
         m_stopping = true;
     }
     m_commit_cv.notify_all();
+    m_archive_cv.notify_all();
     if (m_committer.joinable()) {
         m_committer.join();
+    }
+    if (m_archiver.joinable()) {
+        m_archiver.join();
     }
 }
 

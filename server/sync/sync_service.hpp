@@ -120,6 +120,29 @@ public:
     };
     StateSummary state_summary();
 
+    // ---- archiving: memory that follows open work ----
+    /// A closed case's entities that leave memory together, and its figure for reports.
+    struct ArchiveGroup {
+        ArchivedCase archived;
+        std::vector<std::pair<EntityType, Id>> entities; // the case's own included
+    };
+    /// Picks the groups to take out of memory from the state (the procedure's: cases
+    /// closed long enough ago). Reads the state only.
+    using ArchiveRule = std::function<std::vector<ArchiveGroup>(const crdt::Replica&)>;
+    /// Sets the rule, takes its groups out of memory now, then again every `every_ms` on a
+    /// thread of its own. While a rule is set, an op that touches an archived entity (its
+    /// own or one its value names), here or committed by another instance, first folds the
+    /// whole group back in from the log.
+    void start_archiving(ArchiveRule rule, std::int64_t every_ms);
+    /// One sweep: each group the rule picks is recorded in the store, then its entities
+    /// and their op ids leave memory. Returns how many cases left.
+    std::size_t archive_now();
+    /// No more sweeps (the rule's owner is going away); what is archived stays archived.
+    void stop_archiving();
+    /// Folds back the archived group that holds `entity`, if it is out of memory (a page
+    /// opening an old case); it leaves again at a later sweep. True when something came back.
+    bool bring_back(const Id& entity);
+
 private:
     struct Actor {
         Id user;
@@ -200,7 +223,14 @@ private:
     std::set<Id> scope_users(EntityType t, const Id& id) const;
     void reload();
     /// Folds one op of the log into the state and its indexes (start, catch-up).
-    void fold(const StoredOp& so);
+    void fold(const StoredOp& so, bool catching_up = false);
+    /// With archiving on: folds back the archived groups `op` touches (its entity, the id
+    /// its value names) that are out of memory; `for_write` also drops their figures (the
+    /// case changes). The caller holds m_mutex.
+    void bring_back_for(const Op& op, bool for_write);
+    /// Folds one archived group back in from the log; the caller holds m_mutex.
+    bool restore_group(const Id& case_id, bool for_write);
+    void archiver();
 
     Store& m_store;
     const bool m_shared; // m_store.shared(): other processes append to the log
@@ -228,6 +258,14 @@ private:
     std::set<std::pair<Id, std::uint64_t>> m_set_aside_arrivals;
     SyncCounters m_counters;
     std::vector<FollowUpRule> m_follow_ups;
+    ArchiveRule m_archive_rule;     // set: this instance archives
+    bool m_archive_lookups = false; // groups may be out of memory: ops look them up
+    /// Entities of archived groups that a read folded back (entity -> case): a write to
+    /// one makes its case current again (its archived figure goes).
+    std::unordered_map<Id, Id> m_read_back;
+    std::thread m_archiver;
+    std::condition_variable m_archive_cv; // with m_commit_mutex (m_stopping)
+    std::int64_t m_archive_every_ms = 0;
 
     // Group commit: requests merged in memory queue their writes in merge order; one
     // thread commits everything queued in one transaction and wakes the waiters.

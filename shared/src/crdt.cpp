@@ -322,6 +322,39 @@ ApplyResult Replica::apply(const Op& op) {
     return {ApplyResult::Status::applied, std::nullopt};
 }
 
+void Replica::note_counter(const OpId& id) {
+    auto& top = m_max_counter[id.replica];
+    top = std::max(top, id.counter);
+}
+
+void Replica::evict(EntityType t, const Id& id, std::span<const OpId> ops) {
+    for (const OpId& op : ops) {
+        m_seen.erase(op);
+    }
+    const auto it = m_entities.find(EntityKey{t, id});
+    if (it == m_entities.end()) {
+        return;
+    }
+    // Out of the reference index: each register that holds an id or an indexed text.
+    for (const auto& [field, state] : it->second.fields) {
+        const auto* r = std::get_if<RegisterState>(&state);
+        if (!r || !r->written) {
+            continue;
+        }
+        const auto ref = m_refs.find(RefKey{t, field, r->value});
+        if (ref != m_refs.end()) {
+            ref->second.erase(id);
+            if (ref->second.empty()) {
+                m_refs.erase(ref);
+            }
+        }
+    }
+    m_entities.erase(it);
+    if (const auto by = m_by_type.find(t); by != m_by_type.end()) {
+        by->second.erase(id);
+    }
+}
+
 Digest Replica::digest() const {
     ensure_sodium();
     std::vector<const std::pair<const EntityKey, Entity>*> sorted;

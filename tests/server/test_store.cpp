@@ -1391,6 +1391,214 @@ TEST_CASE("a backup into a missing folder or onto an existing file throws and le
     });
 }
 
+// ---- the whole database as rows (export_rows, import_rows) -------------------------------
+
+namespace {
+
+/// Every row export_rows gives, per table, and the batches' tables and sizes in order.
+struct Exported {
+    std::map<std::string, std::vector<std::vector<DumpCell>>> rows;
+    std::vector<std::pair<std::string, std::size_t>> batches;
+};
+
+/// A second, empty database of the case's backend, in a folder `name` of its own.
+std::unique_ptr<Store> open_other(const Env& e, const std::string& name) {
+    std::filesystem::create_directories(e.dir / name);
+    return e.backend.open(e.dir / name);
+}
+
+Exported export_all(Store& s, std::size_t batch = 1000) {
+    Exported x;
+    s.export_rows(
+        [&](const DumpRows& r) {
+            x.batches.emplace_back(std::string(r.table), r.rows.size());
+            auto& rows = x.rows[std::string(r.table)];
+            rows.insert(rows.end(), r.rows.begin(), r.rows.end());
+        },
+        batch);
+    return x;
+}
+
+/// Some of everything: users, codes, devices (one revoked), a session, fee rows (one of the
+/// shipped ones changed), inventory, ops with feeds (history and an eviction), projections,
+/// the server key.
+struct Filled {
+    Id tech, office;
+    Device device, revoked;
+};
+
+Filled fill(Store& s) {
+    Filled f;
+    f.tech = add_user(s, "tec.quispe");
+    f.office = add_user(s, "bo.rojas", Role::back_office);
+    s.set_user_disabled(add_user(s, "tec.ido"), true);
+    f.device = enroll_device(s, f.tech, 1);
+    f.revoked = enroll_device(s, f.tech, 2, "Moto G");
+    REQUIRE(s.revoke_device(f.revoked.replica));
+    s.add_enroll_code(code_hash("pending"), f.tech, k_now + k_hour);
+    s.add_session({blake2b_256("token"), f.office, k_now, k_now + k_hour});
+    s.put_fee_record({"internet", 1554091200000, 21000, f.office, k_now}); // a shipped key
+    s.put_fee_record({"internet", k_now, 25000, f.office, k_now});
+    s.import_inventory({{"CT-1", "Ana", "natural", "1 CB", "Calle 1", k_now},
+                        {"ct-0", "Juan", "natural", "2 CB", "Calle 2", k_now}},
+                       {{"ZTEG1", "CT-1", "gpon_ont", "F660", "ONT", k_now},
+                        {"DEC1", "CT-1", "decoder", "K", "Decodificador", k_now}});
+    OpSource src(f.device.replica, f.tech);
+    const Id ot = Id::random();
+    SyncWrite w = write_of(f.device.replica, {src.note(ot, "a"), src.name(Id::random(), "Juan")});
+    w.request_counter = 3;
+    w.cursor = 1;
+    w.ops[1].flagged = true;
+    w.ops[1].skew_ms = -40;
+    w.feed = {feed_new(f.tech, 0), feed_new(f.office, 1, true)};
+    w.projections = {{EntityType::work_order, ot, R"({"status":"issued"})"}};
+    const auto seqs = commit(s, w);
+    SyncWrite w2 = write_of(k_server_replica, {});
+    w2.feed = {feed_old(f.tech, seqs[1]), feed_evict(f.tech, EntityType::work_order, ot)};
+    commit(s, w2);
+    const auto key = SigningKeyPair::generate();
+    s.set_server_key(key.public_key, key.secret);
+    return f;
+}
+
+/// The tables fill() puts rows in, in k_dump_tables order.
+std::vector<std::string_view> filled_tables() {
+    static const std::vector<std::string_view> filled{
+        "users",     "enroll_codes", "devices", "sessions",   "fee_table",   "contracts",
+        "inventory", "ops",          "feed",    "feed_heads", "projections", "server_key"};
+    std::vector<std::string_view> out;
+    for (const DumpTable& t : k_dump_tables) {
+        if (std::find(filled.begin(), filled.end(), t.name) != filled.end()) {
+            out.push_back(t.name);
+        }
+    }
+    REQUIRE(out.size() == filled.size());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a new store has no table with rows but the fee table it ships, which does not count") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        CHECK(s.tables_with_rows().empty());
+        add_user(s, "tec.quispe");
+        CHECK(s.tables_with_rows() == std::vector<std::string_view>{"users"});
+        s.put_fee_record({"internet", k_now, 25000, std::nullopt, k_now});
+        CHECK(s.tables_with_rows() == std::vector<std::string_view>{"users", "fee_table"});
+        const auto full = open_other(e, "full");
+        fill(*full);
+        CHECK(full->tables_with_rows() == filled_tables());
+    });
+}
+
+TEST_CASE("export_rows gives every table in order, rows in key order, in batches; import_rows "
+          "into an empty store gives back the same rows, and sequences continue above them") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const Filled f = fill(s);
+        const Exported x = export_all(s, 2);
+        // Tables in k_dump_tables order, each batch 1 or 2 rows.
+        std::vector<std::string> order;
+        for (const auto& [table, n] : x.batches) {
+            CHECK(n >= 1);
+            CHECK(n <= 2);
+            if (order.empty() || order.back() != table) {
+                order.push_back(table);
+            }
+        }
+        std::vector<std::string> want;
+        for (const auto t : filled_tables()) {
+            want.emplace_back(t);
+        }
+        CHECK(order == want);
+        CHECK(x.rows.at("ops").size() == 2);
+        CHECK(x.rows.at("feed").size() == 4);
+        CHECK(x.rows.at("fee_table").size() == 5);
+        // Text keys in byte order: upper case before lower case.
+        CHECK(x.rows.at("contracts")[0][0].data == "CT-1");
+        CHECK(x.rows.at("contracts")[1][0].data == "ct-0");
+        CHECK(x.rows.at("ops")[1][8].integer == 1); // flagged
+        CHECK(x.rows.at("users")[0][3].kind != DumpCell::Kind::null);
+
+        const auto copy = open_other(e, "copy");
+        copy->in_transaction(
+            true, [&] { s.export_rows([&](const DumpRows& r) { copy->import_rows(r); }, 3); });
+        CHECK(export_all(*copy).rows == x.rows);
+        CHECK(copy->tables_with_rows() == filled_tables());
+        // Read back through the store as the source reads.
+        check_same_device(*copy->device(f.revoked.replica), *s.device(f.revoked.replica));
+        CHECK(copy->device(f.device.replica)->last_counter == 3);
+        check_same_user(*copy->user_by_name("tec.ido"), *s.user_by_name("tec.ido"));
+        CHECK(copy->session(blake2b_256("token")));
+        CHECK(copy->fee_records().size() == s.fee_records().size());
+        CHECK(fseqs_of(copy->feed_after(f.tech, 0, 100)) == std::vector<std::uint64_t>{1, 2, 3});
+        CHECK(copy->server_key()->second == s.server_key()->second);
+
+        // What comes next continues above what was imported.
+        const Device next = enroll_device(*copy, f.tech, 3);
+        CHECK(next.replica > f.revoked.replica);
+        OpSource src(next.replica, f.tech);
+        SyncWrite w = write_of(next.replica, {src.note(Id::random(), "b")});
+        w.feed = {feed_new(f.tech, 0)};
+        CHECK(commit(*copy, w) == std::vector<std::uint64_t>{3});
+        CHECK(fseqs_of(copy->feed_after(f.tech, 3, 100)) == std::vector<std::uint64_t>{4});
+        CHECK(copy->feed_count_after(f.tech, 0) == 4);
+        // The pending code enrolls on the copy.
+        CHECK(copy->enroll(code_hash("pending"), key_of(4), "Nuevo", k_now));
+    });
+}
+
+TEST_CASE("an import that fails inside a write transaction leaves nothing, and rows that do not "
+          "fit a table are refused") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        fill(s);
+        const Exported x = export_all(s);
+        const auto copy = open_other(e, "copy");
+        // The feed before the ops it names: a broken reference, after users went in.
+        CHECK_THROWS_AS(copy->in_transaction(true,
+                                             [&] {
+                                                 copy->import_rows({"users", x.rows.at("users")});
+                                                 copy->import_rows({"feed", x.rows.at("feed")});
+                                             }),
+                        Error);
+        CHECK(copy->tables_with_rows().empty());
+        CHECK(copy->users().empty());
+
+        auto bad = x.rows.at("users");
+        bad[0][0] = {DumpCell::Kind::integer, 7, ""}; // an id must be bytes
+        CHECK_THROWS_AS(copy->import_rows({"users", bad}), Error);
+        bad = x.rows.at("users");
+        bad[0].pop_back();
+        CHECK_THROWS_AS(copy->import_rows({"users", bad}), Error);
+        CHECK_THROWS_AS(copy->import_rows({"schema_version", {}}), Error);
+        // A row twice breaks its key: the call is all or nothing.
+        auto twice = x.rows.at("users");
+        twice.push_back(twice.front());
+        CHECK_THROWS_AS(copy->import_rows({"users", twice}), Error);
+        CHECK(copy->tables_with_rows().empty());
+    });
+}
+
+TEST_CASE("export_rows inside a read transaction reads its snapshot while another process "
+          "commits") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const auto other = e.open_again();
+        add_user(s, "tec.quispe");
+        std::size_t first = 0, second = 0;
+        s.in_transaction(false, [&] {
+            first = export_all(s).rows["users"].size();
+            add_user(*other, "tec.mamani");
+            second = export_all(s).rows["users"].size();
+        });
+        CHECK(first == 1);
+        CHECK(second == 1);
+        CHECK(export_all(s).rows["users"].size() == 2);
+    });
+}
+
 // ---- all or nothing -----------------------------------------------------------------------
 
 TEST_CASE("a group commit with one invalid write stores nothing of any write") {

@@ -593,14 +593,16 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
     {
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-        // (and without what later schemas added: the directory's version counter of schema 5)
+        // (and without what later schemas added: the directory's version counter of schema 5,
+        // the archive of schema 6)
         CHECK(sqlite3_exec(
                   db,
                   "ALTER TABLE feed DROP COLUMN history; DROP TABLE directory_version; "
                   "DROP TRIGGER directory_user_insert; DROP TRIGGER directory_user_update; "
                   "DROP TRIGGER directory_user_delete; DROP TRIGGER directory_device_insert; "
                   "DROP TRIGGER directory_device_update; "
-                  "DROP TRIGGER directory_device_delete; PRAGMA user_version=3;",
+                  "DROP TRIGGER directory_device_delete; DROP TABLE archived_cases; "
+                  "DROP TABLE archive; PRAGMA user_version=3;",
                   nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);
     }

@@ -11,10 +11,13 @@
 //   otsync-admin [--data-dir DIR] inventory import FILE.csv
 //   otsync-admin [--data-dir DIR] backup FILE
 //   otsync-admin [--data-dir DIR] rebuild [--verify]
+//   otsync-admin [--data-dir DIR] migrate --to postgresql://...
 //   otsync-admin [--data-dir DIR] report indicators --from D --to D [--unit U] [--csv] [--cases]
 //
 // `--store URL` (or $OTSYNC_STORE, as otsync-server's) opens a PostgreSQL database instead
-// (`backup` then says to use pg_dump or base backups).
+// (`backup` then says to use pg_dump or base backups). `migrate` copies the SQLite database
+// of the data folder, whole, into an empty PostgreSQL database in one transaction, then
+// verifies the copy (docs/architecture.md §6); the server may run meanwhile.
 // The data folder defaults to $OTSYNC_DATA_DIR, then ./var. It is safe to run while
 // the server runs (SQLite WAL with a busy timeout); revocation takes effect on the
 // device's next request, and disabling a user or setting a password ends the user's web
@@ -28,9 +31,11 @@
 #include "procedure/csv_import.hpp"
 #include "procedure/views.hpp"
 #include "server.hpp"
+#include "store/postgres_store.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
+#include "otsync/codec.hpp"
 #include "otsync/error.hpp"
 #include "otsync/view.hpp"
 
@@ -40,6 +45,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -47,7 +53,9 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace otsync;
@@ -66,6 +74,8 @@ namespace {
         << "  inventory import FILE.csv   (all or nothing; lists every bad line)\n"
         << "  rebuild [--verify]          refold the op log; --verify only compares with the\n"
         << "                              projections (exit 1 on a difference)\n"
+        << "  migrate --to URL            copy the SQLite database of --data-dir, whole, into an\n"
+        << "                              empty PostgreSQL database, then verify the copy\n"
         << "  report indicators --from YYYY-MM-DD --to YYYY-MM-DD [--unit U] [--csv]\n"
         << "                    [--tz-offset-minutes N] [--cases]\n"
         << "env: OTSYNC_DATA_DIR, OTSYNC_STORE, OTSYNC_PWHASH_OPSLIMIT, OTSYNC_PWHASH_MEMLIMIT\n";
@@ -201,6 +211,362 @@ void check_text(const std::string& s, const char* what) {
     }
 }
 
+/// The projection rows the op log folds into: what the projections table must hold.
+std::vector<SyncWrite::Projection> refolded_projections(Store& store) {
+    crdt::Replica state;
+    for (const auto& so : store.ops_after(0, 0)) {
+        state.apply(so.op);
+    }
+    std::vector<SyncWrite::Projection> want;
+    for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
+        const auto type = static_cast<EntityType>(t);
+        for (const Id& id : state.entities(type)) {
+            want.push_back({type, id, entity_json(state, type, id)});
+        }
+    }
+    return want;
+}
+
+/// The projections table against the refolded op log (rebuild --verify, migrate).
+struct ProjectionCheck {
+    std::size_t entities = 0, differ = 0, missing = 0, extra = 0;
+    std::vector<std::string> examples; // the first few rows that differ
+    bool equal() const { return differ + missing + extra == 0; }
+    std::string summary() const {
+        return std::to_string(differ) + " differ, " + std::to_string(missing) + " missing, " +
+               std::to_string(extra) + " not in the log";
+    }
+};
+
+/// Run inside a transaction: the log and the table from one snapshot.
+ProjectionCheck check_projections(Store& store) {
+    ProjectionCheck c;
+    const auto want = refolded_projections(store);
+    c.entities = want.size();
+    std::map<std::pair<int, Id>, std::string> have;
+    for (auto& p : store.projections()) {
+        have[{static_cast<int>(p.type), p.id}] = std::move(p.json);
+    }
+    auto example = [&](const std::string& why, EntityType type, const Id& id) {
+        if (c.examples.size() < 10) {
+            c.examples.push_back(why + ": " + std::string(to_string(type)) + " " + id.hex());
+        }
+    };
+    for (const auto& p : want) {
+        const auto it = have.find({static_cast<int>(p.type), p.id});
+        if (it == have.end()) {
+            ++c.missing;
+            example("missing", p.type, p.id);
+            continue;
+        }
+        if (it->second != p.json) {
+            ++c.differ;
+            example("differs", p.type, p.id);
+        }
+        have.erase(it);
+    }
+    c.extra = have.size();
+    for (const auto& [key, json] : have) {
+        example("not in the log", static_cast<EntityType>(key.first), key.second);
+    }
+    return c;
+}
+
+// ---- migrate: the SQLite database into an empty PostgreSQL one ----
+
+/// BLAKE2b-256 over a sequence of values, each framed (kind, length), so that different
+/// sequences never feed the same bytes.
+class Digest {
+public:
+    Digest() { crypto_generichash_init(&m_state, nullptr, 0, 32); }
+    Digest& number(std::int64_t v) {
+        std::uint8_t b[9] = {'i'};
+        for (int i = 0; i < 8; ++i) {
+            b[8 - i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) >> (8 * i));
+        }
+        crypto_generichash_update(&m_state, b, sizeof b);
+        return *this;
+    }
+    Digest& bytes(std::string_view s) {
+        number(static_cast<std::int64_t>(s.size()));
+        crypto_generichash_update(&m_state, reinterpret_cast<const unsigned char*>(s.data()),
+                                  s.size());
+        return *this;
+    }
+    Digest& id(const Id& id) {
+        return bytes({reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size()});
+    }
+    Hash256 done() {
+        Hash256 h{};
+        crypto_generichash_final(&m_state, h.data(), h.size());
+        return h;
+    }
+
+private:
+    crypto_generichash_state m_state{};
+};
+
+/// What one side holds, as (what, count, digest) readings the two sides must share.
+struct Reading {
+    std::string what;
+    std::uint64_t count = 0;
+    Hash256 digest{};
+};
+
+/// Every dump table's rows as export_rows gives them (the raw copy).
+std::vector<Reading> table_readings(Store& store) {
+    std::vector<Reading> out;
+    std::vector<Digest> digests(std::size(k_dump_tables));
+    for (const DumpTable& t : k_dump_tables) {
+        out.push_back({std::string(t.name) + " rows", 0, {}});
+    }
+    store.export_rows(
+        [&](const DumpRows& rows) {
+            const auto t = dump_table_of(rows);
+            if (!t) {
+                throw Error(ErrorCode::internal, "export_rows gave rows of no dump table");
+            }
+            out[*t].count += rows.rows.size();
+            for (const auto& row : rows.rows) {
+                for (const DumpCell& cell : row) {
+                    digests[*t].number(static_cast<std::int64_t>(cell.kind));
+                    if (cell.kind == DumpCell::Kind::integer) {
+                        digests[*t].number(cell.integer);
+                    } else if (cell.kind != DumpCell::Kind::null) {
+                        digests[*t].bytes(cell.data);
+                    }
+                }
+            }
+        },
+        1000);
+    for (std::size_t t = 0; t < out.size(); ++t) {
+        out[t].digest = digests[t].done();
+    }
+    return out;
+}
+
+/// What the server reads through the Store: the log (seq, op encoding, receipt, skew, flag),
+/// every user's feed, users, devices, the server key, the fee table.
+std::vector<Reading> store_readings(Store& store) {
+    std::vector<Reading> out;
+    out.push_back({"op count", store.op_count(), {}});
+    out.push_back({"last seq", store.last_seq(), {}});
+    {
+        Digest d;
+        Reading r{"ops (seq, encoding, received_at, skew_ms, flagged)", 0, {}};
+        std::uint64_t after = 0;
+        for (;;) {
+            const auto page = store.ops_after(after, 1000);
+            for (const auto& so : page) {
+                d.number(static_cast<std::int64_t>(so.seq))
+                    .bytes(encode_binary(std::span<const Op>(&so.op, 1)))
+                    .number(so.received_at)
+                    .number(so.skew_ms)
+                    .number(so.flagged ? 1 : 0);
+            }
+            r.count += page.size();
+            if (page.size() < 1000) {
+                break;
+            }
+            after = page.back().seq;
+        }
+        r.digest = d.done();
+        out.push_back(std::move(r));
+    }
+    const auto users = store.users();
+    {
+        Digest d;
+        for (const auto& u : users) {
+            d.id(u.id).bytes(u.name).bytes(to_string(u.role)).number(u.disabled ? 1 : 0);
+            d.number(u.created_at).bytes(u.password_hash).bytes(u.full_name).bytes(u.unit);
+        }
+        out.push_back({"users", users.size(), d.done()});
+    }
+    {
+        Digest d;
+        Reading r{"feeds (of every user)", 0, {}};
+        for (const auto& u : users) {
+            d.id(u.id).number(static_cast<std::int64_t>(store.feed_count_after(u.id, 0)));
+            std::uint64_t after = 0;
+            for (;;) {
+                const auto page = store.feed_after(u.id, after, 1000);
+                for (const auto& f : page) {
+                    d.number(static_cast<std::int64_t>(f.fseq));
+                    d.number(f.op_seq ? static_cast<std::int64_t>(*f.op_seq) : -1);
+                    d.number(static_cast<std::int64_t>(f.op_replica)).number(f.history ? 1 : 0);
+                    if (f.evict) {
+                        d.number(static_cast<std::int64_t>(f.evict->first)).id(f.evict->second);
+                    }
+                }
+                r.count += page.size();
+                if (page.size() < 1000) {
+                    break;
+                }
+                after = page.back().fseq;
+            }
+        }
+        r.digest = d.done();
+        out.push_back(std::move(r));
+    }
+    {
+        Digest d;
+        const auto devices = store.devices();
+        for (const auto& v : devices) {
+            d.number(static_cast<std::int64_t>(v.replica)).id(v.user);
+            d.bytes({reinterpret_cast<const char*>(v.public_key.data()), v.public_key.size()});
+            d.bytes(v.label).number(static_cast<std::int64_t>(v.status));
+            d.number(static_cast<std::int64_t>(v.last_counter));
+            d.number(static_cast<std::int64_t>(v.cursor)).number(v.last_seen);
+            d.number(v.enrolled_at).number(v.revoked_at);
+        }
+        out.push_back({"devices", devices.size(), d.done()});
+    }
+    {
+        Digest d;
+        const auto key = store.server_key();
+        if (key) {
+            d.bytes({reinterpret_cast<const char*>(key->first.data()), key->first.size()});
+            d.bytes({reinterpret_cast<const char*>(key->second.data()), key->second.size()});
+        }
+        out.push_back({"server key", key ? 1u : 0u, d.done()});
+    }
+    {
+        Digest d;
+        const auto fees = store.fee_records();
+        for (const auto& f : fees) {
+            d.bytes(f.product).number(f.effective_from).number(f.centavos).number(f.set_at);
+            if (f.set_by) {
+                d.id(*f.set_by);
+            }
+        }
+        out.push_back({"fee table", fees.size(), d.done()});
+    }
+    return out;
+}
+
+/// `otsync-admin migrate --to URL`: the whole SQLite database (read from one snapshot, so the
+/// server may run) into an empty PostgreSQL database in one transaction, then both sides
+/// checked: each one's projections against its refolded log, and the two against each other.
+int migrate(const std::filesystem::path& data_dir, const std::string& store_url,
+            const std::vector<std::string>& args) {
+    if (args.size() != 3 || args[1] != "--to") {
+        usage("migrate needs --to URL (an empty PostgreSQL database)");
+    }
+    const std::string& to = args[2];
+    if (!store_url.empty()) {
+        throw Error(ErrorCode::invalid_argument,
+                    "migrate copies a SQLite database (--data-dir DIR), but the store named is "
+                    "PostgreSQL (--store or OTSYNC_STORE): unset it");
+    }
+    if (!is_postgres_url(to)) {
+        throw Error(ErrorCode::invalid_argument,
+                    "migrate --to needs a PostgreSQL database: postgres://... or "
+                    "postgresql://..., or a libpq string with host= or dbname=");
+    }
+    const auto file = data_dir / "otsync.db";
+    if (!std::filesystem::is_regular_file(file)) {
+        throw Error(ErrorCode::invalid_argument,
+                    "no SQLite database at " + file.string() + " (pass the server's --data-dir)");
+    }
+    ServerConfig from;
+    from.data_dir = data_dir;
+    const auto source = open_store(from);
+    ServerConfig into;
+    into.store_url = to;
+    const auto dest = open_store(into);
+
+    std::vector<std::uint64_t> copied(std::size(k_dump_tables), 0);
+    ProjectionCheck source_check, dest_check;
+    std::vector<Reading> source_reads, dest_reads;
+    std::uint64_t snapshot_seq = 0;
+    // One snapshot of the source for the copy and for its side of the checks: a server
+    // committing meanwhile changes neither.
+    source->in_transaction(false, [&] {
+        dest->in_transaction(true, [&] {
+            const auto held = dest->tables_with_rows();
+            if (!held.empty()) {
+                std::string names;
+                for (const auto t : held) {
+                    names += (names.empty() ? "" : ", ") + std::string(t);
+                }
+                throw Error(ErrorCode::invalid_argument,
+                            "the PostgreSQL database is not empty (it holds " + names +
+                                "): migrate copies only into an empty one; nothing was written");
+            }
+            source->export_rows(
+                [&](const DumpRows& rows) {
+                    copied[*dump_table_of(rows)] += rows.rows.size();
+                    dest->import_rows(rows);
+                },
+                1000);
+        });
+        // Committed. Now both sides, the source still in its snapshot.
+        snapshot_seq = source->last_seq();
+        source_check = check_projections(*source);
+        source_reads = store_readings(*source);
+        const auto source_tables = table_readings(*source);
+        source_reads.insert(source_reads.end(), source_tables.begin(), source_tables.end());
+        dest->in_transaction(false, [&] {
+            dest_check = check_projections(*dest);
+            dest_reads = store_readings(*dest);
+            const auto dest_tables = table_readings(*dest);
+            dest_reads.insert(dest_reads.end(), dest_tables.begin(), dest_tables.end());
+        });
+    });
+
+    std::cout << "copied " << file.string() << " into PostgreSQL in one transaction:\n";
+    for (std::size_t t = 0; t < copied.size(); ++t) {
+        char line[64];
+        std::snprintf(line, sizeof line, "  %-13s %12llu\n",
+                      std::string(k_dump_tables[t].name).c_str(),
+                      static_cast<unsigned long long>(copied[t]));
+        std::cout << line;
+    }
+    std::cout << "source snapshot at seq " << snapshot_seq
+              << " (what the source commits later is not in the copy)\n"
+              << "enrollment codes and web sessions were copied: codes not yet used stay valid "
+                 "until they expire, open sessions stay open\n";
+
+    std::vector<std::string> problems;
+    if (!source_check.equal()) {
+        problems.push_back("source projections against its op log: " + source_check.summary());
+    }
+    if (!dest_check.equal()) {
+        problems.push_back("copy's projections against its op log: " + dest_check.summary());
+    }
+    for (std::size_t i = 0; i < source_reads.size(); ++i) {
+        const Reading& a = source_reads[i];
+        const Reading& b = dest_reads.at(i);
+        if (a.count != b.count) {
+            problems.push_back(a.what + ": " + std::to_string(a.count) + " in the source, " +
+                               std::to_string(b.count) + " in the copy");
+        } else if (a.digest != b.digest) {
+            problems.push_back(a.what + ": as many in both, but they differ");
+        }
+    }
+    if (!problems.empty()) {
+        std::cerr << "otsync-admin: the copy differs from the source:\n";
+        for (const auto& p : problems) {
+            std::cerr << "  " << p << "\n";
+        }
+        for (const auto& e : source_check.examples) {
+            std::cerr << "  source " << e << "\n";
+        }
+        for (const auto& e : dest_check.examples) {
+            std::cerr << "  copy " << e << "\n";
+        }
+        std::cerr << "otsync-admin: the PostgreSQL database is left as copied (committed); do "
+                     "not start a server on it before the cause is found\n";
+        return 1;
+    }
+    std::cout << "checked: on both sides the projections equal the refolded op log ("
+              << dest_check.entities << " entities); the log (seq, bytes, receipt), every "
+              << "user's feed, users, devices, server key, fee table and every table's rows "
+              << "are the same on both sides\n"
+              << "verified: equal\n";
+    return 0;
+}
+
 int run(std::vector<std::string> args) {
     std::string data_dir = std::getenv("OTSYNC_DATA_DIR") ? std::getenv("OTSYNC_DATA_DIR") : "var";
     std::string store_url = std::getenv("OTSYNC_STORE") ? std::getenv("OTSYNC_STORE") : "";
@@ -211,8 +577,11 @@ int run(std::vector<std::string> args) {
         store_url = args[1];
         args.erase(args.begin(), args.begin() + 2);
     }
-    if (args.size() < 2 && !(args.size() == 1 && args[0] == "rebuild")) {
+    if (args.size() < 2 && !(args.size() == 1 && (args[0] == "rebuild" || args[0] == "migrate"))) {
         usage("missing command");
+    }
+    if (args[0] == "migrate") {
+        return migrate(data_dir, store_url, args);
     }
     if (store_url.empty() && !std::filesystem::is_directory(data_dir)) {
         throw Error(ErrorCode::invalid_argument,
@@ -415,70 +784,30 @@ int run(std::vector<std::string> args) {
         // The projections are the SQL tables pages and reports may query; they must equal
         // the state refolded from the op log. One transaction: a snapshot for
         // --verify, and for a rebuild nothing commits between the fold and the rewrite.
-        std::size_t entities = 0, differ = 0, missing = 0, extra = 0;
-        std::vector<std::string> examples;
+        std::size_t entities = 0;
+        ProjectionCheck check;
         store->in_transaction(!verify, [&] {
-            crdt::Replica state;
-            for (const auto& so : store->ops_after(0, 0)) {
-                state.apply(so.op);
-            }
-            std::vector<SyncWrite::Projection> want;
-            for (std::uint8_t t = k_entity_type_min; t <= k_entity_type_max; ++t) {
-                const auto type = static_cast<EntityType>(t);
-                for (const Id& id : state.entities(type)) {
-                    want.push_back({type, id, entity_json(state, type, id)});
-                }
-            }
-            entities = want.size();
-            if (!verify) {
-                store->replace_projections(want);
+            if (verify) {
+                check = check_projections(*store);
+                entities = check.entities;
                 return;
             }
-            std::map<std::pair<int, Id>, std::string> have;
-            for (auto& p : store->projections()) {
-                have[{static_cast<int>(p.type), p.id}] = std::move(p.json);
-            }
-            for (const auto& p : want) {
-                const auto it = have.find({static_cast<int>(p.type), p.id});
-                if (it == have.end()) {
-                    ++missing;
-                    if (examples.size() < 10) {
-                        examples.push_back("missing: " + std::string(to_string(p.type)) + " " +
-                                           p.id.hex());
-                    }
-                    continue;
-                }
-                if (it->second != p.json) {
-                    ++differ;
-                    if (examples.size() < 10) {
-                        examples.push_back("differs: " + std::string(to_string(p.type)) + " " +
-                                           p.id.hex());
-                    }
-                }
-                have.erase(it);
-            }
-            extra = have.size();
-            for (const auto& [key, json] : have) {
-                if (examples.size() < 10) {
-                    examples.push_back("not in the log: " +
-                                       std::string(to_string(static_cast<EntityType>(key.first))) +
-                                       " " + key.second.hex());
-                }
-            }
+            const auto want = refolded_projections(*store);
+            entities = want.size();
+            store->replace_projections(want);
         });
         if (!verify) {
             std::cout << "projections rebuilt from the op log: " << entities << " entities\n";
             return 0;
         }
-        if (differ + missing + extra == 0) {
+        if (check.equal()) {
             std::cout << "projections: " << entities
                       << " entities, all equal to the state refolded from the op log\n";
             return 0;
         }
-        std::cerr << "otsync-admin: projections differ from the op log: " << differ << " differ, "
-                  << missing << " missing, " << extra
-                  << " not in the log (otsync-admin rebuild rewrites them)\n";
-        for (const auto& e : examples) {
+        std::cerr << "otsync-admin: projections differ from the op log: " << check.summary()
+                  << " (otsync-admin rebuild rewrites them)\n";
+        for (const auto& e : check.examples) {
             std::cerr << "  " << e << "\n";
         }
         return 1;

@@ -149,6 +149,15 @@ public:
     const std::set<Id>& referrers(EntityType t, std::string_view field, const Value& target) const;
     std::vector<LifecycleConflict> conflicts() const;
 
+    /// Forgets an entity and the ids of its ops (`ops`, as the log holds them): the state is
+    /// as if they had never been applied, but max_counter keeps what it saw. For memory
+    /// that follows open work: the server takes closed cases out of memory and folds their
+    /// ops back in from its log when something touches them again.
+    void evict(EntityType t, const Id& id, std::span<const OpId> ops);
+    /// Raises max_counter as `id` would, without applying anything (an op left out of
+    /// memory: its counter must not be made again).
+    void note_counter(const OpId& id);
+
     bool has_op(const OpId& id) const { return m_seen.contains(id); }
     std::size_t op_count() const noexcept { return m_seen.size(); }
     std::size_t entity_count() const noexcept { return m_entities.size(); }
