@@ -105,6 +105,7 @@ std::string case_list_json(const CaseList& list) {
             member(w, "unit", s.unit);
             member(w, "last_step", s.last_step);
             member(w, "requirements_missing", static_cast<int>(s.requirements_missing));
+            member(w, "archived", s.archived);
         });
         member(w, "total", list.total);
     });

@@ -119,6 +119,15 @@ Id Cases::open_case(const User& actor, const OpenCaseCmd& cmd) {
 
 CaseList Cases::list_cases(const CaseFilter& filter) {
     CaseList out;
+    // Closed cases out of memory match too (the store filters them); those a page brought
+    // back into memory are counted there, once.
+    ArchivedCaseQuery aq{filter.status,
+                         filter.modality ? std::optional<std::int64_t>(*filter.modality)
+                                         : std::nullopt,
+                         filter.contract, filter.limit};
+    const auto read_back = m_sync.read_back_cases();
+    aq.limit += read_back.size();
+    const auto archived = m_store.archived_case_page(aq);
     m_sync.read_state([&](const crdt::Replica& r) {
         std::vector<std::pair<std::int64_t, Id>> found;
         for (const Id& c : r.entities(CF::case_file)) {
@@ -137,9 +146,36 @@ CaseList Cases::list_cases(const CaseFilter& filter) {
             }
             found.emplace_back(time_of(r, CF::case_file, c, "opened_at").value_or(0), c);
         }
-        out.total = keep_newest(found, filter.limit); // newest first
+        std::size_t twice = 0; // matches in memory and in the archive both
+        std::map<Id, const ArchivedCase*> from_archive;
+        for (const auto& a : archived.cases) {
+            if (!r.entity(CF::case_file, a.case_id)) {
+                from_archive.emplace(a.case_id, &a);
+                found.emplace_back(a.opened_at, a.case_id);
+            }
+        }
+        for (const auto& [opened, c] : found) {
+            twice += read_back.contains(c) && !from_archive.contains(c) ? 1 : 0;
+        }
+        // Every match once: in memory, plus the archive's, less those in both.
+        out.total = keep_newest(found, filter.limit) - from_archive.size() + archived.total - twice;
         out.cases.reserve(found.size());
         for (const auto& [opened, c] : found) {
+            if (const auto a = from_archive.find(c); a != from_archive.end()) {
+                CaseSummary s;
+                s.id = c;
+                s.modality = static_cast<int>(a->second->modality);
+                s.contract = a->second->contract;
+                s.status = a->second->status;
+                s.opened_at = opened;
+                if (const auto f = case_figure_from_json(a->second->figure)) {
+                    s.customer_name = f->customer_name;
+                    s.unit = f->unit;
+                }
+                s.archived = true;
+                out.cases.push_back(std::move(s));
+                continue;
+            }
             CaseSummary s;
             s.id = c;
             s.modality = modality_of(r, c);

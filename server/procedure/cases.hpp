@@ -57,6 +57,7 @@ struct CaseSummary {
     std::string unit;
     std::optional<std::string> last_step; // the code of the step recorded last; none yet
     std::size_t requirements_missing = 0; // of the Anexo 2 checklist
+    bool archived = false; // out of memory (closed long ago): no step or checklist shown
 };
 
 struct CaseList {

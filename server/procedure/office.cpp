@@ -84,6 +84,9 @@ ContractDetail Office::contract_detail(const std::string& number) {
         throw not_found("no contract " + number + " in the inventory");
     }
     const auto items = m_store.inventory_of(number);
+    for (const auto& it : items) {
+        m_sync.bring_back(Id::natural("equipment", it.serial)); // custody of an old case
+    }
     const auto names = m_sync.directory().current(); // read before the service lock
     ContractDetail out;
     out.contract = *c;

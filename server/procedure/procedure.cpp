@@ -110,7 +110,12 @@ std::vector<SyncService::ArchiveGroup> Procedure::archive_groups(const crdt::Rep
             }
         }
         const CaseFigure figure = case_figure(r, c, o, false);
-        g.archived = {c, figure.opened_at, case_figure_json(figure)};
+        g.archived = {c,
+                      figure.opened_at,
+                      case_figure_json(figure),
+                      figure.contract,
+                      figure.status,
+                      figure.modality};
         out.push_back(std::move(g));
     }
     return out;

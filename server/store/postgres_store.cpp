@@ -324,9 +324,13 @@ const char* const k_migrations[] = {
     CREATE TABLE archived_cases(
         case_id BYTEA PRIMARY KEY,
         opened_at BIGINT NOT NULL,
-        figure TEXT NOT NULL
+        figure TEXT NOT NULL,
+        contract TEXT COLLATE "C" NOT NULL,
+        status TEXT COLLATE "C" NOT NULL,
+        modality BIGINT NOT NULL
     );
     CREATE INDEX archived_cases_by_opening ON archived_cases(opened_at, case_id);
+    CREATE INDEX archived_cases_by_contract ON archived_cases(contract, opened_at);
     CREATE TABLE archive(
         entity BYTEA PRIMARY KEY,
         entity_type BIGINT NOT NULL,
@@ -789,6 +793,19 @@ public:
         return out;
     }
 
+    std::vector<OpId> op_ids_of_entity(EntityType t, const Id& id) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT replica, counter FROM ops WHERE entity_type=$1 AND "
+                              "entity=$2 ORDER BY seq",
+                              Params().i64(static_cast<std::int64_t>(t)).id(id));
+        std::vector<OpId> out;
+        out.reserve(static_cast<std::size_t>(r.rows()));
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back({r.u64(i, 0), r.u64(i, 1)});
+        }
+        return out;
+    }
+
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
 
@@ -1046,10 +1063,17 @@ public:
                  const std::vector<std::pair<EntityType, Id>>& entities) override {
         std::lock_guard lock(m_mutex);
         Tx tx(*this);
-        exec("INSERT INTO archived_cases(case_id, opened_at, figure) VALUES($1,$2,$3) "
-             "ON CONFLICT(case_id) DO UPDATE SET opened_at=excluded.opened_at, "
-             "figure=excluded.figure",
-             Params().id(c.case_id).i64(c.opened_at).text(c.figure));
+        exec("INSERT INTO archived_cases(case_id, opened_at, figure, contract, status, modality) "
+             "VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT(case_id) DO UPDATE SET "
+             "opened_at=excluded.opened_at, figure=excluded.figure, "
+             "contract=excluded.contract, status=excluded.status, modality=excluded.modality",
+             Params()
+                 .id(c.case_id)
+                 .i64(c.opened_at)
+                 .text(c.figure)
+                 .text(c.contract)
+                 .text(c.status)
+                 .i64(c.modality));
         for (const auto& [t, id] : entities) {
             exec("INSERT INTO archive(entity, entity_type, case_id) VALUES($1,$2,$3) "
                  "ON CONFLICT(entity) DO UPDATE SET entity_type=excluded.entity_type, "
@@ -1086,12 +1110,44 @@ public:
 
     std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) override {
         std::lock_guard lock(m_mutex);
-        const Result r = exec("SELECT case_id, opened_at, figure FROM archived_cases "
-                              "WHERE opened_at>=$1 AND opened_at<$2 ORDER BY opened_at, case_id",
+        const Result r = exec("SELECT case_id, opened_at, figure, contract, status, modality "
+                              "FROM archived_cases WHERE opened_at>=$1 AND opened_at<$2 "
+                              "ORDER BY opened_at, case_id",
                               Params().i64(from_ms).i64(to_ms));
+        return archived_rows(r);
+    }
+
+    ArchivedCasePage archived_case_page(const ArchivedCaseQuery& q) override {
+        std::lock_guard lock(m_mutex);
+        Params p;
+        p.text(q.status);
+        if (q.modality) {
+            p.i64(*q.modality);
+        } else {
+            p.null(k_int8);
+        }
+        p.text(q.contract);
+        ArchivedCasePage out;
+        out.total = u64_of(exec("SELECT count(*) FROM archived_cases WHERE ($1='' OR status=$1) "
+                                "AND ($2::bigint IS NULL OR modality=$2) AND ($3='' OR "
+                                "contract=$3)",
+                                p));
+        p.i64(static_cast<std::int64_t>(q.limit));
+        out.cases = archived_rows(
+            exec("SELECT case_id, opened_at, figure, contract, status, modality FROM "
+                 "archived_cases WHERE ($1='' OR status=$1) AND ($2::bigint IS NULL OR "
+                 "modality=$2) AND ($3='' OR contract=$3) "
+                 "ORDER BY opened_at DESC, case_id DESC LIMIT $4",
+                 p));
+        return out;
+    }
+
+    static std::vector<ArchivedCase> archived_rows(const Result& r) {
         std::vector<ArchivedCase> out;
+        out.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) {
-            out.push_back({r.id(i, 0), r.i64(i, 1), r.bytes(i, 2)});
+            out.push_back({r.id(i, 0), r.i64(i, 1), r.bytes(i, 2), r.bytes(i, 3), r.bytes(i, 4),
+                           r.i64(i, 5)});
         }
         return out;
     }

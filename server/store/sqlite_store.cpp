@@ -247,9 +247,13 @@ const char* const k_migrations[] = {
     CREATE TABLE archived_cases(
         case_id BLOB PRIMARY KEY,
         opened_at INTEGER NOT NULL,
-        figure TEXT NOT NULL
+        figure TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        status TEXT NOT NULL,
+        modality INTEGER NOT NULL
     );
     CREATE INDEX archived_cases_by_opening ON archived_cases(opened_at, case_id);
+    CREATE INDEX archived_cases_by_contract ON archived_cases(contract, opened_at);
     CREATE TABLE archive(
         entity BLOB PRIMARY KEY,
         entity_type INTEGER NOT NULL,
@@ -633,12 +637,16 @@ public:
                  const std::vector<std::pair<EntityType, Id>>& entities) override {
         std::lock_guard lock(m_mutex);
         Tx tx(*this);
-        prepared("INSERT INTO archived_cases(case_id, opened_at, figure) VALUES(?,?,?) "
-                 "ON CONFLICT(case_id) DO UPDATE SET opened_at=excluded.opened_at, "
-                 "figure=excluded.figure")
+        prepared("INSERT INTO archived_cases(case_id, opened_at, figure, contract, status, "
+                 "modality) VALUES(?,?,?,?,?,?) ON CONFLICT(case_id) DO UPDATE SET "
+                 "opened_at=excluded.opened_at, figure=excluded.figure, "
+                 "contract=excluded.contract, status=excluded.status, modality=excluded.modality")
             .bind(1, c.case_id)
             .bind(2, c.opened_at)
             .bind(3, c.figure)
+            .bind(4, c.contract)
+            .bind(5, c.status)
+            .bind(6, c.modality)
             .run();
         for (const auto& [t, id] : entities) {
             prepared("INSERT INTO archive(entity, entity_type, case_id) VALUES(?,?,?) "
@@ -680,12 +688,47 @@ public:
 
     std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) override {
         std::lock_guard lock(m_mutex);
-        Stmt s = prepared("SELECT case_id, opened_at, figure FROM archived_cases "
-                          "WHERE opened_at>=? AND opened_at<? ORDER BY opened_at, case_id");
+        Stmt s = prepared("SELECT case_id, opened_at, figure, contract, status, modality FROM "
+                          "archived_cases WHERE opened_at>=? AND opened_at<? "
+                          "ORDER BY opened_at, case_id");
         s.bind(1, from_ms).bind(2, to_ms);
         std::vector<ArchivedCase> out;
         while (s.step()) {
-            out.push_back({s.id(0), s.i64(1), s.text(2)});
+            out.push_back({s.id(0), s.i64(1), s.text(2), s.text(3), s.text(4), s.i64(5)});
+        }
+        return out;
+    }
+
+    ArchivedCasePage archived_case_page(const ArchivedCaseQuery& q) override {
+        std::lock_guard lock(m_mutex);
+        // An empty filter value matches every row (one statement for every combination).
+        const auto bind = [&](Stmt& s) {
+            s.bind(1, q.status);
+            if (q.modality) {
+                s.bind(2, *q.modality);
+            } else {
+                s.bind_null(2);
+            }
+            s.bind(3, q.contract);
+        };
+        ArchivedCasePage out;
+        {
+            Stmt s = prepared(
+                "SELECT count(*) FROM archived_cases WHERE (?1='' OR status=?1) AND (?2 IS NULL "
+                "OR modality=?2) AND (?3='' OR contract=?3)");
+            bind(s);
+            if (s.step()) {
+                out.total = s.u64(0);
+            }
+        }
+        Stmt s = prepared("SELECT case_id, opened_at, figure, contract, status, modality FROM "
+                          "archived_cases WHERE (?1='' OR status=?1) AND (?2 IS NULL OR "
+                          "modality=?2) AND (?3='' OR contract=?3) "
+                          "ORDER BY opened_at DESC, case_id DESC LIMIT ?4");
+        bind(s);
+        s.bind(4, static_cast<std::int64_t>(q.limit));
+        while (s.step()) {
+            out.cases.push_back({s.id(0), s.i64(1), s.text(2), s.text(3), s.text(4), s.i64(5)});
         }
         return out;
     }
@@ -708,6 +751,18 @@ public:
     void unarchive(const Id& case_id) override {
         std::lock_guard lock(m_mutex);
         prepared("DELETE FROM archived_cases WHERE case_id=?").bind(1, case_id).run();
+    }
+
+    std::vector<OpId> op_ids_of_entity(EntityType t, const Id& id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared(
+            "SELECT replica, counter FROM ops WHERE entity_type=? AND entity=? ORDER BY seq");
+        s.bind(1, static_cast<std::int64_t>(t)).bind(2, id);
+        std::vector<OpId> out;
+        while (s.step()) {
+            out.push_back({s.u64(0), s.u64(1)});
+        }
+        return out;
     }
 
     std::uint64_t directory_version() override { return scalar("SELECT v FROM directory_version"); }

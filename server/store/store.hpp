@@ -179,7 +179,8 @@ inline constexpr DumpTable k_dump_tables[] = {
     {"feed", "user_id, fseq, op_seq, evict_type, evict_id, history", "biiibi", "user_id, fseq", ""},
     {"feed_heads", "user_id, last_fseq", "bi", "user_id", ""},
     {"projections", "entity_type, entity, state, updated_seq", "ibti", "entity_type, entity", ""},
-    {"archived_cases", "case_id, opened_at, figure", "bit", "case_id", ""},
+    {"archived_cases", "case_id, opened_at, figure, contract, status, modality", "bittti",
+     "case_id", ""},
     {"archive", "entity, entity_type, case_id", "bib", "entity", ""},
     {"server_key", "id, public_key, secret_key", "ibb", "id", ""},
 };
@@ -233,6 +234,22 @@ struct ArchivedCase {
     Id case_id;
     std::int64_t opened_at = 0; // ms, UTC
     std::string figure;         // its indicator figure, JSON, as when it was archived
+    // What the case lists filter on.
+    std::string contract;
+    std::string status;
+    std::int64_t modality = 0;
+};
+
+/// Archived cases for a case list: the filter's matches, newest first.
+struct ArchivedCaseQuery {
+    std::string status; // "" = any
+    std::optional<std::int64_t> modality;
+    std::string contract; // "" = any
+    std::size_t limit = 1000;
+};
+struct ArchivedCasePage {
+    std::vector<ArchivedCase> cases; // newest first (opening time, then id), at most limit
+    std::uint64_t total = 0;         // every match
 };
 
 class Store {
@@ -302,6 +319,8 @@ public:
     /// a seq that names no op is skipped.
     virtual std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) = 0;
     virtual std::vector<std::uint64_t> op_seqs_of_entity(EntityType t, const Id& id) = 0;
+    /// The ids of the entity's ops, in seq order (read without decoding the ops).
+    virtual std::vector<OpId> op_ids_of_entity(EntityType t, const Id& id) = 0;
     virtual std::uint64_t op_count() = 0;
     virtual std::uint64_t last_seq() = 0;
 
@@ -351,6 +370,8 @@ public:
     /// The archived cases opened in [from_ms, to_ms), by opening time then id.
     virtual std::vector<ArchivedCase> archived_cases(std::int64_t from_ms, std::int64_t to_ms) = 0;
     virtual std::uint64_t archived_count() = 0;
+    /// The archived cases a case list's filter matches, newest first.
+    virtual ArchivedCasePage archived_case_page(const ArchivedCaseQuery& q) = 0;
     /// The entities of every group now archived (its case has a figure): what a server
     /// starting does not fold into memory.
     virtual std::vector<Id> archived_entities() = 0;

@@ -182,7 +182,15 @@ void SyncService::fold(const StoredOp& so, bool catching_up) {
     m_applied_seq = std::max(m_applied_seq, so.seq);
 }
 
+void SyncService::ensure_fresh() {
+    if (m_stale) {
+        reload(); // throws while the database is still unreachable
+        m_stale = false;
+    }
+}
+
 void SyncService::catch_up() {
+    ensure_fresh();
     // seq order is commit order (the store's write lock), so `seq > m_applied_seq` misses
     // no commit: nothing below the highest seq we read can still commit later.
     for (;;) {
@@ -198,6 +206,7 @@ void SyncService::catch_up() {
 
 void SyncService::read_state(const std::function<void(const crdt::Replica&)>& f) {
     std::lock_guard lock(m_mutex);
+    ensure_fresh();
     if (m_shared) {
         catch_up(); // another instance's writes, committed before this read, are seen
     }
@@ -283,6 +292,15 @@ bool SyncService::bring_back(const Id& entity) {
     return group && restore_group(*group, false);
 }
 
+std::set<Id> SyncService::read_back_cases() {
+    std::lock_guard lock(m_mutex);
+    std::set<Id> out;
+    for (const auto& [entity, case_id] : m_read_back) {
+        out.insert(case_id);
+    }
+    return out;
+}
+
 std::size_t SyncService::archive_now() {
     std::lock_guard lock(m_mutex);
     if (!m_archive_rule) {
@@ -297,11 +315,7 @@ std::size_t SyncService::archive_now() {
         // group in memory, and a restart leaves it out.
         m_store.archive(g.archived, g.entities);
         for (const auto& [t, id] : g.entities) {
-            std::vector<OpId> ids;
-            for (const auto& so : m_store.ops_by_seq(m_store.op_seqs_of_entity(t, id))) {
-                ids.push_back(so.op.id);
-            }
-            m_state.evict(t, id, ids);
+            m_state.evict(t, id, m_store.op_ids_of_entity(t, id));
             m_read_back.erase(id);
             if (t == EntityType::work_order) {
                 m_past_techs.erase(id);
@@ -1077,7 +1091,13 @@ void SyncService::committer() {
                 m_commit_queue.clear();
             }
             m_last_counter.clear();
-            reload();
+            try {
+                reload();
+            } catch (const std::exception&) {
+                // The database is unreachable (PostgreSQL restarting): fold it again at the
+                // next request that needs the state, which fails until it can.
+                m_stale = true;
+            }
         }
         q.lock();
         for (const auto& p : group) {
@@ -1130,6 +1150,7 @@ std::vector<OpResult> SyncService::submit(
         return std::move(p->results);
     }
     std::unique_lock lock(m_mutex);
+    ensure_fresh();
     crdt::OpMaker maker(k_server_replica, *m_hlc, author, m_state.max_counter(k_server_replica));
     const auto ops = make(maker, m_state);
     if (ops.empty()) {
@@ -1346,6 +1367,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
     }
     if (!m_shared) {
         std::lock_guard lock(m_mutex);
+        ensure_fresh();
         // Replay guard: validation and merge are serialized by the lock, so the in-memory
         // counter is exact; the store persists it with the request's ops.
         auto last_counter = m_last_counter.find(*replica);

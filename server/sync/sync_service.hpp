@@ -142,6 +142,9 @@ public:
     /// Folds back the archived group that holds `entity`, if it is out of memory (a page
     /// opening an old case); it leaves again at a later sweep. True when something came back.
     bool bring_back(const Id& entity);
+    /// The archived cases that a read brought back into memory (still archived in the
+    /// store): a list that merges the store's archived cases skips them there.
+    std::set<Id> read_back_cases();
 
 private:
     struct Actor {
@@ -222,6 +225,8 @@ private:
     bool holds(const Id& user, const Id& item) const;
     std::set<Id> scope_users(EntityType t, const Id& id) const;
     void reload();
+    /// Folds the log again when a reload after a failed commit could not (m_stale).
+    void ensure_fresh();
     /// Folds one op of the log into the state and its indexes (start, catch-up).
     void fold(const StoredOp& so, bool catching_up = false);
     /// With archiving on: folds back the archived groups `op` touches (its entity, the id
@@ -260,6 +265,7 @@ private:
     std::vector<FollowUpRule> m_follow_ups;
     ArchiveRule m_archive_rule;     // set: this instance archives
     bool m_archive_lookups = false; // groups may be out of memory: ops look them up
+    bool m_stale = false;           // a reload failed: m_state is not the log's until redone
     /// Entities of archived groups that a read folded back (entity -> case): a write to
     /// one makes its case current again (its archived figure goes).
     std::unordered_map<Id, Id> m_read_back;

@@ -157,11 +157,34 @@ TEST_CASE("archive: 10,000 closed cases leave memory, the reports still count th
             CHECK(ind.total == n);
             CHECK(ind.effective == n);
             CHECK(ind.timely == n); // each OT completed within seconds of the opening
+            // The board's list still finds them: newest first, filtered by contract.
+            server::CaseFilter all;
+            all.limit = 5;
+            const auto page = root.procedure().cases().list_cases(all);
+            CHECK(page.total == n);
+            REQUIRE(page.cases.size() == 5);
+            CHECK(page.cases[0].archived);
+            CHECK(page.cases[0].contract == "K-" + std::to_string(n - 1));
+            CHECK(page.cases[0].opened_at > page.cases[4].opened_at);
+            server::CaseFilter by_contract;
+            by_contract.contract = "K-" + std::to_string(n / 2);
+            const auto one = root.procedure().cases().list_cases(by_contract);
+            REQUIRE(one.cases.size() == 1);
+            CHECK(one.total == 1);
+            CHECK(one.cases[0].id == touched);
+            CHECK(one.cases[0].status == "closed");
+            CHECK(one.cases[0].customer_name == "Cliente " + std::to_string(n / 2));
+            by_contract.status = "in_progress";
+            CHECK(root.procedure().cases().list_cases(by_contract).total == 0);
             // A page opens one old case: it comes back, complete.
             const auto detail = root.procedure().cases().case_detail(touched);
             CHECK(detail.status == "closed");
             REQUIRE(detail.ots.size() == 1);
             const Id ot = detail.ots[0].id;
+            // In memory and still archived: listed once.
+            CHECK(root.procedure().cases().list_cases(all).total == n);
+            by_contract.status.clear();
+            CHECK(root.procedure().cases().list_cases(by_contract).total == 1);
             // Touched again: the technician's late note on its OT, and the office's resend of
             // one of its old ops (acknowledged once, stored once).
             const auto results = root.sync().submit(
@@ -190,8 +213,13 @@ TEST_CASE("archive: 10,000 closed cases leave memory, the reports still count th
                 REQUIRE(notes);
                 CHECK(notes->events.size() == 1);
             });
-            // Still counted once.
+            // Still counted once, by the reports and by the list, from memory now.
             CHECK(root.procedure().office().indicators(q).total == n);
+            CHECK(root.procedure().cases().list_cases(all).total == n);
+            const auto back = root.procedure().cases().list_cases(by_contract);
+            REQUIRE(back.cases.size() == 1);
+            CHECK(!back.cases[0].archived);
+            CHECK(back.total == 1);
             digest_before_restart = root.sync().state_summary().digest;
         }
         {

@@ -984,6 +984,69 @@ TEST_CASE("op_seqs_of_entity lists one entity's ops ascending, by type and id") 
               std::vector<std::uint64_t>{first[2]});
         CHECK(s.op_seqs_of_entity(EntityType::case_file, y).empty());
         CHECK(s.op_seqs_of_entity(EntityType::work_order, Id::random()).empty());
+        // Their ids, in the same order, as the log holds them.
+        std::vector<OpId> ids;
+        for (const auto& so : s.ops_by_seq({first[0], second[0]})) {
+            ids.push_back(so.op.id);
+        }
+        CHECK(s.op_ids_of_entity(EntityType::work_order, x) == ids);
+        CHECK(s.op_ids_of_entity(EntityType::case_file, y).empty());
+    });
+}
+
+TEST_CASE("archive: a case's group and figure, found by any member, listed by opening time; "
+          "unarchive drops the figure and keeps the group") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const Id c1 = Id::random(), c2 = Id::random(), ot = Id::random(), row = Id::random();
+        CHECK(s.archived_count() == 0);
+        CHECK(!s.archived_group_of(ot));
+        CHECK(s.archived_group(c1).empty());
+        s.archive({c1, 2000, "{\"f\":1}", "K-1", "closed", 1}, {{EntityType::case_file, c1},
+                                                                {EntityType::work_order, ot},
+                                                                {EntityType::collected_item, row}});
+        s.archive({c2, 1000, "{\"f\":2}", "K-2", "rejected", 3}, {{EntityType::case_file, c2}});
+        CHECK(s.archived_count() == 2);
+        CHECK(s.archived_group_of(row) == c1);
+        CHECK(s.archived_group_of(c2) == c2);
+        CHECK(s.archived_group(c1).size() == 3);
+        const auto in_range = s.archived_cases(0, 5000);
+        REQUIRE(in_range.size() == 2);
+        CHECK(in_range[0].case_id == c2); // by opening time
+        CHECK(in_range[1].figure == "{\"f\":1}");
+        CHECK(s.archived_cases(1500, 5000).size() == 1);
+        CHECK(s.archived_entities().size() == 4);
+        // A case list's page: the filter's matches, newest first, and their count.
+        server::ArchivedCaseQuery q;
+        q.limit = 1;
+        auto page = s.archived_case_page(q);
+        CHECK(page.total == 2);
+        REQUIRE(page.cases.size() == 1);
+        CHECK(page.cases[0].case_id == c1);
+        CHECK(page.cases[0].contract == "K-1");
+        CHECK(page.cases[0].modality == 1);
+        q.limit = 10;
+        q.status = "rejected";
+        page = s.archived_case_page(q);
+        REQUIRE(page.cases.size() == 1);
+        CHECK(page.cases[0].case_id == c2);
+        q.status.clear();
+        q.modality = 1;
+        CHECK(s.archived_case_page(q).total == 1);
+        q.modality.reset();
+        q.contract = "K-2";
+        CHECK(s.archived_case_page(q).cases.at(0).status == "rejected");
+        q.contract = "K-3";
+        CHECK(s.archived_case_page(q).total == 0);
+        // Archived again: the figure is replaced, the group grows.
+        const Id h = Id::random();
+        s.archive({c1, 2000, "{\"f\":3}", "K-1", "closed", 1}, {{EntityType::handover, h}});
+        CHECK(s.archived_cases(1500, 5000)[0].figure == "{\"f\":3}");
+        CHECK(s.archived_group_of(h) == c1);
+        s.unarchive(c1);
+        CHECK(s.archived_count() == 1);
+        CHECK(s.archived_group_of(ot) == c1); // the group stays for other instances
+        CHECK(s.archived_entities().size() == 1);
     });
 }
 
