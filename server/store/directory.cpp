@@ -28,21 +28,29 @@ std::string Directory::Snapshot::label(const Id& id) const {
 Directory::Directory(Store& store) : m_store(store) {}
 
 std::shared_ptr<const Directory::Snapshot> Directory::current() {
-    std::lock_guard lock(m_mutex);
-    // The version first: a change made while loading moves it again, and the next call
-    // reloads.
+    // The store is read without m_mutex held: a caller that holds the store (a write
+    // transaction, whose commands name users) and one that waits for it must never wait
+    // on each other here. The version first: a change made while loading moves it again,
+    // and the next call reloads.
     const std::uint64_t version = m_store.directory_version();
-    if (!m_snapshot || m_snapshot->version != version) {
-        auto next = std::make_shared<Snapshot>();
-        next->version = version;
-        for (auto& u : m_store.users()) {
-            next->by_name.emplace(u.name, u.id);
-            next->by_id.emplace(u.id, std::move(u));
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_snapshot && m_snapshot->version == version) {
+            return m_snapshot;
         }
-        for (auto& d : m_store.devices()) {
-            next->devices.emplace(d.replica, std::move(d));
-        }
-        m_snapshot = std::move(next);
+    }
+    auto next = std::make_shared<Snapshot>();
+    next->version = version;
+    for (auto& u : m_store.users()) {
+        next->by_name.emplace(u.name, u.id);
+        next->by_id.emplace(u.id, std::move(u));
+    }
+    for (auto& d : m_store.devices()) {
+        next->devices.emplace(d.replica, std::move(d));
+    }
+    std::lock_guard lock(m_mutex);
+    if (!m_snapshot || m_snapshot->version < next->version) {
+        m_snapshot = std::move(next); // two loads at once: the newer stays
     }
     return m_snapshot;
 }
