@@ -78,11 +78,16 @@ inline std::pair<int, std::string> run_command(const std::vector<std::string>& a
 }
 
 #ifdef OTSYNC_ADMIN_BIN
-/// otsync-admin on a data folder; checks its exit code, returns stdout without the
-/// trailing newline.
+/// otsync-admin on a data folder, or on the PostgreSQL database `store` when it is not empty
+/// (the server's --store); checks its exit code, returns stdout without the trailing newline.
 inline std::string admin(const std::filesystem::path& dir, std::vector<std::string> args,
-                         int expect = 0) {
-    std::vector<std::string> argv{OTSYNC_ADMIN_BIN, "--data-dir", dir.string()};
+                         int expect = 0, const std::string& store = {}) {
+    std::vector<std::string> argv{OTSYNC_ADMIN_BIN};
+    if (store.empty()) {
+        argv.insert(argv.end(), {"--data-dir", dir.string()});
+    } else {
+        argv.insert(argv.end(), {"--store", store});
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     auto [code, out] = run_command(argv);
     CHECK_MESSAGE(code == expect, "otsync-admin exit " << code << ": " << out);
@@ -186,11 +191,13 @@ struct HttpResult {
 };
 
 /// One request to the server on `port` through client-core's built-in transport (the same
-/// HTTP client the handhelds use).
+/// HTTP client the handhelds use), on a new connection, within `options`' deadlines.
 inline HttpResult http_call(unsigned short port, const std::string& method,
                             const std::string& target, const std::string& body = {},
-                            const std::map<std::string, std::string>& headers = {}) {
-    const auto transport = client::make_http_transport("http://127.0.0.1:" + std::to_string(port));
+                            const std::map<std::string, std::string>& headers = {},
+                            const client::HttpOptions& options = {}) {
+    const auto transport =
+        client::make_http_transport("http://127.0.0.1:" + std::to_string(port), options);
     const client::HttpReply r = transport->request(method, target, headers, body);
     return {r.status, r.body, r.content_type};
 }

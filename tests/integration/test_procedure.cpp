@@ -2,9 +2,11 @@
 // end): for each modality, the seed's steps by the right roles over the REST API, a
 // client-core device (the C API over HTTP) that syncs, collects or verifies, signs,
 // completes and hands over, the warehouse receipt, the case closing by itself, and the
-// indicators counting it. Also the rejection path, a missing requirement blocking OT
-// issue, the permission matrix of every role × every route, login throttling and session
-// expiry, and a CSV import with bad rows changing nothing.
+// indicators counting it, on SQLite and on a PostgreSQL database (--store). Also the
+// rejection path, a missing requirement blocking OT issue, the permission matrix of every
+// role × every route, login throttling and session expiry, and a CSV import with bad rows
+// changing nothing.
+#include "../pg_cluster.hpp"
 #include "api/routes.hpp"
 #include "server_process.hpp"
 
@@ -146,8 +148,11 @@ struct Handheld {
     }
 };
 
-std::string enroll_code(const std::filesystem::path& dir, const std::string& tech) {
-    return admin(dir, {"device", "enroll-code", tech});
+/// A one-time enrollment code from otsync-admin, on the server's database: its data folder,
+/// or `store` (the server's --store) when not empty.
+std::string enroll_code(const std::filesystem::path& dir, const std::string& tech,
+                        const std::string& store = {}) {
+    return admin(dir, {"device", "enroll-code", tech}, 0, store);
 }
 
 /// A contract of our own for each walk, imported over the API as the back office would.
@@ -426,18 +431,23 @@ std::string walk(Office& o, Handheld& tech, int modality, const std::string& con
     return id;
 }
 
-} // namespace
-
-TEST_CASE("each modality walked from opening to closed, and counted by the indicators") {
+/// Every modality walked from opening to closed, the rejection path, the board's list and
+/// the indicators, through a server with demo data on SQLite in its data folder or, when
+/// `store` is not empty, on that PostgreSQL database (otsync-admin is given the same).
+void walk_every_modality(const std::string& store) {
     DataDir dir;
-    ServerProcess server(dir.path, k_server_flags);
+    std::vector<std::string> flags = k_server_flags;
+    if (!store.empty()) {
+        flags.insert(flags.end(), {"--store", store});
+    }
+    ServerProcess server(dir.path, flags);
     server.start();
     const unsigned short port = server.port;
     Office o{login(port, "atc.demo"),        login(port, "jac.demo"),       login(port, "ev.demo"),
              login(port, "plataforma.demo"), login(port, "asesor.demo"),    login(port, "bo.demo"),
              login(port, "almacen.demo"),    login(port, "supervisor.demo")};
     Handheld tech(dir.path / "tec.db", "http://127.0.0.1:" + std::to_string(port),
-                  enroll_code(dir.path, "tec.mamani"));
+                  enroll_code(dir.path, "tec.mamani", store));
 
     std::vector<std::string> closed;
     closed.push_back(walk(o, tech, 1, "E2E-M1", "natural", {{"E2E-CPR-1", "copper_modem"}}, false));
@@ -499,9 +509,23 @@ TEST_CASE("each modality walked from opening to closed, and counted by the indic
     CHECK(csv.status == 200);
     CHECK(csv.body.find(rejected) != std::string::npos);
     // And from the command line, on the same data.
-    const auto table = admin(dir.path, {"report", "indicators", "--from", today, "--to", today});
+    const auto table =
+        admin(dir.path, {"report", "indicators", "--from", today, "--to", today}, 0, store);
     CHECK(table.find("Eficacia") != std::string::npos);
     CHECK(server.stop() == 0);
+}
+
+} // namespace
+
+TEST_CASE("each modality walked from opening to closed, and counted by the indicators") {
+    walk_every_modality({});
+}
+
+TEST_CASE("each modality walked from opening to closed, and counted by the indicators, on "
+          "PostgreSQL") {
+    // The same walk with the server and otsync-admin on a fresh database of the test's own
+    // PostgreSQL 15 cluster (tests/pg_cluster.hpp), the demo data seeded there.
+    walk_every_modality(fresh_pg_database());
 }
 
 TEST_CASE("permission matrix: every role × every route, denied where the table says") {
