@@ -1003,31 +1003,19 @@ public:
 
     void replace_projections(const std::vector<SyncWrite::Projection>& rows) override {
         std::lock_guard lock(m_mutex);
-        const bool own = sqlite3_get_autocommit(m_db) != 0; // not inside in_transaction
-        if (own) {
-            exec("BEGIN IMMEDIATE");
+        Tx tx(*this); // joins in_transaction's when inside one
+        exec("DELETE FROM projections");
+        const std::uint64_t last = [&] {
+            Stmt q = prepared("SELECT coalesce(max(seq), 0) FROM ops");
+            return q.step() ? q.u64(0) : 0;
+        }();
+        Stmt ins = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "
+                            "VALUES(?,?,?,?)");
+        for (const auto& p : rows) {
+            ins.bind(1, static_cast<std::int64_t>(p.type)).bind(2, p.id).bind(3, p.json);
+            ins.bind_u64(4, last).run();
         }
-        try {
-            exec("DELETE FROM projections");
-            const std::uint64_t last = [&] {
-                Stmt q = prepared("SELECT coalesce(max(seq), 0) FROM ops");
-                return q.step() ? q.u64(0) : 0;
-            }();
-            Stmt ins = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "
-                                "VALUES(?,?,?,?)");
-            for (const auto& p : rows) {
-                ins.bind(1, static_cast<std::int64_t>(p.type)).bind(2, p.id).bind(3, p.json);
-                ins.bind_u64(4, last).run();
-            }
-            if (own) {
-                exec("COMMIT");
-            }
-        } catch (...) {
-            if (own) {
-                sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
-            }
-            throw;
-        }
+        tx.commit();
     }
 
     void in_transaction(bool write, const std::function<void()>& f) override {
@@ -1121,36 +1109,24 @@ public:
             }
         };
         std::lock_guard lock(m_mutex);
-        const bool own = sqlite3_get_autocommit(m_db) != 0; // not inside in_transaction
-        if (own) {
-            exec("BEGIN IMMEDIATE");
-        }
-        try {
-            for (const auto& row : rows.rows) {
-                if (!q.unship.empty()) {
-                    Stmt del = prepared(q.unship.c_str());
-                    for (std::size_t k = 0; k < q.key_cells.size(); ++k) {
-                        bind(del, static_cast<int>(k + 1), row.at(q.key_cells[k]));
-                    }
-                    del.run();
+        Tx tx(*this); // joins in_transaction's when inside one
+        for (const auto& row : rows.rows) {
+            if (!q.unship.empty()) {
+                Stmt del = prepared(q.unship.c_str());
+                for (std::size_t k = 0; k < q.key_cells.size(); ++k) {
+                    bind(del, static_cast<int>(k + 1), row.at(q.key_cells[k]));
                 }
-                // An explicit seq or replica moves AUTOINCREMENT's counter (sqlite_sequence)
-                // up to it: later ones continue above.
-                Stmt ins = prepared(q.insert.c_str());
-                for (std::size_t c = 0; c < row.size(); ++c) {
-                    bind(ins, static_cast<int>(c + 1), row[c]);
-                }
-                ins.run();
+                del.run();
             }
-            if (own) {
-                exec("COMMIT");
+            // An explicit seq or replica moves AUTOINCREMENT's counter (sqlite_sequence)
+            // up to it: later ones continue above.
+            Stmt ins = prepared(q.insert.c_str());
+            for (std::size_t c = 0; c < row.size(); ++c) {
+                bind(ins, static_cast<int>(c + 1), row[c]);
             }
-        } catch (...) {
-            if (own) {
-                sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
-            }
-            throw;
+            ins.run();
         }
+        tx.commit();
     }
 
     // ==== end of the whole database as rows ====
@@ -1210,22 +1186,33 @@ public:
     }
 
 private:
-    /// BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted.
+    /// A write transaction (BEGIN IMMEDIATE), or the caller's when one is open
+    /// (in_transaction): then commit and rollback are the caller's. Rolls back when
+    /// destroyed uncommitted.
     class Tx {
     public:
-        explicit Tx(SqliteStore& s) : m_s(s) { m_s.exec("BEGIN IMMEDIATE"); }
+        explicit Tx(SqliteStore& s) : m_s(s), m_own(sqlite3_get_autocommit(s.m_db) != 0) {
+            if (m_own) {
+                m_s.exec("BEGIN IMMEDIATE");
+            }
+        }
+        Tx(const Tx&) = delete;
+        Tx& operator=(const Tx&) = delete;
         void commit() {
-            m_s.exec("COMMIT");
+            if (m_own) {
+                m_s.exec("COMMIT");
+            }
             m_done = true;
         }
         ~Tx() {
-            if (!m_done) {
+            if (m_own && !m_done) {
                 sqlite3_exec(m_s.m_db, "ROLLBACK", nullptr, nullptr, nullptr);
             }
         }
 
     private:
         SqliteStore& m_s;
+        bool m_own;
         bool m_done = false;
     };
 
