@@ -5,16 +5,31 @@
 // The server (and the bare baseline) run pinned to CPU 0, the load to CPU 1.
 //
 //   otsync-bench server [--server-bin PATH] [--devices N] [--connections C]
-//                       [--requests R] [--batch B] [--big-log N] [--server-threads T] [--json]
+//                       [--requests R] [--batch B] [--big-log N] [--server-threads T]
+//                       [--pg | --store URL] [--instances 1|2] [--json]
 //
 // Phases: push (each request carries B new Anexo 4 ops: durable ops/s), no-op pull
 // (nothing to send, nothing new: the cost of asking), the same no-op pull with a big
 // op log (cost follows changes, not database size), idle connections (memory per
 // connected device), and the two baselines.
+//
+// With --pg (a private PostgreSQL 15 cluster the bench starts in its temporary folder,
+// pinned to CPU 0 with the server, and stops after) or --store URL (an empty PostgreSQL
+// database), the same push and no-op pull run again in the same run against a server on
+// PostgreSQL ("pg.*"), after the SQLite phases. --instances 2 starts a second server on the
+// same database; in the "pg2.*" phases each connection sends each request to one of the
+// two instances picked at random (a device's requests land on both). Each PostgreSQL
+// phase, and the SQLite push and pull, also report the CPU time per request of the
+// otsync-server processes and of the PostgreSQL cluster (postmaster and all its children;
+// not readable for a --store on another machine), from /proc/PID/stat before and after the
+// phase, and the PostgreSQL phases the database's transactions and WAL flushes per request
+// (pg_stat_database, pg_stat_wal; each sample waits 11 s for the backends to publish them).
 #include "http/http_server.hpp"
+#include "store/postgres_store.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
+#include "bench_process.hpp"
 #include "figures.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
@@ -24,6 +39,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -34,6 +50,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <random>
 #include <sched.h>
 #include <string>
@@ -61,31 +79,20 @@ struct Options {
     std::size_t big_log = 1'000'000;
     unsigned server_threads = 64; // io threads of the server (all on CPU 0): lets commits group
     bool json = false;
+    bool private_pg = false; // --pg: start a PostgreSQL cluster for the pg.* phases
+    std::string store_url;   // --store: an empty PostgreSQL database for them
+    unsigned instances = 1;  // servers on that database
+    bool pg() const { return private_pg || !store_url.empty(); }
 };
 
-void pin_to_cpu(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
+using bench::pin_to_cpu;
+using bench::rss_kib;
 
 void raise_fd_limit() {
     rlimit r{};
     getrlimit(RLIMIT_NOFILE, &r);
     r.rlim_cur = r.rlim_max;
     setrlimit(RLIMIT_NOFILE, &r);
-}
-
-std::size_t rss_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            return std::stoul(line.substr(6));
-        }
-    }
-    return 0;
 }
 
 struct SimDevice {
@@ -99,14 +106,10 @@ struct SimDevice {
     std::uint64_t serial = 0;
 };
 
-/// Seeds a data folder: one technician per device, each with an assigned OT and an
-/// enrolled device, plus `filler` office ops in the log (outside every scope).
-std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std::size_t filler) {
-    std::filesystem::create_directories(dir);
-    server::SqliteOptions so;
-    so.path = (dir / "otsync.db").string();
-    so.synchronous_full = false; // seeding only; the server reopens with FULL
-    auto store = server::open_sqlite_store(so);
+/// Seeds a store: one technician per device, each with an assigned OT and an enrolled
+/// device, plus `filler` office ops in the log (outside every scope).
+std::vector<SimDevice> seed(std::unique_ptr<server::Store> store, std::size_t n,
+                            std::size_t filler) {
     SystemClock clock;
     server::SyncService sync(*store, clock, {});
     server::User bo{Id::random(), "bench.bo", Role::back_office, false, 0, {}, {}, {}};
@@ -170,28 +173,17 @@ std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std
     return devices;
 }
 
-/// Starts a child process pinned to CPU 0: the real server, or the bare baseline.
-pid_t spawn_pinned(const std::function<void()>& child) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-        pin_to_cpu(0);
-        child();
-        _exit(0);
-    }
-    return pid;
+/// Seeds a data folder's SQLite database (see above).
+std::vector<SimDevice> seed(const std::filesystem::path& dir, std::size_t n, std::size_t filler) {
+    std::filesystem::create_directories(dir);
+    server::SqliteOptions so;
+    so.path = (dir / "otsync.db").string();
+    so.synchronous_full = false; // seeding only; the server reopens with FULL
+    return seed(server::open_sqlite_store(so), n, filler);
 }
 
-unsigned short wait_port(const std::filesystem::path& port_file) {
-    for (int i = 0; i < 600; ++i) {
-        std::ifstream in(port_file);
-        unsigned short p = 0;
-        if (in >> p && p) {
-            return p;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    throw std::runtime_error("server did not start");
-}
+using bench::spawn_pinned;
+using bench::wait_port;
 
 struct LoadResult {
     double seconds = 0;
@@ -212,22 +204,34 @@ struct LoadResult {
 };
 
 /// Drives `total` requests over `connections` keep-alive connections on one thread.
-/// `make` builds the i-th request (it picks the device).
 /// `make(conn, k)` builds the k-th request of connection `conn`; a device must belong
 /// to one connection only, or its request counters would race (409 replay).
+/// With several ports (server instances) a connection holds one socket to each and sends
+/// each request to one picked at random (seeded): a device's next request goes to either
+/// instance, as behind a balancer without stickiness, one request at a time.
 LoadResult
-drive(unsigned short port, std::size_t connections, std::size_t total,
+drive(const std::vector<unsigned short>& ports, std::size_t connections, std::size_t total,
       const std::function<http::request<http::string_body>(std::size_t, std::size_t)>& make,
       std::size_t ops_per_request) {
     net::io_context ioc;
     LoadResult res;
     std::size_t next = 0;
-    struct Conn : std::enable_shared_from_this<Conn> {
-        Conn(net::io_context& io, std::size_t i) : stream(io), index(i) {}
+    std::mt19937 pick(7);
+    struct Link {
+        explicit Link(net::io_context& io) : stream(io) {}
         beast::tcp_stream stream;
+        beast::flat_buffer buf;
+    };
+    struct Conn : std::enable_shared_from_this<Conn> {
+        Conn(net::io_context& io, std::size_t i, std::size_t n) : index(i) {
+            for (std::size_t k = 0; k < n; ++k) {
+                links.push_back(std::make_unique<Link>(io));
+            }
+        }
+        std::vector<std::unique_ptr<Link>> links;
         std::size_t index;
         std::size_t sent = 0;
-        beast::flat_buffer buf;
+        std::size_t at = 0; // the link of the request in flight
         http::request<http::string_body> req;
         http::response<http::string_body> resp;
         Clock::time_point t0;
@@ -237,41 +241,53 @@ drive(unsigned short port, std::size_t connections, std::size_t total,
             return;
         }
         ++next;
+        c->at = c->links.size() > 1 ? pick() % c->links.size() : 0;
+        Link& link = *c->links[c->at];
         c->req = make(c->index, c->sent++);
         c->t0 = Clock::now();
-        http::async_write(c->stream, c->req, [&, c](beast::error_code ec, std::size_t) {
+        http::async_write(link.stream, c->req, [&, c](beast::error_code ec, std::size_t) {
             if (ec) {
                 res.errors++;
                 return;
             }
             c->resp = {};
-            http::async_read(
-                c->stream, c->buf, c->resp, [&, c](beast::error_code ec2, std::size_t) {
-                    if (ec2) {
-                        res.errors++;
-                        return;
-                    }
-                    res.latencies_ms.push_back(
-                        std::chrono::duration<double, std::milli>(Clock::now() - c->t0).count());
-                    if (c->resp.result_int() == 200) {
-                        res.requests++;
-                        res.ops += ops_per_request;
-                    } else {
-                        res.errors++;
-                    }
-                    fire(c);
-                });
+            Link& l = *c->links[c->at];
+            http::async_read(l.stream, l.buf, c->resp, [&, c](beast::error_code ec2, std::size_t) {
+                if (ec2) {
+                    res.errors++;
+                    return;
+                }
+                res.latencies_ms.push_back(
+                    std::chrono::duration<double, std::milli>(Clock::now() - c->t0).count());
+                if (c->resp.result_int() == 200) {
+                    res.requests++;
+                    res.ops += ops_per_request;
+                } else {
+                    res.errors++;
+                }
+                fire(c);
+            });
         });
     };
     const auto start = Clock::now();
     for (std::size_t i = 0; i < connections; ++i) {
-        auto c = std::make_shared<Conn>(ioc, i);
-        c->stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        auto c = std::make_shared<Conn>(ioc, i, ports.size());
+        for (std::size_t k = 0; k < ports.size(); ++k) {
+            c->links[k]->stream.connect(
+                tcp::endpoint(net::ip::make_address("127.0.0.1"), ports[k]));
+        }
         fire(c);
     }
     ioc.run();
     res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return res;
+}
+
+LoadResult
+drive(unsigned short port, std::size_t connections, std::size_t total,
+      const std::function<http::request<http::string_body>(std::size_t, std::size_t)>& make,
+      std::size_t ops_per_request) {
+    return drive(std::vector<unsigned short>{port}, connections, total, make, ops_per_request);
 }
 
 http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, HlcTime hlc) {
@@ -394,50 +410,98 @@ double sqlite_append_ops_per_s(const std::filesystem::path& dir, std::size_t bat
     return static_cast<double>(total) / s;
 }
 
-struct ServerRun {
-    pid_t pid = -1;
-    unsigned short port = 0;
-};
+using bench::server_pid_of;
+using bench::ServerRun;
 
-ServerRun start_server(const Options& o, const std::filesystem::path& dir) {
-    const auto port_file = dir / "port";
-    std::filesystem::remove(port_file);
-    ServerRun run;
-    run.pid = spawn_pinned([&] {
-        // The real binary, listening on an ephemeral port that it reports on stderr;
-        // a shell pipeline would unpin it, so read the line ourselves.
-        const std::string cmd =
-            o.server_bin + " --listen 127.0.0.1:0 --threads " + std::to_string(o.server_threads) +
-            " --max-connections 20000 --data-dir " + dir.string() +
-            " 2>&1 >/dev/null | sed -un 's/.*127.0.0.1:\\([0-9]*\\) .*/\\1/p' > " +
-            port_file.string();
-        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    });
-    run.port = wait_port(port_file);
-    return run;
-}
-
-pid_t server_pid_of(pid_t shell) {
-    // The shell's child running otsync-server.
-    std::ifstream in("/proc/" + std::to_string(shell) + "/task/" + std::to_string(shell) +
-                     "/children");
-    pid_t child = 0;
-    while (in >> child) {
-        std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
-        std::string name;
-        comm >> name;
-        if (name.rfind("otsync-server", 0) == 0) {
-            return child;
-        }
-    }
-    return shell;
+/// The server pinned to CPU 0 on the data folder `dir`, or on the PostgreSQL database
+/// `store_url` when given (`dir` then holds only its port file).
+ServerRun start_server(const Options& o, const std::filesystem::path& dir,
+                       const std::string& store_url = "") {
+    return bench::start_otsync_server(
+        o.server_bin,
+        "--threads " + std::to_string(o.server_threads) + " --max-connections 20000 --data-dir " +
+            dir.string() + (store_url.empty() ? "" : " --store " + bench::shell_quoted(store_url)),
+        dir, 0);
 }
 
 void stop(pid_t shell) {
-    const pid_t server = server_pid_of(shell);
-    kill(server, SIGTERM);
-    int status = 0;
-    waitpid(shell, &status, 0);
+    bench::stop_server(shell);
+}
+
+/// CPU seconds used so far by the server processes and by the PostgreSQL cluster.
+struct CpuSample {
+    double servers = 0;
+    double postgres = 0;
+};
+
+CpuSample cpu_sample(const std::vector<pid_t>& servers, pid_t postmaster) {
+    CpuSample s;
+    for (const pid_t p : servers) {
+        s.servers += bench::cpu_seconds(p);
+    }
+    s.postgres = bench::cluster_cpu_seconds(postmaster);
+    return s;
+}
+
+/// The database's committed transactions (every statement outside a transaction counts as
+/// one) and the cluster's WAL flushes so far (pg_stat_database, pg_stat_wal). PostgreSQL
+/// 15's backends publish their counts when idle for at most 10 s (PGSTAT_IDLE_INTERVAL),
+/// so a sample waits that out first. Nullopt when the database cannot be asked.
+struct PgCounts {
+    double transactions = 0;
+    double wal_syncs = 0;
+};
+
+std::optional<PgCounts> pg_counts(const std::string& url) {
+    std::this_thread::sleep_for(std::chrono::seconds(11));
+    std::unique_ptr<PGconn, void (*)(PGconn*)> c(PQconnectdb(url.c_str()), PQfinish);
+    if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+        return std::nullopt;
+    }
+    std::unique_ptr<PGresult, void (*)(PGresult*)> r(
+        PQexec(c.get(), "SELECT (SELECT xact_commit FROM pg_stat_database"
+                        " WHERE datname = current_database()), (SELECT wal_sync FROM pg_stat_wal)"),
+        PQclear);
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+        return std::nullopt;
+    }
+    return PgCounts{std::stod(PQgetvalue(r.get(), 0, 0)), std::stod(PQgetvalue(r.get(), 0, 1))};
+}
+
+/// One load phase named `name` (push when `ops_per_request` > 0): throughput, latency and
+/// errors, and the CPU per request of the servers (and of PostgreSQL when `postmaster`
+/// is known) into `out`; on PostgreSQL (`url`) also its transactions and WAL flushes per
+/// request (how many requests share one commit).
+void measured_phase(
+    std::map<std::string, double>& out, const std::string& name,
+    const std::vector<unsigned short>& ports, const Options& o,
+    const std::function<http::request<http::string_body>(std::size_t, std::size_t)>& make,
+    std::size_t ops_per_request, const std::vector<pid_t>& servers, pid_t postmaster,
+    const std::string& url = "") {
+    const auto counts_before = url.empty() ? std::nullopt : pg_counts(url);
+    const CpuSample before = cpu_sample(servers, postmaster);
+    auto r = drive(ports, o.connections, o.requests, make, ops_per_request);
+    const CpuSample after = cpu_sample(servers, postmaster);
+    const auto counts_after = counts_before ? pg_counts(url) : std::nullopt;
+    if (counts_after) {
+        const double n = std::max<double>(1, static_cast<double>(r.requests));
+        out[name + ".pg_transactions_per_request"] =
+            (counts_after->transactions - counts_before->transactions) / n;
+        out[name + ".pg_wal_syncs_per_request"] =
+            (counts_after->wal_syncs - counts_before->wal_syncs) / n;
+    }
+    const double n = std::max<double>(1, static_cast<double>(r.requests));
+    out[name + ".requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
+    if (ops_per_request > 0) {
+        out[name + ".durable_ops_per_s"] = static_cast<double>(r.ops) / r.seconds;
+    }
+    out[name + ".p50_ms"] = r.percentile(0.50);
+    out[name + ".p99_ms"] = r.percentile(0.99);
+    out[name + ".errors"] = static_cast<double>(r.errors);
+    out[name + ".cpu_us_per_request.servers"] = (after.servers - before.servers) * 1e6 / n;
+    if (postmaster > 0) {
+        out[name + ".cpu_us_per_request.postgres"] = (after.postgres - before.postgres) * 1e6 / n;
+    }
 }
 
 } // namespace
@@ -472,10 +536,28 @@ int run_server_bench(int argc, char** argv) {
             o.big_log = std::stoul(next());
         } else if (a == "--json") {
             o.json = true;
+        } else if (a == "--pg") {
+            o.private_pg = true;
+        } else if (a == "--store") {
+            o.store_url = next();
+        } else if (a == "--instances") {
+            o.instances = static_cast<unsigned>(std::stoul(next()));
         } else {
             std::cerr << "otsync-bench: unknown option '" << a << "'\n";
             return 2;
         }
+    }
+    if (o.private_pg && !o.store_url.empty()) {
+        std::cerr << "otsync-bench: --pg starts its own PostgreSQL; --store names one: not both\n";
+        return 2;
+    }
+    if (!o.store_url.empty() && !server::is_postgres_url(o.store_url)) {
+        std::cerr << "otsync-bench: --store takes a PostgreSQL URL or libpq string\n";
+        return 2;
+    }
+    if (o.instances < 1 || o.instances > 2 || (o.instances > 1 && !o.pg())) {
+        std::cerr << "otsync-bench: --instances is 1 or 2, and 2 needs --pg or --store\n";
+        return 2;
     }
     if (!std::filesystem::exists(o.server_bin)) {
         std::cerr << "otsync-bench: no server binary at " << o.server_bin
@@ -509,14 +591,26 @@ int run_server_bench(int argc, char** argv) {
     auto pull_one = [&](std::size_t i) {
         return sync_request(devices[i % devices.size()], 0, hlc_now());
     };
+    double cpu0 = bench::cpu_seconds(server_pid);
     auto r = drive(srv.port, o.connections, o.requests, push, o.batch);
+    if (o.pg()) { // the same figure as the PostgreSQL phases', for the comparison
+        out["push.cpu_us_per_request.servers"] =
+            (bench::cpu_seconds(server_pid) - cpu0) * 1e6 /
+            std::max<double>(1, static_cast<double>(r.requests));
+    }
     out["push.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["push.durable_ops_per_s"] = static_cast<double>(r.ops) / r.seconds;
     out["push.p50_ms"] = r.percentile(0.50);
     out["push.p99_ms"] = r.percentile(0.99);
     out["push.errors"] = static_cast<double>(r.errors);
     catch_up(srv.port, devices);
+    cpu0 = bench::cpu_seconds(server_pid);
     r = drive(srv.port, o.connections, o.requests, pull, 0);
+    if (o.pg()) {
+        out["pull.cpu_us_per_request.servers"] =
+            (bench::cpu_seconds(server_pid) - cpu0) * 1e6 /
+            std::max<double>(1, static_cast<double>(r.requests));
+    }
     out["pull.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["pull.p50_ms"] = r.percentile(0.50);
     out["pull.p99_ms"] = r.percentile(0.99);
@@ -573,6 +667,57 @@ int run_server_bench(int argc, char** argv) {
         out["pull_big_log.ops_in_log"] = static_cast<double>(o.big_log);
         stop(big.pid);
     }
+
+    // ---- the same push and no-op pull on PostgreSQL, one instance then two ----
+    if (o.pg()) {
+        std::unique_ptr<bench::PrivatePg> cluster;
+        std::string url = o.store_url;
+        if (o.private_pg) {
+            cluster = std::make_unique<bench::PrivatePg>(root / "pg", 0);
+            url = cluster->create_database("bench");
+        }
+        const pid_t postmaster = cluster ? cluster->postmaster() : bench::postmaster_of(url);
+        server::PostgresOptions po;
+        po.conninfo = url;
+        auto pg_devices = seed(server::open_postgres_store(po), o.devices, 10'000);
+        std::vector<ServerRun> inst;
+        std::vector<pid_t> pids;
+        std::vector<unsigned short> ports;
+        for (unsigned k = 0; k < o.instances; ++k) {
+            inst.push_back(start_server(o, root / ("pg-instance-" + std::to_string(k)), url));
+            pids.push_back(server_pid_of(inst.back().pid));
+            ports.push_back(inst.back().port);
+        }
+        auto pg_push = [&](std::size_t c, std::size_t k) {
+            return sync_request(device_of(pg_devices, c, k), o.batch, hlc_now());
+        };
+        auto pg_pull = [&](std::size_t c, std::size_t k) {
+            return sync_request(device_of(pg_devices, c, k), 0, hlc_now());
+        };
+        // One instance: the second (when there is one) runs idle beside it, as its CPU
+        // counts in the servers' figure either way.
+        measured_phase(out, "pg.push", {ports[0]}, o, pg_push, o.batch, pids, postmaster, url);
+        catch_up(ports[0], pg_devices);
+        measured_phase(out, "pg.pull", {ports[0]}, o, pg_pull, 0, pids, postmaster, url);
+        if (o.instances > 1) {
+            measured_phase(out, "pg2.push", ports, o, pg_push, o.batch, pids, postmaster, url);
+            catch_up(ports[0], pg_devices);
+            measured_phase(out, "pg2.pull", ports, o, pg_pull, 0, pids, postmaster, url);
+        }
+        for (const auto& i : inst) {
+            stop(i.pid);
+        }
+        cluster.reset(); // stopped before its folder goes
+        out["ratio.pg_vs_sqlite.push"] =
+            out["pg.push.durable_ops_per_s"] / out["push.durable_ops_per_s"];
+        out["ratio.pg_vs_sqlite.pull"] = out["pg.pull.requests_per_s"] / out["pull.requests_per_s"];
+        if (o.instances > 1) {
+            out["ratio.two_vs_one_instance.push"] =
+                out["pg2.push.durable_ops_per_s"] / out["pg.push.durable_ops_per_s"];
+            out["ratio.two_vs_one_instance.pull"] =
+                out["pg2.pull.requests_per_s"] / out["pg.pull.requests_per_s"];
+        }
+    }
     std::filesystem::remove_all(root);
 
     out["ratio.pull_vs_bare"] = out["pull.requests_per_s"] / out["bare.requests_per_s"];
@@ -583,10 +728,11 @@ int run_server_bench(int argc, char** argv) {
         out["ratio.pull_time_big_vs_small"] =
             out["pull.requests_per_s"] / out["pull_big_log.requests_per_s"];
     }
-    bench::print_figures("otsync-bench server (devices=" + std::to_string(o.devices) +
-                             ", connections=" + std::to_string(o.connections) + ", requests=" +
-                             std::to_string(o.requests) + ", batch=" + std::to_string(o.batch) +
-                             ", big log=" + std::to_string(o.big_log) + ")",
-                         out, o.json);
+    bench::print_figures(
+        "otsync-bench server (devices=" + std::to_string(o.devices) + ", connections=" +
+            std::to_string(o.connections) + ", requests=" + std::to_string(o.requests) +
+            ", batch=" + std::to_string(o.batch) + ", big log=" + std::to_string(o.big_log) +
+            (o.pg() ? ", postgres instances=" + std::to_string(o.instances) : "") + ")",
+        out, o.json);
     return 0;
 }
