@@ -29,6 +29,8 @@
 //   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
 //   --archive-after-days N  OTSYNC_ARCHIVE_AFTER_DAYS 0 = never (cases final longer ago leave
 //                                                     memory; the log and reports keep them)
+//   --read-connections N    OTSYNC_READ_CONNECTIONS   4 (PostgreSQL: connections for pulls,
+//                                                     beside the one that writes)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
 //   --web-dir DIR           OTSYNC_WEB_DIR            the pages (server/web of the source tree)
 //   --cookie-secure         OTSYNC_COOKIE_SECURE=1    session cookie only over HTTPS (behind TLS)
@@ -118,6 +120,7 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_LOGIN_WINDOW_MS", "--login-window-ms"},
         {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
         {"OTSYNC_ARCHIVE_AFTER_DAYS", "--archive-after-days"},
+        {"OTSYNC_READ_CONNECTIONS", "--read-connections"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
         {"OTSYNC_WEB_DIR", "--web-dir"},
         {"OTSYNC_MAX_RECEIPT_ROWS", "--max-receipt-rows"},
@@ -213,6 +216,8 @@ Options parse(int argc, char** argv) {
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
         } else if (k == "--archive-after-days") {
             o.procedure.archive_after_days = static_cast<int>(number(k, v, 0, 36500));
+        } else if (k == "--read-connections") {
+            o.sync.read_connections = number(k, v, 1, 256);
         } else if (k == "--cookie-secure") {
             o.auth.cookie_secure = true;
         } else if (k == "--trust-proxy") {

@@ -89,6 +89,18 @@ std::string Metrics::render(Store& store, SyncService& sync, std::int64_t now_ms
                       std::string(to_string(code)).c_str(), static_cast<unsigned long long>(n));
         out += line;
     }
+    std::snprintf(line, sizeof line,
+                  "# HELP otsync_archive_sweeps_total Archive sweeps ended since start (the "
+                  "first is the start's).\n"
+                  "# TYPE otsync_archive_sweeps_total counter\n"
+                  "otsync_archive_sweeps_total %llu\n"
+                  "# HELP otsync_archived_cases_total Closed cases this instance took out of "
+                  "memory since start.\n"
+                  "# TYPE otsync_archived_cases_total counter\n"
+                  "otsync_archived_cases_total %llu\n",
+                  static_cast<unsigned long long>(c.archive_sweeps),
+                  static_cast<unsigned long long>(c.archived_cases));
+    out += line;
     std::uint64_t known = 0, recent = 0;
     for (const auto& d : store.devices()) {
         if (d.status == DeviceStatus::active) {

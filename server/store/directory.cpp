@@ -28,11 +28,15 @@ std::string Directory::Snapshot::label(const Id& id) const {
 Directory::Directory(Store& store) : m_store(store) {}
 
 std::shared_ptr<const Directory::Snapshot> Directory::current() {
+    return current(m_store);
+}
+
+std::shared_ptr<const Directory::Snapshot> Directory::current(Store& via) {
     // The store is read without m_mutex held: a caller that holds the store (a write
     // transaction, whose commands name users) and one that waits for it must never wait
     // on each other here. The version first: a change made while loading moves it again,
     // and the next call reloads.
-    const std::uint64_t version = m_store.directory_version();
+    const std::uint64_t version = via.directory_version();
     {
         std::lock_guard lock(m_mutex);
         if (m_snapshot && m_snapshot->version == version) {
@@ -41,11 +45,11 @@ std::shared_ptr<const Directory::Snapshot> Directory::current() {
     }
     auto next = std::make_shared<Snapshot>();
     next->version = version;
-    for (auto& u : m_store.users()) {
+    for (auto& u : via.users()) {
         next->by_name.emplace(u.name, u.id);
         next->by_id.emplace(u.id, std::move(u));
     }
-    for (auto& d : m_store.devices()) {
+    for (auto& d : via.devices()) {
         next->devices.emplace(d.replica, std::move(d));
     }
     std::lock_guard lock(m_mutex);

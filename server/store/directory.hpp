@@ -40,6 +40,9 @@ public:
     /// The current directory: one cheap query, and a reload only when it changed. Call it
     /// outside the sync service's lock; keep the snapshot for the request.
     std::shared_ptr<const Snapshot> current();
+    /// The same, read through `via`: another connection to the same database (a shared
+    /// store's reader, so the check does not wait behind a commit).
+    std::shared_ptr<const Snapshot> current(Store& via);
 
 private:
     Store& m_store;

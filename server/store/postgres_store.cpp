@@ -6,7 +6,8 @@
 // into SQL text.
 //
 // Concurrency: one connection behind a recursive mutex, as the SQLite store: every call is
-// atomic and waits for a commit in progress (docs/architecture.md §7).
+// atomic and waits for a commit in progress (docs/architecture.md §7). open_reader gives
+// another store on a connection of its own (the sync service's pulls use a few).
 //
 // Writes and the write lock: every write runs in a transaction that first takes one
 // transaction-scoped advisory lock (k_write_lock), and in_transaction(write) holds the same
@@ -25,7 +26,8 @@
 //
 // Durability: synchronous_commit=on for the session (set explicitly at connect, whatever
 // the server's default): COMMIT returns once the WAL is flushed. Every commit is
-// synchronous, pull-only groups included.
+// synchronous but claim_counter's (a pull's counter and cursor: no field fact, flushed by
+// the next synchronous commit).
 #include "store/postgres_store.hpp"
 
 #include "otsync/codec.hpp"
@@ -421,7 +423,8 @@ const std::vector<DumpSql>& dump_sql() {
 
 class PostgresStore final : public Store {
 public:
-    explicit PostgresStore(const PostgresOptions& o)
+    /// `reader`: another connection of a store that opened (and migrated) the database.
+    explicit PostgresStore(const PostgresOptions& o, bool reader = false)
         : m_options(o), m_where(without_password(o.conninfo)) {
         m_conn.reset(PQconnectdb(o.conninfo.c_str()));
         if (!m_conn || PQstatus(m_conn.get()) != CONNECTION_OK) {
@@ -433,7 +436,13 @@ public:
         PQsetNoticeProcessor(
             m_conn.get(), [](void*, const char*) {}, nullptr);
         setup_session();
-        migrate();
+        if (!reader) {
+            migrate();
+        }
+    }
+
+    std::unique_ptr<Store> open_reader() override {
+        return std::make_unique<PostgresStore>(m_options, true);
     }
 
     // ---- users ----
@@ -705,6 +714,37 @@ public:
         return r.rows() ? std::optional<Device>(read_device(r, 0)) : std::nullopt;
     }
 
+    bool claim_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                       std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        if (m_in_transaction) {
+            throw Error(ErrorCode::internal, "claim_counter inside a transaction");
+        }
+        // Without the write lock: the row's lock orders it against a write transaction
+        // that read the counter with locked_counter (READ COMMITTED: the update waits for
+        // that commit, then tests the counter it wrote). Asynchronous commit: a pull's
+        // counter becomes durable with the next synchronous commit; what a crash can lose
+        // is below every acknowledged request's counter.
+        simple("BEGIN; SET LOCAL synchronous_commit TO off");
+        try {
+            const Result r =
+                exec("UPDATE devices SET last_seen=$1, cursor=greatest(cursor, $2), "
+                     "last_counter=$3 WHERE replica=$4 AND last_counter<$3 RETURNING replica",
+                     Params().i64(now).u64(cursor).u64(counter).u64(replica));
+            commit();
+            return r.rows() > 0;
+        } catch (...) {
+            rollback();
+            throw;
+        }
+    }
+
+    std::uint64_t locked_counter(std::uint64_t replica) override {
+        std::lock_guard lock(m_mutex);
+        return u64_of(exec("SELECT last_counter FROM devices WHERE replica=$1 FOR UPDATE",
+                           Params().u64(replica)));
+    }
+
     std::vector<Device> devices() override {
         std::lock_guard lock(m_mutex);
         const Result r = exec("SELECT replica, user_id, public_key, label, status, last_counter, "
@@ -871,9 +911,10 @@ public:
         tx.commit();
     }
 
-    /// REPEATABLE READ: one snapshot for everything `f` reads. With `write`, the write lock
-    /// is taken (session-scoped) before the transaction starts, so the snapshot is taken
-    /// after every other writer finished and none commits until this one does.
+    /// Without `write`: REPEATABLE READ, one snapshot for everything `f` reads. With it, the
+    /// write lock is taken (session-scoped) before the transaction starts, so everything
+    /// `f` reads was committed by writers that finished, and none commits until this one
+    /// does.
     void in_transaction(bool write, const std::function<void()>& f) override {
         std::lock_guard lock(m_mutex);
         if (m_in_transaction) {
@@ -895,7 +936,12 @@ public:
             exec("SELECT pg_advisory_lock($1)", Params().i64(k_write_lock));
             unlock.s = this;
         }
-        simple("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        // A write transaction reads at READ COMMITTED: under the write lock no other writer
+        // commits, and the only rows changed meanwhile are devices' counters claimed by
+        // pulls (claim_counter, without the lock), which must wait on the row, not fail
+        // the transaction with a serialization error.
+        simple(write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                     : "BEGIN ISOLATION LEVEL REPEATABLE READ");
         struct Inside {
             bool& flag;
             explicit Inside(bool& f) : flag(f) { flag = true; }

@@ -9,7 +9,9 @@
 //   server copying a file.
 // - The connection is re-established at the next call when it broke (PostgreSQL restarted);
 //   the call that met the broken connection fails with ErrorCode::internal.
-// - --sync-mode does not apply: every commit is synchronous.
+// - --sync-mode does not apply: every commit is synchronous (but a pull's counter claim,
+//   which records no field fact).
+// - open_reader: further connections for reads beside the writer's transaction.
 #pragma once
 
 #include "store/store.hpp"

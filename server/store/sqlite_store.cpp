@@ -21,6 +21,9 @@ namespace otsync::server {
 
 namespace {
 
+/// Pages are read through a memory map (256 MiB) instead of copied with pread.
+constexpr const char* k_mmap_on = "PRAGMA mmap_size=268435456";
+
 [[noreturn]] void sql_fail(sqlite3* db, const std::string& what) {
     throw Error(ErrorCode::internal, what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
 }
@@ -335,7 +338,7 @@ public:
             exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
             exec("PRAGMA foreign_keys=ON");
             // Read pages through a memory map instead of copying them with pread.
-            exec("PRAGMA mmap_size=268435456");
+            exec(k_mmap_on);
             migrate(o.path);
         } catch (...) {
             // A throwing constructor runs no destructor.
@@ -448,6 +451,23 @@ public:
                      "last_seen, enrolled_at, revoked_at FROM devices WHERE replica=?");
         s.bind_u64(1, replica);
         return s.step() ? std::optional<Device>(read_device(s)) : std::nullopt;
+    }
+
+    bool claim_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                       std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("UPDATE devices SET last_seen=?, cursor=max(cursor, ?), last_counter=? "
+                          "WHERE replica=? AND last_counter<?");
+        s.bind(1, now).bind_u64(2, cursor).bind_u64(3, counter).bind_u64(4, replica);
+        s.bind_u64(5, counter).run();
+        return sqlite3_changes(m_db) > 0;
+    }
+
+    std::uint64_t locked_counter(std::uint64_t replica) override {
+        std::lock_guard lock(m_mutex); // one writer at a time: BEGIN IMMEDIATE holds it
+        Stmt s = prepared("SELECT last_counter FROM devices WHERE replica=?");
+        s.bind_u64(1, replica);
+        return s.step() ? s.u64(0) : 0;
     }
 
     std::vector<Device> devices() override {
@@ -1175,6 +1195,18 @@ public:
             fail("the copy does not pass integrity_check: " + verdict);
         }
         sqlite3_close(dst);
+    }
+
+    void release_memory() override {
+        std::lock_guard lock(m_mutex);
+        if (sqlite3_get_autocommit(m_db) == 0) {
+            return; // inside a transaction: SQLite keeps the map while pages are out
+        }
+        // Unmapped, the file pages a fold read through the map leave the process (they stay
+        // in the kernel's page cache); the map is made again, empty, by the next read.
+        exec("PRAGMA mmap_size=0");
+        exec(k_mmap_on);
+        sqlite3_db_release_memory(m_db);
     }
 
     bool healthy() override {

@@ -302,6 +302,17 @@ public:
                                          const std::string& label, std::int64_t now) = 0;
     virtual std::optional<Device> device(std::uint64_t replica) = 0;
     virtual std::vector<Device> devices() = 0;
+    /// A request that carries no ops (a pull), recorded outside any write transaction: its
+    /// counter is taken only when above the stored one (false otherwise: a replay, nothing
+    /// written), atomically against every instance; cursor and last seen move forward.
+    /// Need not be durable on its own: a later commit of ops makes it so (it records no
+    /// field fact; a lost counter is below every acknowledged request's).
+    virtual bool claim_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                               std::int64_t now) = 0;
+    /// The device's stored request counter, read inside a write transaction and held
+    /// there (PostgreSQL: the row locked until the commit), so a claim_counter from any
+    /// instance waits for the transaction and then sees what it wrote.
+    virtual std::uint64_t locked_counter(std::uint64_t replica) = 0;
     /// Revokes the device (its revoked_at is the first revocation's); false only when no
     /// device has that replica.
     virtual bool revoke_device(std::uint64_t replica) = 0;
@@ -395,6 +406,16 @@ public:
     /// instances on one database (PostgreSQL). The sync service then follows the log
     /// instead of trusting its memory to hold every op (sync_service.hpp).
     virtual bool shared() const { return false; }
+
+    /// Gives back memory a long read left behind (the start's fold of the log, a sweep of
+    /// the archive): SQLite's page cache and the file pages its memory map touched.
+    /// Nothing is lost; the next reads fetch what they need again.
+    virtual void release_memory() {}
+
+    /// Another connection to the same database for reads outside write transactions and
+    /// claim_counter (a shared store's pulls: they need not wait behind a commit being
+    /// flushed); null when the backend has no use for one (SQLite, one process).
+    virtual std::unique_ptr<Store> open_reader() { return nullptr; }
 };
 
 struct SqliteOptions {

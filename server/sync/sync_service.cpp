@@ -15,7 +15,13 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <unordered_set>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace otsync::server {
 
@@ -136,7 +142,48 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
         m_store.set_server_key(m_key.public_key, m_key.secret);
     }
     reload();
+    give_back_memory(); // what the fold of the log read and decoded
+    if (auto reader = m_store.open_reader()) {
+        m_has_readers = true;
+        m_idle_readers.push_back(std::move(reader));
+        m_open_readers = 1;
+    }
     m_committer = std::thread([this] { committer(); });
+}
+
+SyncService::ReaderLease SyncService::lease_reader() {
+    if (!m_has_readers) {
+        return ReaderLease(*this, nullptr);
+    }
+    std::unique_lock q(m_reader_mutex);
+    for (;;) {
+        if (!m_idle_readers.empty()) {
+            auto r = std::move(m_idle_readers.back());
+            m_idle_readers.pop_back();
+            return ReaderLease(*this, std::move(r));
+        }
+        if (m_open_readers < std::max<std::size_t>(1, m_config.read_connections)) {
+            ++m_open_readers;
+            q.unlock();
+            try {
+                return ReaderLease(*this, m_store.open_reader());
+            } catch (...) {
+                q.lock();
+                --m_open_readers;
+                m_reader_cv.notify_one();
+                throw;
+            }
+        }
+        m_reader_cv.wait(q);
+    }
+}
+
+SyncService::ReaderLease::~ReaderLease() {
+    if (m_r) {
+        std::lock_guard q(m_s.m_reader_mutex);
+        m_s.m_idle_readers.push_back(std::move(m_r));
+    }
+    m_s.m_reader_cv.notify_one();
 }
 
 void SyncService::reload() {
@@ -302,27 +349,83 @@ std::set<Id> SyncService::read_back_cases() {
 }
 
 std::size_t SyncService::archive_now() {
-    std::lock_guard lock(m_mutex);
-    if (!m_archive_rule) {
-        return 0;
-    }
-    if (m_shared) {
-        catch_up();
-    }
-    const auto groups = m_archive_rule(m_state);
-    for (const auto& g : groups) {
+    // In chunks, each one store transaction, the service's lock released between them: a
+    // sweep of a long history (the first after archiving is turned on: tens of thousands
+    // of cases) does not hold the requests back. The rule picks the groups again when the
+    // state moved between two chunks for any reason but this sweep's own evictions.
+    constexpr std::size_t k_chunk = 256;
+    std::size_t archived = 0;
+    std::vector<ArchiveGroup> groups;
+    std::size_t next = 0;
+    std::optional<std::uint64_t> chosen_at;
+    std::chrono::steady_clock::duration held{};
+    for (;;) {
+        // Out of the lock as long as the last chunk held it (at most 100 ms): requests
+        // waiting for it go first, and the sweep takes at most half the service's time.
+        if (held.count() > 0) {
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                held, std::chrono::milliseconds(100)));
+        }
+        std::lock_guard lock(m_mutex);
+        const auto began = std::chrono::steady_clock::now();
+        if (!m_archive_rule || m_sweep_cancel.load()) {
+            break;
+        }
+        if (m_shared) {
+            catch_up();
+        }
+        if (chosen_at != m_state.changes()) {
+            groups = m_archive_rule(m_state);
+            next = 0;
+        }
+        if (next == groups.size()) {
+            break;
+        }
+        const std::size_t end = std::min(groups.size(), next + k_chunk);
+        std::vector<std::vector<OpId>> op_ids;
         // Recorded first: a crash after this and before the eviction only leaves the
-        // group in memory, and a restart leaves it out.
-        m_store.archive(g.archived, g.entities);
-        for (const auto& [t, id] : g.entities) {
-            m_state.evict(t, id, m_store.op_ids_of_entity(t, id));
-            m_read_back.erase(id);
-            if (t == EntityType::work_order) {
-                m_past_techs.erase(id);
+        // groups in memory, and a restart leaves them out.
+        m_store.in_transaction(true, [&] {
+            for (std::size_t i = next; i < end; ++i) {
+                m_store.archive(groups[i].archived, groups[i].entities);
+                for (const auto& [t, id] : groups[i].entities) {
+                    op_ids.push_back(m_store.op_ids_of_entity(t, id));
+                }
+            }
+        });
+        std::size_t k = 0;
+        for (std::size_t i = next; i < end; ++i) {
+            for (const auto& [t, id] : groups[i].entities) {
+                m_state.evict(t, id, op_ids[k++]);
+                m_read_back.erase(id);
+                if (t == EntityType::work_order) {
+                    m_past_techs.erase(id);
+                }
             }
         }
+        archived += end - next;
+        m_counters.archived_cases += end - next;
+        next = end;
+        chosen_at = m_state.changes();
+        held = std::chrono::steady_clock::now() - began;
     }
-    return groups.size();
+    if (archived > 0) {
+        std::lock_guard lock(m_mutex);
+        m_state.shrink();
+        m_past_techs.rehash(0);
+        m_read_back.rehash(0);
+        give_back_memory();
+    }
+    return archived;
+}
+
+void SyncService::give_back_memory() {
+    m_store.release_memory();
+#ifdef __GLIBC__
+    // glibc keeps freed memory below the top of its heap: what a fold or a sweep freed
+    // would stay in the process's resident set.
+    malloc_trim(0);
+#endif
 }
 
 void SyncService::start_archiving(ArchiveRule rule, std::int64_t every_ms) {
@@ -331,7 +434,6 @@ void SyncService::start_archiving(ArchiveRule rule, std::int64_t every_ms) {
         m_archive_rule = std::move(rule);
         m_archive_lookups = true;
     }
-    archive_now();
     m_archive_every_ms = std::max<std::int64_t>(every_ms, 1000);
     if (!m_archiver.joinable()) {
         m_archiver = std::thread([this] { archiver(); });
@@ -343,21 +445,26 @@ void SyncService::stop_archiving() {
     m_archive_rule = nullptr;
 }
 
-void SyncService::archiver() {
+void SyncService::await_sweeps(std::uint64_t n) {
     std::unique_lock q(m_commit_mutex);
+    m_sweep_cv.wait(q, [&] { return m_stopping || m_sweeps >= n; });
+}
+
+void SyncService::archiver() {
     for (;;) {
-        if (m_archive_cv.wait_for(q, std::chrono::milliseconds(m_archive_every_ms),
-                                  [&] { return m_stopping; })) {
-            return;
-        }
-        q.unlock();
         try {
             archive_now();
         } catch (const std::exception&) {
             // The store refused (PostgreSQL restarting): memory keeps the groups; the next
             // sweep tries again. Nothing is lost either way: the log holds every op.
         }
-        q.lock();
+        std::unique_lock q(m_commit_mutex);
+        ++m_sweeps;
+        m_sweep_cv.notify_all();
+        if (m_archive_cv.wait_for(q, std::chrono::milliseconds(m_archive_every_ms),
+                                  [&] { return m_stopping; })) {
+            return;
+        }
     }
 }
 
@@ -372,8 +479,14 @@ SyncService::StateSummary SyncService::state_summary() {
 }
 
 SyncCounters SyncService::counters() {
-    std::lock_guard lock(m_mutex);
-    return m_counters;
+    SyncCounters c;
+    {
+        std::lock_guard lock(m_mutex);
+        c = m_counters;
+    }
+    std::lock_guard q(m_commit_mutex);
+    c.archive_sweeps = m_sweeps;
+    return c;
 }
 
 // ---- scope -------------------------------------------------------------------------------------
@@ -1020,7 +1133,10 @@ void SyncService::commit_shared(const std::vector<std::shared_ptr<PendingCommit>
     // One writer at a time across instances: the write transaction holds the database's
     // write lock from before its snapshot to its commit. Inside it, fold what the others
     // committed, then merge every request of the group against that state and commit.
-    std::lock_guard lock(m_mutex);
+    // The service lock is released once the group is merged, before the commit's flush:
+    // pulls and reads of this instance go on meanwhile (as on SQLite, they may see the
+    // group merged before it is durable; a failed commit folds the log again).
+    std::unique_lock lock(m_mutex);
     m_store.in_transaction(true, [&] {
         catch_up();
         m_last_counter.clear(); // counters of this group's requests (the store has the rest)
@@ -1035,6 +1151,7 @@ void SyncService::commit_shared(const std::vector<std::shared_ptr<PendingCommit>
                 m_applied_seq = std::max(m_applied_seq, seqs.back());
             }
         }
+        lock.unlock(); // lock order kept: taken before the store's, released first
     });
 }
 
@@ -1112,12 +1229,14 @@ void SyncService::committer() {
 }
 
 SyncService::~SyncService() {
+    m_sweep_cancel = true;
     {
         std::lock_guard q(m_commit_mutex);
         m_stopping = true;
     }
     m_commit_cv.notify_all();
     m_archive_cv.notify_all();
+    m_sweep_cv.notify_all();
     if (m_committer.joinable()) {
         m_committer.join();
     }
@@ -1274,7 +1393,10 @@ EndpointAnswer SyncService::sync(const std::string& path,
     }
     const auto replica = std::optional(envelope->replica);
     const auto counter = std::optional(envelope->counter);
-    const auto directory = m_directory.current(); // users and devices, without SQLite
+    // A shared store's pulls read on a connection of their own: nothing of a pull waits
+    // behind the writer's transaction.
+    std::optional<ReaderLease> reader(lease_reader());
+    const auto directory = m_directory.current(reader->store()); // users and devices
     const Device* device = directory->device(*replica);
     if (!device) {
         return refuse(ErrorCode::unknown_device,
@@ -1322,15 +1444,30 @@ EndpointAnswer SyncService::sync(const std::string& path,
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
     std::shared_ptr<PendingCommit> pending;
-    if (m_shared) {
+    if (m_shared && req.ops.empty()) {
+        // A pull writes no field fact: its counter is claimed on the reader, atomically
+        // against every instance's write transactions (Store::claim_counter), and it goes
+        // through no write transaction of its own.
+        if (!reader->store().claim_counter(*replica, *counter, req.cursor, now)) {
+            return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
+                                                   " is not above the last one seen (replay)");
+        }
+        std::lock_guard lock(m_mutex);
+        try {
+            m_hlc->receive(req.hlc);
+        } catch (const Error&) {
+            // The device's clock is far ahead: nothing of it is kept.
+        }
+    } else if (m_shared) {
         // Merged by the committer in the database's write transaction: the replay guard
-        // reads the device's counter there, so two instances cannot both accept it.
+        // reads the device's counter there, so two instances cannot both accept it. The
+        // reader goes back meanwhile (the commit may take a while; other pulls use it).
+        reader.reset();
         pending = std::make_shared<PendingCommit>();
         pending->merge = [&](PendingCommit& p) {
-            const auto fresh = m_store.device(*replica);
             auto [seen, first] = m_last_counter.try_emplace(*replica, 0);
             if (first) {
-                seen->second = fresh ? fresh->last_counter : 0;
+                seen->second = m_store.locked_counter(*replica);
             }
             if (*counter <= seen->second) {
                 p.refusal =
@@ -1398,11 +1535,15 @@ EndpointAnswer SyncService::sync(const std::string& path,
         wait_commit(pending);
     }
     // Pull: the technician's feed, or the whole log for office devices.
+    if (!reader) {
+        reader.emplace(lease_reader());
+    }
+    Store& reads = reader->store();
     const std::uint32_t page =
         std::min(req.page_size ? req.page_size : m_config.default_page, m_config.max_page);
     resp.cursor = req.cursor;
     if (user->role == Role::technician) {
-        auto rows = m_store.feed_after(user->id, req.cursor, page + 1);
+        auto rows = reads.feed_after(user->id, req.cursor, page + 1);
         resp.more = rows.size() > page;
         if (resp.more) {
             rows.resize(page);
@@ -1415,7 +1556,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
             }
         }
         std::unordered_map<std::uint64_t, StoredOp> by_seq;
-        for (auto& so : m_store.ops_by_seq(seqs)) {
+        for (auto& so : reads.ops_by_seq(seqs)) {
             by_seq.emplace(so.seq, std::move(so));
         }
         for (const auto& r : rows) {
@@ -1426,9 +1567,9 @@ EndpointAnswer SyncService::sync(const std::string& path,
                 resp.ops.push_back({r.fseq, it->second.op});
             }
         }
-        resp.remaining = m_store.feed_count_after(user->id, resp.cursor);
+        resp.remaining = reads.feed_count_after(user->id, resp.cursor);
     } else {
-        auto ops = m_store.ops_after(req.cursor, page + 1);
+        auto ops = reads.ops_after(req.cursor, page + 1);
         resp.more = ops.size() > page;
         if (resp.more) {
             ops.resize(page);
@@ -1439,7 +1580,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
                 resp.ops.push_back({so.seq, std::move(so.op)});
             }
         }
-        const std::uint64_t last = m_store.last_seq();
+        const std::uint64_t last = reads.last_seq();
         resp.remaining = last > resp.cursor ? last - resp.cursor : 0;
     }
     std::vector<OpId> acked;

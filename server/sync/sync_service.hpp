@@ -20,6 +20,7 @@
 #include "store/directory.hpp"
 #include "store/store.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -39,6 +40,10 @@ struct SyncConfig {
     std::uint32_t max_page = 5000;
     std::int64_t enroll_code_ttl_ms = 24 * 3600 * 1000;
     CodecLimits limits;
+    /// On a store with readers (PostgreSQL): at most this many connections of their own
+    /// serve pulls, so a pull never waits behind the writer's commit; more pulls at once
+    /// wait for one.
+    std::size_t read_connections = 4;
 };
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
@@ -50,6 +55,8 @@ struct SyncCounters {
     std::uint64_t flagged = 0;
     std::uint64_t duplicates = 0;
     std::map<ErrorCode, std::uint64_t> rejected;
+    std::uint64_t archive_sweeps = 0; // sweeps ended since start
+    std::uint64_t archived_cases = 0; // cases this instance took out of memory
 };
 
 /// What a sync endpoint answers: a body, or a refusal by its code. Its HTTP status and
@@ -129,14 +136,17 @@ public:
     /// Picks the groups to take out of memory from the state (the procedure's: cases
     /// closed long enough ago). Reads the state only.
     using ArchiveRule = std::function<std::vector<ArchiveGroup>(const crdt::Replica&)>;
-    /// Sets the rule, takes its groups out of memory now, then again every `every_ms` on a
-    /// thread of its own. While a rule is set, an op that touches an archived entity (its
-    /// own or one its value names), here or committed by another instance, first folds the
-    /// whole group back in from the log.
+    /// Sets the rule; a thread of its own takes the rule's groups out of memory at once
+    /// (requests are served meanwhile), then again every `every_ms`. While a rule is set, an op
+    /// that touches an archived entity (its own or one its value names), here or committed by
+    /// another instance, first folds the whole group back in from the log.
     void start_archiving(ArchiveRule rule, std::int64_t every_ms);
     /// One sweep: each group the rule picks is recorded in the store, then its entities
-    /// and their op ids leave memory. Returns how many cases left.
+    /// and their op ids leave memory, a few hundred groups at a time; what the tables and
+    /// the heap held for them is given back. Returns how many cases left.
     std::size_t archive_now();
+    /// Waits until `n` sweeps of the archiving thread have ended (the first is the start's).
+    void await_sweeps(std::uint64_t n);
     /// No more sweeps (the rule's owner is going away); what is archived stays archived.
     void stop_archiving();
     /// Folds back the archived group that holds `entity`, if it is out of memory (a page
@@ -236,6 +246,27 @@ private:
     /// Folds one archived group back in from the log; the caller holds m_mutex.
     bool restore_group(const Id& case_id, bool for_write);
     void archiver();
+    /// A connection of the store's for reads outside the write transaction, back to the
+    /// pool when the lease ends; empty when the store has none (SQLite).
+    class ReaderLease {
+    public:
+        ReaderLease(SyncService& s, std::unique_ptr<Store> r) : m_s(s), m_r(std::move(r)) {}
+        ReaderLease(ReaderLease&& o) noexcept : m_s(o.m_s), m_r(std::move(o.m_r)) {}
+        ReaderLease(const ReaderLease&) = delete;
+        ReaderLease& operator=(const ReaderLease&) = delete;
+        ReaderLease& operator=(ReaderLease&&) = delete;
+        ~ReaderLease();
+        /// The reader, or the service's store when there is none.
+        Store& store() const { return m_r ? *m_r : m_s.m_store; }
+
+    private:
+        SyncService& m_s;
+        std::unique_ptr<Store> m_r;
+    };
+    ReaderLease lease_reader();
+    /// The store's caches and the heap's free memory back to the system (after a fold or
+    /// a sweep).
+    void give_back_memory();
 
     Store& m_store;
     const bool m_shared; // m_store.shared(): other processes append to the log
@@ -270,8 +301,19 @@ private:
     /// one makes its case current again (its archived figure goes).
     std::unordered_map<Id, Id> m_read_back;
     std::thread m_archiver;
-    std::condition_variable m_archive_cv; // with m_commit_mutex (m_stopping)
+    std::condition_variable m_archive_cv;    // with m_commit_mutex (m_stopping)
+    std::condition_variable m_sweep_cv;      // with m_commit_mutex: m_sweeps moved
+    std::uint64_t m_sweeps = 0;              // sweeps ended (m_commit_mutex)
+    std::atomic<bool> m_sweep_cancel{false}; // the service is going away
     std::int64_t m_archive_every_ms = 0;
+
+    // Readers (a shared store's other connections), opened as pulls need them, at most
+    // m_config.read_connections.
+    bool m_has_readers = false;
+    std::mutex m_reader_mutex;
+    std::condition_variable m_reader_cv;
+    std::vector<std::unique_ptr<Store>> m_idle_readers;
+    std::size_t m_open_readers = 0;
 
     // Group commit: requests merged in memory queue their writes in merge order; one
     // thread commits everything queued in one transaction and wakes the waiters.

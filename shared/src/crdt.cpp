@@ -252,6 +252,7 @@ ApplyResult Replica::apply(const Op& op) {
                                                    std::to_string(op.id.counter) +
                                                    " was already received with different content")};
     }
+    ++m_changes;
     auto& top = m_max_counter[op.id.replica];
     top = std::max(top, op.id.counter);
 
@@ -328,6 +329,7 @@ void Replica::note_counter(const OpId& id) {
 }
 
 void Replica::evict(EntityType t, const Id& id, std::span<const OpId> ops) {
+    ++m_changes;
     for (const OpId& op : ops) {
         m_seen.erase(op);
     }
@@ -353,6 +355,13 @@ void Replica::evict(EntityType t, const Id& id, std::span<const OpId> ops) {
     if (const auto by = m_by_type.find(t); by != m_by_type.end()) {
         by->second.erase(id);
     }
+}
+
+void Replica::shrink() {
+    // rehash(0): the fewest buckets the load factor allows for what is left.
+    m_entities.rehash(0);
+    m_refs.rehash(0);
+    m_seen.rehash(0);
 }
 
 Digest Replica::digest() const {

@@ -12,6 +12,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+
 using namespace otsync;
 using namespace otsync::test;
 
@@ -39,6 +42,8 @@ struct History {
     crdt::Replica scratch;
     std::unique_ptr<crdt::OpMaker> maker;
 
+    Id last_ot; // the OT of the last closed_case
+
     explicit History(const Id& author)
         : maker(std::make_unique<crdt::OpMaker>(k_server_replica, hlc, author)) {}
 
@@ -56,6 +61,7 @@ struct History {
                        I = EntityType::collected_item, E = EntityType::equipment,
                        H = EntityType::handover;
         const Id c = Id::random(), ot = Id::random(), h = Id::random();
+        last_ot = ot;
         const std::string serial = "ARC" + std::to_string(i);
         const Id row = Id::collected_item(ot, serial);
         const auto now = Timestamp{static_cast<std::int64_t>(clock.now_ms())};
@@ -144,7 +150,9 @@ TEST_CASE("archive: 10,000 closed cases leave memory, the reports still count th
         std::string digest_before_restart;
         {
             server::Server root(cfg, clock);
-            // Taken out at start: nothing of the history stays in memory.
+            // Taken out by the sweep that starts with the server: nothing of the history
+            // stays in memory.
+            root.sync().await_sweeps(1);
             CHECK(root.store().archived_count() == n);
             const auto summary = root.sync().state_summary();
             CHECK(summary.entities == 0);
@@ -236,8 +244,81 @@ TEST_CASE("archive: 10,000 closed cases leave memory, the reports still count th
         {
             // With archiving on, the start's sweep takes the touched case out again.
             server::Server root(cfg, clock);
+            root.sync().await_sweeps(1);
             CHECK(root.sync().state_summary().entities == 0);
             CHECK(root.store().archived_count() == n);
+        }
+    }
+}
+
+TEST_CASE("archive: requests go on during the start's sweep, and memory ends as the log "
+          "without the archived groups") {
+    TempDir dir;
+    for (const auto& backend : backends(dir.path)) {
+        CAPTURE(backend.name);
+        auto cfg = backend.config();
+        cfg.auth.pwhash_opslimit = 1;
+        cfg.auth.pwhash_memlimit = 8192;
+        const int n = 3'000; // a dozen chunks of the sweep
+        Id tech_id;
+        std::vector<Id> ots;
+        std::uint64_t logged = 0;
+        {
+            auto store = server::open_store(cfg);
+            const auto bo = add_user(*store, "bo", Role::back_office);
+            tech_id = add_user(*store, "tec", Role::technician).id;
+            History history(bo.id);
+            std::vector<server::StoredOp> ops;
+            for (int i = 0; i < n; ++i) {
+                history.closed_case(ops, i, tech_id);
+                ots.push_back(history.last_ot);
+            }
+            server::SyncWrite w;
+            w.ops = std::move(ops);
+            store->commit_many({&w});
+            logged = store->op_count();
+        }
+        FakeClock clock{k_start + 40 * k_day};
+        cfg.procedure.archive_after_days = 30;
+        std::string digest;
+        std::uint64_t notes = 0;
+        {
+            server::Server root(cfg, clock);
+            // Late notes on old OTs while the start's sweep runs: before their group's
+            // chunk, after it (the group comes back), or after the sweep.
+            std::atomic<bool> stop{false};
+            std::thread toucher([&] {
+                for (int i = 0; i < 300 && !stop; ++i) {
+                    const Id ot = ots[static_cast<std::size_t>(i) * 7919 % ots.size()];
+                    const auto r = root.sync().submit(
+                        tech_id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica&) {
+                            return std::vector<Op>{m.event(EntityType::work_order, ot, "notes",
+                                                           text("nota " + std::to_string(i)))};
+                        });
+                    REQUIRE(r.size() == 1);
+                    CHECK(r[0].status != OpStatus::rejected);
+                    ++notes;
+                }
+            });
+            root.sync().await_sweeps(1);
+            stop = true;
+            toucher.join();
+            CHECK(notes > 0);
+            CHECK(root.store().op_count() == logged + notes); // every note, once
+            const auto archived = root.store().archived_count();
+            CHECK(archived > 0);
+            CHECK(archived <= static_cast<std::uint64_t>(n));
+            digest = root.sync().state_summary().digest;
+            CHECK(root.sync().counters().archived_cases >= archived);
+        }
+        {
+            // A start without sweeping folds the log without the archived groups: the same
+            // state the sweep left in memory.
+            auto no_sweep = cfg;
+            no_sweep.procedure.archive_after_days = 0;
+            server::Server root(no_sweep, clock);
+            CHECK(root.sync().state_summary().digest == digest);
+            CHECK(root.store().op_count() == logged + notes);
         }
     }
 }

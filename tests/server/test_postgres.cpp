@@ -562,3 +562,83 @@ TEST_CASE("postgres: two instances writing at once: replay counters are checked 
     CHECK(a.service->state_summary().digest == b.service->state_summary().digest);
     CHECK(b.service->state_summary().digest == c.service->state_summary().digest);
 }
+
+TEST_CASE("postgres: a pull waits for no write transaction, and a pull carrying the counter of a "
+          "request that another instance is committing is refused once that commits") {
+    const std::string db = fresh_pg_database();
+    std::atomic<bool> armed{false}, in_commit{false}, release{false};
+    server::PostgresOptions oa;
+    oa.conninfo = db;
+    oa.before_commit = [&] {
+        if (armed) {
+            in_commit = true;
+            while (!release) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+        }
+    };
+    Fixture a(server::open_postgres_store(oa));
+    Fixture b(open_pg(db));
+    const Id uno = a.add_user("tec.uno", Role::technician);
+    const Id dos = a.add_user("tec.dos", Role::technician);
+    const Id ot = a.issue_ot(uno, Id::random());
+    (void)a.issue_ot(dos, Id::random());
+    auto d1 = a.enroll(uno);
+    auto d2 = a.enroll(dos);
+    a.sync_all(*d1);
+    a.sync_all(*d2);
+    // tec.uno's note goes to A, which stops inside its write transaction, before writing:
+    // the device's counter has been read there.
+    armed = true;
+    const SyncRequest push =
+        a.request(*d1, {d1->maker->event(EntityType::work_order, ot, "notes", text("llegué"))});
+    std::atomic<unsigned> push_status{0};
+    std::thread pusher([&] { push_status = a.post(*d1, encode_binary(push), false).status; });
+    for (int i = 0; i < 3000 && !in_commit; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(in_commit);
+    // Another device's pull on B is answered meanwhile: no write lock, no commit to wait for.
+    std::atomic<bool> pulled{false};
+    std::thread other([&] {
+        const auto resp = b.sync(*d2);
+        CHECK(resp.ops.empty());
+        pulled = true;
+    });
+    for (int i = 0; i < 3000 && !pulled; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(pulled);
+    // A pull signed with the very counter A is committing, sent to B: it waits for A's
+    // transaction, then finds the counter taken.
+    SyncRequest same;
+    same.replica = d1->replica;
+    same.request_counter = push.request_counter;
+    same.cursor = d1->cursor;
+    same.hlc = d1->hlc->now();
+    std::atomic<unsigned> same_status{0};
+    std::string same_body;
+    std::thread replayer([&] {
+        const auto reply = b.post(*d1, encode_binary(same), false, push.request_counter);
+        same_body = reply.body;
+        same_status = reply.status;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(same_status == 0); // still waiting for A's transaction
+    release = true;
+    pusher.join();
+    replayer.join();
+    other.join();
+    CHECK(push_status == 200);
+    CHECK(same_status == 409);
+    CHECK(same_body.find("replayed") != std::string::npos);
+    CHECK(a.store->device(d1->replica)->last_counter == push.request_counter);
+    // Pulls keep working after, on both, and the note reached the log once.
+    a.sync_all(*d2);
+    b.sync_all(*d1);
+    std::size_t notes = 0;
+    for (const auto& so : a.store->ops_after(0, 0)) {
+        notes += so.op.id.replica == d1->replica;
+    }
+    CHECK(notes == 1);
+}

@@ -450,6 +450,48 @@ TEST_CASE("a sync's counter, cursor and last-seen updates leave the directory ve
     });
 }
 
+TEST_CASE("claim_counter takes a pull's counter only above the stored one, from any "
+          "connection, and moves cursor and last seen forward only") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const Id tech = add_user(s, "tec.quispe");
+        const Device d = enroll_device(s, tech);
+        const auto v = s.directory_version();
+        CHECK(s.locked_counter(d.replica) == 0);
+        CHECK(s.claim_counter(d.replica, 3, 40, k_now + 1000));
+        auto got = s.device(d.replica);
+        REQUIRE(got);
+        CHECK(got->last_counter == 3);
+        CHECK(got->cursor == 40);
+        CHECK(got->last_seen == k_now + 1000);
+        CHECK(s.locked_counter(d.replica) == 3);
+        // The same counter again, or a lower one: a replay, nothing written.
+        CHECK_FALSE(s.claim_counter(d.replica, 3, 99, k_now + 2000));
+        CHECK_FALSE(s.claim_counter(d.replica, 2, 99, k_now + 2000));
+        got = s.device(d.replica);
+        CHECK(got->last_counter == 3);
+        CHECK(got->cursor == 40);
+        CHECK(got->last_seen == k_now + 1000);
+        // Another connection (another instance) sees it and is refused the same.
+        const auto other = e.open_again();
+        CHECK_FALSE(other->claim_counter(d.replica, 3, 41, k_now + 3000));
+        CHECK(other->claim_counter(d.replica, 4, 10, k_now + 3000));
+        got = s.device(d.replica);
+        CHECK(got->last_counter == 4);
+        CHECK(got->cursor == 40); // a cursor never goes back
+        CHECK(got->last_seen == k_now + 3000);
+        // A commit of ops after it keeps the higher of the two counters.
+        SyncWrite w;
+        w.replica = d.replica;
+        w.request_counter = 2;
+        w.now = k_now + 4000;
+        commit(s, w);
+        CHECK(s.device(d.replica)->last_counter == 4);
+        CHECK_FALSE(s.claim_counter(999'999, 1, 0, k_now)); // no such device
+        CHECK(s.directory_version() == v);                  // counters are not the directory
+    });
+}
+
 // ---- sessions -----------------------------------------------------------------------------
 
 TEST_CASE("a session reads back by its token hash until it is deleted") {

@@ -8,8 +8,10 @@
 // straight into a fresh store, as the server's ops would leave it (23 ops a case: the case
 // through its lifecycle, its OT completed, one row received at the warehouse, its
 // equipment's custody and the handover; cases closed 45 days ago and later, one a second),
-// then starts otsync-server on a copy of it, waits until it listens and reads its VmRSS
-// (and VmHWM, the peak) from /proc/PID/status:
+// then starts otsync-server on a copy of it, waits until it listens (with archiving, also
+// until the start's sweep, which runs while the server listens, has ended:
+// otsync_archive_sweeps_total), 1 s more, and reads its VmRSS (and VmHWM, the peak) from
+// /proc/PID/status:
 //   off      without archiving: the whole history in memory;
 //   on       --archive-after-days 30, the first start: the start folds the log, then its
 //            sweep takes every case out;
@@ -147,6 +149,7 @@ struct Memory {
     double file_kib = 0; // and file pages (SQLite maps its database: mmap_size)
     double hwm_kib = 0;
     double start_s = 0; // from exec to listening
+    double sweep_s = 0; // from listening to the end of the start's sweep (archiving on)
 };
 
 /// Starts the server with `args` on `dir`, waits until it listens and has settled, reads
@@ -157,6 +160,19 @@ Memory measure_start(const ArchiveOptions& o, const std::filesystem::path& dir,
     const auto run = bench::start_otsync_server(o.server_bin, args, dir, -1, 3600);
     Memory m;
     m.start_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (args.find("--archive-after-days 0") == std::string::npos) {
+        // The start's sweep runs after the server listens: wait until it has ended.
+        for (;;) {
+            const std::string metrics = bench::bench_http_get(run.port, "/metrics");
+            constexpr std::string_view k_sweeps = "\notsync_archive_sweeps_total ";
+            const auto at = metrics.find(k_sweeps);
+            if (at != std::string::npos && std::stoul(metrics.substr(at + k_sweeps.size())) >= 1) {
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        m.sweep_s = std::chrono::duration<double>(Clock::now() - t0).count() - m.start_s;
+    }
     std::this_thread::sleep_for(std::chrono::seconds(1));
     const pid_t pid = bench::server_pid_of(run.pid);
     m.rss_kib = static_cast<double>(bench::status_kib(pid, "VmRSS:"));
@@ -202,10 +218,12 @@ void run_backend(const ArchiveOptions& o, const std::string& label,
                 runs[std::string(mode) + ".rss_file_kib"].push_back(m.file_kib);
                 runs[std::string(mode) + ".hwm_kib"].push_back(m.hwm_kib);
                 runs[std::string(mode) + ".start_s"].push_back(m.start_s);
+                runs[std::string(mode) + ".sweep_s"].push_back(m.sweep_s);
                 std::cerr << "archive: " << label << " ops=" << n << " repeat=" << rep + 1 << " "
                           << mode << ": VmRSS " << m.rss_kib << " KiB (anon " << m.anon_kib
                           << ", file " << m.file_kib << "), VmHWM " << m.hwm_kib
-                          << " KiB, listening after " << m.start_s << " s\n";
+                          << " KiB, listening after " << m.start_s << " s, sweep ended "
+                          << m.sweep_s << " s later\n";
             }
         }
         for (const auto& [name, v] : runs) {

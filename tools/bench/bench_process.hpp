@@ -128,6 +128,10 @@ inline std::string shell_quoted(const std::string& s) {
     return out + "'";
 }
 
+/// GET `target` from a server on 127.0.0.1:`port`, the body (server_bench.cpp: the bench's
+/// one translation unit with Beast).
+std::string bench_http_get(unsigned short port, const std::string& target);
+
 struct ServerRun {
     pid_t pid = -1; // the shell running the server and the port filter
     unsigned short port = 0;

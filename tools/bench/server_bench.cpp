@@ -335,6 +335,23 @@ HlcTime hlc_now() {
         0);
 }
 
+} // namespace
+
+std::string otsync::bench::bench_http_get(unsigned short port, const std::string& target) {
+    net::io_context ioc;
+    beast::tcp_stream s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(s, req);
+    beast::flat_buffer b;
+    http::response<http::string_body> resp;
+    http::read(s, b, resp);
+    return resp.body();
+}
+
+namespace {
+
 /// Brings every device's cursor to the head so later pulls carry nothing new.
 void catch_up(unsigned short port, std::vector<SimDevice>& devices) {
     for (auto& d : devices) {

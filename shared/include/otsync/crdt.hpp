@@ -157,6 +157,12 @@ public:
     /// Raises max_counter as `id` would, without applying anything (an op left out of
     /// memory: its counter must not be made again).
     void note_counter(const OpId& id);
+    /// Gives back what the hash tables grew to hold before evictions took their elements
+    /// out (bucket arrays are never shrunk by erasing): after a large eviction.
+    void shrink();
+    /// Moves on every op applied for the first time and every eviction: whether the state
+    /// changed between two looks at it.
+    std::uint64_t changes() const noexcept { return m_changes; }
 
     bool has_op(const OpId& id) const { return m_seen.contains(id); }
     std::size_t op_count() const noexcept { return m_seen.size(); }
@@ -191,6 +197,7 @@ private:
     std::unordered_map<RefKey, std::set<Id>, RefKeyHash> m_refs;
     std::unordered_map<OpId, std::uint64_t> m_seen; // op id -> content fingerprint
     std::unordered_map<std::uint64_t, std::uint64_t> m_max_counter;
+    std::uint64_t m_changes = 0;
 };
 
 /// SipHash-2-4 fingerprint of an op's full content, for duplicate/reuse detection.
