@@ -15,6 +15,10 @@
 //   --max-body BYTES        OTSYNC_MAX_BODY           64 KiB
 //   --max-header BYTES      OTSYNC_MAX_HEADER         8 KiB
 //   --max-connections N     OTSYNC_MAX_CONNECTIONS    10000
+//   --max-inflight-body-bytes BYTES OTSYNC_MAX_INFLIGHT_BODY_BYTES 256 MiB (request bodies
+//                                   read or held at once; beyond: 503 with Retry-After)
+//   --compress-min-bytes N  OTSYNC_COMPRESS_MIN_BYTES 256 (answers this large are sent with
+//                                                     zstd or deflate when offered; 0: never)
 //   --header-timeout-ms MS  OTSYNC_HEADER_TIMEOUT_MS  10000
 //   --body-timeout-ms MS    OTSYNC_BODY_TIMEOUT_MS    60000
 //   --idle-timeout-ms MS    OTSYNC_IDLE_TIMEOUT_MS    60000
@@ -107,6 +111,8 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_MAX_BODY", "--max-body"},
         {"OTSYNC_MAX_HEADER", "--max-header"},
         {"OTSYNC_MAX_CONNECTIONS", "--max-connections"},
+        {"OTSYNC_MAX_INFLIGHT_BODY_BYTES", "--max-inflight-body-bytes"},
+        {"OTSYNC_COMPRESS_MIN_BYTES", "--compress-min-bytes"},
         {"OTSYNC_HEADER_TIMEOUT_MS", "--header-timeout-ms"},
         {"OTSYNC_BODY_TIMEOUT_MS", "--body-timeout-ms"},
         {"OTSYNC_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
@@ -187,6 +193,10 @@ Options parse(int argc, char** argv) {
             o.http.header_bytes = number(k, v, 1024, 1u << 20);
         } else if (k == "--max-connections") {
             o.http.max_connections = number(k, v, 1, 1'000'000);
+        } else if (k == "--max-inflight-body-bytes") {
+            o.http.max_inflight_body_bytes = number(k, v, 1024, 1ull << 40);
+        } else if (k == "--compress-min-bytes") {
+            o.http.compress_min_bytes = number(k, v, 0, 1u << 30);
         } else if (k == "--header-timeout-ms") {
             o.http.header_timeout = std::chrono::milliseconds(number(k, v, 10, 3'600'000));
         } else if (k == "--body-timeout-ms") {
@@ -235,6 +245,9 @@ Options parse(int argc, char** argv) {
         } else {
             fail("unknown option '" + k + "'");
         }
+    }
+    if (o.http.max_inflight_body_bytes < std::max(o.max_body_sync, o.max_body)) {
+        fail("--max-inflight-body-bytes must be at least --max-body-sync and --max-body");
     }
     o.sync.limits.max_message_bytes = o.max_body_sync;
     // An inventory file arrives as one request body: its limit is the body's.
@@ -292,6 +305,8 @@ int main(int argc, char** argv) {
                 std::fwrite(line.data(), 1, line.size(), stdout);
                 std::fflush(stdout);
             });
+        server.set_before_body(
+            route_before_body([&root](const RouteRequest& r) { return root.before_body(r); }));
         // Signals first, so a SIGTERM right after start-up is already graceful.
         boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
         boost::asio::steady_timer grace(ioc);

@@ -51,6 +51,8 @@ public:
 
     /// Answers one request (never throws an otsync::Error: it becomes its error reply).
     Reply handle(const RouteRequest& r) { return m_app.handle(r); }
+    /// Before a large body is read: a refusal that needs no body (App::before_body).
+    std::optional<Reply> before_body(const RouteRequest& r) { return m_app.before_body(r); }
     /// The body limit of a request to `path` (the HTTP layer asks before reading a body).
     std::size_t body_limit(std::string_view path) const {
         return App::body_limit(path, m_config.max_body_sync, m_config.max_body);

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages=(
     build-essential cmake ninja-build ccache pkg-config git
     libboost1.81-dev libsqlite3-dev libcereal-dev rapidjson-dev libsodium-dev
-    doctest-dev libpq-dev postgresql-15 zlib1g-dev libssl-dev clang-format
+    doctest-dev libpq-dev postgresql-15 zlib1g-dev libzstd-dev libssl-dev clang-format
     chromium fonts-dejavu-core openjdk-17-jdk-headless nginx systemd
 )
 # Node.js for the browser tests (and the Yjs peer benchmark): a machine that already has

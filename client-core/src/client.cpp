@@ -4,6 +4,7 @@
 #include "local_db.hpp"
 
 #include "otsync/codec.hpp"
+#include "otsync/deflate.hpp"
 #include "otsync/error.hpp"
 #include "otsync/model.hpp"
 #include "otsync/session.hpp"
@@ -31,6 +32,8 @@ namespace {
 
 constexpr int k_local_schema = 1;
 constexpr std::size_t k_push_batch = 500; // ops per request
+/// Request bodies at least this large travel deflated (smaller ones gain nothing).
+constexpr std::size_t k_deflate_min_bytes = 256;
 constexpr std::size_t k_max_signature_png = 256 * 1024;
 constexpr int k_max_pages = 100'000; // bound on one sync's loop
 constexpr const char* k_key_check = "otsync-client-key-check-v1";
@@ -1495,19 +1498,45 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         req.cursor = m->cursor;
         req.hlc = m->hlc->now();
         req.ops = batch;
-        // The counter is durable before it is used, so a crash never reuses one.
-        m->put_meta("request_counter", std::to_string(req.request_counter));
+        // The counter is stored before it is used, so a crash never reuses one; flushed
+        // when the request carries ops. A pull's counter is only written: should a power
+        // loss drop it, the server answers the reused counter 409 and the next one goes on.
+        m->db.transaction(
+            [&] { m->put_meta("request_counter", std::to_string(req.request_counter)); },
+            batch.empty() ? LocalDb::Durability::relaxed : LocalDb::Durability::durable);
         m->request_counter = req.request_counter;
         const std::string body = encode_binary(req);
         const auto envelope =
             session::sign_request(m->replica, req.request_counter, "/v1/sync", body, m->secret);
-        const HttpReply reply =
-            m->exchange(transport, lock, "/v1/sync", session::headers_of(envelope), body);
+        // The signature covers the message; what travels is deflated when that is smaller,
+        // and the server may deflate its answer.
+        auto headers = session::headers_of(envelope);
+        headers["accept-encoding"] = "deflate";
+        std::string wire;
+        if (body.size() >= k_deflate_min_bytes) {
+            wire = deflate_encode(body);
+            if (wire.size() < body.size()) {
+                headers["content-encoding"] = "deflate";
+            } else {
+                wire.clear();
+            }
+        }
+        const std::string& on_wire = wire.empty() ? body : wire;
+        HttpReply reply = m->exchange(transport, lock, "/v1/sync", headers, on_wire);
+        stats.requests++;
+        stats.bytes_up += on_wire.size();
+        stats.bytes_down += reply.body.size();
+        if (reply.status != 0 && (reply.content_encoding == "deflate" ||
+                                  (reply.content_encoding.empty() && looks_deflated(reply.body)))) {
+            try {
+                reply.body = deflate_decode(reply.body, CodecLimits{}.max_message_bytes);
+            } catch (const Error& e) {
+                throw ClientError(code_of(e.code()),
+                                  "the server's answer is not understood: " + e.message());
+            }
+        }
         // What to do with the answer: the session layer's table, shared with the server.
         const session::Reaction reaction = session::reaction_of(reply.status, std::nullopt);
-        stats.requests++;
-        stats.bytes_up += body.size();
-        stats.bytes_down += reply.body.size();
         if (reply.status == 0 && reply.error == OTSYNC_ERR_TLS) {
             // A certificate that is refused does not get better by waiting.
             m->put_meta("last_sync_result", "certificado del servidor rechazado (" +
@@ -1587,54 +1616,61 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
                               "the server's answer is not understood: " + e.message());
         }
         // Apply in one transaction: acks, rejections, pulled ops, cursor, evictions.
-        std::set<std::pair<EntityType, Id>> evict_now;
         std::vector<OpId> skewed; // refused for a clock far ahead: made again below
-        m->db.transaction([&] {
-            for (const auto& r : resp.results) {
-                m->db.run("DELETE FROM outbox WHERE replica=? AND counter=?",
-                          {static_cast<std::int64_t>(r.id.replica),
-                           static_cast<std::int64_t>(r.id.counter)});
-                if (r.status == OpStatus::rejected) {
-                    if (r.code == ErrorCode::clock_skew) {
-                        skewed.push_back(r.id);
-                    }
-                    m->db.run("INSERT OR REPLACE INTO rejections(replica, counter, code, message, "
-                              "at) VALUES(?,?,?,?,?)",
-                              {static_cast<std::int64_t>(r.id.replica),
-                               static_cast<std::int64_t>(r.id.counter),
-                               static_cast<std::int64_t>(r.code), r.message, m->field_now()});
-                    stats.rejected++;
-                } else {
-                    stats.pushed++;
-                    stats.flagged += r.status == OpStatus::flagged ? 1 : 0;
-                }
-            }
-            std::vector<Op> pulled;
-            pulled.reserve(resp.ops.size());
-            for (const auto& s : resp.ops) {
-                pulled.push_back(s.op);
-            }
-            m->store_page(pulled);
-            if (!resp.receipt.empty()) {
-                std::string ids;
+        m->db.transaction(
+            [&] {
                 for (const auto& r : resp.results) {
-                    if (r.status != OpStatus::rejected) {
-                        ids += std::to_string(r.id.replica) + ":" + std::to_string(r.id.counter) +
-                               "\n";
+                    m->db.run("DELETE FROM outbox WHERE replica=? AND counter=?",
+                              {static_cast<std::int64_t>(r.id.replica),
+                               static_cast<std::int64_t>(r.id.counter)});
+                    if (r.status == OpStatus::rejected) {
+                        if (r.code == ErrorCode::clock_skew) {
+                            skewed.push_back(r.id);
+                        }
+                        m->db.run(
+                            "INSERT OR REPLACE INTO rejections(replica, counter, code, message, "
+                            "at) VALUES(?,?,?,?,?)",
+                            {static_cast<std::int64_t>(r.id.replica),
+                             static_cast<std::int64_t>(r.id.counter),
+                             static_cast<std::int64_t>(r.code), r.message, m->field_now()});
+                        stats.rejected++;
+                    } else {
+                        stats.pushed++;
+                        stats.flagged += r.status == OpStatus::flagged ? 1 : 0;
                     }
                 }
-                m->db.run("INSERT OR REPLACE INTO receipts(request_counter, signature, op_ids) "
-                          "VALUES(?,?,?)",
-                          {static_cast<std::int64_t>(req.request_counter), resp.receipt, ids});
-            }
-            m->cursor = resp.cursor;
-            m->put_meta("cursor", std::to_string(resp.cursor));
-            m->hlc->receive(resp.server_hlc);
-            m->put_meta("hlc", std::to_string(m->hlc->state()));
-            for (const auto& e : resp.evicted) {
-                evict_now.insert({e.type, e.id});
-            }
-        });
+                std::vector<Op> pulled;
+                pulled.reserve(resp.ops.size());
+                for (const auto& s : resp.ops) {
+                    pulled.push_back(s.op);
+                }
+                m->store_page(pulled);
+                if (!resp.receipt.empty()) {
+                    std::string ids;
+                    for (const auto& r : resp.results) {
+                        if (r.status != OpStatus::rejected) {
+                            ids += std::to_string(r.id.replica) + ":" +
+                                   std::to_string(r.id.counter) + "\n";
+                        }
+                    }
+                    m->db.run("INSERT OR REPLACE INTO receipts(request_counter, signature, op_ids) "
+                              "VALUES(?,?,?)",
+                              {static_cast<std::int64_t>(req.request_counter), resp.receipt, ids});
+                }
+                m->cursor = resp.cursor;
+                m->put_meta("cursor", std::to_string(resp.cursor));
+                m->hlc->receive(resp.server_hlc);
+                m->put_meta("hlc", std::to_string(m->hlc->state()));
+                for (const auto& e : resp.evicted) {
+                    // With the cursor that passed it: an eviction is never lost to a crash.
+                    m->db.run("INSERT OR IGNORE INTO evictions(entity_type, entity) VALUES(?,?)",
+                              {static_cast<std::int64_t>(e.type),
+                               std::vector<std::uint8_t>(e.id.bytes.begin(), e.id.bytes.end())});
+                }
+                // Nothing here is the device's own field fact: what a power loss drops (acks,
+                // receipts, pulled pages, the cursor, together) is sent again by the server.
+            },
+            LocalDb::Durability::relaxed);
         for (const auto& s : resp.ops) {
             m->state.apply(s.op);
         }
@@ -1648,11 +1684,6 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         // An eviction applies once this device's pending ops on that entity are in.
         bool evicted = false;
         m->db.transaction([&] {
-            for (const auto& [t, id] : evict_now) {
-                m->db.run("INSERT OR IGNORE INTO evictions(entity_type, entity) VALUES(?,?)",
-                          {static_cast<std::int64_t>(t),
-                           std::vector<std::uint8_t>(id.bytes.begin(), id.bytes.end())});
-            }
             std::vector<std::pair<std::int64_t, std::vector<std::uint8_t>>> ready;
             m->db.run("SELECT e.entity_type, e.entity FROM evictions e WHERE NOT EXISTS (SELECT 1 "
                       "FROM outbox x "

@@ -640,6 +640,7 @@ private:
         x.reply.status = res.result_int();
         x.reply.body = std::move(res.body());
         x.reply.content_type = std::string(res[http::field::content_type]);
+        x.reply.content_encoding = std::string(res[http::field::content_encoding]);
         x.reply.error = 0;
         x.keep_alive = res.keep_alive() && !parser.need_eof();
         return x;

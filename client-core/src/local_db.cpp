@@ -130,15 +130,27 @@ void LocalDb::run(const char* sql, const std::vector<Arg>& args,
     }
 }
 
-void LocalDb::transaction(const std::function<void()>& body) {
+void LocalDb::transaction(const std::function<void()>& body, Durability d) {
+    // The mode is the connection's, read at COMMIT: set for this one, FULL again after.
+    const bool relaxed = d == Durability::relaxed;
+    if (relaxed) {
+        exec("PRAGMA synchronous=NORMAL");
+    }
+    const auto restore = [&] {
+        if (relaxed) {
+            sqlite3_exec(m_db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+        }
+    };
     exec("BEGIN IMMEDIATE");
     try {
         body();
         exec("COMMIT");
     } catch (...) {
         sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+        restore();
         throw;
     }
+    restore();
 }
 
 std::vector<std::uint8_t> seal(const std::array<std::uint8_t, 32>& key, std::string_view plain) {

@@ -35,8 +35,16 @@ public:
     void exec(const char* sql);
     void run(const char* sql, const std::vector<Arg>& args = {},
              const std::function<void(const Row&)>& row = {});
+    /// How a transaction's commit reaches the disk.
+    enum class Durability {
+        durable, // fsync before COMMIT returns (the device's own ops: synchronous=FULL)
+        // Written in order but not flushed: a power loss may drop it and any later relaxed
+        // commit, never an earlier one nor half of one (WAL with synchronous=NORMAL); the
+        // next durable commit flushes it too. For what the server sends again when lost.
+        relaxed,
+    };
     /// Runs `body` in BEGIN IMMEDIATE … COMMIT; rolls back if it throws.
-    void transaction(const std::function<void()>& body);
+    void transaction(const std::function<void()>& body, Durability d = Durability::durable);
     std::int64_t changes() const { return sqlite3_changes(m_db); }
 
 private:

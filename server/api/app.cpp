@@ -134,7 +134,24 @@ Reply reply_of(EndpointAnswer a) {
     if (a.refusal) {
         return error_reply(*a.refusal, a.refusal_members);
     }
-    return Reply{200, std::move(a.content_type), std::move(a.body)};
+    Reply r{200, std::move(a.content_type), std::move(a.body)};
+    r.may_compress = true; // ops and receipts: no secret of the session rides along
+    return r;
+}
+
+std::optional<Reply> App::before_body(const RouteRequest& r) {
+    try {
+        if (r.path == "/v1/sync" && r.method == "POST") {
+            if (auto refused = m_sync.check_headers(r.headers)) {
+                return reply_of(std::move(*refused));
+            }
+        } else if (m_api && r.path.rfind("/v1/", 0) == 0) {
+            return m_api->before_body(r);
+        }
+        return std::nullopt;
+    } catch (const Error& e) {
+        return error_reply(e);
+    }
 }
 
 Reply App::handle(const RouteRequest& r) {
@@ -181,6 +198,7 @@ Reply App::serve_web(std::string_view method, std::string_view path) {
     std::ostringstream body;
     body << in.rdbuf();
     Reply reply{200, type->second, body.str()};
+    reply.may_compress = true; // static files
     // Pages load only their own scripts and styles; no framing, no sniffing.
     reply.headers.emplace_back("Content-Security-Policy",
                                "default-src 'self'; img-src 'self' data:; object-src 'none'; "

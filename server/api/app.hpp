@@ -46,6 +46,10 @@ public:
 
     /// Never throws otsync::Error: an error is answered as error_reply(e) (http/reply.hpp).
     Reply handle(const RouteRequest& r);
+    /// Asked before a large body is read (HttpServer's BeforeBody): the refusal that needs
+    /// no body (a sync request from no enrolled device, an import without a session), or
+    /// nullopt to read it. Never throws otsync::Error.
+    std::optional<Reply> before_body(const RouteRequest& r);
     /// The people's REST API (/v1/...), when the server offers it.
     void set_api(class Api* api) { m_api = api; }
     /// The web pages (server/web/): served under /web/, "/" redirects there. Empty: none.

@@ -135,6 +135,24 @@ bool route_matches(std::string_view pattern, std::string_view path) {
     return match(pattern, path, ignored);
 }
 
+namespace {
+
+Reply sign_in_first() {
+    Reply reply = error_reply(
+        Error(ErrorCode::unauthenticated, "sign in first (your session is missing or expired)"));
+    reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return reply;
+}
+
+} // namespace
+
+std::optional<Reply> Api::before_body(const RouteRequest& r) {
+    if (r.path == "/v1/auth/login" || m_auth.authenticate(r.headers)) {
+        return std::nullopt;
+    }
+    return sign_in_first();
+}
+
 std::optional<Reply> Api::handle(const RouteRequest& r) {
     const std::string path(r.path);
     try {
@@ -203,10 +221,7 @@ std::optional<Reply> Api::handle(const RouteRequest& r) {
             return std::nullopt;
         }
         if (!principal) {
-            Reply reply = error_reply(Error(ErrorCode::unauthenticated,
-                                            "sign in first (your session is missing or expired)"));
-            reply.headers.emplace_back("WWW-Authenticate", "Bearer");
-            return reply;
+            return sign_in_first();
         }
         const User& user = principal->user;
         const bool write = r.method != "GET" && r.method != "HEAD";

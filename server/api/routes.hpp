@@ -37,6 +37,9 @@ public:
     /// (http/reply.hpp): the status is the code's.
     std::optional<Reply> handle(const RouteRequest& r);
 
+    /// Before a large body is read: 401 unless the request carries a live session.
+    std::optional<Reply> before_body(const RouteRequest& r);
+
     static const std::vector<RouteInfo>& routes();
 
 private:

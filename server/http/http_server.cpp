@@ -31,6 +31,7 @@
 // out (a throwing handler would escape io_context::run on the caller's thread).
 #include "http/http_server.hpp"
 
+#include "http/content_coding.hpp"
 #include "http/reply.hpp"
 #include "otsync/error.hpp"
 #include "otsync/json_string.hpp"
@@ -100,10 +101,12 @@ class Session;
 struct Shared {
     HttpLimits limits;
     BodyLimit body_limit;
+    BeforeBody before_body;
     Handler handler;
     std::function<void(const AccessLogLine&)> access_log;
 
     std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> inflight_body{0}; // bytes reserved by requests' bodies
     std::atomic<std::size_t> refusing{0};
     std::atomic<bool> stopping{false};
 
@@ -125,6 +128,55 @@ private:
     std::atomic<std::size_t>& m_counter;
 };
 
+/// Body bytes a request holds from the global budget (limits.max_inflight_body_bytes),
+/// given back when it ends.
+class BodyReservation {
+public:
+    BodyReservation() = default;
+    BodyReservation(const BodyReservation&) = delete;
+    BodyReservation& operator=(const BodyReservation&) = delete;
+    ~BodyReservation() { release(); }
+
+    /// Takes `bytes` if they fit under `budget` with what is reserved already.
+    bool take(std::atomic<std::size_t>& pool, std::size_t bytes, std::size_t budget) {
+        release();
+        std::size_t now = pool.load();
+        do {
+            if (bytes > budget || now > budget - bytes) {
+                return false;
+            }
+        } while (!pool.compare_exchange_weak(now, now + bytes));
+        m_pool = &pool;
+        m_bytes = bytes;
+        return true;
+    }
+    /// Takes `bytes` more, beside what this reservation holds already.
+    bool grow(std::size_t bytes, std::size_t budget) {
+        if (!m_pool) {
+            return false;
+        }
+        std::size_t now = m_pool->load();
+        do {
+            if (bytes > budget || now > budget - bytes) {
+                return false;
+            }
+        } while (!m_pool->compare_exchange_weak(now, now + bytes));
+        m_bytes += bytes;
+        return true;
+    }
+    void release() noexcept {
+        if (m_pool) {
+            m_pool->fetch_sub(m_bytes);
+            m_pool = nullptr;
+            m_bytes = 0;
+        }
+    }
+
+private:
+    std::atomic<std::size_t>* m_pool = nullptr;
+    std::size_t m_bytes = 0;
+};
+
 // ---- JSON error bodies ------------------------------------------------------------
 
 /// The error body of http/reply.hpp with `status`: the code's own (http_status) unless
@@ -135,6 +187,17 @@ HttpResponse error_response(ErrorCode code, std::string_view message, unsigned s
     r.content_type = "application/json";
     r.body = error_body(code, message);
     return r;
+}
+
+/// A route's Reply as the HTTP layer sends it.
+HttpResponse response_of(Reply reply) {
+    HttpResponse resp;
+    resp.status = reply.status;
+    resp.content_type = std::move(reply.content_type);
+    resp.body = std::move(reply.body);
+    resp.headers = std::move(reply.headers);
+    resp.may_compress = reply.may_compress;
+    return resp;
 }
 
 // ---- small helpers -----------------------------------------------------------------
@@ -399,6 +462,34 @@ private:
             dispatch_request();
             return;
         }
+        // A body is coming: its bytes are reserved from the budget first (a chunked body
+        // may reach its limit), and a large one is asked about before any of it is read.
+        const std::size_t expected = length ? static_cast<std::size_t>(*length) : limit;
+        if (!m_reservation.take(m_shared->inflight_body, expected,
+                                limits().max_inflight_body_bytes)) {
+            m_parser.reset();
+            auto r = busy();
+            r.close = true; // the body stays unread
+            send(std::move(r), false, false);
+            return;
+        }
+        if (m_shared->before_body && expected > limits().check_before_body_bytes) {
+            std::optional<HttpResponse> refused;
+            try {
+                HttpRequest head = request_line();
+                head.headers = header_map(msg);
+                refused = m_shared->before_body(head);
+            } catch (...) {
+                refused = error_response(ErrorCode::internal, "internal error");
+            }
+            if (refused) {
+                m_parser.reset();
+                m_reservation.release();
+                refused->close = true; // the body stays unread: the connection cannot go on
+                send(std::move(*refused), false, false);
+                return;
+            }
+        }
         const auto expect = msg[http::field::expect];
         if (m_version >= 11 && beast::iequals(trim_ows(expect), "100-continue")) {
             m_continue.emplace(http::status::continue_, m_version);
@@ -456,12 +547,8 @@ private:
 
     // -- handling --------------------------------------------------------------------
 
-    void dispatch_request() {
-        auto msg = m_parser->release();
-        m_parser.reset();
-        const bool keep_alive = msg.keep_alive();
-        const bool head = msg.method() == http::verb::head;
-
+    /// The request as the handler sees it, without headers and body.
+    HttpRequest request_line() const {
         HttpRequest req;
         req.method = m_method;
         req.target = m_target;
@@ -469,38 +556,126 @@ private:
         if (const auto q = req.target.find('?'); q != std::string::npos) {
             req.query = req.target.substr(q + 1);
         }
-        for (const auto& field : msg) {
+        req.remote = m_remote;
+        return req;
+    }
+
+    /// Header fields by lower-cased name, repeated ones joined by ", ".
+    template <class Fields>
+    std::map<std::string, std::string> header_map(const Fields& fields) const {
+        std::map<std::string, std::string> out;
+        for (const auto& field : fields) {
             std::string name(field.name_string());
             std::transform(name.begin(), name.end(), name.begin(), lower);
-            auto [it, inserted] = req.headers.try_emplace(std::move(name), field.value());
+            auto [it, inserted] = out.try_emplace(std::move(name), field.value());
             if (!inserted) {
                 it->second += ", ";
                 it->second += field.value();
             }
         }
         if (!m_authority.empty()) {
-            req.headers["host"] = m_authority; // RFC 9112 §3.2.2: the target's authority wins
+            out["host"] = m_authority; // RFC 9112 §3.2.2: the target's authority wins
         }
+        return out;
+    }
+
+    void dispatch_request() {
+        auto msg = m_parser->release();
+        m_parser.reset();
+        const bool keep_alive = msg.keep_alive();
+        const bool head = msg.method() == http::verb::head;
+
+        HttpRequest req = request_line();
+        req.headers = header_map(msg);
         req.body = std::move(msg.body());
         req.remote = m_remote;
 
-        HttpResponse resp;
-        try {
-            resp = m_shared->handler(req);
-        } catch (const Error& e) {
-            // The HTTP layer's contract (http_server.hpp): 400 with the error's code.
-            resp = error_response(e.code(), error_message(e), 400);
-        } catch (...) {
-            resp = error_response(ErrorCode::internal, "internal error");
+        // A coded body reaches the handler decoded, within the same body limit; what it
+        // decodes to is held from the budget too.
+        std::optional<HttpResponse> refused;
+        const std::size_t wire_bytes = req.body.size();
+        if (auto refusal = decode_request(req.headers, req.body, m_body_limit)) {
+            refused = response_of(std::move(*refusal));
+        } else if (req.body.size() > wire_bytes &&
+                   !m_reservation.grow(req.body.size(), limits().max_inflight_body_bytes)) {
+            refused = busy();
         }
+        const auto accept = req.headers.find("accept-encoding");
+        const Coding answer_coding =
+            accept == req.headers.end() ? Coding::identity : response_coding(accept->second);
+
+        HttpResponse resp;
+        if (refused) {
+            resp = std::move(*refused);
+        } else {
+            try {
+                resp = m_shared->handler(req);
+            } catch (const Error& e) {
+                // The HTTP layer's contract (http_server.hpp): 400 with the error's code.
+                resp = error_response(e.code(), error_message(e), 400);
+            } catch (...) {
+                resp = error_response(ErrorCode::internal, "internal error");
+            }
+        }
+        req.body = std::string(); // the body's bytes go back to the budget with their memory
+        m_reservation.release();
+        encode_response(resp, answer_coding);
         send(std::move(resp), keep_alive, head);
     }
 
     // -- writing ---------------------------------------------------------------------
 
+    HttpResponse busy() const {
+        const auto seconds = std::to_string(limits().busy_retry_after.count());
+        HttpResponse r = error_response(
+            ErrorCode::too_large,
+            "the server is reading too many request bodies at once; retry in " + seconds + " s",
+            503);
+        r.headers.emplace_back("Retry-After", seconds);
+        return r;
+    }
+
+    /// Encodes the body in `coding` when it is large enough and of a kind that compresses
+    /// (not an image, a PDF or an archive), unless the handler coded it itself.
+    void encode_response(HttpResponse& r, Coding coding) const {
+        const std::size_t min = limits().compress_min_bytes;
+        if (!r.may_compress || min == 0 || r.body.size() < min || !compressible(r.content_type)) {
+            return;
+        }
+        for (const auto& [name, value] : r.headers) {
+            if (beast::iequals(name, "content-encoding")) {
+                return;
+            }
+        }
+        r.headers.emplace_back("Vary", "Accept-Encoding");
+        if (coding == Coding::identity) {
+            return;
+        }
+        std::string coded;
+        try {
+            coded = encode_body(coding, r.body);
+        } catch (...) {
+            return; // identity then: the answer still goes out
+        }
+        if (coded.size() < r.body.size()) {
+            r.body = std::move(coded);
+            r.headers.emplace_back("Content-Encoding", std::string(coding_name(coding)));
+        }
+    }
+
+    static bool compressible(std::string_view content_type) {
+        const std::string_view t = content_type.substr(0, content_type.find(';'));
+        if (t.rfind("text/", 0) == 0 || t == "image/svg+xml") {
+            return true;
+        }
+        return t == "application/json" || t == "application/javascript" ||
+               t == "application/x-otsync" || t == "application/xml";
+    }
+
     /// Answers before the handler ran and closes: the code's status unless `status` says.
     void answer_error(ErrorCode code, const std::string& message, unsigned status = 0) {
         m_parser.reset();
+        m_reservation.release();
         auto r = error_response(code, message, status);
         r.close = true;
         send(std::move(r), false, false);
@@ -604,6 +779,7 @@ private:
     }
 
     void close_now() noexcept {
+        m_reservation.release();
         error_code ec;
         m_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
         m_stream.close(); // closes the socket and cancels the timer; never throws
@@ -614,6 +790,7 @@ private:
     beast::tcp_stream m_stream;
     beast::flat_buffer m_buffer;
     std::optional<http::request_parser<http::string_body>> m_parser;
+    BodyReservation m_reservation; // the body's bytes, from its header to its answer
     std::optional<http::response<http::string_body>> m_response;
     std::optional<http::response<http::empty_body>> m_continue;
     std::optional<std::uint64_t> m_id;
@@ -865,16 +1042,33 @@ std::size_t HttpServer::connections() const {
     return m_impl->shared->connections;
 }
 
+void HttpServer::set_before_body(BeforeBody check) {
+    if (m_impl->listener) {
+        throw Error(ErrorCode::invalid_argument, "HttpServer: set_before_body after start");
+    }
+    m_impl->shared->before_body = std::move(check);
+}
+
+std::size_t HttpServer::inflight_body_bytes() const {
+    return m_impl->shared->inflight_body;
+}
+
 Handler route_handler(std::function<Reply(const RouteRequest&)> route) {
     return [route = std::move(route)](const HttpRequest& req) {
         const RouteRequest r{req.method, req.path, req.headers, req.body, req.query, req.remote};
-        Reply reply = route(r);
-        HttpResponse resp;
-        resp.status = reply.status;
-        resp.content_type = std::move(reply.content_type);
-        resp.body = std::move(reply.body);
-        resp.headers = std::move(reply.headers);
-        return resp;
+        return response_of(route(r));
+    };
+}
+
+BeforeBody route_before_body(std::function<std::optional<Reply>(const RouteRequest&)> check) {
+    return [check = std::move(check)](const HttpRequest& head) -> std::optional<HttpResponse> {
+        const RouteRequest r{head.method, head.path,  head.headers,
+                             head.body,   head.query, head.remote};
+        auto reply = check(r);
+        if (!reply) {
+            return std::nullopt;
+        }
+        return response_of(std::move(*reply));
     };
 }
 

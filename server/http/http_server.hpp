@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +47,9 @@ struct HttpResponse {
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
     bool close = false; // close the connection after this response
+    // May be sent with a content coding the request offers (HttpLimits::compress_min_bytes,
+    // Reply::may_compress).
+    bool may_compress = false;
 };
 
 /// Called on the connection's strand, from any of the io threads, so it must be
@@ -64,6 +68,14 @@ Handler route_handler(std::function<Reply(const RouteRequest&)> route);
 /// An empty BodyLimit means 1 MiB for every request.
 using BodyLimit = std::function<std::size_t(std::string_view method, std::string_view path)>;
 
+/// Asked about a request whose body may be large, once its header is read and before any
+/// of its body is: `head` is the request without its body. An answer refuses the request
+/// (it is sent and the connection closed, the body never read); nullopt reads the body.
+/// Called on the connection's strand: thread-safe, like the Handler.
+using BeforeBody = std::function<std::optional<HttpResponse>(const HttpRequest& head)>;
+/// The BeforeBody that asks the routes (`App::before_body`) with a body-less RouteRequest.
+BeforeBody route_before_body(std::function<std::optional<Reply>(const RouteRequest&)> check);
+
 /// Every limit of the HTTP layer (docs/architecture.md §9: explicit and configurable).
 struct HttpLimits {
     std::size_t header_bytes = 8 * 1024;
@@ -78,6 +90,18 @@ struct HttpLimits {
     std::chrono::milliseconds idle_timeout{60'000};  // keep-alive wait between requests
     std::chrono::milliseconds write_timeout{30'000}; // whole response in this time
     std::size_t max_connections = 10'000;            // beyond it: 503 and close
+    // Bytes of request bodies all connections may be reading or holding at once: a body
+    // reserves its Content-Length (a chunked one its body limit) from its header until its
+    // handler has answered. A request that does not fit is answered 503 with Retry-After
+    // and its body is not read, so connections × body limit cannot exceed the machine.
+    std::size_t max_inflight_body_bytes = 256u << 20;
+    std::chrono::seconds busy_retry_after{2}; // Retry-After of that 503
+    // Bodies larger than this (and chunked ones) go through BeforeBody before being read.
+    std::size_t check_before_body_bytes = 64 * 1024;
+    // Responses of at least this many bytes (text, JSON, sync messages) are encoded with
+    // zstd or deflate when the request's Accept-Encoding offers one; 0: never. Request
+    // bodies in either coding are decoded whatever this says (content_coding.hpp).
+    std::size_t compress_min_bytes = 256;
 };
 
 /// One line per answered request (requests cut by a timeout or a dropped
@@ -111,6 +135,11 @@ public:
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
+
+    /// The check of large requests before their body (none by default). Call before start().
+    void set_before_body(BeforeBody check);
+    /// Bytes of request bodies reserved right now (max_inflight_body_bytes). Thread-safe.
+    std::size_t inflight_body_bytes() const;
 
     /// Binds, listens and starts accepting. Throws otsync::Error (invalid_argument)
     /// when the host does not resolve or the address cannot be bound. Call once.

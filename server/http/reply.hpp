@@ -32,6 +32,10 @@ struct Reply {
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers{}; // e.g. Set-Cookie
+    // The HTTP layer may encode the body as the request's Accept-Encoding offers: only for
+    // answers that hold no secret beside text a request put there (BREACH): sync pages and
+    // the pages' files, not the API's JSON (session tokens, CSRF).
+    bool may_compress = false;
 };
 
 /// THE HTTP status of an error code, one per code (docs/api.md §3). The sync session's

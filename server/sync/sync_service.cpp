@@ -1365,6 +1365,43 @@ EndpointAnswer SyncService::enroll(const std::string& body) {
             "\",\"protocol_version\":" + std::to_string(k_protocol_version) + "}"};
 }
 
+SyncService::Gate SyncService::open_envelope(const std::map<std::string, std::string>& headers,
+                                             Store& via) {
+    Gate g;
+    g.envelope = session::read_envelope(headers);
+    const std::string content_type = g.envelope ? g.envelope->content_type : [&] {
+        std::string t = header(headers, "content-type");
+        return t.substr(0, t.find(';'));
+    }();
+    g.json = content_type == k_content_type_json;
+    if (!g.json && content_type != k_content_type_binary) {
+        g.refused = refusal(Error(ErrorCode::unsupported_media_type,
+                                  std::string("Content-Type must be ") + k_content_type_binary +
+                                      " or " + k_content_type_json));
+        return g;
+    }
+    if (!g.envelope) {
+        g.refused = refusal(
+            Error(ErrorCode::unauthenticated,
+                  "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required"));
+        return g;
+    }
+    g.directory = m_directory.current(via); // users and devices
+    g.device = g.directory->device(g.envelope->replica);
+    if (!g.device) {
+        g.refused =
+            refusal(Error(ErrorCode::unknown_device,
+                          "no enrolled device has replica " + std::to_string(g.envelope->replica)));
+    }
+    return g;
+}
+
+std::optional<EndpointAnswer>
+SyncService::check_headers(const std::map<std::string, std::string>& headers) {
+    const ReaderLease reader(lease_reader());
+    return open_envelope(headers, reader.store()).refused;
+}
+
 EndpointAnswer SyncService::sync(const std::string& path,
                                  const std::map<std::string, std::string>& headers,
                                  const std::string& body) {
@@ -1373,35 +1410,22 @@ EndpointAnswer SyncService::sync(const std::string& path,
     // a revocation carries the server's signed proof, the one answer on which a device
     // deletes data.
     namespace S = session;
-    const auto envelope = S::read_envelope(headers);
-    const std::string content_type = envelope ? envelope->content_type : [&] {
-        std::string t = header(headers, "content-type");
-        return t.substr(0, t.find(';'));
-    }();
-    const bool json = content_type == k_content_type_json;
-    if (!json && content_type != k_content_type_binary) {
-        return refusal(Error(ErrorCode::unsupported_media_type,
-                             std::string("Content-Type must be ") + k_content_type_binary + " or " +
-                                 k_content_type_json));
-    }
     const auto refuse = [](ErrorCode code, const std::string& message) {
         return refusal(Error(code, message)); // the status the devices' table expects
     };
-    if (!envelope) {
-        return refuse(ErrorCode::unauthenticated,
-                      "X-Otsync-Replica, X-Otsync-Counter and X-Otsync-Signature are required");
-    }
-    const auto replica = std::optional(envelope->replica);
-    const auto counter = std::optional(envelope->counter);
     // A shared store's pulls read on a connection of their own: nothing of a pull waits
     // behind the writer's transaction.
     std::optional<ReaderLease> reader(lease_reader());
-    const auto directory = m_directory.current(reader->store()); // users and devices
-    const Device* device = directory->device(*replica);
-    if (!device) {
-        return refuse(ErrorCode::unknown_device,
-                      "no enrolled device has replica " + std::to_string(*replica));
+    auto gate = open_envelope(headers, reader->store());
+    if (gate.refused) {
+        return std::move(*gate.refused);
     }
+    const auto& envelope = gate.envelope;
+    const bool json = gate.json;
+    const auto& directory = gate.directory;
+    const Device* device = gate.device;
+    const auto replica = std::optional(envelope->replica);
+    const auto counter = std::optional(envelope->counter);
     if (!S::verify_envelope(*envelope, path, body, device->public_key)) {
         return refuse(ErrorCode::bad_signature, "signature does not verify");
     }

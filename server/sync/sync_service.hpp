@@ -17,6 +17,7 @@
 #include "otsync/crdt.hpp"
 #include "otsync/crypto.hpp"
 #include "otsync/error.hpp"
+#include "otsync/session.hpp"
 #include "store/directory.hpp"
 #include "store/store.hpp"
 
@@ -82,6 +83,12 @@ public:
     /// x-otsync-counter, x-otsync-signature (base64 Ed25519 over sync_signing_string).
     EndpointAnswer sync(const std::string& path, const std::map<std::string, std::string>& headers,
                         const std::string& body);
+
+    /// POST /v1/sync's checks that need no body (docs/protocol.md §2.3 steps 1–3: media
+    /// type, envelope headers, an enrolled device): the refusal sync() would answer, or
+    /// nullopt. Asked before a large body is read, so a stranger cannot make the server
+    /// hold one.
+    std::optional<EndpointAnswer> check_headers(const std::map<std::string, std::string>& headers);
 
     /// Ops made on the server (replica 0) by a user with a role, through the same
     /// validation as a device's; `make` builds them with the server's OpMaker.
@@ -157,6 +164,16 @@ public:
     std::set<Id> read_back_cases();
 
 private:
+    /// Steps 1–3 of a sync request: the envelope and its device, or the refusal.
+    struct Gate {
+        std::optional<session::Envelope> envelope;
+        bool json = false;
+        std::shared_ptr<const Directory::Snapshot> directory;
+        const Device* device = nullptr;
+        std::optional<EndpointAnswer> refused;
+    };
+    Gate open_envelope(const std::map<std::string, std::string>& headers, Store& via);
+
     struct Actor {
         Id user;
         Role role;

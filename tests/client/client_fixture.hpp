@@ -1,17 +1,22 @@
 // The in-process fixture of client-core's tests: the real server code (store, sync
-// service, routes) behind a loopback transport that can drop, duplicate and delay, and
-// helpers to issue and reassign OTs as back office does.
+// service, routes) behind a loopback transport that can drop, duplicate and delay,
+// helpers to issue and reassign OTs as back office does, and a count of the device
+// database's flushes.
 #pragma once
 
 #include "otsync/client.hpp"
 
 #include "../temp_dir.hpp"
+#include "http/content_coding.hpp"
 #include "server.hpp"
 
 #include "otsync/view.hpp"
 
 #include <doctest/doctest.h>
 
+#include <sqlite3.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -36,7 +41,17 @@ public:
     HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
                    const std::string& body) override {
         const auto call = [&] {
-            const server::RouteRequest r{"POST", path, headers, body};
+            // As the HTTP layer does first: the body decoded from its Content-Encoding.
+            auto h = headers;
+            auto b = body;
+            const bool deflated = h.contains("content-encoding");
+            if (auto refused = server::decode_request(h, b, k_max_body)) {
+                return HttpReply{refused->status, refused->body};
+            }
+            deflated_requests += deflated ? 1 : 0;
+            wire_bytes += body.size();
+            message_bytes += b.size();
+            const server::RouteRequest r{"POST", path, h, b};
             const auto reply = m_app.handle(r);
             return HttpReply{reply.status, reply.body};
         };
@@ -61,6 +76,9 @@ public:
     }
 
     int dropped_requests = 0, dropped_answers = 0, duplicated = 0, delayed = 0;
+    int deflated_requests = 0;                          // sent with Content-Encoding
+    std::size_t wire_bytes = 0, message_bytes = 0;      // request bodies, as sent and decoded
+    static constexpr std::size_t k_max_body = 8u << 20; // the server's default sync limit
 
 private:
     bool roll() { return m_faults > 0 && static_cast<int>(m_rng() % 100) < m_faults; }
@@ -91,11 +109,13 @@ private:
 struct Server {
     /// A server on a new database, or on `db_path` (a restored backup); its clock runs
     /// `clock_offset_ms` from the system's.
-    explicit Server(const std::string& db_path = {}, std::int64_t clock_offset_ms = 0)
+    explicit Server(const std::string& db_path = {}, std::int64_t clock_offset_ms = 0,
+                    server::SyncConfig sync_config = {})
         : clock(clock_offset_ms) {
         server::ServerConfig config;
         config.data_dir = dir.path;
         config.db_path = db_path;
+        config.sync = sync_config;
         root = std::make_unique<server::Server>(config, clock);
         store = &root->store();
         sync = &root->sync();
@@ -161,6 +181,105 @@ struct Server {
     server::SyncService* sync = nullptr;
     server::App* app = nullptr;
     Id office;
+};
+
+/// Counts the flushes (xSync) of every SQLite file opened while it lives: a VFS that
+/// forwards everything to the default one and becomes the default itself. One at a time.
+class SyncCountingVfs {
+public:
+    SyncCountingVfs() {
+        s_real = sqlite3_vfs_find(nullptr);
+        REQUIRE(s_real);
+        m_vfs = *s_real;
+        m_vfs.zName = "otsync-sync-counting";
+        m_vfs.szOsFile = static_cast<int>(sizeof(File)) + s_real->szOsFile;
+        m_vfs.xOpen = &open;
+        REQUIRE(sqlite3_vfs_register(&m_vfs, 1) == SQLITE_OK);
+        s_syncs = 0;
+    }
+    ~SyncCountingVfs() { sqlite3_vfs_unregister(&m_vfs); }
+    SyncCountingVfs(const SyncCountingVfs&) = delete;
+    SyncCountingVfs& operator=(const SyncCountingVfs&) = delete;
+
+    /// Flushes so far, of any file (database, WAL, journal).
+    static std::uint64_t syncs() { return s_syncs.load(); }
+
+private:
+    struct File {
+        sqlite3_file base;
+        sqlite3_file* real; // follows this struct in the same allocation
+    };
+    static sqlite3_file* real(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
+
+    static int open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out) {
+        auto* file = reinterpret_cast<File*>(f);
+        file->real = reinterpret_cast<sqlite3_file*>(file + 1);
+        file->base.pMethods = nullptr;
+        const int rc = s_real->xOpen(s_real, name, file->real, flags, out);
+        if (rc == SQLITE_OK && file->real->pMethods) {
+            s_methods = *file->real->pMethods;
+            s_methods.xClose = [](sqlite3_file* x) { return real(x)->pMethods->xClose(real(x)); };
+            s_methods.xRead = [](sqlite3_file* x, void* b, int n, sqlite3_int64 o) {
+                return real(x)->pMethods->xRead(real(x), b, n, o);
+            };
+            s_methods.xWrite = [](sqlite3_file* x, const void* b, int n, sqlite3_int64 o) {
+                return real(x)->pMethods->xWrite(real(x), b, n, o);
+            };
+            s_methods.xTruncate = [](sqlite3_file* x, sqlite3_int64 n) {
+                return real(x)->pMethods->xTruncate(real(x), n);
+            };
+            s_methods.xSync = [](sqlite3_file* x, int sync_flags) {
+                ++s_syncs;
+                return real(x)->pMethods->xSync(real(x), sync_flags);
+            };
+            s_methods.xFileSize = [](sqlite3_file* x, sqlite3_int64* n) {
+                return real(x)->pMethods->xFileSize(real(x), n);
+            };
+            s_methods.xLock = [](sqlite3_file* x, int l) {
+                return real(x)->pMethods->xLock(real(x), l);
+            };
+            s_methods.xUnlock = [](sqlite3_file* x, int l) {
+                return real(x)->pMethods->xUnlock(real(x), l);
+            };
+            s_methods.xCheckReservedLock = [](sqlite3_file* x, int* r) {
+                return real(x)->pMethods->xCheckReservedLock(real(x), r);
+            };
+            s_methods.xFileControl = [](sqlite3_file* x, int op, void* a) {
+                return real(x)->pMethods->xFileControl(real(x), op, a);
+            };
+            s_methods.xSectorSize = [](sqlite3_file* x) {
+                return real(x)->pMethods->xSectorSize(real(x));
+            };
+            s_methods.xDeviceCharacteristics = [](sqlite3_file* x) {
+                return real(x)->pMethods->xDeviceCharacteristics(real(x));
+            };
+            s_methods.xShmMap = [](sqlite3_file* x, int i, int sz, int e, void volatile** p) {
+                return real(x)->pMethods->xShmMap(real(x), i, sz, e, p);
+            };
+            s_methods.xShmLock = [](sqlite3_file* x, int o, int n, int fl) {
+                return real(x)->pMethods->xShmLock(real(x), o, n, fl);
+            };
+            s_methods.xShmBarrier = [](sqlite3_file* x) {
+                real(x)->pMethods->xShmBarrier(real(x));
+            };
+            s_methods.xShmUnmap = [](sqlite3_file* x, int d) {
+                return real(x)->pMethods->xShmUnmap(real(x), d);
+            };
+            s_methods.xFetch = [](sqlite3_file* x, sqlite3_int64 o, int n, void** p) {
+                return real(x)->pMethods->xFetch(real(x), o, n, p);
+            };
+            s_methods.xUnfetch = [](sqlite3_file* x, sqlite3_int64 o, void* p) {
+                return real(x)->pMethods->xUnfetch(real(x), o, p);
+            };
+            file->base.pMethods = &s_methods;
+        }
+        return rc;
+    }
+
+    sqlite3_vfs m_vfs{};
+    static inline sqlite3_vfs* s_real = nullptr;
+    static inline sqlite3_io_methods s_methods{};
+    static inline std::atomic<std::uint64_t> s_syncs{0};
 };
 
 /// Every entity the device holds equals the server's technician view of it.

@@ -80,6 +80,9 @@ TEST_CASE(
     CHECK(faulty.dropped_answers > 0);
     CHECK(faulty.duplicated > 0);
     CHECK(faulty.delayed > 0);
+    // The batches travelled deflated: fewer bytes on the wire than in the signed messages.
+    CHECK(faulty.deflated_requests > 0);
+    CHECK(faulty.wire_bytes * 10 < faulty.message_bytes * 8);
     CHECK(c.pending() == 0);
     CHECK(s.store->op_count() == server_ops_before + made); // each op stored exactly once
     s.sync->read_state([&](const crdt::Replica& st) {
@@ -435,4 +438,37 @@ TEST_CASE("a reassigned OT's equipment stays with the technician who collected i
     CHECK_THROWS_AS(q.verify_receipt(h.hex()), ClientError); // not Quispe's handover
     check_equal_scope(s, m);
     check_equal_scope(s, q);
+}
+
+TEST_CASE("a first download's pages are written without flushes of their own; a recorded item "
+          "is flushed before it counts") {
+    server::SyncConfig small_pages;
+    small_pages.default_page = 25;
+    Server s({}, 0, small_pages);
+    const Id tech = s.add_user("tec.descarga", Role::technician);
+    const auto ots = s.issue(tech, 40, "ZTEG"); // 11 ops each: about 18 pages
+    TempDir dev;
+    LoopbackTransport good(*s.app);
+    const SyncCountingVfs vfs; // the device's files from here on
+    Client c((dev.path / "device.db").string(), key_of(7));
+    c.enroll(good, "http://loopback", s.code(tech), "Samsung A14");
+
+    const auto before = SyncCountingVfs::syncs();
+    const auto stats = c.sync(good);
+    const auto during = SyncCountingVfs::syncs() - before;
+    CHECK(stats.received >= 440);
+    CHECK(stats.requests >= 17);
+    CAPTURE(during);
+    // Each page and its cursor commit together, written but not flushed: what a power loss
+    // drops the server sends again. (Flushing each page made one or more per request.)
+    CHECK(during < 3);
+    REQUIRE(c.list_ots_json("assigned").find(ots[39].hex()) != std::string::npos);
+
+    // The device's own field fact is flushed the moment it is recorded.
+    const auto before_collect = SyncCountingVfs::syncs();
+    c.set_status(ots[0].hex(), "on_site", "");
+    CHECK(SyncCountingVfs::syncs() > before_collect);
+    const auto before_item = SyncCountingVfs::syncs();
+    CHECK(c.collect(ots[0].hex(), "ZTEG0-0", "ONT", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    CHECK(SyncCountingVfs::syncs() > before_item);
 }

@@ -186,8 +186,9 @@ private:
 
 struct HttpResult {
     unsigned status = 0; // 0: connection failed or cut
-    std::string body;
+    std::string body;    // as it came: decode it by content_encoding
     std::string content_type;
+    std::string content_encoding;
 };
 
 /// One request to the server on `port` through client-core's built-in transport (the same
@@ -199,7 +200,7 @@ inline HttpResult http_call(unsigned short port, const std::string& method,
     const auto transport =
         client::make_http_transport("http://127.0.0.1:" + std::to_string(port), options);
     const client::HttpReply r = transport->request(method, target, headers, body);
-    return {r.status, r.body, r.content_type};
+    return {r.status, r.body, r.content_type, r.content_encoding};
 }
 
 /// A device over real HTTP.

@@ -25,6 +25,7 @@
 
 #include "otsync/client.h"
 #include "otsync/crdt.hpp"
+#include "otsync/deflate.hpp"
 #include "otsync/model.hpp"
 #include "otsync/view.hpp"
 
@@ -168,7 +169,11 @@ struct Device {
         const bool sync = path == "/v1/sync";
         std::vector<Op> ops;
         if (sync) {
-            ops = decode_sync_request(body).ops;
+            const auto coded = headers.find("content-encoding");
+            ops = decode_sync_request(coded != headers.end() && coded->second == "deflate"
+                                          ? deflate_decode(body, 8u << 20)
+                                          : body)
+                      .ops;
             const std::lock_guard lock(ledger.mu);
             for (const Op& op : ops) {
                 ledger.sent[op.id] = op;
@@ -186,7 +191,8 @@ struct Device {
             ++ledger.answers_5xx;
         }
         if (sync && r.status == 200) {
-            const SyncResponse resp = decode_sync_response(r.body);
+            const SyncResponse resp = decode_sync_response(
+                r.content_encoding == "deflate" ? deflate_decode(r.body, 64u << 20) : r.body);
             const std::lock_guard lock(ledger.mu);
             for (const OpResult& res : resp.results) {
                 ledger.answers[res.id].insert(res.status);

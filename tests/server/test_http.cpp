@@ -5,6 +5,8 @@
 // timing beyond "eventually". Also the error model: one status per error code.
 #include "http/http_server.hpp"
 
+#include "http/content_coding.hpp"
+
 #include "server.hpp"
 #include "sync_fixture.hpp"
 
@@ -68,6 +70,12 @@ HttpResponse test_handler(const HttpRequest& req) {
         return text(req.method + "\n" + req.target + "\n" + req.path + "\n" + req.query + "\n" +
                     (header == req.headers.end() ? "-" : header->second) + "\n" + req.remote);
     }
+    if (req.path == "/big") { // 8 KiB of text, and what the handler saw of the body
+        auto r = text(std::string(8192, 'a') + "|" + req.body + "|" +
+                      (req.headers.contains("content-encoding") ? "coded" : "plain"));
+        r.may_compress = req.query != "secret";
+        return r;
+    }
     if (req.path == "/close") {
         auto r = text("bye");
         r.close = true;
@@ -96,7 +104,7 @@ std::size_t test_body_limit(std::string_view, std::string_view path) {
 class TestServer {
 public:
     explicit TestServer(HttpLimits limits = {}, unsigned threads = 2,
-                        Handler handler = test_handler) {
+                        Handler handler = test_handler, BeforeBody before_body = {}) {
         m_server =
             std::make_unique<HttpServer>(m_ioc, "127.0.0.1", 0, limits, test_body_limit,
                                          std::move(handler), [this](const AccessLogLine& line) {
@@ -104,6 +112,9 @@ public:
                                              m_log.push_back(line);
                                              m_log_json.push_back(access_log_json(line));
                                          });
+        if (before_body) {
+            m_server->set_before_body(std::move(before_body));
+        }
         m_server->start();
         for (unsigned i = 0; i < threads; ++i) {
             m_pool.emplace_back([this] { m_ioc.run(); });
@@ -345,6 +356,9 @@ struct AppStack {
 
     Handler handler() {
         return route_handler([this](const RouteRequest& r) { return root->handle(r); });
+    }
+    BeforeBody before_body() {
+        return route_before_body([this](const RouteRequest& r) { return root->before_body(r); });
     }
 
     test::TempDir dir;
@@ -719,6 +733,222 @@ TEST_CASE("beyond max_connections: 503 too many connections, then close") {
     check_alive(server);
     // The 200 is logged once its write completes, which may be after the client read it.
     CHECK(eventually([&] { return server.log().back().status == 200; }));
+}
+
+TEST_CASE("request bodies beyond the in-flight budget: 503 with Retry-After, the body unread, "
+          "and the budget back once answered") {
+    HttpLimits limits;
+    limits.max_inflight_body_bytes = 1'000'000;
+    TestServer server(limits);
+    net::io_context ioc;
+    const std::string body(600'000, 'b');
+    const std::string head =
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n";
+    // A holds 600 kB of the budget: its header is in, its body only begun.
+    Client a(ioc, server.port());
+    REQUIRE(a.send(head + body.substr(0, 100'000)));
+    REQUIRE(eventually([&] { return server.server().inflight_body_bytes() == body.size(); }));
+    {
+        // B's 600 kB do not fit beside it: refused from the header, nothing of it read.
+        Client b(ioc, server.port());
+        REQUIRE(b.send(head));
+        const auto r = b.read_reply();
+        REQUIRE(r);
+        CHECK(r->status == 503);
+        check_error_body(*r, "too_large");
+        CHECK(r->headers.at("retry-after") == "2");
+        CHECK(r->headers.at("connection") == "close");
+        CHECK(b.closed_within(10s));
+    }
+    // A small body still fits; a chunked one reserves its whole limit (1 MiB): no room.
+    {
+        Client c(ioc, server.port());
+        REQUIRE(c.send(post("/echo", "small")));
+        const auto r = c.read_reply();
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->body == "small");
+    }
+    check_refused(server, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  503, "too_large");
+    CHECK(server.server().inflight_body_bytes() == body.size());
+    // A ends its body and is answered: the budget is whole again, and B's retry fits.
+    REQUIRE(a.send(body.substr(100'000)));
+    const auto ra = a.read_reply(10s);
+    REQUIRE(ra);
+    CHECK(ra->status == 200);
+    CHECK(ra->body.size() == body.size());
+    CHECK(eventually([&] { return server.server().inflight_body_bytes() == 0; }));
+    Client retry(ioc, server.port());
+    REQUIRE(retry.send(head + body));
+    const auto rr = retry.read_reply(10s);
+    REQUIRE(rr);
+    CHECK(rr->status == 200);
+    // A connection that dies half-way through its body gives its share back too.
+    {
+        Client d(ioc, server.port());
+        REQUIRE(d.send(head + body.substr(0, 1000)));
+        REQUIRE(eventually([&] { return server.server().inflight_body_bytes() == body.size(); }));
+        d.close();
+    }
+    CHECK(eventually([&] { return server.server().inflight_body_bytes() == 0; }));
+    check_alive(server);
+}
+
+TEST_CASE("a large sync request from no enrolled device is refused before its body is read") {
+    AppStack stack;
+    TestServer server({}, 2, stack.handler(), stack.before_body());
+    // A technician's device, enrolled.
+    User tech;
+    tech.id = Id::natural("user", "tec.quispe");
+    tech.name = "tec.quispe";
+    tech.role = Role::technician;
+    tech.created_at = static_cast<std::int64_t>(stack.clock.now_ms());
+    stack.store->add_user(tech);
+    const auto key = SigningKeyPair::generate();
+    const auto enrolled = reply_of(stack.root->sync().enroll(
+        "{\"code\":\"" + stack.root->sync().new_enroll_code(tech.id) + "\",\"public_key\":\"" +
+        to_base64(key.public_key) + "\",\"label\":\"A14\"}"));
+    REQUIRE(enrolled.status == 200);
+    const auto replica = std::stoull(enrolled.body.substr(enrolled.body.find("\"replica\":") + 10));
+
+    const std::size_t big = 900'000; // announced, never sent (the limit here is 1 MiB)
+    const auto head = [&](std::uint64_t as_replica, bool with_envelope) {
+        std::string h = "POST /v1/sync HTTP/1.1\r\nHost: t\r\nContent-Type: " +
+                        std::string(k_content_type_binary) +
+                        "\r\nContent-Length: " + std::to_string(big) + "\r\n";
+        if (with_envelope) {
+            const Signature zero{};
+            h += "X-Otsync-Replica: " + std::to_string(as_replica) +
+                 "\r\nX-Otsync-Counter: 1\r\nX-Otsync-Signature: " + to_base64(zero) + "\r\n";
+        }
+        return h + "\r\n";
+    };
+    net::io_context ioc;
+    // No envelope, and an envelope of a replica nobody enrolled: answered from the header.
+    check_refused(server, head(replica, false), 401, "unauthenticated");
+    check_refused(server, head(replica + 1000, true), 401, "unknown_device");
+    // The enrolled device's header passes: the server waits for the body (no early answer).
+    {
+        Client c(ioc, server.port());
+        REQUIRE(c.send(head(replica, true)));
+        CHECK_FALSE(c.read_reply(500ms));
+        CHECK(server.server().inflight_body_bytes() == big);
+    }
+    CHECK(eventually([&] { return server.server().inflight_body_bytes() == 0; }));
+    // A large inventory import without a session: 401 before its body.
+    check_refused(server,
+                  "POST /v1/inventory/import HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                  "Content-Length: 900000\r\n\r\n",
+                  401, "unauthenticated");
+    // A small sync body is not asked about before it is read: the full checks answer it.
+    {
+        Client c(ioc, server.port());
+        REQUIRE(c.send("POST /v1/sync HTTP/1.1\r\nHost: t\r\nContent-Type: " +
+                       std::string(k_content_type_binary) + "\r\nContent-Length: 3\r\n\r\nabc"));
+        const auto r = c.read_reply();
+        REQUIRE(r);
+        CHECK(r->status == 401);
+        check_error_body(*r, "unauthenticated");
+    }
+    CHECK(round_trip(server, get("/healthz"))->status == 200);
+}
+
+TEST_CASE("content codings: zstd and deflate bodies decoded within the limit, answers encoded "
+          "as offered") {
+    TestServer server;
+    net::io_context ioc;
+    const auto exchange = [&](const std::string& request) {
+        Client c(ioc, server.port());
+        REQUIRE(c.send(request));
+        auto r = c.read_reply();
+        REQUIRE(r);
+        return *r;
+    };
+    const auto coded_post = [](std::string_view target, std::string_view coding,
+                               const std::string& body, std::string_view accept = {}) {
+        return "POST " + std::string(target) +
+               " HTTP/1.1\r\nHost: t\r\nContent-Encoding: " + std::string(coding) + "\r\n" +
+               (accept.empty() ? std::string()
+                               : "Accept-Encoding: " + std::string(accept) + "\r\n") +
+               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    };
+    const std::string message = "mensaje de prueba " + std::string(3000, 'x');
+    // The handler sees the decoded body, and no Content-Encoding.
+    for (const Coding c : {Coding::deflate, Coding::zstd}) {
+        CAPTURE(coding_name(c));
+        const auto r = exchange(coded_post("/big", coding_name(c), encode_body(c, message)));
+        CHECK(r.status == 200);
+        CHECK(r.headers.count("content-encoding") == 0); // nothing offered: identity
+        CHECK(r.body == std::string(8192, 'a') + "|" + message + "|plain");
+    }
+    // Answers: zstd preferred, deflate when only it is offered, identity when neither is.
+    const std::pair<std::string, std::string> offers[] = {{"zstd", "zstd"},
+                                                          {"gzip, deflate", "deflate"},
+                                                          {"deflate, zstd;q=0", "deflate"},
+                                                          {"*", "zstd"},
+                                                          {"zstd;q=0, deflate;q=0", ""},
+                                                          {"gzip, br", ""},
+                                                          {"deflate;q=0.5, zstd;q=0.1", "deflate"}};
+    for (const auto& [accept, coding] : offers) {
+        CAPTURE(accept);
+        const auto r = exchange(get("/big", "Accept-Encoding: " + accept + "\r\n"));
+        CHECK(r.status == 200);
+        CHECK(r.headers.at("vary") == "Accept-Encoding");
+        const auto ce = r.headers.find("content-encoding");
+        if (coding.empty()) {
+            CHECK(ce == r.headers.end());
+            CHECK(r.body.size() == 8192 + 7);
+        } else {
+            REQUIRE(ce != r.headers.end());
+            CHECK(ce->second == coding);
+            CHECK(r.body.size() < 200);
+            CHECK(decode_body(*request_coding(coding), r.body, 1 << 20) ==
+                  std::string(8192, 'a') + "||plain");
+        }
+    }
+    // An answer that may not be compressed (a secret beside request text: BREACH) is not.
+    CHECK(exchange(get("/big?secret", "Accept-Encoding: zstd\r\n"))
+              .headers.count("content-encoding") == 0);
+    // Small answers and non-text ones stay as they are.
+    CHECK(
+        exchange(get("/healthz", "Accept-Encoding: zstd\r\n")).headers.count("content-encoding") ==
+        0);
+    {
+        const auto r = exchange("POST /echo HTTP/1.1\r\nHost: t\r\nAccept-Encoding: "
+                                "zstd\r\nContent-Length: 4000\r\n\r\n" +
+                                std::string(4000, 'e'));
+        CHECK(r.headers.count("content-encoding") == 0); // application/octet-stream
+        CHECK(r.body == std::string(4000, 'e'));
+    }
+    // Refusals, the connection kept: a coding we do not decode, a damaged stream, and a
+    // small body that decodes past the route's limit (/small: 1 KiB; /echo: 1 MiB).
+    const auto refused = [&](const std::string& request, unsigned status, std::string_view code) {
+        const auto r = exchange(request);
+        CHECK(r.status == status);
+        check_error_body(r, code);
+    };
+    refused(coded_post("/echo", "gzip", "abc"), 415, "unsupported_media_type");
+    refused(coded_post("/echo", "deflate, zstd", "abc"), 415, "unsupported_media_type");
+    refused(coded_post("/echo", "deflate", "not a zlib stream"), 400, "malformed");
+    refused(coded_post("/echo", "zstd", "not a zstd frame"), 400, "malformed");
+    const std::string truncated = encode_body(Coding::deflate, message);
+    refused(coded_post("/echo", "deflate", truncated.substr(0, truncated.size() / 2)), 400,
+            "malformed");
+    refused(coded_post("/small", "deflate", encode_body(Coding::deflate, std::string(2000, 'z'))),
+            413, "too_large");
+    const std::string bomb = encode_body(Coding::zstd, std::string(64u << 20, '\0'));
+    CHECK(bomb.size() < 64 * 1024);
+    refused(coded_post("/echo", "zstd", bomb), 413, "too_large");
+    refused(
+        coded_post("/echo", "deflate", encode_body(Coding::deflate, std::string(2u << 20, '\0'))),
+        413, "too_large");
+    // identity is no coding at all.
+    CHECK(exchange(coded_post("/big", "identity", "hola")).body ==
+          std::string(8192, 'a') + "|hola|plain");
+    CHECK(server.server().inflight_body_bytes() == 0);
+    check_alive(server);
 }
 
 TEST_CASE("handler failures: otsync::Error -> 400 with its code, others -> 500") {

@@ -12,6 +12,7 @@
 #include "figures.hpp"
 
 #include "api/app.hpp"
+#include "http/content_coding.hpp"
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
@@ -35,7 +36,12 @@ public:
     client::HttpReply post(const std::string& path,
                            const std::map<std::string, std::string>& headers,
                            const std::string& body) override {
-        const server::RouteRequest r{"POST", path, headers, body};
+        auto h = headers; // decoded first, as the HTTP layer does
+        auto b = body;
+        if (auto refused = server::decode_request(h, b, 8u << 20)) {
+            return {refused->status, refused->body};
+        }
+        const server::RouteRequest r{"POST", path, h, b};
         const auto reply = m_app.handle(r);
         return {reply.status, reply.body};
     }

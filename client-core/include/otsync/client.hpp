@@ -39,6 +39,10 @@ struct HttpReply {
     unsigned status = 0; // 0: no answer (connection failed or cut, timed out, cancelled)
     std::string body;
     std::string content_type; // the answer's Content-Type, when the transport reports it
+    // The answer's Content-Encoding, when the transport reports it. The body is handed as
+    // received: the sync engine decodes it (an unreported deflate body is recognised by
+    // its zlib header, which no sync message or JSON body starts with).
+    std::string content_encoding;
     /// When status is 0: OTSYNC_ERR_NETWORK, OTSYNC_ERR_TIMEOUT, OTSYNC_ERR_TLS or
     /// OTSYNC_ERR_CANCELLED, and a one-line description.
     int error = OTSYNC_ERR_NETWORK;
