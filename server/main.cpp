@@ -33,6 +33,9 @@
 //   --custody-days N        OTSYNC_CUSTODY_DAYS       3 (flag items held longer by a technician)
 //   --archive-after-days N  OTSYNC_ARCHIVE_AFTER_DAYS 0 = never (cases final longer ago leave
 //                                                     memory; the log and reports keep them)
+//   --device-session-ttl-ms MS OTSYNC_DEVICE_SESSION_TTL_MS 3600000 (a device's sync session)
+//   --min-protocol N        OTSYNC_MIN_PROTOCOL       1 (2: protocol 1 devices get 426)
+//   --max-wait-ms MS        OTSYNC_MAX_WAIT_MS        25000 (long-poll bound; 0: pulls never wait)
 //   --read-connections N    OTSYNC_READ_CONNECTIONS   4 (PostgreSQL: connections for pulls,
 //                                                     beside the one that writes)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
@@ -127,6 +130,9 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_CUSTODY_DAYS", "--custody-days"},
         {"OTSYNC_ARCHIVE_AFTER_DAYS", "--archive-after-days"},
         {"OTSYNC_READ_CONNECTIONS", "--read-connections"},
+        {"OTSYNC_DEVICE_SESSION_TTL_MS", "--device-session-ttl-ms"},
+        {"OTSYNC_MIN_PROTOCOL", "--min-protocol"},
+        {"OTSYNC_MAX_WAIT_MS", "--max-wait-ms"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
         {"OTSYNC_WEB_DIR", "--web-dir"},
         {"OTSYNC_MAX_RECEIPT_ROWS", "--max-receipt-rows"},
@@ -226,6 +232,13 @@ Options parse(int argc, char** argv) {
                 static_cast<std::int64_t>(number(k, v, 1, 365)) * 86400000;
         } else if (k == "--archive-after-days") {
             o.procedure.archive_after_days = static_cast<int>(number(k, v, 0, 36500));
+        } else if (k == "--device-session-ttl-ms") {
+            o.sync.session_ttl_ms = static_cast<std::int64_t>(number(k, v, 1000, 7ull * 86400000));
+        } else if (k == "--max-wait-ms") {
+            o.sync.max_wait_ms = static_cast<std::uint32_t>(number(k, v, 0, 600'000));
+        } else if (k == "--min-protocol") {
+            o.sync.min_protocol =
+                static_cast<std::uint32_t>(number(k, v, k_protocol_min, k_protocol_version));
         } else if (k == "--read-connections") {
             o.sync.read_connections = number(k, v, 1, 256);
         } else if (k == "--cookie-secure") {
@@ -307,6 +320,10 @@ int main(int argc, char** argv) {
             });
         server.set_before_body(
             route_before_body([&root](const RouteRequest& r) { return root.before_body(r); }));
+        server.set_async_handler(
+            route_async_handler([&root](const RouteRequest& r, std::function<void(Reply)> done) {
+                root.handle_async(r, std::move(done));
+            }));
         // Signals first, so a SIGTERM right after start-up is already graceful.
         boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
         boost::asio::steady_timer grace(ioc);
@@ -324,6 +341,7 @@ int main(int argc, char** argv) {
             std::cerr << "otsync-server: signal " << sig << ", stopping: no new connections, "
                       << "finishing requests in flight" << std::endl;
             server.stop_accepting();
+            root.sync().end_waits(); // long-polling pulls are answered now, then close
             poll(100);
         });
         server_ptr = &server;
@@ -341,6 +359,7 @@ int main(int argc, char** argv) {
         for (auto& t : pool) {
             t.join();
         }
+        root.sync().end_waits(); // answers that can no longer be sent go with the io_context
         std::cerr << "otsync-server: stopped; store closed cleanly" << std::endl;
         return 0;
     } catch (const Error& e) {

@@ -51,6 +51,9 @@ public:
 
     /// Answers one request (never throws an otsync::Error: it becomes its error reply).
     Reply handle(const RouteRequest& r) { return m_app.handle(r); }
+    void handle_async(const RouteRequest& r, std::function<void(Reply)> done) {
+        m_app.handle_async(r, std::move(done));
+    }
     /// Before a large body is read: a refusal that needs no body (App::before_body).
     std::optional<Reply> before_body(const RouteRequest& r) { return m_app.before_body(r); }
     /// The body limit of a request to `path` (the HTTP layer asks before reading a body).

@@ -48,9 +48,10 @@ OTSYNC_SAME_CODE(OTSYNC_ERR_REPLAYED, replayed);
 OTSYNC_SAME_CODE(OTSYNC_ERR_SIGNED_ROWS, signed_rows);
 OTSYNC_SAME_CODE(OTSYNC_ERR_METHOD_NOT_ALLOWED, method_not_allowed);
 OTSYNC_SAME_CODE(OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE, unsupported_media_type);
+OTSYNC_SAME_CODE(OTSYNC_ERR_SESSION_EXPIRED, session_expired);
 // ... and nothing after the last one: a code added to ErrorCode without its constant
 // above fails here too.
-static_assert(OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE == static_cast<int>(otsync::k_last_error_code),
+static_assert(OTSYNC_ERR_SESSION_EXPIRED == static_cast<int>(otsync::k_last_error_code),
               "client.h must mirror every otsync::ErrorCode");
 #undef OTSYNC_SAME_CODE
 

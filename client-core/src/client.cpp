@@ -465,6 +465,136 @@ struct Client::Impl {
         server = meta_text("server");
         request_counter = meta_u64("request_counter");
         cursor = meta_u64("cursor");
+        load_session();
+    }
+
+    // ---- the sync session (protocol 2) ----
+    struct SyncSession {
+        SessionId id{};
+        MacKey key;
+        std::int64_t expires_at = 0; // the server's clock
+    };
+    std::optional<SyncSession> session;
+
+    /// Stored sealed: id (16), key (32), expiry (8, little endian).
+    void load_session() {
+        session.reset();
+        const auto sealed = meta("session");
+        if (!sealed) {
+            return;
+        }
+        auto plain = unseal(key, *sealed);
+        if (plain && plain->size() == 56) {
+            SyncSession s;
+            std::copy(plain->begin(), plain->begin() + 16, s.id.begin());
+            std::copy(plain->begin() + 16, plain->begin() + 48, s.key.bytes.begin());
+            std::uint64_t at = 0;
+            for (int i = 7; i >= 0; --i) {
+                at = (at << 8) |
+                     static_cast<unsigned char>((*plain)[48 + static_cast<std::size_t>(i)]);
+            }
+            s.expires_at = static_cast<std::int64_t>(at);
+            session = std::move(s);
+        }
+        if (plain) {
+            sodium_memzero(plain->data(), plain->size());
+        }
+    }
+
+    void save_session(SyncSession s) {
+        std::string plain(56, '\0');
+        std::copy(s.id.begin(), s.id.end(), plain.begin());
+        std::copy(s.key.bytes.begin(), s.key.bytes.end(), plain.begin() + 16);
+        const auto at = static_cast<std::uint64_t>(s.expires_at);
+        for (int i = 0; i < 8; ++i) {
+            plain[48 + static_cast<std::size_t>(i)] = static_cast<char>((at >> (8 * i)) & 0xFF);
+        }
+        db.transaction([&] { put_meta("session", seal(key, plain)); },
+                       LocalDb::Durability::relaxed); // lost: a new handshake
+        sodium_memzero(plain.data(), plain.size());
+        session = std::move(s);
+    }
+
+    void drop_session() {
+        session.reset();
+        db.run("DELETE FROM meta WHERE key='session'");
+    }
+
+    /// A live session for the next request: the stored one while it has a minute left on
+    /// the server's clock (as this device reads it), else a new one by the handshake
+    /// (POST /v1/sessions, one counter). Nothing when the handshake got no good answer:
+    /// the request is then signed, which every server takes.
+    const SyncSession* live_session(Transport& t, std::unique_lock<std::mutex>& lock,
+                                    SyncStats& stats) {
+        const auto now = static_cast<std::int64_t>(field_now());
+        if (session && session->expires_at - 60'000 > now) {
+            return &*session;
+        }
+        drop_session();
+        const std::uint64_t counter = request_counter + 1;
+        db.transaction([&] { put_meta("request_counter", std::to_string(counter)); },
+                       LocalDb::Durability::relaxed);
+        request_counter = counter;
+        const KxKeyPair kx = KxKeyPair::generate();
+        const Signature hello =
+            otsync::sign(session_hello_message(replica, counter, kx.public_key), secret);
+        const std::string body = "{\"protocol_version\":" + std::to_string(k_protocol_version) +
+                                 ",\"replica\":" + std::to_string(replica) +
+                                 ",\"counter\":" + std::to_string(counter) + ",\"device_key\":\"" +
+                                 to_base64(kx.public_key) + "\",\"signature\":\"" +
+                                 to_base64(hello) + "\"}";
+        const HttpReply reply =
+            exchange(t, lock, "/v1/sessions", {{"content-type", "application/json"}}, body);
+        stats.requests++;
+        stats.bytes_up += body.size();
+        stats.bytes_down += reply.body.size();
+        if (reply.status != 200) {
+            const auto reaction = session::reaction_of(reply.status, std::nullopt);
+            if (reaction == session::Reaction::wipe_if_proven ||
+                reaction == session::Reaction::re_enroll || reaction == session::Reaction::wait) {
+                refused(reply); // as a sync's refusal: wipes only on a proven revocation
+            }
+            return nullptr; // a server without sessions, or none reached: sign instead
+        }
+        rapidjson::Document doc;
+        doc.Parse(reply.body.c_str());
+        const auto b64 = [&](const char* name,
+                             std::size_t n) -> std::optional<std::vector<std::uint8_t>> {
+            if (!doc.IsObject() || !doc.HasMember(name) || !doc[name].IsString()) {
+                return std::nullopt;
+            }
+            auto v = from_base64(doc[name].GetString(), n);
+            return v && v->size() == n ? v : std::nullopt;
+        };
+        const auto id = b64("session", 16);
+        const auto server_kx = b64("server_key", 32);
+        const auto signature = b64("signature", 64);
+        if (!id || !server_kx || !signature || !doc.HasMember("expires_at") ||
+            !doc["expires_at"].IsInt64()) {
+            return nullptr;
+        }
+        SyncSession s;
+        std::copy(id->begin(), id->end(), s.id.begin());
+        PublicKey skx{};
+        std::copy(server_kx->begin(), server_kx->end(), skx.begin());
+        Signature sig{};
+        std::copy(signature->begin(), signature->end(), sig.begin());
+        s.expires_at = doc["expires_at"].GetInt64();
+        // The server signs the exchange with the key it gave at enrollment: a session
+        // offered by anyone else is not used.
+        if (!otsync::verify(
+                sig,
+                session_accept_message(replica, counter, kx.public_key, skx, s.id, s.expires_at),
+                server_key)) {
+            return nullptr;
+        }
+        const auto k = device_session_key(kx, skx);
+        if (!k) {
+            return nullptr;
+        }
+        s.key = *k;
+        save_session(std::move(s));
+        return &*session;
     }
 
     void make_clock() {
@@ -515,6 +645,21 @@ struct Client::Impl {
 
     /// A sync the server refused (401, 403): only a proven revocation wipes; every other
     /// refusal keeps everything and says, in the technician's words, what to do.
+    /// The code of an error body ({"error":{"code":...}}), if it names one.
+    static std::optional<ErrorCode> refusal_code(const HttpReply& reply) {
+        if (reply.status < 400) {
+            return std::nullopt;
+        }
+        rapidjson::Document doc;
+        doc.Parse(reply.body.c_str());
+        if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("error") ||
+            !doc["error"].IsObject() || !doc["error"].HasMember("code") ||
+            !doc["error"]["code"].IsString()) {
+            return std::nullopt;
+        }
+        return error_code_from_string(doc["error"]["code"].GetString());
+    }
+
     [[noreturn]] void refused(const HttpReply& reply) {
         rapidjson::Document doc;
         doc.Parse(reply.body.c_str());
@@ -833,6 +978,7 @@ void Client::enroll(Transport& transport, const std::string& server_url, const s
         m->put_meta("server", server_url);
         m->put_meta("request_counter", std::string("0"));
         m->put_meta("cursor", std::string("0"));
+        m->db.run("DELETE FROM meta WHERE key='session'"); // the old enrollment's
         if (again) {
             // What was pulled came from the server's old stream: pull it anew from 0.
             m->db.exec("DELETE FROM pages; DELETE FROM evicted; DELETE FROM evictions;");
@@ -1484,7 +1630,9 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             m->throw_cancelled();
         }
     };
+    int new_sessions = 0; // session_expired answers in a row
     for (int page = 0; page < k_max_pages; ++page) {
+        const auto* session_for_request = m->live_session(transport, lock, stats);
         // The outbox, oldest first, one batch.
         std::vector<Op> batch;
         m->db.run("SELECT o.body FROM outbox x JOIN ops o ON o.replica = x.replica AND o.counter = "
@@ -1498,6 +1646,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         req.cursor = m->cursor;
         req.hlc = m->hlc->now();
         req.ops = batch;
+        session::sign_ops(req, m->secret); // its own proof of what it recorded, kept by the server
         // The counter is stored before it is used, so a crash never reuses one; flushed
         // when the request carries ops. A pull's counter is only written: should a power
         // loss drop it, the server answers the reused counter 409 and the next one goes on.
@@ -1506,8 +1655,14 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             batch.empty() ? LocalDb::Durability::relaxed : LocalDb::Durability::durable);
         m->request_counter = req.request_counter;
         const std::string body = encode_binary(req);
+        // In a session the request carries a MAC; without one (none could be opened) the
+        // device's signature, as protocol 1 does.
         const auto envelope =
-            session::sign_request(m->replica, req.request_counter, "/v1/sync", body, m->secret);
+            session_for_request
+                ? session::mac_request(m->replica, req.request_counter, "/v1/sync", body,
+                                       session_for_request->id, session_for_request->key)
+                : session::sign_request(m->replica, req.request_counter, "/v1/sync", body,
+                                        m->secret);
         // The signature covers the message; what travels is deflated when that is smaller,
         // and the server may deflate its answer.
         auto headers = session::headers_of(envelope);
@@ -1536,7 +1691,8 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             }
         }
         // What to do with the answer: the session layer's table, shared with the server.
-        const session::Reaction reaction = session::reaction_of(reply.status, std::nullopt);
+        const session::Reaction reaction = session::reaction_of(
+            reply.status, reply.status == 401 ? m->refusal_code(reply) : std::nullopt);
         if (reply.status == 0 && reply.error == OTSYNC_ERR_TLS) {
             // A certificate that is refused does not get better by waiting.
             m->put_meta("last_sync_result", "certificado del servidor rechazado (" +
@@ -1590,6 +1746,11 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             continue;
         }
         failures = 0;
+        if (reaction == session::Reaction::new_session && new_sessions++ < 2) {
+            m->drop_session(); // the server ended it: a new one, and the same ops again
+            continue;
+        }
+        new_sessions = 0;
         if (reaction == session::Reaction::wipe_if_proven ||
             reaction == session::Reaction::re_enroll || reaction == session::Reaction::wait) {
             m->refused(reply); // wipes only on a proven revocation; throws

@@ -11,7 +11,8 @@
 namespace otsync::server {
 
 std::string_view route_label(std::string_view path) {
-    for (std::string_view known : {"/v1/sync", "/v1/devices/enroll", "/healthz", "/metrics"}) {
+    for (std::string_view known :
+         {"/v1/sync", "/v1/sessions", "/v1/devices/enroll", "/healthz", "/metrics"}) {
         if (path == known) {
             return known;
         }
@@ -145,6 +146,8 @@ std::optional<Reply> App::before_body(const RouteRequest& r) {
             if (auto refused = m_sync.check_headers(r.headers)) {
                 return reply_of(std::move(*refused));
             }
+        } else if (r.path == "/v1/sessions" || r.path == "/v1/devices/enroll") {
+            return std::nullopt; // their own checks, on bodies of a few hundred bytes
         } else if (m_api && r.path.rfind("/v1/", 0) == 0) {
             return m_api->before_body(r);
         }
@@ -152,6 +155,19 @@ std::optional<Reply> App::before_body(const RouteRequest& r) {
     } catch (const Error& e) {
         return error_reply(e);
     }
+}
+
+void App::handle_async(const RouteRequest& r, std::function<void(Reply)> done) {
+    if (r.path == "/v1/sync" && r.method == "POST") {
+        try {
+            m_sync.sync_async(std::string(r.path), r.headers, r.body,
+                              [done](EndpointAnswer a) { done(reply_of(std::move(a))); });
+        } catch (const Error& e) {
+            done(error_reply(e));
+        }
+        return;
+    }
+    done(handle(r));
 }
 
 Reply App::handle(const RouteRequest& r) {
@@ -249,6 +265,12 @@ Reply App::dispatch(const RouteRequest& r) {
             return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
         return reply_of(m_sync.enroll(r.body));
+    }
+    if (r.path == "/v1/sessions") {
+        if (r.method != "POST") {
+            return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
+        }
+        return reply_of(m_sync.open_session(r.body));
     }
     if (m_api && r.path.rfind("/v1/", 0) == 0) {
         if (auto reply = m_api->handle(r)) {

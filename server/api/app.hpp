@@ -46,6 +46,9 @@ public:
 
     /// Never throws otsync::Error: an error is answered as error_reply(e) (http/reply.hpp).
     Reply handle(const RouteRequest& r);
+    /// handle, answering through `done`; a sync pull that waits for its feed (long-poll)
+    /// is answered later, from another thread.
+    void handle_async(const RouteRequest& r, std::function<void(Reply)> done);
     /// Asked before a large body is read (HttpServer's BeforeBody): the refusal that needs
     /// no body (a sync request from no enrolled device, an import without a session), or
     /// nullopt to read it. Never throws otsync::Error.

@@ -103,6 +103,7 @@ struct Shared {
     BodyLimit body_limit;
     BeforeBody before_body;
     Handler handler;
+    AsyncHandler async_handler;
     std::function<void(const AccessLogLine&)> access_log;
 
     std::atomic<std::size_t> connections{0};
@@ -604,6 +605,32 @@ private:
         const Coding answer_coding =
             accept == req.headers.end() ? Coding::identity : response_coding(accept->second);
 
+        if (!refused && m_shared->async_handler) {
+            // The answer may come later, from any thread: it is sent on this strand.
+            auto self = shared_from_this();
+            auto once = std::make_shared<std::atomic<bool>>(false);
+            Completion done = [self, once, keep_alive, head, answer_coding](HttpResponse r) {
+                if (once->exchange(true)) {
+                    return; // a second answer is a handler bug: the first one counts
+                }
+                net::post(self->m_stream.get_executor(),
+                          [self, r = std::move(r), keep_alive, head, answer_coding]() mutable {
+                              try {
+                                  self->answer(std::move(r), keep_alive, head, answer_coding);
+                              } catch (...) {
+                                  self->close_now();
+                              }
+                          });
+            };
+            try {
+                m_shared->async_handler(req, done);
+            } catch (const Error& e) {
+                done(error_response(e.code(), error_message(e), 400));
+            } catch (...) {
+                done(error_response(ErrorCode::internal, "internal error"));
+            }
+            return;
+        }
         HttpResponse resp;
         if (refused) {
             resp = std::move(*refused);
@@ -618,8 +645,13 @@ private:
             }
         }
         req.body = std::string(); // the body's bytes go back to the budget with their memory
+        answer(std::move(resp), keep_alive, head, answer_coding);
+    }
+
+    /// The handler's answer: the body's budget back, encoded as offered, sent.
+    void answer(HttpResponse resp, bool keep_alive, bool head, Coding coding) {
         m_reservation.release();
-        encode_response(resp, answer_coding);
+        encode_response(resp, coding);
         send(std::move(resp), keep_alive, head);
     }
 
@@ -1042,6 +1074,13 @@ std::size_t HttpServer::connections() const {
     return m_impl->shared->connections;
 }
 
+void HttpServer::set_async_handler(AsyncHandler handler) {
+    if (m_impl->listener) {
+        throw Error(ErrorCode::invalid_argument, "HttpServer: set_async_handler after start");
+    }
+    m_impl->shared->async_handler = std::move(handler);
+}
+
 void HttpServer::set_before_body(BeforeBody check) {
     if (m_impl->listener) {
         throw Error(ErrorCode::invalid_argument, "HttpServer: set_before_body after start");
@@ -1057,6 +1096,14 @@ Handler route_handler(std::function<Reply(const RouteRequest&)> route) {
     return [route = std::move(route)](const HttpRequest& req) {
         const RouteRequest r{req.method, req.path, req.headers, req.body, req.query, req.remote};
         return response_of(route(r));
+    };
+}
+
+AsyncHandler
+route_async_handler(std::function<void(const RouteRequest&, std::function<void(Reply)>)> route) {
+    return [route = std::move(route)](const HttpRequest& req, Completion done) {
+        const RouteRequest r{req.method, req.path, req.headers, req.body, req.query, req.remote};
+        route(r, [done = std::move(done)](Reply reply) { done(response_of(std::move(reply))); });
     };
 }
 

@@ -64,6 +64,15 @@ using Handler = std::function<HttpResponse(const HttpRequest&)>;
 /// and sends their Reply.
 Handler route_handler(std::function<Reply(const RouteRequest&)> route);
 
+/// A handler that may answer later (a long-poll): it calls `done` exactly once, from any
+/// thread, now or when the answer is ready; the connection waits meanwhile, holding no
+/// thread. The request is only valid during the call (copy what a later answer needs).
+using Completion = std::function<void(HttpResponse)>;
+using AsyncHandler = std::function<void(const HttpRequest&, Completion done)>;
+/// The AsyncHandler that gives each request to `App::handle_async`.
+AsyncHandler
+route_async_handler(std::function<void(const RouteRequest&, std::function<void(Reply)>)> route);
+
 /// Body limit for a request, decided from its method and path after the header is read.
 /// An empty BodyLimit means 1 MiB for every request.
 using BodyLimit = std::function<std::size_t(std::string_view method, std::string_view path)>;
@@ -138,6 +147,9 @@ public:
 
     /// The check of large requests before their body (none by default). Call before start().
     void set_before_body(BeforeBody check);
+    /// Requests go to `handler` instead of the Handler (which stays for what this layer
+    /// answers itself). Call before start().
+    void set_async_handler(AsyncHandler handler);
     /// Bytes of request bodies reserved right now (max_inflight_body_bytes). Thread-safe.
     std::size_t inflight_body_bytes() const;
 

@@ -340,6 +340,25 @@ const char* const k_migrations[] = {
     );
     CREATE INDEX archive_by_case ON archive(case_id);
     )sql",
+    // 6 -> 7: protocol 2, as SQLite's.
+    R"sql(
+    CREATE TABLE device_sessions(
+        id BYTEA PRIMARY KEY,
+        replica BIGINT NOT NULL,
+        mac_key BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX device_sessions_by_expiry ON device_sessions(expires_at);
+    CREATE TABLE op_batches(
+        replica BIGINT NOT NULL,
+        request_counter BIGINT NOT NULL,
+        signature BYTEA NOT NULL,
+        leaves BYTEA NOT NULL,
+        received_at BIGINT NOT NULL,
+        PRIMARY KEY(replica, request_counter)
+    );
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -560,6 +579,65 @@ public:
     std::size_t delete_expired_sessions(std::int64_t now) override {
         std::lock_guard lock(m_mutex);
         return write("DELETE FROM sessions WHERE expires_at<=$1", Params().i64(now)).affected();
+    }
+
+    void add_device_session(const DeviceSession& x) override {
+        std::lock_guard lock(m_mutex);
+        write("INSERT INTO device_sessions(id, replica, mac_key, created_at, expires_at) "
+              "VALUES($1,$2,$3,$4,$5)",
+              Params()
+                  .bytes(x.id.data(), x.id.size())
+                  .u64(x.replica)
+                  .bytes(x.key.bytes.data(), x.key.bytes.size())
+                  .i64(x.created_at)
+                  .i64(x.expires_at));
+    }
+
+    std::optional<DeviceSession> device_session(const SessionId& id) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT replica, mac_key, created_at, expires_at FROM "
+                              "device_sessions WHERE id=$1",
+                              Params().bytes(id.data(), id.size()));
+        if (!r.rows()) {
+            return std::nullopt;
+        }
+        DeviceSession x;
+        x.id = id;
+        x.replica = r.u64(0, 0);
+        const std::string key = r.bytes(0, 1);
+        if (key.size() != x.key.bytes.size()) {
+            throw Error(ErrorCode::internal, "a stored session key is damaged");
+        }
+        std::copy(key.begin(), key.end(), x.key.bytes.begin());
+        x.created_at = r.i64(0, 2);
+        x.expires_at = r.i64(0, 3);
+        return x;
+    }
+
+    std::size_t delete_expired_device_sessions(std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        return write("DELETE FROM device_sessions WHERE expires_at<=$1", Params().i64(now))
+            .affected();
+    }
+
+    std::vector<OpBatch>
+    op_batches_after(std::optional<std::pair<std::uint64_t, std::uint64_t>> after,
+                     std::size_t limit) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT replica, request_counter, signature, leaves, received_at "
+                              "FROM op_batches WHERE $1 = 1 OR (replica, request_counter) > "
+                              "($2, $3) ORDER BY replica, request_counter LIMIT $4",
+                              Params()
+                                  .i64(after ? 0 : 1)
+                                  .u64(after ? after->first : 0)
+                                  .u64(after ? after->second : 0)
+                                  .u64(limit));
+        std::vector<OpBatch> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back(
+                op_batch_of(r.u64(i, 0), r.u64(i, 1), r.bytes(i, 2), r.bytes(i, 3), r.i64(i, 4)));
+        }
+        return out;
     }
 
     // ---- transfer fee table ----
@@ -1320,6 +1398,17 @@ private:
                  "VALUES($1,$2,$3,$4) ON CONFLICT(entity_type, entity) DO UPDATE SET "
                  "state=excluded.state, updated_seq=excluded.updated_seq",
                  Params().i64(static_cast<std::int64_t>(p.type)).id(p.id).text(p.json).u64(last));
+        }
+        if (w.batch) {
+            const std::string leaves = leaves_blob(w.batch->leaves);
+            exec("INSERT INTO op_batches(replica, request_counter, signature, leaves, received_at) "
+                 "VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                 Params()
+                     .u64(w.batch->replica)
+                     .u64(w.batch->request_counter)
+                     .bytes(w.batch->signature.data(), w.batch->signature.size())
+                     .bytes(leaves.data(), leaves.size())
+                     .i64(w.batch->received_at));
         }
         if (w.replica != k_server_replica) {
             // Counter, cursor and last seen only move forward; none of these columns moves

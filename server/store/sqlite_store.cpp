@@ -264,6 +264,26 @@ const char* const k_migrations[] = {
     );
     CREATE INDEX archive_by_case ON archive(case_id);
     )sql",
+    // 6 -> 7: protocol 2: devices' sync sessions, and each request's signed ops (the
+    // device's signature and the hash of every op it covered).
+    R"sql(
+    CREATE TABLE device_sessions(
+        id BLOB PRIMARY KEY,
+        replica INTEGER NOT NULL,
+        mac_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX device_sessions_by_expiry ON device_sessions(expires_at);
+    CREATE TABLE op_batches(
+        replica INTEGER NOT NULL,
+        request_counter INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        leaves BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY(replica, request_counter)
+    );
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -584,6 +604,14 @@ public:
                 .bind(3, p.json)
                 .bind_u64(4, last);
             proj.run();
+        }
+        if (w.batch) {
+            const std::string leaves = leaves_blob(w.batch->leaves);
+            Stmt b = prepared("INSERT INTO op_batches(replica, request_counter, signature, leaves, "
+                              "received_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+            b.bind_u64(1, w.batch->replica).bind_u64(2, w.batch->request_counter);
+            b.bind_blob(3, w.batch->signature.data(), w.batch->signature.size());
+            b.bind_blob(4, leaves.data(), leaves.size()).bind(5, w.batch->received_at).run();
         }
         if (w.replica != k_server_replica) {
             Stmt dev = prepared("UPDATE devices SET last_seen=?, cursor=max(cursor, ?), "
@@ -907,6 +935,60 @@ public:
         Stmt s = prepared("DELETE FROM sessions WHERE expires_at<=?");
         s.bind(1, now).run();
         return static_cast<std::size_t>(sqlite3_changes(m_db));
+    }
+
+    void add_device_session(const DeviceSession& x) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("INSERT INTO device_sessions(id, replica, mac_key, created_at, "
+                          "expires_at) VALUES(?,?,?,?,?)");
+        s.bind_blob(1, x.id.data(), x.id.size()).bind_u64(2, x.replica);
+        s.bind_blob(3, x.key.bytes.data(), x.key.bytes.size());
+        s.bind(4, x.created_at).bind(5, x.expires_at).run();
+    }
+
+    std::optional<DeviceSession> device_session(const SessionId& id) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared(
+            "SELECT replica, mac_key, created_at, expires_at FROM device_sessions WHERE id=?");
+        s.bind_blob(1, id.data(), id.size());
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        DeviceSession x;
+        x.id = id;
+        x.replica = s.u64(0);
+        const std::string key = s.blob(1);
+        if (key.size() != x.key.bytes.size()) {
+            throw Error(ErrorCode::internal, "a stored session key is damaged");
+        }
+        std::copy(key.begin(), key.end(), x.key.bytes.begin());
+        x.created_at = s.i64(2);
+        x.expires_at = s.i64(3);
+        return x;
+    }
+
+    std::size_t delete_expired_device_sessions(std::int64_t now) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("DELETE FROM device_sessions WHERE expires_at<=?");
+        s.bind(1, now).run();
+        return static_cast<std::size_t>(sqlite3_changes(m_db));
+    }
+
+    std::vector<OpBatch>
+    op_batches_after(std::optional<std::pair<std::uint64_t, std::uint64_t>> after,
+                     std::size_t limit) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT replica, request_counter, signature, leaves, received_at FROM "
+                          "op_batches WHERE ? OR (replica, request_counter) > (?, ?) ORDER BY "
+                          "replica, request_counter LIMIT ?");
+        s.bind(1, static_cast<std::int64_t>(after ? 0 : 1));
+        s.bind_u64(2, after ? after->first : 0).bind_u64(3, after ? after->second : 0);
+        s.bind_u64(4, limit);
+        std::vector<OpBatch> out;
+        while (s.step()) {
+            out.push_back(op_batch_of(s.u64(0), s.u64(1), s.blob(2), s.blob(3), s.i64(4)));
+        }
+        return out;
     }
 
     std::vector<FeeRecord> fee_records() override {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "otsync/crypto.hpp"
+#include "otsync/error.hpp"
 #include "otsync/model.hpp"
 #include "otsync/op.hpp"
 
@@ -40,6 +41,27 @@ struct Session {
     Id user;
     std::int64_t created_at = 0;
     std::int64_t expires_at = 0;
+};
+
+/// A device's sync session (protocol 2): opened by a signed handshake, its requests then
+/// carry a MAC with `key` until `expires_at`.
+struct DeviceSession {
+    SessionId id{};
+    std::uint64_t replica = 0;
+    MacKey key;
+    std::int64_t created_at = 0;
+    std::int64_t expires_at = 0;
+};
+
+/// The device's signature over the ops of one request (protocol 2), kept with the hash of
+/// each op (op_leaf) in the request's order, so an audit can prove which device recorded
+/// which ops of the log (otsync-admin verify).
+struct OpBatch {
+    std::uint64_t replica = 0;
+    std::uint64_t request_counter = 0;
+    Signature signature{};
+    std::vector<std::pair<OpId, Hash256>> leaves;
+    std::int64_t received_at = 0;
 };
 
 /// One dated row of the transfer fee table (Anexo 2): the price of a product from
@@ -131,6 +153,7 @@ struct SyncWrite {
         std::string json;
     };
     std::vector<Projection> projections;
+    std::optional<OpBatch> batch; // the request's signed ops, when it carried a signature
 };
 
 // ---- a whole database in a backend-neutral form (otsync-admin migrate) ----
@@ -183,6 +206,9 @@ inline constexpr DumpTable k_dump_tables[] = {
      "case_id", ""},
     {"archive", "entity, entity_type, case_id", "bib", "entity", ""},
     {"server_key", "id, public_key, secret_key", "ibb", "id", ""},
+    {"device_sessions", "id, replica, mac_key, created_at, expires_at", "bibii", "id", ""},
+    {"op_batches", "replica, request_counter, signature, leaves, received_at", "iibbi",
+     "replica, request_counter", ""},
 };
 
 /// Rows of one dump table, each with the table's cells in its column order.
@@ -277,6 +303,30 @@ public:
     /// Ends every session of a user (password change, disable); returns how many.
     virtual std::size_t delete_sessions_of(const Id& user) = 0;
     virtual std::size_t delete_expired_sessions(std::int64_t now) = 0;
+    /// Devices' sync sessions (protocol 2).
+    virtual void add_device_session(const DeviceSession& s) = 0;
+    virtual std::optional<DeviceSession> device_session(const SessionId& id) = 0;
+    virtual std::size_t delete_expired_device_sessions(std::int64_t now) = 0;
+    /// Stored signed batches after (replica, request counter) `after` (from the first when
+    /// nullopt), in that order, at most `limit`.
+    virtual std::vector<OpBatch>
+    op_batches_after(std::optional<std::pair<std::uint64_t, std::uint64_t>> after,
+                     std::size_t limit) = 0;
+    /// Every stored signed batch, in (replica, request counter) order, a page at a time
+    /// (otsync-admin verify).
+    void for_each_op_batch(const std::function<void(const OpBatch&)>& f) {
+        std::optional<std::pair<std::uint64_t, std::uint64_t>> after;
+        for (;;) {
+            const auto page = op_batches_after(after, 256);
+            for (const auto& b : page) {
+                f(b);
+            }
+            if (page.size() < 256) {
+                return;
+            }
+            after = std::pair{page.back().replica, page.back().request_counter};
+        }
+    }
 
     // ---- transfer fee table ----
     /// Every row, ordered by product then effective date.
@@ -432,6 +482,58 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 6;
+constexpr int k_schema_version = 7;
+
+/// An OpBatch's leaves as stored: per op u64 replica, u64 counter (little endian), the
+/// 32-byte hash.
+inline std::string leaves_blob(const std::vector<std::pair<OpId, Hash256>>& leaves) {
+    std::string out;
+    out.reserve(leaves.size() * 48);
+    const auto u64 = [&](std::uint64_t v) {
+        for (int i = 0; i < 8; ++i) {
+            out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+        }
+    };
+    for (const auto& [id, hash] : leaves) {
+        u64(id.replica);
+        u64(id.counter);
+        out.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    }
+    return out;
+}
+/// The inverse of leaves_blob; Error(internal) for a blob that is not one.
+inline std::vector<std::pair<OpId, Hash256>> leaves_of_blob(std::string_view blob) {
+    if (blob.size() % 48 != 0) {
+        throw Error(ErrorCode::internal, "a stored batch's op hashes are damaged");
+    }
+    std::vector<std::pair<OpId, Hash256>> out(blob.size() / 48);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(blob.data() + i * 48);
+        const auto u64 = [&](std::size_t at) {
+            std::uint64_t v = 0;
+            for (int b = 7; b >= 0; --b) {
+                v = (v << 8) | p[at + static_cast<std::size_t>(b)];
+            }
+            return v;
+        };
+        out[i].first = OpId{u64(0), u64(8)};
+        std::copy(p + 16, p + 48, out[i].second.begin());
+    }
+    return out;
+}
+/// An OpBatch from its stored columns; Error(internal) when they are damaged.
+inline OpBatch op_batch_of(std::uint64_t replica, std::uint64_t counter, std::string_view signature,
+                           std::string_view leaves, std::int64_t received_at) {
+    OpBatch b;
+    b.replica = replica;
+    b.request_counter = counter;
+    if (signature.size() != b.signature.size()) {
+        throw Error(ErrorCode::internal, "a stored batch signature is damaged");
+    }
+    std::copy(signature.begin(), signature.end(), b.signature.begin());
+    b.leaves = leaves_of_blob(leaves);
+    b.received_at = received_at;
+    return b;
+}
 
 } // namespace otsync::server

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -149,6 +150,7 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
         m_open_readers = 1;
     }
     m_committer = std::thread([this] { committer(); });
+    m_waiter = std::thread([this] { waiter(); });
 }
 
 SyncService::ReaderLease SyncService::lease_reader() {
@@ -1047,10 +1049,11 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
 std::vector<OpResult> SyncService::merge_batch(PendingCommit& p, const Actor& actor,
                                                const std::vector<Op>& ops,
                                                std::uint64_t request_counter, std::uint64_t cursor,
-                                               std::int64_t now) {
+                                               std::int64_t now, std::optional<OpBatch> batch) {
     std::vector<OpResult> results;
     results.reserve(ops.size());
     BatchState st;
+    st.w.batch = std::move(batch);
     st.w.replica = actor.replica;
     st.w.request_counter = request_counter;
     st.w.cursor = cursor;
@@ -1070,9 +1073,11 @@ std::vector<OpResult> SyncService::merge_batch(PendingCommit& p, const Actor& ac
 
 std::pair<std::vector<OpResult>, std::shared_ptr<SyncService::PendingCommit>>
 SyncService::apply_batch(const Actor& actor, const std::vector<Op>& ops,
-                         std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now) {
+                         std::uint64_t request_counter, std::uint64_t cursor, std::int64_t now,
+                         std::optional<OpBatch> batch) {
     auto pending = std::make_shared<PendingCommit>();
-    auto results = merge_batch(*pending, actor, ops, request_counter, cursor, now);
+    auto results =
+        merge_batch(*pending, actor, ops, request_counter, cursor, now, std::move(batch));
     {
         std::lock_guard q(m_commit_mutex);
         m_commit_queue.push_back(pending);
@@ -1216,6 +1221,19 @@ void SyncService::committer() {
                 m_stale = true;
             }
         }
+        if (!error) { // what the group committed wakes the pulls waiting for it
+            std::set<Id> users;
+            bool any_op = false;
+            for (const auto& p : group) {
+                any_op = any_op || !p->write.ops.empty();
+                for (const auto& f : p->write.feed) {
+                    users.insert(f.user);
+                }
+            }
+            if (!users.empty() || any_op) {
+                wake_waits(users, any_op);
+            }
+        }
         q.lock();
         for (const auto& p : group) {
             p->error = error;
@@ -1229,6 +1247,10 @@ void SyncService::committer() {
 }
 
 SyncService::~SyncService() {
+    end_waits(); // normally done already, while the transport ran
+    if (m_waiter.joinable()) {
+        m_waiter.join();
+    }
     m_sweep_cancel = true;
     {
         std::lock_guard q(m_commit_mutex);
@@ -1392,8 +1414,195 @@ SyncService::Gate SyncService::open_envelope(const std::map<std::string, std::st
         g.refused =
             refusal(Error(ErrorCode::unknown_device,
                           "no enrolled device has replica " + std::to_string(g.envelope->replica)));
+        return g;
+    }
+    if (g.envelope->session) {
+        g.session = live_session(*g.envelope->session, g.envelope->replica, via,
+                                 static_cast<std::int64_t>(m_clock.now_ms()));
+        if (!g.session) {
+            g.refused = refusal(Error(ErrorCode::session_expired,
+                                      "the session is unknown or expired: open a new one"));
+        }
     }
     return g;
+}
+
+std::size_t SyncService::SessionIdHash::operator()(const SessionId& id) const noexcept {
+    std::size_t h = 0;
+    std::memcpy(&h, id.data(), sizeof h); // random bytes
+    return h;
+}
+
+std::optional<DeviceSession> SyncService::live_session(const SessionId& id, std::uint64_t replica,
+                                                       Store& via, std::int64_t now) {
+    std::optional<DeviceSession> s;
+    {
+        std::lock_guard lock(m_session_mutex);
+        if (const auto it = m_sessions.find(id); it != m_sessions.end()) {
+            s = it->second;
+        }
+    }
+    if (!s) { // opened on another instance, or before a restart
+        s = via.device_session(id);
+        if (s && s->expires_at > now) {
+            std::lock_guard lock(m_session_mutex);
+            m_sessions.emplace(id, *s);
+        }
+    }
+    if (!s || s->replica != replica || s->expires_at <= now) {
+        return std::nullopt;
+    }
+    return s;
+}
+
+bool SyncService::claim_request_counter(std::uint64_t replica, std::uint64_t counter,
+                                        std::uint64_t cursor, std::int64_t now, Store& via) {
+    if (m_shared) {
+        return via.claim_counter(replica, counter, cursor, now);
+    }
+    // SQLite: the in-memory guard is the exact one (the lock serializes it); the store
+    // keeps the counter for the next start.
+    std::lock_guard lock(m_mutex);
+    auto last = m_last_counter.find(replica);
+    if (last == m_last_counter.end()) {
+        const auto stored = m_store.device(replica);
+        last = m_last_counter.emplace(replica, stored ? stored->last_counter : 0).first;
+    }
+    if (counter <= last->second) {
+        return false;
+    }
+    last->second = counter;
+    m_store.claim_counter(replica, counter, cursor, now);
+    return true;
+}
+
+EndpointAnswer SyncService::open_session(const std::string& body) {
+    if (body.size() > 4096) {
+        return refusal(Error(ErrorCode::too_large, "session body over 4096 bytes"));
+    }
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
+                                                                                      body.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+        return refusal(Error(ErrorCode::malformed,
+                             "expected a JSON object {protocol_version, replica, counter, "
+                             "device_key, signature}"));
+    }
+    static constexpr std::string_view k_members[] = {"protocol_version", "replica", "counter",
+                                                     "device_key", "signature"};
+    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+        const std::string_view n(it->name.GetString(), it->name.GetStringLength());
+        if (std::find(std::begin(k_members), std::end(k_members), n) == std::end(k_members)) {
+            return refusal(Error(ErrorCode::unknown_field,
+                                 "unknown member '" + std::string(n) + "'", std::string(n)));
+        }
+    }
+    const auto number = [&](const char* name) -> std::optional<std::uint64_t> {
+        const auto it = doc.FindMember(name);
+        if (it == doc.MemberEnd() || !it->value.IsUint64()) {
+            return std::nullopt;
+        }
+        return it->value.GetUint64();
+    };
+    const auto text_member = [&](const char* name) -> std::optional<std::string> {
+        const auto it = doc.FindMember(name);
+        if (it == doc.MemberEnd() || !it->value.IsString()) {
+            return std::nullopt;
+        }
+        return std::string(it->value.GetString(), it->value.GetStringLength());
+    };
+    const auto version = number("protocol_version");
+    const auto replica = number("replica");
+    const auto counter = number("counter");
+    const auto device_key = text_member("device_key");
+    const auto signature = text_member("signature");
+    if (!version || !replica || !counter || !device_key || !signature) {
+        return refusal(Error(ErrorCode::missing_field,
+                             "protocol_version, replica and counter are whole numbers; "
+                             "device_key and signature are base64 strings; all are required"));
+    }
+    const std::uint32_t lowest = std::max<std::uint32_t>(2, m_config.min_protocol);
+    if (*version < lowest || *version > k_protocol_version) {
+        return refusal(Error(ErrorCode::unsupported_protocol,
+                             "sessions need protocol " + std::to_string(lowest) + " to " +
+                                 std::to_string(k_protocol_version)),
+                       "\"supported\":{\"min\":" + std::to_string(m_config.min_protocol) +
+                           ",\"max\":" + std::to_string(k_protocol_version) + "}");
+    }
+    PublicKey kx{};
+    Signature sig{};
+    if (!decode_fixed(*device_key, kx)) {
+        return refusal(
+            Error(ErrorCode::malformed, "device_key must be base64 of 32 bytes", "device_key"));
+    }
+    if (!decode_fixed(*signature, sig)) {
+        return refusal(
+            Error(ErrorCode::malformed, "signature must be base64 of 64 bytes", "signature"));
+    }
+    const ReaderLease reader(lease_reader());
+    const auto directory = m_directory.current(reader.store());
+    const Device* device = directory->device(*replica);
+    if (!device) {
+        return refusal(Error(ErrorCode::unknown_device,
+                             "no enrolled device has replica " + std::to_string(*replica)));
+    }
+    if (!verify(sig, session_hello_message(*replica, *counter, kx), device->public_key)) {
+        return refusal(Error(ErrorCode::bad_signature, "signature does not verify"));
+    }
+    if (device->status != DeviceStatus::active) {
+        return revoked(*replica, device->revoked_at);
+    }
+    const User* user = directory->find(device->user);
+    if (!user || user->disabled) {
+        return refusal(Error(ErrorCode::user_disabled, "the device's user is disabled"));
+    }
+    const auto now = static_cast<std::int64_t>(m_clock.now_ms());
+    if (!claim_request_counter(*replica, *counter, device->cursor, now, reader.store())) {
+        return refusal(Error(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
+                                                      " is not above the last one seen (replay)"));
+    }
+    const KxKeyPair server_kx = KxKeyPair::generate();
+    const auto key = server_session_key(server_kx, kx);
+    if (!key) {
+        return refusal(
+            Error(ErrorCode::invalid_value, "device_key is not a usable key", "device_key"));
+    }
+    DeviceSession s;
+    randombytes_buf(s.id.data(), s.id.size());
+    s.replica = *replica;
+    s.key = *key;
+    s.created_at = now;
+    s.expires_at = now + m_config.session_ttl_ms;
+    m_store.add_device_session(s);
+    bool sweep = false;
+    {
+        std::lock_guard lock(m_session_mutex);
+        m_sessions.emplace(s.id, s);
+        if (now - m_sessions_swept_at > 10 * 60 * 1000) { // expired ones go now and then
+            m_sessions_swept_at = now;
+            std::erase_if(m_sessions, [&](const auto& e) { return e.second.expires_at <= now; });
+            sweep = true;
+        }
+    }
+    if (sweep) {
+        m_store.delete_expired_device_sessions(now);
+    }
+    const Signature accept = sign(
+        session_accept_message(*replica, *counter, kx, server_kx.public_key, s.id, s.expires_at));
+    return EndpointAnswer{"application/json",
+                          "{\"protocol_version\":" + std::to_string(k_protocol_version) +
+                              ",\"session\":\"" + to_base64(s.id) + "\",\"server_key\":\"" +
+                              to_base64(server_kx.public_key) +
+                              "\",\"expires_at\":" + std::to_string(s.expires_at) +
+                              ",\"signature\":\"" + to_base64(accept) + "\"}"};
+}
+
+EndpointAnswer SyncService::revoked(std::uint64_t replica, std::int64_t revoked_at) const {
+    // Only after the device's own signature verified: nobody but the device learns of it.
+    const Signature proof = sign(revocation_message(replica, revoked_at));
+    return refusal(Error(ErrorCode::device_revoked, "this device has been revoked"),
+                   "\"revocation\":{\"replica\":" + std::to_string(replica) + ",\"revoked_at\":" +
+                       std::to_string(revoked_at) + ",\"signature\":\"" + to_base64(proof) + "\"}");
 }
 
 std::optional<EndpointAnswer>
@@ -1402,9 +1611,211 @@ SyncService::check_headers(const std::map<std::string, std::string>& headers) {
     return open_envelope(headers, reader.store()).refused;
 }
 
+void SyncService::read_page(Store& reads, const User& user, std::uint64_t replica,
+                            std::uint64_t cursor, std::uint32_t page_size, SyncResponse& resp) {
+    const std::uint32_t page =
+        std::min(page_size ? page_size : m_config.default_page, m_config.max_page);
+    resp.cursor = cursor;
+    if (user.role == Role::technician) {
+        auto rows = reads.feed_after(user.id, cursor, page + 1);
+        resp.more = rows.size() > page;
+        if (resp.more) {
+            rows.resize(page);
+        }
+        std::vector<std::uint64_t> seqs;
+        for (const auto& r : rows) {
+            // Its own ops are skipped as live echoes, not in a history replayed on arrival.
+            if (r.op_seq && (r.history || r.op_replica != replica)) {
+                seqs.push_back(*r.op_seq);
+            }
+        }
+        std::unordered_map<std::uint64_t, StoredOp> by_seq;
+        for (auto& so : reads.ops_by_seq(seqs)) {
+            by_seq.emplace(so.seq, std::move(so));
+        }
+        for (const auto& r : rows) {
+            resp.cursor = r.fseq;
+            if (r.evict) {
+                resp.evicted.push_back({r.evict->first, r.evict->second});
+            } else if (auto it = by_seq.find(*r.op_seq); it != by_seq.end()) {
+                resp.ops.push_back({r.fseq, it->second.op});
+            }
+        }
+        resp.remaining = reads.feed_count_after(user.id, resp.cursor);
+    } else {
+        auto ops = reads.ops_after(cursor, page + 1);
+        resp.more = ops.size() > page;
+        if (resp.more) {
+            ops.resize(page);
+        }
+        for (auto& so : ops) {
+            resp.cursor = so.seq;
+            if (so.op.id.replica != replica) {
+                resp.ops.push_back({so.seq, std::move(so.op)});
+            }
+        }
+        const std::uint64_t last = reads.last_seq();
+        resp.remaining = last > resp.cursor ? last - resp.cursor : 0;
+    }
+}
+
 EndpointAnswer SyncService::sync(const std::string& path,
                                  const std::map<std::string, std::string>& headers,
                                  const std::string& body) {
+    return sync_impl(path, headers, body, nullptr);
+}
+
+void SyncService::sync_async(const std::string& path,
+                             const std::map<std::string, std::string>& headers,
+                             const std::string& body, std::function<void(EndpointAnswer)> done) {
+    PullWait wait;
+    EndpointAnswer answer = sync_impl(path, headers, body, &wait);
+    if (!wait.wanted) {
+        done(std::move(answer));
+        return;
+    }
+    wait.done = std::move(done);
+    wait.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait.wait_ms);
+    {
+        std::lock_guard lock(m_wait_mutex);
+        if (!m_wait_stopping) {
+            m_waits.push_back(std::move(wait));
+            m_wait_cv.notify_one();
+            return;
+        }
+    }
+    wait.done(std::move(answer)); // going away: answer now
+}
+
+EndpointAnswer SyncService::pull_again(const PullWait& w, bool* nothing) {
+    SyncResponse resp;
+    resp.protocol_version = w.version;
+    {
+        const ReaderLease reader(lease_reader());
+        read_page(reader.store(), w.user, w.replica, w.cursor, w.page_size, resp);
+    }
+    if (nothing) {
+        *nothing = resp.ops.empty() && resp.evicted.empty() && resp.cursor == w.cursor;
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        resp.server_hlc = m_hlc->now();
+    }
+    return EndpointAnswer{w.json ? k_content_type_json : k_content_type_binary,
+                          w.json ? to_json(resp) : encode_binary(resp)};
+}
+
+void SyncService::wake_waits(const std::set<Id>& users, bool any_op) {
+    std::lock_guard lock(m_wait_mutex);
+    bool woke = false;
+    for (auto& w : m_waits) {
+        // A technician waits for its feed; any other role reads the whole log.
+        if (w.user.role == Role::technician ? users.contains(w.user.id) : any_op) {
+            w.woken = true;
+            woke = true;
+        }
+    }
+    if (woke) {
+        m_wait_cv.notify_one();
+    }
+}
+
+void SyncService::end_waits() {
+    std::vector<PullWait> all;
+    {
+        std::lock_guard lock(m_wait_mutex);
+        m_wait_stopping = true;
+        all.swap(m_waits);
+        m_wait_cv.notify_one();
+    }
+    for (auto& w : all) {
+        try {
+            w.done(pull_again(w));
+        } catch (...) {
+            w.done(refusal(Error(ErrorCode::internal, "the server is stopping")));
+        }
+    }
+}
+
+void SyncService::waiter() {
+    using Clock = std::chrono::steady_clock;
+    std::unique_lock lock(m_wait_mutex);
+    std::uint64_t seen_seq = 0; // shared store: the log's end when last looked at
+    auto next_look = Clock::now();
+    while (!m_wait_stopping) {
+        auto until = Clock::now() + std::chrono::seconds(1);
+        for (const auto& w : m_waits) {
+            until = std::min(until, w.deadline);
+        }
+        if (m_shared && !m_waits.empty()) {
+            until = std::min(until, next_look);
+        }
+        m_wait_cv.wait_until(lock, until, [&] {
+            return m_wait_stopping || std::any_of(m_waits.begin(), m_waits.end(),
+                                                  [](const PullWait& w) { return w.woken; });
+        });
+        if (m_wait_stopping) {
+            return;
+        }
+        const auto now = Clock::now();
+        if (m_shared && !m_waits.empty() && now >= next_look) {
+            // Another instance's commits wake nobody here: the log's end is looked at now
+            // and then (one query for all the waits), and a move wakes every wait.
+            next_look = now + std::chrono::milliseconds(m_config.shared_wait_poll_ms);
+            lock.unlock();
+            std::uint64_t last = 0;
+            try {
+                const ReaderLease reader(lease_reader());
+                last = reader.store().last_seq();
+            } catch (...) {
+                last = 0; // the database is away: the deadlines still answer
+            }
+            lock.lock();
+            if (last != seen_seq) {
+                seen_seq = last;
+                for (auto& w : m_waits) {
+                    w.woken = true;
+                }
+            }
+        }
+        std::vector<PullWait> ready;
+        for (auto it = m_waits.begin(); it != m_waits.end();) {
+            if (it->woken || it->deadline <= now) {
+                ready.push_back(std::move(*it));
+                it = m_waits.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        lock.unlock();
+        for (auto& w : ready) {
+            EndpointAnswer a;
+            bool nothing = false;
+            try {
+                a = pull_again(w, &nothing);
+            } catch (const Error& e) {
+                a = refusal(e);
+            } catch (...) {
+                a = refusal(Error(ErrorCode::internal, "the server could not read the feed"));
+            }
+            // Woken for nothing of its own (another technician's row): it waits on.
+            if (nothing && w.deadline > Clock::now()) {
+                w.woken = false;
+                std::lock_guard again(m_wait_mutex);
+                if (!m_wait_stopping) {
+                    m_waits.push_back(std::move(w));
+                    continue;
+                }
+            }
+            w.done(std::move(a));
+        }
+        lock.lock();
+    }
+}
+
+EndpointAnswer SyncService::sync_impl(const std::string& path,
+                                      const std::map<std::string, std::string>& headers,
+                                      const std::string& body, PullWait* wait) {
     // The envelope and the refusals come from the session layer the devices share
     // (session.hpp): each refusal has its own code, so a device knows what to do, and only
     // a revocation carries the server's signed proof, the one answer on which a device
@@ -1426,16 +1837,18 @@ EndpointAnswer SyncService::sync(const std::string& path,
     const Device* device = gate.device;
     const auto replica = std::optional(envelope->replica);
     const auto counter = std::optional(envelope->counter);
-    if (!S::verify_envelope(*envelope, path, body, device->public_key)) {
+    if (gate.session) {
+        // A MAC that does not verify is a session this device cannot use (a stale key):
+        // it opens a new one, nothing lost.
+        if (!S::verify_envelope_mac(*envelope, path, body, gate.session->key)) {
+            return refuse(ErrorCode::session_expired,
+                          "the request's MAC does not verify with its session: open a new one");
+        }
+    } else if (!S::verify_envelope(*envelope, path, body, device->public_key)) {
         return refuse(ErrorCode::bad_signature, "signature does not verify");
     }
     if (device->status != DeviceStatus::active) {
-        // Only after the signature verified: nobody but the device learns of its revocation.
-        const Signature proof = sign(revocation_message(*replica, device->revoked_at));
-        return refusal(Error(ErrorCode::device_revoked, "this device has been revoked"),
-                       "\"revocation\":{\"replica\":" + std::to_string(*replica) +
-                           ",\"revoked_at\":" + std::to_string(device->revoked_at) +
-                           ",\"signature\":\"" + to_base64(proof) + "\"}");
+        return revoked(*replica, device->revoked_at); // only after the request verified
     }
     const User* user = directory->find(device->user);
     if (!user || user->disabled) {
@@ -1447,11 +1860,11 @@ EndpointAnswer SyncService::sync(const std::string& path,
     } catch (const Error& e) {
         return refusal(e);
     }
-    if (version < k_protocol_min || version > k_protocol_version) {
+    if (version < m_config.min_protocol || version > k_protocol_version) {
         return refusal(
             Error(ErrorCode::unsupported_protocol, "protocol version " + std::to_string(version) +
                                                        " is not supported; update the app"),
-            "\"supported\":{\"min\":" + std::to_string(k_protocol_min) +
+            "\"supported\":{\"min\":" + std::to_string(m_config.min_protocol) +
                 ",\"max\":" + std::to_string(k_protocol_version) + "}");
     }
     SyncRequest req;
@@ -1465,8 +1878,35 @@ EndpointAnswer SyncService::sync(const std::string& path,
         return refusal(Error(ErrorCode::invalid_argument,
                              "replica and request counter in the body differ from the headers"));
     }
+    // Protocol 2: ops come with the device's own signature over them, kept with the batch.
+    std::optional<OpBatch> batch;
+    if (req.protocol_version >= 2 && !req.ops.empty()) {
+        if (req.ops_signature.size() != Signature{}.size()) {
+            return refusal(Error(ErrorCode::missing_field,
+                                 "a request with ops carries the device's signature over them",
+                                 "ops_signature"));
+        }
+        batch.emplace();
+        batch->replica = *replica;
+        batch->request_counter = *counter;
+        std::copy(req.ops_signature.begin(), req.ops_signature.end(), batch->signature.begin());
+        std::vector<Hash256> leaves;
+        leaves.reserve(req.ops.size());
+        batch->leaves.reserve(req.ops.size());
+        for (const Op& op : req.ops) {
+            leaves.push_back(op_leaf(op));
+            batch->leaves.emplace_back(op.id, leaves.back());
+        }
+        if (!verify(batch->signature, ops_signing_string(leaves), device->public_key)) {
+            return refusal(Error(ErrorCode::invalid_value,
+                                 "ops_signature does not verify with the device's key",
+                                 "ops_signature"));
+        }
+        batch->received_at = static_cast<std::int64_t>(m_clock.now_ms());
+    }
     const auto now = static_cast<std::int64_t>(m_clock.now_ms());
     SyncResponse resp;
+    resp.protocol_version = req.protocol_version; // a device reads its own version's answer
     std::shared_ptr<PendingCommit> pending;
     if (m_shared && req.ops.empty()) {
         // A pull writes no field fact: its counter is claimed on the reader, atomically
@@ -1506,7 +1946,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
                 // The device's clock is far ahead: its ops are refused one by one.
             }
             p.results = merge_batch(p, Actor{user->id, user->role, *replica}, req.ops, *counter,
-                                    req.cursor, now);
+                                    req.cursor, now, std::move(batch));
         };
         merge_and_commit(pending);
         if (pending->refusal) {
@@ -1550,7 +1990,8 @@ EndpointAnswer SyncService::sync(const std::string& path,
             // The device's clock is far ahead: its ops are refused one by one below.
         }
         const Actor actor{user->id, user->role, *replica};
-        auto [results, p] = apply_batch(actor, req.ops, *counter, req.cursor, now);
+        auto [results, p] =
+            apply_batch(actor, req.ops, *counter, req.cursor, now, std::move(batch));
         resp.results = std::move(results);
         pending = std::move(p);
     }
@@ -1563,50 +2004,7 @@ EndpointAnswer SyncService::sync(const std::string& path,
         reader.emplace(lease_reader());
     }
     Store& reads = reader->store();
-    const std::uint32_t page =
-        std::min(req.page_size ? req.page_size : m_config.default_page, m_config.max_page);
-    resp.cursor = req.cursor;
-    if (user->role == Role::technician) {
-        auto rows = reads.feed_after(user->id, req.cursor, page + 1);
-        resp.more = rows.size() > page;
-        if (resp.more) {
-            rows.resize(page);
-        }
-        std::vector<std::uint64_t> seqs;
-        for (const auto& r : rows) {
-            // Its own ops are skipped as live echoes, not in a history replayed on arrival.
-            if (r.op_seq && (r.history || r.op_replica != *replica)) {
-                seqs.push_back(*r.op_seq);
-            }
-        }
-        std::unordered_map<std::uint64_t, StoredOp> by_seq;
-        for (auto& so : reads.ops_by_seq(seqs)) {
-            by_seq.emplace(so.seq, std::move(so));
-        }
-        for (const auto& r : rows) {
-            resp.cursor = r.fseq;
-            if (r.evict) {
-                resp.evicted.push_back({r.evict->first, r.evict->second});
-            } else if (auto it = by_seq.find(*r.op_seq); it != by_seq.end()) {
-                resp.ops.push_back({r.fseq, it->second.op});
-            }
-        }
-        resp.remaining = reads.feed_count_after(user->id, resp.cursor);
-    } else {
-        auto ops = reads.ops_after(req.cursor, page + 1);
-        resp.more = ops.size() > page;
-        if (resp.more) {
-            ops.resize(page);
-        }
-        for (auto& so : ops) {
-            resp.cursor = so.seq;
-            if (so.op.id.replica != *replica) {
-                resp.ops.push_back({so.seq, std::move(so.op)});
-            }
-        }
-        const std::uint64_t last = reads.last_seq();
-        resp.remaining = last > resp.cursor ? last - resp.cursor : 0;
-    }
+    read_page(reads, *user, *replica, req.cursor, req.page_size, resp);
     std::vector<OpId> acked;
     for (const auto& r : resp.results) {
         if (r.status != OpStatus::rejected) {
@@ -1621,6 +2019,20 @@ EndpointAnswer SyncService::sync(const std::string& path,
     {
         std::lock_guard lock(m_mutex);
         resp.server_hlc = m_hlc->now();
+    }
+    // Long-poll: a pull that found nothing and asked to wait is answered when its feed
+    // has something, or at its deadline (sync_async).
+    if (wait && req.protocol_version >= 2 && req.wait_ms > 0 && m_config.max_wait_ms > 0 &&
+        req.ops.empty() && resp.ops.empty() && resp.evicted.empty() && !resp.more &&
+        resp.cursor == req.cursor) {
+        wait->wanted = true;
+        wait->user = *user;
+        wait->replica = *replica;
+        wait->cursor = req.cursor;
+        wait->page_size = req.page_size;
+        wait->version = req.protocol_version;
+        wait->json = json;
+        wait->wait_ms = std::min(req.wait_ms, m_config.max_wait_ms);
     }
     return EndpointAnswer{json ? k_content_type_json : k_content_type_binary,
                           json ? to_json(resp) : encode_binary(resp)};

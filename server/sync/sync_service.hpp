@@ -22,6 +22,7 @@
 #include "store/store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -45,6 +46,17 @@ struct SyncConfig {
     /// serve pulls, so a pull never waits behind the writer's commit; more pulls at once
     /// wait for one.
     std::size_t read_connections = 4;
+    /// A device's sync session (protocol 2) lasts this long from its handshake.
+    std::int64_t session_ttl_ms = 3600 * 1000;
+    /// The oldest protocol version accepted: the operator raises it to 2 to turn protocol 1
+    /// devices off (they get 426 and keep their work).
+    std::uint32_t min_protocol = k_protocol_min;
+    /// Long-poll: a pull with nothing to send waits at most this long for its feed (the
+    /// device's wait_ms, capped); 0 answers at once. Below proxies' 30-60 s idle timeouts.
+    std::uint32_t max_wait_ms = 25'000;
+    /// On a store several instances write: how often a waiting pull's instance looks for
+    /// commits of the others (one query for all its waits).
+    std::uint32_t shared_wait_poll_ms = 250;
 };
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
@@ -79,10 +91,23 @@ public:
     /// POST /v1/devices/enroll: {"code","public_key" (base64 of 32 bytes),"label"}.
     EndpointAnswer enroll(const std::string& json_body);
 
+    /// POST /v1/sessions (protocol 2): a device opens a session with its signed ephemeral
+    /// key and the next request counter; the answer, signed with the server's key, gives
+    /// the session, the server's ephemeral key and the expiry. JSON both ways.
+    EndpointAnswer open_session(const std::string& json_body);
+
     /// POST /v1/sync. `headers` holds lower-cased names: content-type, x-otsync-replica,
     /// x-otsync-counter, x-otsync-signature (base64 Ed25519 over sync_signing_string).
     EndpointAnswer sync(const std::string& path, const std::map<std::string, std::string>& headers,
                         const std::string& body);
+    /// The same, answering through `done`: at once, or, for a version 2 pull that found
+    /// nothing and asked to wait (wait_ms), when its feed has something or at its deadline,
+    /// from the service's waiting thread (no request thread waits meanwhile).
+    void sync_async(const std::string& path, const std::map<std::string, std::string>& headers,
+                    const std::string& body, std::function<void(EndpointAnswer)> done);
+    /// Answers every waiting pull now and takes no more waits (shutdown: call it while the
+    /// transport that carries the answers still runs).
+    void end_waits();
 
     /// POST /v1/sync's checks that need no body (docs/protocol.md §2.3 steps 1–3: media
     /// type, envelope headers, an enrolled device): the refusal sync() would answer, or
@@ -164,15 +189,51 @@ public:
     std::set<Id> read_back_cases();
 
 private:
-    /// Steps 1–3 of a sync request: the envelope and its device, or the refusal.
+    /// Steps 1–3 of a sync request: the envelope and its device (and its session, for a
+    /// session's request), or the refusal.
     struct Gate {
         std::optional<session::Envelope> envelope;
         bool json = false;
         std::shared_ptr<const Directory::Snapshot> directory;
         const Device* device = nullptr;
+        std::optional<DeviceSession> session;
         std::optional<EndpointAnswer> refused;
     };
     Gate open_envelope(const std::map<std::string, std::string>& headers, Store& via);
+    /// A pull that waits for its feed (long-poll).
+    struct PullWait {
+        bool wanted = false;
+        User user;
+        std::uint64_t replica = 0;
+        std::uint64_t cursor = 0;
+        std::uint32_t page_size = 0;
+        std::uint32_t version = 0;
+        bool json = false;
+        std::uint32_t wait_ms = 0;
+        std::chrono::steady_clock::time_point deadline{};
+        bool woken = false;
+        std::function<void(EndpointAnswer)> done;
+    };
+    EndpointAnswer sync_impl(const std::string& path,
+                             const std::map<std::string, std::string>& headers,
+                             const std::string& body, PullWait* wait);
+    /// One page of `user`'s feed (or the whole log) after `cursor`, into `resp`.
+    void read_page(Store& reads, const User& user, std::uint64_t replica, std::uint64_t cursor,
+                   std::uint32_t page_size, SyncResponse& resp);
+    /// A waiting pull's page now; `nothing` says whether it holds nothing new.
+    EndpointAnswer pull_again(const PullWait& w, bool* nothing = nullptr);
+    /// Commits gave these technicians feed rows (any_op: the log grew): their waits wake.
+    void wake_waits(const std::set<Id>& users, bool any_op);
+    void waiter();
+    /// The refusal of a revoked device, with the server's signed proof.
+    EndpointAnswer revoked(std::uint64_t replica, std::int64_t revoked_at) const;
+    /// The live session `id` of `replica` (the cache, else the store through `via`).
+    std::optional<DeviceSession> live_session(const SessionId& id, std::uint64_t replica,
+                                              Store& via, std::int64_t now);
+    /// Takes `counter` for `replica` (above every one before), as a pull does; false when
+    /// it is not above the last one seen.
+    bool claim_request_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                               std::int64_t now, Store& via);
 
     struct Actor {
         Id user;
@@ -212,11 +273,13 @@ private:
     /// Validates and merges in memory into `p`'s write; the caller holds m_mutex.
     std::vector<OpResult> merge_batch(PendingCommit& p, const Actor& actor,
                                       const std::vector<Op>& ops, std::uint64_t request_counter,
-                                      std::uint64_t cursor, std::int64_t now);
+                                      std::uint64_t cursor, std::int64_t now,
+                                      std::optional<OpBatch> batch = std::nullopt);
     /// merge_batch, then queues the writes; the caller holds m_mutex.
     std::pair<std::vector<OpResult>, std::shared_ptr<PendingCommit>>
     apply_batch(const Actor& actor, const std::vector<Op>& ops, std::uint64_t request_counter,
-                std::uint64_t cursor, std::int64_t now);
+                std::uint64_t cursor, std::int64_t now,
+                std::optional<OpBatch> batch = std::nullopt);
     /// Queues a request the committer merges (shared store) and waits for its commit.
     void merge_and_commit(const std::shared_ptr<PendingCommit>& p);
     /// The committer's group on a shared store: in one write transaction, catch up, merge
@@ -323,6 +386,21 @@ private:
     std::uint64_t m_sweeps = 0;              // sweeps ended (m_commit_mutex)
     std::atomic<bool> m_sweep_cancel{false}; // the service is going away
     std::int64_t m_archive_every_ms = 0;
+
+    // Long-poll: pulls waiting for their feed, answered by m_waiter.
+    std::mutex m_wait_mutex;
+    std::condition_variable m_wait_cv;
+    std::vector<PullWait> m_waits;
+    bool m_wait_stopping = false;
+    std::thread m_waiter;
+
+    // Devices' sessions seen by this instance (the store has them all).
+    struct SessionIdHash {
+        std::size_t operator()(const SessionId& id) const noexcept;
+    };
+    std::mutex m_session_mutex;
+    std::unordered_map<SessionId, DeviceSession, SessionIdHash> m_sessions;
+    std::int64_t m_sessions_swept_at = 0; // when expired sessions were last deleted
 
     // Readers (a shared store's other connections), opened as pulls need them, at most
     // m_config.read_connections.

@@ -9,7 +9,9 @@
 // An op batch is delta-coded against the previous op in the same message: replica and
 // counter often repeat or step by one, HLC is a signed delta, and authors and entities
 // are written once and then referred to by index. That is what keeps a typical op near
-// a dozen bytes (target: <= 34 bytes/op).
+// a dozen bytes (target: <= 34 bytes/op). From version 2 an id value is one more entry
+// of the entity table: written raw the first time, then referred to (value tag 8), so a
+// row's OT, handover and signature cost a byte or two once the message has named them.
 #include "otsync/codec.hpp"
 
 #include "otsync/model.hpp"
@@ -27,6 +29,8 @@ namespace {
 constexpr std::uint8_t k_msg_request = 'Q';
 constexpr std::uint8_t k_msg_response = 'P';
 constexpr std::uint8_t k_msg_batch = 'B';
+/// Version 2: a value that is an entry of the message's entity table (a varint index).
+constexpr std::uint8_t k_value_id_ref = 8;
 
 // Op header bits.
 constexpr std::uint8_t k_kind_mask = 0x03;
@@ -228,8 +232,9 @@ void write_value(Writer& w, const Value& v) {
         v);
 }
 
-Value read_value(Reader& r) {
-    switch (static_cast<ValueType>(r.u8())) {
+/// The value after its tag byte.
+Value read_value(Reader& r, std::uint8_t tag) {
+    switch (static_cast<ValueType>(tag)) {
     case ValueType::null:
         return std::monostate{};
     case ValueType::boolean: {
@@ -259,7 +264,7 @@ Value read_value(Reader& r) {
 
 class OpEncoder {
 public:
-    explicit OpEncoder(Writer& w) : m_w(w) {}
+    OpEncoder(Writer& w, std::uint32_t version) : m_w(w), m_id_refs(version >= 2) {}
 
     void op(const Op& op) {
         std::uint8_t h = static_cast<std::uint8_t>(op.kind) & k_kind_mask;
@@ -312,7 +317,17 @@ public:
             }
         }
         m_w.varint(op.field);
-        write_value(m_w, op.value);
+        if (const Id* id = std::get_if<Id>(&op.value); id && m_id_refs) {
+            if (const auto known = m_entities.find(*id); known != m_entities.end()) {
+                m_w.u8(k_value_id_ref);
+                m_w.varint(known->second);
+            } else {
+                write_value(m_w, op.value);
+                m_entities.emplace(*id, m_entities.size());
+            }
+        } else {
+            write_value(m_w, op.value);
+        }
         if (!op.observed.empty()) {
             m_w.varint(op.observed.size());
             for (const auto& t : op.observed) {
@@ -329,7 +344,8 @@ public:
 
 private:
     Writer& m_w;
-    Op m_prev; // only id, hlc, entity and entity_type are used
+    const bool m_id_refs; // version 2: id values share the entity table
+    Op m_prev;            // only id, hlc, entity and entity_type are used
     bool m_any = false;
     std::unordered_map<Id, std::size_t> m_authors;
     std::unordered_map<Id, std::size_t> m_entities;
@@ -337,7 +353,7 @@ private:
 
 class OpDecoder {
 public:
-    explicit OpDecoder(Reader& r) : m_r(r) {}
+    OpDecoder(Reader& r, std::uint32_t version) : m_r(r), m_id_refs(version >= 2) {}
 
     Op op() {
         Op op;
@@ -385,7 +401,15 @@ public:
             throw Error(ErrorCode::malformed, "field number out of range");
         }
         op.field = static_cast<FieldId>(field);
-        op.value = read_value(m_r);
+        const std::uint8_t tag = m_r.u8();
+        if (tag == k_value_id_ref && m_id_refs) {
+            op.value = table_entry(m_entities, m_r.varint(), "id value");
+        } else {
+            op.value = read_value(m_r, tag);
+            if (const Id* id = std::get_if<Id>(&op.value); id && m_id_refs) {
+                m_entities.push_back(*id);
+            }
+        }
         if (h & k_has_observed) {
             const std::size_t n = m_r.count(m_r.limits().max_observed, "observed tags");
             if (n == 0) {
@@ -415,6 +439,7 @@ private:
     }
 
     Reader& m_r;
+    const bool m_id_refs;
     bool m_any = false;
     OpId m_prev_id;
     HlcTime m_prev_hlc = 0;
@@ -424,18 +449,18 @@ private:
     std::vector<Id> m_entities;
 };
 
-void write_ops(Writer& w, std::span<const Op> ops) {
+void write_ops(Writer& w, std::span<const Op> ops, std::uint32_t version) {
     w.varint(ops.size());
-    OpEncoder enc(w);
+    OpEncoder enc(w, version);
     for (const auto& op : ops) {
         enc.op(op);
     }
 }
 
-std::vector<Op> read_ops(Reader& r) {
+std::vector<Op> read_ops(Reader& r, std::uint32_t version) {
     const std::size_t n = r.count(r.limits().max_ops, "ops");
     std::vector<Op> ops;
-    OpDecoder dec(r);
+    OpDecoder dec(r, version);
     for (std::size_t i = 0; i < n; ++i) {
         ops.push_back(dec.op());
     }
@@ -497,8 +522,33 @@ std::string encoded(F&& body) {
 std::string encode_binary(std::span<const Op> ops) {
     return encoded([&](Writer& w) {
         write_header(w, k_msg_batch, k_protocol_version);
-        write_ops(w, ops);
+        write_ops(w, ops, k_protocol_version);
     });
+}
+
+Hash256 op_leaf(const Op& op) {
+    return blake2b_256(encoded([&](Writer& w) {
+        write_header(w, k_msg_batch, 1);
+        write_ops(w, std::span<const Op>(&op, 1), 1);
+    }));
+}
+
+std::string ops_signing_string(std::span<const Hash256> leaves) {
+    std::string all;
+    all.reserve(leaves.size() * 32);
+    for (const auto& l : leaves) {
+        all.append(reinterpret_cast<const char*>(l.data()), l.size());
+    }
+    return "otsync-ops-v2\n" + to_hex(blake2b_256(all));
+}
+
+std::string ops_signing_string(std::span<const Op> ops) {
+    std::vector<Hash256> leaves;
+    leaves.reserve(ops.size());
+    for (const auto& op : ops) {
+        leaves.push_back(op_leaf(op));
+    }
+    return ops_signing_string(leaves);
 }
 
 std::string encode_binary(const SyncRequest& m) {
@@ -509,7 +559,13 @@ std::string encode_binary(const SyncRequest& m) {
         w.u64(m.cursor);
         w.u64(m.hlc);
         w.u32(m.page_size);
-        write_ops(w, m.ops);
+        if (m.protocol_version >= 2) {
+            w.u32(m.wait_ms);
+        }
+        write_ops(w, m.ops, m.protocol_version);
+        if (m.protocol_version >= 2) {
+            w.blob(m.ops_signature.data(), m.ops_signature.size());
+        }
     });
 }
 
@@ -531,7 +587,7 @@ std::string encode_binary(const SyncResponse& m) {
             }
         }
         w.varint(m.ops.size());
-        OpEncoder enc(w);
+        OpEncoder enc(w, m.protocol_version);
         std::uint64_t prev_seq = 0;
         for (const auto& s : m.ops) {
             w.varint(zigzag(static_cast<std::int64_t>(s.seq - prev_seq)));
@@ -549,8 +605,8 @@ std::string encode_binary(const SyncResponse& m) {
 
 std::vector<Op> decode_ops(std::string_view bytes, const CodecLimits& limits) {
     return guarded(bytes, limits, [](Reader& r) {
-        read_header(r, k_msg_batch);
-        return read_ops(r);
+        const std::uint32_t version = read_header(r, k_msg_batch);
+        return read_ops(r, version);
     });
 }
 
@@ -563,7 +619,13 @@ SyncRequest decode_sync_request(std::string_view bytes, const CodecLimits& limit
         m.cursor = r.u64();
         m.hlc = r.u64();
         m.page_size = r.u32();
-        m.ops = read_ops(r);
+        if (m.protocol_version >= 2) {
+            m.wait_ms = r.u32();
+        }
+        m.ops = read_ops(r, m.protocol_version);
+        if (m.protocol_version >= 2) {
+            m.ops_signature = r.bytes(64, "ops_signature");
+        }
         return m;
     });
 }
@@ -603,7 +665,7 @@ SyncResponse decode_sync_response(std::string_view bytes, const CodecLimits& lim
             m.results.push_back(std::move(res));
         }
         const std::size_t nops = r.count(r.limits().max_ops, "ops");
-        OpDecoder dec(r);
+        OpDecoder dec(r, m.protocol_version);
         std::uint64_t prev_seq = 0;
         for (std::size_t i = 0; i < nops; ++i) {
             SeqOp s;

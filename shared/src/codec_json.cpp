@@ -496,12 +496,20 @@ std::string to_json(const SyncRequest& m) {
         write_hlc(w, m.hlc);
         w.Key("page_size");
         w.Uint(m.page_size);
+        if (m.protocol_version >= 2 && m.wait_ms != 0) {
+            w.Key("wait_ms");
+            w.Uint(m.wait_ms);
+        }
         w.Key("ops");
         w.StartArray();
         for (const auto& op : m.ops) {
             write_op(w, op);
         }
         w.EndArray();
+        if (m.protocol_version >= 2 && !m.ops_signature.empty()) {
+            w.Key("ops_signature");
+            write_string(w, to_base64(m.ops_signature));
+        }
         w.EndObject();
     });
 }
@@ -582,6 +590,14 @@ SyncRequest sync_request_from_json(std::string_view json, const CodecLimits& lim
         const JValue& ops = array_member(o, "ops", limits.max_ops, true);
         for (rapidjson::SizeType i = 0; i < ops.Size(); ++i) {
             m.ops.push_back(read_op(ops[i], index_path("ops", i), limits));
+        }
+        if (m.protocol_version >= 2) { // both optional; in version 1 they are unknown members
+            if (o.opt("wait_ms")) {
+                m.wait_ms = static_cast<std::uint32_t>(o.u64("wait_ms", UINT32_MAX));
+            }
+            if (const JValue* sig = o.opt("ops_signature")) {
+                m.ops_signature = read_base64(*sig, o.path("ops_signature"), 64);
+            }
         }
         o.done();
         return m;

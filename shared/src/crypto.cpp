@@ -102,17 +102,106 @@ std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text, std:
     return out;
 }
 
-std::string sync_signing_string(std::string_view method, std::string_view path,
-                                std::uint64_t request_counter, std::string_view body) {
-    std::string s = "otsync-sync-v1\n";
+namespace {
+
+/// The lines a request's signature or MAC covers: tag, method, path, counter, `extra`
+/// (whole lines), the body's hash; no trailing newline.
+std::string request_lines(std::string_view tag, std::string_view method, std::string_view path,
+                          std::uint64_t request_counter, const std::string& extra,
+                          std::string_view body) {
+    std::string s(tag);
+    s += '\n';
     s += method;
     s += '\n';
     s += path;
     s += '\n';
     s += std::to_string(request_counter);
     s += '\n';
+    s += extra;
     s += to_hex(blake2b_256(body));
     return s;
+}
+
+} // namespace
+
+std::string sync_signing_string(std::string_view method, std::string_view path,
+                                std::uint64_t request_counter, std::string_view body) {
+    return request_lines("otsync-sync-v1", method, path, request_counter, {}, body);
+}
+
+MacKey::~MacKey() {
+    sodium_memzero(bytes.data(), bytes.size());
+}
+
+KxKeyPair KxKeyPair::generate() {
+    ensure_sodium();
+    KxKeyPair k;
+    crypto_kx_keypair(k.public_key.data(), k.secret.data());
+    return k;
+}
+
+KxKeyPair::~KxKeyPair() {
+    sodium_memzero(secret.data(), secret.size());
+}
+
+std::optional<MacKey> device_session_key(const KxKeyPair& device, const PublicKey& server_kx) {
+    static_assert(crypto_kx_SESSIONKEYBYTES == 32 && crypto_auth_KEYBYTES == 32);
+    std::array<std::uint8_t, 32> rx{};
+    MacKey tx;
+    const int rc =
+        crypto_kx_client_session_keys(rx.data(), tx.bytes.data(), device.public_key.data(),
+                                      device.secret.data(), server_kx.data());
+    sodium_memzero(rx.data(), rx.size());
+    if (rc != 0) {
+        return std::nullopt;
+    }
+    return tx;
+}
+
+std::optional<MacKey> server_session_key(const KxKeyPair& server, const PublicKey& device_kx) {
+    MacKey rx;
+    std::array<std::uint8_t, 32> tx{};
+    const int rc =
+        crypto_kx_server_session_keys(rx.bytes.data(), tx.data(), server.public_key.data(),
+                                      server.secret.data(), device_kx.data());
+    sodium_memzero(tx.data(), tx.size());
+    if (rc != 0) {
+        return std::nullopt;
+    }
+    return rx;
+}
+
+MacTag mac(std::string_view message, const MacKey& key) {
+    ensure_sodium();
+    MacTag t{};
+    crypto_auth(t.data(), reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                key.bytes.data());
+    return t;
+}
+
+bool verify_mac(const MacTag& tag, std::string_view message, const MacKey& key) noexcept {
+    return crypto_auth_verify(tag.data(), reinterpret_cast<const unsigned char*>(message.data()),
+                              message.size(), key.bytes.data()) == 0;
+}
+
+std::string session_hello_message(std::uint64_t replica, std::uint64_t counter,
+                                  const PublicKey& device_kx) {
+    return "otsync-session-v2\n" + std::to_string(replica) + "\n" + std::to_string(counter) + "\n" +
+           to_hex(device_kx);
+}
+
+std::string session_accept_message(std::uint64_t replica, std::uint64_t counter,
+                                   const PublicKey& device_kx, const PublicKey& server_kx,
+                                   const SessionId& session, std::int64_t expires_at) {
+    return session_hello_message(replica, counter, device_kx) + "\n" + to_hex(server_kx) + "\n" +
+           to_hex(session) + "\n" + std::to_string(expires_at);
+}
+
+std::string sync_mac_string(std::string_view method, std::string_view path,
+                            std::uint64_t request_counter, const SessionId& session,
+                            std::string_view body) {
+    return request_lines("otsync-sync-v2", method, path, request_counter, to_hex(session) + "\n",
+                         body);
 }
 
 std::string handover_receipt_message(const Id& handover, const Id& clerk, std::int64_t received_at,

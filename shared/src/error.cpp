@@ -42,6 +42,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, k_count> k_names{{
     {ErrorCode::signed_rows, "signed_rows"},
     {ErrorCode::method_not_allowed, "method_not_allowed"},
     {ErrorCode::unsupported_media_type, "unsupported_media_type"},
+    {ErrorCode::session_expired, "session_expired"},
 }};
 
 /// One name per code, in the order of the numbers 1..k_last_error_code.

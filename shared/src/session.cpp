@@ -1,6 +1,8 @@
 // The sync session layer; see session.hpp.
 #include "otsync/session.hpp"
 
+#include "otsync/codec.hpp"
+
 #include <algorithm>
 
 namespace otsync::session {
@@ -43,11 +45,30 @@ Envelope sign_request(std::uint64_t replica, std::uint64_t counter, std::string_
     return e;
 }
 
+Envelope mac_request(std::uint64_t replica, std::uint64_t counter, std::string_view path,
+                     std::string_view body, const SessionId& session, const MacKey& key,
+                     std::string content_type) {
+    Envelope e;
+    e.content_type = std::move(content_type);
+    e.replica = replica;
+    e.counter = counter;
+    e.session = session;
+    e.mac = mac(sync_mac_string("POST", path, counter, session, body), key);
+    return e;
+}
+
 std::map<std::string, std::string> headers_of(const Envelope& e) {
-    return {{"content-type", e.content_type},
-            {"x-otsync-replica", std::to_string(e.replica)},
-            {"x-otsync-counter", std::to_string(e.counter)},
-            {"x-otsync-signature", to_base64(e.signature)}};
+    std::map<std::string, std::string> h{{"content-type", e.content_type},
+                                         {"x-otsync-replica", std::to_string(e.replica)},
+                                         {"x-otsync-counter", std::to_string(e.counter)}};
+    if (e.signature) {
+        h["x-otsync-signature"] = to_base64(*e.signature);
+    }
+    if (e.session) {
+        h["x-otsync-session"] = to_base64(*e.session);
+        h["x-otsync-mac"] = to_base64(e.mac);
+    }
+    return h;
 }
 
 std::optional<Envelope> read_envelope(const std::map<std::string, std::string>& headers) {
@@ -60,19 +81,59 @@ std::optional<Envelope> read_envelope(const std::map<std::string, std::string>& 
     }
     const auto replica = parse_u64(header(headers, "x-otsync-replica"));
     const auto counter = parse_u64(header(headers, "x-otsync-counter"));
-    const auto sig = from_base64(header(headers, "x-otsync-signature"), e.signature.size());
-    if (!replica || !counter || !sig || sig->size() != e.signature.size()) {
+    if (!replica || !counter) {
         return std::nullopt;
     }
     e.replica = *replica;
     e.counter = *counter;
-    std::copy(sig->begin(), sig->end(), e.signature.begin());
+    const bool signed_request = headers.contains("x-otsync-signature");
+    const bool session_request = headers.contains("x-otsync-session");
+    if (signed_request == session_request) {
+        return std::nullopt; // neither, or both
+    }
+    // Exactly `out.size()` bytes of base64, into `out`.
+    const auto fixed = [&](const char* name, auto& out) {
+        const auto bytes = from_base64(header(headers, name), out.size());
+        if (!bytes || bytes->size() != out.size()) {
+            return false;
+        }
+        std::copy(bytes->begin(), bytes->end(), out.begin());
+        return true;
+    };
+    if (signed_request) {
+        Signature sig{};
+        if (!fixed("x-otsync-signature", sig)) {
+            return std::nullopt;
+        }
+        e.signature = sig;
+        return e;
+    }
+    SessionId id{};
+    if (!fixed("x-otsync-session", id) || !fixed("x-otsync-mac", e.mac)) {
+        return std::nullopt;
+    }
+    e.session = id;
     return e;
 }
 
 bool verify_envelope(const Envelope& e, std::string_view path, std::string_view body,
                      const PublicKey& device_key) {
-    return verify(e.signature, sync_signing_string("POST", path, e.counter, body), device_key);
+    return e.signature &&
+           verify(*e.signature, sync_signing_string("POST", path, e.counter, body), device_key);
+}
+
+bool verify_envelope_mac(const Envelope& e, std::string_view path, std::string_view body,
+                         const MacKey& key) {
+    return e.session &&
+           verify_mac(e.mac, sync_mac_string("POST", path, e.counter, *e.session, body), key);
+}
+
+void sign_ops(SyncRequest& r, const SecretKey& key) {
+    r.ops_signature.clear();
+    if (r.protocol_version >= 2 && !r.ops.empty()) {
+        const Signature sig = sign(ops_signing_string(r.ops), key);
+        r.ops_signature.assign(sig.begin(), sig.end());
+    }
 }
 
 Reaction reaction_of(unsigned status, std::optional<ErrorCode> code) {
@@ -95,6 +156,8 @@ Reaction reaction_of(unsigned status, std::optional<ErrorCode> code) {
         case ErrorCode::unknown_device:
         case ErrorCode::bad_signature:
             return Reaction::re_enroll;
+        case ErrorCode::session_expired:
+            return Reaction::new_session;
         default:
             return Reaction::wait;
         }
@@ -113,6 +176,7 @@ unsigned status_of_refusal(ErrorCode code) noexcept {
     case ErrorCode::unknown_device:
     case ErrorCode::bad_signature:
     case ErrorCode::user_disabled:
+    case ErrorCode::session_expired:
         return 401;
     case ErrorCode::permission_denied:
         return 403;

@@ -472,3 +472,73 @@ TEST_CASE("a first download's pages are written without flushes of their own; a 
     CHECK(c.collect(ots[0].hex(), "ZTEG0-0", "ONT", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
     CHECK(SyncCountingVfs::syncs() > before_item);
 }
+
+namespace {
+
+/// Counts how the requests it carries are authenticated.
+class AuthCounter : public Transport {
+public:
+    explicit AuthCounter(Transport& next) : m_next(next) {}
+    HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
+                   const std::string& body) override {
+        if (path == "/v1/sessions") {
+            ++handshakes;
+        } else if (headers.contains("x-otsync-mac")) {
+            ++with_mac;
+        } else if (headers.contains("x-otsync-signature")) {
+            ++signed_requests;
+        }
+        return m_next.post(path, headers, body);
+    }
+    int handshakes = 0, with_mac = 0, signed_requests = 0;
+
+private:
+    Transport& m_next;
+};
+
+} // namespace
+
+TEST_CASE("the handheld opens one session and MACs its requests; an expired session is opened "
+          "again without losing anything") {
+    server::SyncConfig short_sessions;
+    short_sessions.session_ttl_ms = 5 * 60'000;
+    short_sessions.default_page = 20;
+    Server s({}, 0, short_sessions);
+    const Id tech = s.add_user("tec.sesion", Role::technician);
+    const auto ots = s.issue(tech, 10, "SES");
+    TempDir dev;
+    LoopbackTransport loop(*s.app);
+    AuthCounter t(loop);
+    auto device = std::make_unique<Client>((dev.path / "device.db").string(), key_of(9));
+    Client& c = *device;
+    c.enroll(t, "http://loopback", s.code(tech), "Samsung A14");
+    c.sync(t);
+    CHECK(t.handshakes == 1);
+    CHECK(t.with_mac >= 5); // the pages of the first download
+    CHECK(t.signed_requests == 0);
+    for (const auto& ot : ots) {
+        c.set_status(ot.hex(), "on_site", "");
+    }
+    CHECK(c.collect(ots[0].hex(), "SES0-0", "ONT", "migration", "", "") == OTSYNC_VERDICT_MATCHED);
+    const auto ops_before = s.store->op_count();
+    const std::size_t pending = c.pending();
+    REQUIRE(pending > 0);
+
+    // The server's sessions end (its clock moves past them) while the device thinks its own
+    // is live: the first request is refused session_expired, a new session opens, the ops go.
+    s.clock = OffsetClock(10 * 60'000);
+    const int handshakes = t.handshakes;
+    c.sync(t);
+    CHECK(t.handshakes == handshakes + 1);
+    CHECK(c.pending() == 0);
+    CHECK(s.store->op_count() == ops_before + pending); // each op once
+    // The app restarts: the stored session is used, no handshake.
+    device.reset();
+    Client again((dev.path / "device.db").string(), key_of(9));
+    const int before_restart = t.handshakes;
+    const int macs = t.with_mac;
+    again.sync(t);
+    CHECK(t.handshakes == before_restart);
+    CHECK(t.with_mac > macs);
+    CHECK(t.signed_requests == 0);
+}

@@ -330,7 +330,12 @@ TestServer::Handler tls_app(ssl::context& ctx, server::App& app) {
             const auto q = target.find('?');
             const std::string path = target.substr(0, q);
             const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
-            const server::RouteRequest r{method, path, headers, req.body(), query};
+            std::string body = req.body();
+            // As the server's HTTP layer does first: the body decoded from its coding.
+            if (auto refused = server::decode_request(headers, body, 64u << 20)) {
+                throw std::runtime_error("bad content coding: " + refused->body);
+            }
+            const server::RouteRequest r{method, path, headers, body, query};
             const server::Reply reply = app.handle(r);
             http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
             res.set(http::field::content_type, reply.content_type);

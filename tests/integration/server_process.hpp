@@ -7,6 +7,7 @@
 #include "otsync/client.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
+#include "otsync/session.hpp"
 
 #include <doctest/doctest.h>
 
@@ -223,7 +224,8 @@ struct HttpDevice {
         return true;
     }
 
-    HttpResult post(unsigned short port, const SyncRequest& req, bool json) {
+    HttpResult post(unsigned short port, const SyncRequest& req, bool json,
+                    const client::HttpOptions& options = {}) {
         const std::string body = json ? to_json(req) : encode_binary(req);
         const Signature sig =
             sign(sync_signing_string("POST", "/v1/sync", req.request_counter, body), key.secret);
@@ -231,7 +233,8 @@ struct HttpDevice {
                          {{"Content-Type", json ? k_content_type_json : k_content_type_binary},
                           {"X-Otsync-Replica", std::to_string(replica)},
                           {"X-Otsync-Counter", std::to_string(req.request_counter)},
-                          {"X-Otsync-Signature", to_base64(sig)}});
+                          {"X-Otsync-Signature", to_base64(sig)}},
+                         options);
     }
 
     SyncRequest request(std::vector<Op> ops, HlcTime hlc) {
@@ -241,6 +244,7 @@ struct HttpDevice {
         r.cursor = cursor;
         r.hlc = hlc;
         r.ops = std::move(ops);
+        session::sign_ops(r, key.secret);
         return r;
     }
 };

@@ -12,6 +12,16 @@ using namespace otsync::test;
 
 namespace {} // namespace
 
+namespace {
+
+std::uint64_t system_now_ms() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+} // namespace
+
 TEST_CASE("quick start: demo data, health, metrics, devices") {
     DataDir dir;
     ServerProcess server(dir.path, {"--demo"});
@@ -57,10 +67,7 @@ TEST_CASE("enroll and sync over HTTP; admin revokes a device of a running server
     CHECK_FALSE(HttpDevice{}.enroll(server.port, code)); // single use
 
     // Back office issues and assigns an OT from its device, in JSON.
-    FakeClock wall(
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count()));
+    FakeClock wall(system_now_ms());
     Hlc hlc(wall);
     crdt::Replica office_state;
     crdt::OpMaker bo(office.replica, hlc, office.user);
@@ -210,4 +217,131 @@ TEST_CASE("a database from a newer schema is refused with a clear message") {
     const auto [server_code, server_out] = run_command(
         {OTSYNC_SERVER_BIN, "--data-dir", dir.path.string(), "--listen", "127.0.0.1:0"});
     CHECK(server_code == 1);
+}
+
+TEST_CASE("otsync-admin verify: every op a device signed matches the log, or the difference is "
+          "named") {
+    DataDir dir;
+    ServerProcess server(dir.path);
+    server.start();
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo.firma"});
+    HttpDevice office;
+    REQUIRE(office.enroll(server.port, admin(dir.path, {"device", "enroll-code", "bo.firma"})));
+    FakeClock wall(system_now_ms());
+    Hlc hlc(wall);
+    crdt::OpMaker bo(office.replica, hlc, office.user);
+    const Id case_id = Id::random();
+    // Protocol 2 in JSON (signed ops), then protocol 2 in binary, then protocol 1 (none).
+    auto r = office.post(server.port,
+                         office.request({bo.set(EntityType::case_file, case_id, "customer_name",
+                                                text("Rosa Choque"))},
+                                        hlc.now()),
+                         true);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    r = office.post(
+        server.port,
+        office.request({bo.set(EntityType::case_file, case_id, "contract", text("C-4410")),
+                        bo.set(EntityType::case_file, case_id, "reference_cell", text("70712345"))},
+                       hlc.now()),
+        false);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    SyncRequest old = office.request(
+        {bo.set(EntityType::case_file, case_id, "contact_hours", text("tardes"))}, hlc.now());
+    old.protocol_version = 1;
+    old.ops_signature.clear();
+    REQUIRE(office.post(server.port, old, false).status == 200);
+
+    const std::string ok = admin(dir.path, {"verify"});
+    CHECK(ok.find("2 signed batches; 3 ops of the log match") != std::string::npos);
+    CHECK(ok.find("1 device ops carry no signature") != std::string::npos);
+    CHECK(ok.find("verified") != std::string::npos);
+    CHECK(server.stop() == 0);
+
+    // An op of the log changed after it was signed: named, exit 1.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((dir.path / "otsync.db").c_str(), &db) == SQLITE_OK);
+    Op forged = bo.set(EntityType::case_file, case_id, "contract", text("C-9999"));
+    forged.id = {office.replica, 2}; // the contract op of the binary batch
+    const std::string body = encode_binary(std::span<const Op>(&forged, 1));
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "UPDATE ops SET body=? WHERE replica=? AND counter=2", -1, &st,
+                               nullptr) == SQLITE_OK);
+    sqlite3_bind_blob(st, 1, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(office.replica));
+    CHECK(sqlite3_step(st) == SQLITE_DONE);
+    sqlite3_finalize(st);
+    CHECK(sqlite3_changes(db) == 1);
+    sqlite3_close(db);
+    const std::string bad = admin(dir.path, {"verify"}, 1);
+    CHECK(bad.find("op " + std::to_string(office.replica) +
+                   ":2 in the log differs from what the device signed") != std::string::npos);
+    admin(dir.path, {"verify", "--now"}, 2);
+}
+
+TEST_CASE("long-poll: a waiting pull is answered when an OT is assigned to its device, an idle one "
+          "at its wait, never past the server's bound") {
+    DataDir dir;
+    ServerProcess server(dir.path, {"--max-wait-ms", "20000"});
+    server.start();
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo.espera"});
+    admin(dir.path, {"user", "add", "--role", "technician", "tec.espera"});
+    HttpDevice office, tech;
+    REQUIRE(office.enroll(server.port, admin(dir.path, {"device", "enroll-code", "bo.espera"})));
+    REQUIRE(tech.enroll(server.port, admin(dir.path, {"device", "enroll-code", "tec.espera"})));
+    FakeClock wall(system_now_ms());
+    Hlc hlc(wall);
+    crdt::OpMaker bo(office.replica, hlc, office.user);
+    // The client's own deadline is below the server's bound: a pull that was not woken
+    // would fail here with no answer rather than pass late.
+    client::HttpOptions patient;
+    patient.request_timeout_ms = 15'000;
+    patient.io_timeout_ms = 15'000;
+
+    // An idle pull with nothing for it: answered empty at its wait, the cursor unchanged.
+    SyncRequest idle = tech.request({}, hlc.now());
+    idle.wait_ms = 300;
+    auto r = tech.post(server.port, idle, false, patient);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    auto page = decode_sync_response(r.body);
+    CHECK(page.ops.empty());
+    CHECK(page.cursor == idle.cursor);
+
+    // A pull that waits (longer than the client would) while back office assigns an OT.
+    SyncRequest waiting = tech.request({}, hlc.now());
+    waiting.wait_ms = 60'000; // the server holds it at most its --max-wait-ms
+    HttpResult woken;
+    std::thread puller([&] { woken = tech.post(server.port, waiting, true, patient); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // let it wait (either way works)
+    const Id ot = Id::random();
+    std::vector<Op> ops{bo.set(EntityType::work_order, ot, "kind", text("install_copper")),
+                        bo.set(EntityType::work_order, ot, "technician", tech.user)};
+    ops.push_back(bo.set(EntityType::work_order, ot, "status", text("issued")));
+    Op assigned = bo.set(EntityType::work_order, ot, "status", text("assigned"));
+    assigned.observed = {ops.back().id};
+    ops.push_back(assigned);
+    REQUIRE(office.post(server.port, office.request(ops, hlc.now()), false).status == 200);
+    puller.join();
+    REQUIRE_MESSAGE(woken.status == 200, woken.body);
+    page = sync_response_from_json(woken.body);
+    CHECK(std::any_of(page.ops.begin(), page.ops.end(),
+                      [&](const SeqOp& s) { return s.op.entity == ot; }));
+    CHECK(page.cursor > waiting.cursor);
+
+    // Protocol 1 has no wait: answered at once.
+    SyncRequest v1 = tech.request({}, hlc.now());
+    v1.protocol_version = 1;
+    v1.cursor = page.cursor;
+    r = tech.post(server.port, v1, false, patient);
+    REQUIRE(r.status == 200);
+    CHECK(decode_sync_response(r.body).protocol_version == 1);
+    // A stop answers what still waits, then ends.
+    SyncRequest last = tech.request({}, hlc.now());
+    last.cursor = page.cursor;
+    last.wait_ms = 60'000;
+    HttpResult at_stop;
+    std::thread stopper([&] { at_stop = tech.post(server.port, last, false, patient); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(server.stop() == 0);
+    stopper.join();
+    CHECK(at_stop.status == 200);
 }

@@ -10,6 +10,7 @@
 
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
+#include "otsync/session.hpp"
 
 #include <doctest/doctest.h>
 
@@ -98,6 +99,7 @@ struct Fixture {
         r.hlc = d.hlc->now();
         r.page_size = page;
         r.ops = std::move(ops);
+        session::sign_ops(r, d.key.secret);
         return r;
     }
 

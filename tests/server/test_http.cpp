@@ -1227,6 +1227,7 @@ TEST_CASE("every error code has one HTTP status, the same for the routes and the
         {ErrorCode::signed_rows, 400},
         {ErrorCode::method_not_allowed, 405},
         {ErrorCode::unsupported_media_type, 415},
+        {ErrorCode::session_expired, 401},
     };
     // Every code from 1 to the last has a row, and nothing beyond the last is a code.
     int last = 0;

@@ -123,6 +123,7 @@ SyncResponse sync_once(server::SyncService& sync, Device& d, std::vector<Op> ops
     r.cursor = d.cursor;
     r.hlc = d.hlc->now();
     r.ops = std::move(ops);
+    session::sign_ops(r, d.key.secret);
     const auto reply = post(sync, d, encode_binary(r), r.request_counter);
     REQUIRE_MESSAGE(reply.status == 200, reply.body);
     SyncResponse resp = decode_sync_response(reply.body);

@@ -1763,3 +1763,63 @@ TEST_CASE("a group commit with one invalid write stores nothing of any write") {
         CHECK(s.op_seqs_of_entity(EntityType::work_order, ot) == seqs);
     });
 }
+
+TEST_CASE("devices' sessions and signed batches read back whole, from any connection, in order") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const Id tech = add_user(s, "tec.sesion");
+        const Device d = enroll_device(s, tech);
+        DeviceSession live;
+        live.id.fill(0x11);
+        live.replica = d.replica;
+        live.key.bytes.fill(0x22);
+        live.created_at = k_now;
+        live.expires_at = k_now + 3'600'000;
+        s.add_device_session(live);
+        DeviceSession old = live;
+        old.id.fill(0x33);
+        old.expires_at = k_now - 1;
+        s.add_device_session(old);
+        const auto other = e.open_again();
+        const auto got = other->device_session(live.id);
+        REQUIRE(got);
+        CHECK(got->replica == d.replica);
+        CHECK(got->key.bytes == live.key.bytes);
+        CHECK(got->expires_at == live.expires_at);
+        CHECK_FALSE(other->device_session(SessionId{}));
+        CHECK(s.delete_expired_device_sessions(k_now) == 1);
+        CHECK_FALSE(s.device_session(old.id));
+        CHECK(s.device_session(live.id));
+
+        // 600 batches (more than one page), committed with their requests, read in order.
+        std::vector<SyncWrite> writes(600);
+        std::vector<const SyncWrite*> ptrs;
+        for (std::size_t i = 0; i < writes.size(); ++i) {
+            SyncWrite& w = writes[i];
+            w.replica = d.replica;
+            w.request_counter = 1000 - i; // committed out of order
+            w.now = k_now;
+            OpBatch b;
+            b.replica = d.replica;
+            b.request_counter = w.request_counter;
+            b.signature.fill(static_cast<std::uint8_t>(i));
+            b.leaves = {{OpId{d.replica, 2 * i + 1}, Hash256{}}, {OpId{d.replica, 2 * i + 2}, {}}};
+            b.leaves[1].second.fill(static_cast<std::uint8_t>(i + 1));
+            b.received_at = k_now + static_cast<std::int64_t>(i);
+            w.batch = b;
+            ptrs.push_back(&w);
+        }
+        s.commit_many(ptrs);
+        std::vector<OpBatch> read;
+        other->for_each_op_batch([&](const OpBatch& b) { read.push_back(b); });
+        REQUIRE(read.size() == writes.size());
+        for (std::size_t i = 0; i < read.size(); ++i) {
+            CAPTURE(i);
+            const SyncWrite& w = writes[writes.size() - 1 - i];
+            CHECK(read[i].request_counter == w.request_counter);
+            CHECK(read[i].signature == w.batch->signature);
+            CHECK(read[i].leaves == w.batch->leaves);
+            CHECK(read[i].received_at == w.batch->received_at);
+        }
+    });
+}

@@ -594,7 +594,7 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
         // (and without what later schemas added: the directory's version counter of schema 5,
-        // the archive of schema 6)
+        // the archive of schema 6, the sessions and signed batches of schema 7)
         CHECK(sqlite3_exec(
                   db,
                   "ALTER TABLE feed DROP COLUMN history; DROP TABLE directory_version; "
@@ -602,7 +602,8 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
                   "DROP TRIGGER directory_user_delete; DROP TRIGGER directory_device_insert; "
                   "DROP TRIGGER directory_device_update; "
                   "DROP TRIGGER directory_device_delete; DROP TABLE archived_cases; "
-                  "DROP TABLE archive; PRAGMA user_version=3;",
+                  "DROP TABLE archive; DROP TABLE device_sessions; DROP TABLE op_batches; "
+                  "PRAGMA user_version=3;",
                   nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);
     }
@@ -934,4 +935,208 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
             CHECK(step); // the technician's step of modality 2, on both
         }
     });
+}
+
+namespace {
+
+/// A handshake as client-core makes it; the session and its key, or the refusal's reply.
+struct Opened {
+    server::Reply reply;
+    SessionId id{};
+    MacKey key;
+    std::int64_t expires_at = 0;
+};
+
+Opened open_session(Fixture& f, test::Device& d, std::optional<std::uint64_t> counter = {}) {
+    const std::uint64_t c = counter.value_or(++d.request_counter);
+    const KxKeyPair kx = KxKeyPair::generate();
+    const Signature hello = sign(session_hello_message(d.replica, c, kx.public_key), d.key.secret);
+    Opened o;
+    o.reply = server::reply_of(f.service->open_session(
+        "{\"protocol_version\":2,\"replica\":" + std::to_string(d.replica) +
+        ",\"counter\":" + std::to_string(c) + ",\"device_key\":\"" + to_base64(kx.public_key) +
+        "\",\"signature\":\"" + to_base64(hello) + "\"}"));
+    if (o.reply.status != 200) {
+        return o;
+    }
+    rapidjson::Document doc;
+    doc.Parse(o.reply.body.c_str());
+    REQUIRE(doc.IsObject());
+    const auto b64 = [&](const char* name) {
+        const auto v = from_base64(doc[name].GetString(), 64);
+        REQUIRE(v);
+        return *v;
+    };
+    const auto id = b64("session");
+    const auto server_kx = b64("server_key");
+    const auto signature = b64("signature");
+    REQUIRE(id.size() == 16);
+    REQUIRE(server_kx.size() == 32);
+    REQUIRE(signature.size() == 64);
+    std::copy(id.begin(), id.end(), o.id.begin());
+    PublicKey skx{};
+    std::copy(server_kx.begin(), server_kx.end(), skx.begin());
+    Signature sig{};
+    std::copy(signature.begin(), signature.end(), sig.begin());
+    o.expires_at = doc["expires_at"].GetInt64();
+    // The server signed the exchange with its key of enrollment.
+    CHECK(verify(sig, session_accept_message(d.replica, c, kx.public_key, skx, o.id, o.expires_at),
+                 f.service->server_public_key()));
+    const auto key = device_session_key(kx, skx);
+    REQUIRE(key);
+    o.key = *key;
+    return o;
+}
+
+/// Posts `req` MACed in the session.
+server::Reply post_in_session(Fixture& f, const test::Device& d, const Opened& s,
+                              const SyncRequest& req) {
+    const std::string body = encode_binary(req);
+    const auto e =
+        session::mac_request(d.replica, req.request_counter, "/v1/sync", body, s.id, s.key);
+    return server::reply_of(f.service->sync("/v1/sync", session::headers_of(e), body));
+}
+
+std::string code_of(const server::Reply& r) {
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    return doc.IsObject() && doc.HasMember("error") ? doc["error"]["code"].GetString() : "";
+}
+
+} // namespace
+
+TEST_CASE("a session: one handshake signed both ways, then requests with a MAC, until it expires "
+          "or the device is revoked") {
+    server::SyncConfig config;
+    config.session_ttl_ms = 60'000;
+    Fixture f(config);
+    const Id tech = f.add_user("tec.sesion", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    const Opened s = open_session(f, *d);
+    REQUIRE(s.reply.status == 200);
+    CHECK(s.expires_at == static_cast<std::int64_t>(f.clock.now_ms()) + 60'000);
+
+    // Pulls and pushes with the MAC: the OT arrives, the row is stored.
+    auto pulled = post_in_session(f, *d, s, f.request(*d, {}));
+    REQUIRE(pulled.status == 200);
+    const auto page = decode_sync_response(pulled.body);
+    CHECK_FALSE(page.ops.empty());
+    for (const auto& op : page.ops) {
+        d->hlc->receive(op.op.hlc);
+        d->state.apply(op.op);
+    }
+    d->cursor = page.cursor;
+    const auto row = collect(*d, ot, "SES0001");
+    const auto pushed = post_in_session(f, *d, s, f.request(*d, row));
+    REQUIRE(pushed.status == 200);
+    CHECK(statuses(decode_sync_response(pushed.body)) ==
+          std::vector<OpStatus>(row.size(), OpStatus::accepted));
+    // The same counter again is a replay, in a session too.
+    SyncRequest again = f.request(*d, {});
+    CHECK(post_in_session(f, *d, s, again).status == 200);
+    CHECK(post_in_session(f, *d, s, again).status == 409);
+
+    // A MAC made with another key, or over other bytes: the session cannot be used.
+    Opened forged = s;
+    forged.key.bytes[0] ^= 1;
+    const auto bad_mac = post_in_session(f, *d, forged, f.request(*d, {}));
+    CHECK(bad_mac.status == 401);
+    CHECK(code_of(bad_mac) == "session_expired");
+    // Another device cannot use this session.
+    auto other = f.enroll(tech);
+    const auto stolen = post_in_session(f, *other, s, f.request(*other, {}));
+    CHECK(stolen.status == 401);
+    CHECK(code_of(stolen) == "session_expired");
+    // A handshake replaying a counter already used is refused; one not signed by the
+    // device's key too.
+    CHECK(open_session(f, *d, again.request_counter).reply.status == 409);
+    {
+        test::Device impostor; // same replica, another key
+        impostor.replica = d->replica;
+        impostor.user = tech;
+        const auto o = open_session(f, impostor, ++d->request_counter);
+        CHECK(o.reply.status == 401);
+        CHECK(code_of(o.reply) == "bad_signature");
+    }
+    // A restarted service knows the session from the store.
+    f.service.reset();
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, config);
+    CHECK(post_in_session(f, *d, s, f.request(*d, {})).status == 200);
+
+    // Past its expiry: session_expired, nothing stored; a new handshake goes on.
+    f.clock.advance(61'000);
+    const auto before = f.store->op_count();
+    const auto expired = post_in_session(f, *d, s, f.request(*d, collect(*d, ot, "SES0002")));
+    CHECK(expired.status == 401);
+    CHECK(code_of(expired) == "session_expired");
+    CHECK(f.store->op_count() == before);
+    const Opened s2 = open_session(f, *d);
+    REQUIRE(s2.reply.status == 200);
+    CHECK(post_in_session(f, *d, s2, f.request(*d, collect(*d, ot, "SES0002"))).status == 200);
+    CHECK(f.store->op_count() > before);
+
+    // Revoked: the live session ends at once, with the signed proof; no new one opens.
+    REQUIRE(f.store->revoke_device(d->replica));
+    const auto revoked = post_in_session(f, *d, s2, f.request(*d, {}));
+    CHECK(revoked.status == 401);
+    CHECK(code_of(revoked) == "device_revoked");
+    CHECK(revoked.body.find("\"revocation\"") != std::string::npos);
+    CHECK(code_of(open_session(f, *d).reply) == "device_revoked");
+}
+
+TEST_CASE("protocol 2 ops carry the device's signature over them, kept with the batch; protocol "
+          "1 goes on until the operator turns it off") {
+    Fixture f;
+    const Id tech = f.add_user("tec.firma", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    f.sync_all(*d);
+    const auto ops = collect(*d, ot, "SIG0001");
+    // Without the signature, or with one over other ops: refused whole, nothing stored.
+    const auto before = f.store->op_count();
+    SyncRequest unsigned_req = f.request(*d, ops);
+    unsigned_req.ops_signature.clear();
+    const auto missing = f.post(*d, encode_binary(unsigned_req), false);
+    CHECK(missing.status == 400);
+    CHECK(code_of(missing) == "missing_field");
+    SyncRequest wrong = f.request(*d, ops);
+    wrong.ops.pop_back(); // the signature covered one op more
+    const auto mismatch = f.post(*d, encode_binary(wrong), false);
+    CHECK(mismatch.status == 400);
+    CHECK(code_of(mismatch) == "invalid_value");
+    CHECK(f.store->op_count() == before);
+    // Signed: stored, and the batch with it, each op's hash in order.
+    CHECK(statuses(f.sync(*d, ops)) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
+    std::vector<server::OpBatch> batches;
+    f.store->for_each_op_batch([&](const server::OpBatch& b) { batches.push_back(b); });
+    REQUIRE(batches.size() == 1);
+    CHECK(batches[0].replica == d->replica);
+    REQUIRE(batches[0].leaves.size() == ops.size());
+    std::vector<Hash256> leaves;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        CHECK(batches[0].leaves[i].first == ops[i].id);
+        CHECK(batches[0].leaves[i].second == op_leaf(ops[i]));
+        leaves.push_back(batches[0].leaves[i].second);
+    }
+    CHECK(verify(batches[0].signature, ops_signing_string(leaves), d->key.public_key));
+
+    // A protocol 1 request still works (no signature over its ops)...
+    SyncRequest v1 = f.request(*d, collect(*d, ot, "SIG0002"));
+    v1.protocol_version = 1;
+    const auto old = f.post(*d, encode_binary(v1), false);
+    REQUIRE(old.status == 200);
+    CHECK(decode_sync_response(old.body).protocol_version == 1); // its own version's answer
+    // ...until the operator turns protocol 1 off: 426, with the range the server takes.
+    server::SyncConfig v2_only;
+    v2_only.min_protocol = 2;
+    f.service.reset();
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, v2_only);
+    SyncRequest v1_again = f.request(*d, collect(*d, ot, "SIG0003"));
+    v1_again.protocol_version = 1;
+    const auto refused = f.post(*d, encode_binary(v1_again), false);
+    CHECK(refused.status == 426);
+    CHECK(refused.body.find("\"supported\":{\"min\":2,\"max\":2}") != std::string::npos);
+    CHECK(f.post(*d, encode_binary(f.request(*d, collect(*d, ot, "SIG0003"))), false).status ==
+          200);
 }

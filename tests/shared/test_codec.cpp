@@ -1258,7 +1258,7 @@ TEST_CASE("codec: binary messages of the wrong type or version are refused") {
     unknown_type[1] = 'X';
     CHECK_REJECTS(decode_sync_request(unknown_type), ({ErrorCode::malformed}), "");
 
-    for (const std::uint32_t version : {0u, 2u, 99u, 0xFFFF'FFFFu}) {
+    for (const std::uint32_t version : {0u, k_protocol_version + 1, 99u, 0xFFFF'FFFFu}) {
         CAPTURE(version);
         SyncRequest req = sample_request();
         req.protocol_version = version;
@@ -1303,9 +1303,11 @@ TEST_CASE("codec: hand-written binary with impossible contents is refused") {
     using enum ErrorCode;
     SUBCASE("values") {
         CHECK_DECODES(decode_ops(one_op_batch(value_bytes(1, "\x01"))));
-        // A bool other than 0 or 1; value types 8 and 255 do not exist.
+        // A bool other than 0 or 1; value types 9 and 255 do not exist, and 8 (a reference
+        // into the message's entity table, version 2) must name an entry of it.
         CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(1, "\x02"))), ({malformed}), "");
-        CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(8))), ({malformed}), "");
+        CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(9))), ({malformed}), "");
+        CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(8, "\x05"))), ({malformed}), "");
         CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(0xFF))), ({malformed}), "");
         // Text that is not UTF-8: a cut sequence, an encoded surrogate.
         CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(4, "\x02\xc3\x28"))), ({invalid_utf8}),
@@ -1517,4 +1519,113 @@ TEST_CASE("json_string: any bytes make valid JSON; valid UTF-8 round-trips exact
             CHECK(back == s);
         }
     }
+}
+
+TEST_CASE("codec: version 2 refers to an id value the message already holds, and version 1 "
+          "still reads and writes as before") {
+    // A week's row: its OT is the entity of earlier ops, its handover and signature repeat.
+    const Id ot = Id::random(), handover = Id::random(), signature = Id::random();
+    std::vector<Op> ops;
+    std::uint64_t counter = 0;
+    const auto add = [&](EntityType t, const Id& e, std::string_view field, Value v) {
+        ops.push_back(make_op({42, ++counter}, at(k_t0 + counter), cast().alice, t, e, field,
+                              OpKind::set, std::move(v)));
+    };
+    add(EntityType::work_order, ot, "signature_ref", Value{signature});
+    for (int i = 0; i < 20; ++i) {
+        const Id item = Id::collected_item(ot, "ZTEG" + std::to_string(i));
+        add(EntityType::collected_item, item, "work_order", Value{ot});
+        add(EntityType::collected_item, item, "serial", Value{text("ZTEG" + std::to_string(i))});
+        add(EntityType::collected_item, item, "handover", Value{handover});
+        add(EntityType::collected_item, item, "signature_ref", Value{signature});
+    }
+    SyncRequest v2 = sample_request();
+    v2.ops = ops;
+    v2.wait_ms = 25'000;
+    v2.ops_signature = std::vector<std::uint8_t>(64, 0xAB);
+    SyncRequest v1 = v2;
+    v1.protocol_version = 1;
+    const std::string b2 = encode_binary(v2), b1 = encode_binary(v1);
+    // 60 id values of 16 bytes become references of one byte (plus the first of each).
+    CHECK(b1.size() - (b2.size() - 4 - 65) >= 60 * 15 - 3 * 16);
+    const SyncRequest back2 = decode_sync_request(b2);
+    check_same_ops(back2.ops, ops);
+    CHECK(back2.wait_ms == 25'000);
+    CHECK(back2.ops_signature == v2.ops_signature);
+    const SyncRequest back1 = decode_sync_request(b1);
+    check_same_ops(back1.ops, ops);
+    CHECK(back1.protocol_version == 1);
+    CHECK(back1.wait_ms == 0); // not in version 1
+    CHECK(back1.ops_signature.empty());
+    // A response in version 2 refers the same way.
+    SyncResponse resp = sample_response();
+    resp.ops.clear();
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        resp.ops.push_back({100 + i, ops[i]});
+    }
+    const SyncResponse rback = decode_sync_response(encode_binary(resp));
+    REQUIRE(rback.ops.size() == ops.size());
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        CHECK(rback.ops[i].op == ops[i]);
+    }
+    // A reference to an id no earlier raw id put in the table is refused; in version 1 the
+    // value tag 8 does not exist at all.
+    CHECK_REJECTS(decode_ops(one_op_batch(value_bytes(8, "\x01"))), ({ErrorCode::malformed}), "");
+    std::string v1_batch = one_op_batch(value_bytes(8, std::string_view("\x00", 1)));
+    v1_batch.replace(2, 4, Wire{}.u32(1).bytes);
+    CHECK_REJECTS(decode_ops(v1_batch), ({ErrorCode::malformed}), "");
+    CHECK_DECODES(
+        decode_ops(one_op_batch(value_bytes(8, std::string_view("\x00", 1))))); // its entity
+}
+
+TEST_CASE("codec: wait_ms and ops_signature in JSON, version 2 only") {
+    SyncRequest m = sample_request();
+    m.wait_ms = 1500;
+    m.ops_signature = std::vector<std::uint8_t>(64, 7);
+    const std::string j = to_json(m);
+    CHECK(j.find("\"wait_ms\":1500") != std::string::npos);
+    const SyncRequest back = sync_request_from_json(j);
+    CHECK(back == m);
+    // Without them: zero and empty.
+    m.wait_ms = 0;
+    m.ops_signature.clear();
+    CHECK(sync_request_from_json(to_json(m)) == m);
+    // In version 1 they are members the message does not have.
+    std::string v1 = j;
+    v1.replace(v1.find("\"protocol_version\":2"), 20, "\"protocol_version\":1");
+    CHECK_REJECTS(sync_request_from_json(v1), ({ErrorCode::unknown_field}), k_any_field);
+    // A signature longer than 64 bytes is refused.
+    std::string long_sig = to_json(m);
+    long_sig.insert(long_sig.size() - 1,
+                    ",\"ops_signature\":\"" + to_base64(std::vector<std::uint8_t>(65, 1)) + "\"");
+    CHECK_REJECTS(sync_request_from_json(long_sig), ({ErrorCode::too_large}), "ops_signature");
+}
+
+TEST_CASE("codec: an op's hash is its own, whatever message or encoding carried it") {
+    const auto ops = sample_ops();
+    SyncRequest r = sample_request();
+    const SyncRequest via_binary = decode_sync_request(encode_binary(r));
+    const SyncRequest via_json = sync_request_from_json(to_json(r));
+    r.protocol_version = 1;
+    const SyncRequest via_v1 = decode_sync_request(encode_binary(r));
+    REQUIRE(via_binary.ops.size() == ops.size());
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        CAPTURE(i);
+        CHECK(op_leaf(via_binary.ops[i]) == op_leaf(ops[i]));
+        CHECK(op_leaf(via_json.ops[i]) == op_leaf(ops[i]));
+        CHECK(op_leaf(via_v1.ops[i]) == op_leaf(ops[i]));
+    }
+    CHECK(ops_signing_string(std::span<const Op>(ops)) ==
+          ops_signing_string(std::span<const Op>(via_json.ops)));
+    // Any change of content, order or count changes what is signed.
+    auto changed = ops;
+    changed[0].hlc += 1;
+    CHECK(ops_signing_string(std::span<const Op>(changed)) !=
+          ops_signing_string(std::span<const Op>(ops)));
+    auto swapped = ops;
+    std::swap(swapped[0], swapped[1]);
+    CHECK(ops_signing_string(std::span<const Op>(swapped)) !=
+          ops_signing_string(std::span<const Op>(ops)));
+    CHECK(ops_signing_string(std::span<const Op>(ops).first(ops.size() - 1)) !=
+          ops_signing_string(std::span<const Op>(ops)));
 }

@@ -33,6 +33,7 @@
 #include "figures.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/crypto.hpp"
+#include "otsync/session.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -313,6 +314,7 @@ http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, H
         }
         r.ops.push_back(std::move(op));
     }
+    session::sign_ops(r, d.key.secret);
     const std::string body = encode_binary(r);
     const Signature sig =
         sign(sync_signing_string("POST", "/v1/sync", r.request_counter, body), d.key.secret);

@@ -79,15 +79,16 @@ typedef enum otsync_error_code {
     /* The server's 405 (the path takes another method) and 415 (a body type it does not read). */
     OTSYNC_ERR_METHOD_NOT_ALLOWED = 32,
     OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE = 33,
-    OTSYNC_ERR_NOT_ENROLLED = 100, /* enroll first */
-    OTSYNC_ERR_NOT_FOUND = 101,    /* no such OT / item in this device's scope */
-    OTSYNC_ERR_NETWORK = 102,      /* server unreachable or the connection was cut: retry later */
-    OTSYNC_ERR_REVOKED = 103,      /* a proven revocation: this device's data was wiped */
-    OTSYNC_ERR_WRONG_KEY = 104,    /* the database key does not open this database */
-    OTSYNC_ERR_BUSY = 105,         /* the database is open in another handle or process */
-    OTSYNC_ERR_TIMEOUT = 106,      /* the server did not answer within the deadline */
-    OTSYNC_ERR_CANCELLED = 107,    /* otsync_client_cancel ended the call: nothing was lost */
-    OTSYNC_ERR_TLS = 108           /* the TLS handshake failed or the certificate is refused */
+    OTSYNC_ERR_SESSION_EXPIRED = 34, /* the sync session ended (handled by the library itself) */
+    OTSYNC_ERR_NOT_ENROLLED = 100,   /* enroll first */
+    OTSYNC_ERR_NOT_FOUND = 101,      /* no such OT / item in this device's scope */
+    OTSYNC_ERR_NETWORK = 102,        /* server unreachable or the connection was cut: retry later */
+    OTSYNC_ERR_REVOKED = 103,        /* a proven revocation: this device's data was wiped */
+    OTSYNC_ERR_WRONG_KEY = 104,      /* the database key does not open this database */
+    OTSYNC_ERR_BUSY = 105,           /* the database is open in another handle or process */
+    OTSYNC_ERR_TIMEOUT = 106,        /* the server did not answer within the deadline */
+    OTSYNC_ERR_CANCELLED = 107,      /* otsync_client_cancel ended the call: nothing was lost */
+    OTSYNC_ERR_TLS = 108             /* the TLS handshake failed or the certificate is refused */
 } otsync_error_code;
 
 typedef struct otsync_error {

@@ -5,6 +5,7 @@
 // before that length is checked against the bytes left and the configured limit.
 #pragma once
 
+#include "otsync/crypto.hpp"
 #include "otsync/protocol.hpp"
 
 #include <cstddef>
@@ -37,6 +38,17 @@ std::string encode_binary(std::span<const Op> ops);
 SyncRequest decode_sync_request(std::string_view bytes, const CodecLimits& limits = {});
 SyncResponse decode_sync_response(std::string_view bytes, const CodecLimits& limits = {});
 std::vector<Op> decode_ops(std::string_view bytes, const CodecLimits& limits = {});
+
+/// Protocol 2's proof of who recorded what: an op's hash is BLAKE2b-256 of its canonical
+/// bytes (the op alone in a version-1 op batch: independent of the message it travelled
+/// in and of its encoding, binary or JSON).
+Hash256 op_leaf(const Op& op);
+/// What a device signs over the ops of a request, in their order (ops_signature):
+/// "otsync-ops-v2\n" and the hex BLAKE2b-256 of their hashes one after the other. The
+/// server keeps the hashes and the signature with the batch, so an audit can check each
+/// op of the log against the device's key long after (otsync-admin verify).
+std::string ops_signing_string(std::span<const Hash256> leaves);
+std::string ops_signing_string(std::span<const Op> ops);
 
 /// The protocol version of a binary or JSON sync message, read before anything else
 /// so an unsupported version can be answered with 426 whatever follows it.

@@ -49,10 +49,13 @@ enum class ErrorCode : std::uint16_t {
     // the path answers; the body's Content-Type is not one the route reads.
     method_not_allowed = 32,
     unsupported_media_type = 33,
+    // A device's session (protocol 2) is unknown to the server or past its expiry: open a
+    // new one with the handshake and send the request again; nothing of it was stored.
+    session_expired = 34,
 };
 
 /// The highest code: every number from 1 to it is a code (error.cpp checks the names).
-inline constexpr ErrorCode k_last_error_code = ErrorCode::unsupported_media_type;
+inline constexpr ErrorCode k_last_error_code = ErrorCode::session_expired;
 
 /// The stable wire spelling of a code ("op_id_reused", ...).
 std::string_view to_string(ErrorCode code) noexcept;

@@ -18,7 +18,11 @@ namespace otsync {
 // Changelog:
 //   1 — first version: SyncRequest/SyncResponse, op batches with per-batch author and
 //       entity tables, varint integers, per-op results, signed receipt, evictions.
-constexpr std::uint32_t k_protocol_version = 1;
+//   2 — sessions (a handshake, then a MAC per request instead of a signature); a request
+//       carries wait_ms (long-poll) and, with ops, the device's signature over their
+//       digest (ops_signature); in binary an id value already in the message's entity
+//       table is a reference (value tag 8), and raw id values join that table.
+constexpr std::uint32_t k_protocol_version = 2;
 constexpr std::uint32_t k_protocol_min = 1;
 
 /// Content types of the two encodings of the same messages.
@@ -33,6 +37,9 @@ struct SyncRequest {
     HlcTime hlc = 0;                   // the device's clock when sending
     std::uint32_t page_size = 0;       // 0: the server's default
     std::vector<Op> ops;               // pending ops, oldest first
+    // Version 2 and later:
+    std::uint32_t wait_ms = 0; // a pull with nothing to send waits up to this long for some
+    std::vector<std::uint8_t> ops_signature; // Ed25519 over ops_signing_string (64 bytes)
     bool operator==(const SyncRequest&) const = default;
 };
 
