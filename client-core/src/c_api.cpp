@@ -429,6 +429,12 @@ int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, voi
 
 int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress, void* user,
                           char** result, otsync_error* err) {
+    return otsync_client_sync_wait(client, 0, progress, user, result, err);
+}
+
+int otsync_client_sync_wait(otsync_client_t* client, uint32_t wait_ms,
+                            otsync_sync_progress_fn progress, void* user, char** result,
+                            otsync_error* err) {
     return try_catch(err,
                      [&] {
                          auto& c = need(client);
@@ -454,7 +460,7 @@ int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progr
                                  return progress(&out, user) == 0;
                              };
                          }
-                         const auto stats = c.sync(*transport, fn);
+                         const auto stats = c.sync(*transport, fn, wait_ms);
                          if (result) {
                              *result = dup(c.sync_result_json(stats));
                          }

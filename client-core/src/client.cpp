@@ -1601,7 +1601,7 @@ void Client::cancel() {
     m->retry_cv.notify_all();
 }
 
-SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
+SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::uint32_t wait_ms) {
     std::lock_guard sync_lock(m->sync_mu); // one sync at a time
     std::unique_lock lock(m->mu);          // released for each network exchange
     m->cancelled = false;                  // a cancel ends the sync in progress only
@@ -1630,7 +1630,9 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
             m->throw_cancelled();
         }
     };
-    int new_sessions = 0; // session_expired answers in a row
+    int new_sessions = 0;   // session_expired answers in a row
+    bool wait_next = false; // everything is sent and pulled: the next pull may wait
+    bool waited = false;    // it did (once per call)
     for (int page = 0; page < k_max_pages; ++page) {
         const auto* session_for_request = m->live_session(transport, lock, stats);
         // The outbox, oldest first, one batch.
@@ -1646,6 +1648,10 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         req.cursor = m->cursor;
         req.hlc = m->hlc->now();
         req.ops = batch;
+        if (wait_next && !waited && batch.empty()) {
+            req.wait_ms = wait_ms;
+            waited = true;
+        }
         session::sign_ops(req, m->secret); // its own proof of what it recorded, kept by the server
         // The counter is stored before it is used, so a crash never reuses one; flushed
         // when the request carries ops. A pull's counter is only written: should a power
@@ -1959,10 +1965,11 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress) {
         SyncProgress p;
         p.remaining = resp.remaining;
         report(p);
-        if (!resp.more && m->pending() == 0) {
-            break;
-        }
-        if (!resp.more && batch.empty()) {
+        if (!resp.more && (m->pending() == 0 || batch.empty())) {
+            if (wait_ms > 0 && !waited && m->pending() == 0) {
+                wait_next = true; // one more pull, which waits for the server
+                continue;
+            }
             break;
         }
     }

@@ -7,6 +7,10 @@
 
 #include <sqlite3.h>
 
+#include <array>
+#include <sstream>
+#include <thread>
+
 using namespace otsync;
 using namespace otsync::test;
 
@@ -18,6 +22,17 @@ std::uint64_t system_now_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
+}
+
+/// Back office's ops that issue an OT and assign it to `tech`.
+std::vector<Op> assign_ot(crdt::OpMaker& bo, const Id& ot, const Id& tech) {
+    std::vector<Op> ops{bo.set(EntityType::work_order, ot, "kind", text("install_copper")),
+                        bo.set(EntityType::work_order, ot, "technician", tech)};
+    ops.push_back(bo.set(EntityType::work_order, ot, "status", text("issued")));
+    Op assigned = bo.set(EntityType::work_order, ot, "status", text("assigned"));
+    assigned.observed = {ops.back().id};
+    ops.push_back(assigned);
+    return ops;
 }
 
 } // namespace
@@ -313,13 +328,8 @@ TEST_CASE("long-poll: a waiting pull is answered when an OT is assigned to its d
     std::thread puller([&] { woken = tech.post(server.port, waiting, true, patient); });
     std::this_thread::sleep_for(std::chrono::milliseconds(300)); // let it wait (either way works)
     const Id ot = Id::random();
-    std::vector<Op> ops{bo.set(EntityType::work_order, ot, "kind", text("install_copper")),
-                        bo.set(EntityType::work_order, ot, "technician", tech.user)};
-    ops.push_back(bo.set(EntityType::work_order, ot, "status", text("issued")));
-    Op assigned = bo.set(EntityType::work_order, ot, "status", text("assigned"));
-    assigned.observed = {ops.back().id};
-    ops.push_back(assigned);
-    REQUIRE(office.post(server.port, office.request(ops, hlc.now()), false).status == 200);
+    REQUIRE(office.post(server.port, office.request(assign_ot(bo, ot, tech.user), hlc.now()), false)
+                .status == 200);
     puller.join();
     REQUIRE_MESSAGE(woken.status == 200, woken.body);
     page = sync_response_from_json(woken.body);
@@ -344,4 +354,53 @@ TEST_CASE("long-poll: a waiting pull is answered when an OT is assigned to its d
     CHECK(server.stop() == 0);
     stopper.join();
     CHECK(at_stop.status == 200);
+}
+
+TEST_CASE("a handheld's background sync waits on the server for its next OT: one request, "
+          "answered when the OT is assigned") {
+    DataDir dir;
+    ServerProcess server(dir.path);
+    server.start();
+    admin(dir.path, {"user", "add", "--role", "back_office", "bo.fondo"});
+    admin(dir.path, {"user", "add", "--role", "technician", "tec.fondo"});
+    HttpDevice office;
+    REQUIRE(office.enroll(server.port, admin(dir.path, {"device", "enroll-code", "bo.fondo"})));
+    const std::string url = "http://127.0.0.1:" + std::to_string(server.port);
+    client::HttpOptions patient;
+    patient.io_timeout_ms = 15'000; // a wait not woken would end here, with no answer
+    patient.request_timeout_ms = 15'000;
+    const auto transport = client::make_http_transport(url, patient);
+    TempDir handheld("otsync-fondo-");
+    std::array<std::uint8_t, 32> key{};
+    key.fill(4);
+    client::Client c((handheld.path / "device.db").string(), key);
+    c.enroll(*transport, url, admin(dir.path, {"device", "enroll-code", "tec.fondo"}), "A14");
+    c.sync(*transport);
+    const Id ot = Id::random();
+    CHECK(c.list_ots_json("assigned").find(ot.hex()) == std::string::npos);
+
+    client::SyncStats waited{};
+    std::thread background([&] { waited = c.sync(*transport, {}, 60'000); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // either order works
+    FakeClock wall(system_now_ms());
+    Hlc hlc(wall);
+    crdt::OpMaker bo(office.replica, hlc, office.user);
+    const Id tech_id = [&] {
+        const std::string users = admin(dir.path, {"user", "list"});
+        const auto at = users.find("\ntec.fondo\t");
+        REQUIRE(at != std::string::npos);
+        std::istringstream line(users.substr(at + 1));
+        std::string name, role, state, hex;
+        std::getline(line, name, '\t');
+        std::getline(line, role, '\t');
+        std::getline(line, state, '\t');
+        std::getline(line, hex, '\t');
+        return Id::from_hex(hex);
+    }();
+    REQUIRE(office.post(server.port, office.request(assign_ot(bo, ot, tech_id), hlc.now()), false)
+                .status == 200);
+    background.join();
+    CHECK(waited.received > 0);
+    CHECK(c.list_ots_json("assigned").find(ot.hex()) != std::string::npos);
+    CHECK(server.stop() == 0);
 }

@@ -9,7 +9,8 @@
 //                       [--pg | --store URL] [--instances 1|2] [--json]
 //
 // Phases: push (each request carries B new Anexo 4 ops: durable ops/s), no-op pull
-// (nothing to send, nothing new: the cost of asking), the same no-op pull with a big
+// (nothing to send, nothing new: the cost of asking; requests carry the MAC of a protocol 2
+// session, and once more the device's signature instead), the same no-op pull with a big
 // op log (cost follows changes, not database size), idle connections (memory per
 // connected device), and the two baselines.
 //
@@ -47,6 +48,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -105,7 +107,38 @@ struct SimDevice {
     std::uint64_t op_counter = 0;
     std::uint64_t cursor = 0;
     std::uint64_t serial = 0;
+    // Protocol 2's session, opened at seeding: requests carry its MAC instead of a
+    // signature (the "signed" phase uses the signature).
+    SessionId session{};
+    MacKey mac_key;
+    bool signed_requests = false;
 };
+
+/// Opens a session for `d` through the service, as the handshake does over HTTP.
+void open_bench_session(server::SyncService& sync, SimDevice& d) {
+    const KxKeyPair kx = KxKeyPair::generate();
+    const std::uint64_t counter = ++d.counter;
+    const Signature hello =
+        sign(session_hello_message(d.replica, counter, kx.public_key), d.key.secret);
+    const auto reply = sync.open_session(
+        "{\"protocol_version\":2,\"replica\":" + std::to_string(d.replica) +
+        ",\"counter\":" + std::to_string(counter) + ",\"device_key\":\"" +
+        to_base64(kx.public_key) + "\",\"signature\":\"" + to_base64(hello) + "\"}");
+    const auto field = [&](const char* name) {
+        const auto at = reply.body.find(std::string("\"") + name + "\":\"");
+        if (reply.refusal || at == std::string::npos) {
+            throw std::runtime_error("bench: no session for device " + std::to_string(d.replica));
+        }
+        const auto from = at + std::strlen(name) + 4;
+        return *from_base64(reply.body.substr(from, reply.body.find('"', from) - from), 64);
+    };
+    const auto id = field("session");
+    const auto server_kx = field("server_key");
+    std::copy(id.begin(), id.end(), d.session.begin());
+    PublicKey skx{};
+    std::copy(server_kx.begin(), server_kx.end(), skx.begin());
+    d.mac_key = *device_session_key(kx, skx);
+}
 
 /// Seeds a store: one technician per device, each with an assigned OT and an enrolled
 /// device, plus `filler` office ops in the log (outside every scope).
@@ -132,6 +165,7 @@ std::vector<SimDevice> seed(std::unique_ptr<server::Store> store, std::size_t n,
         const auto reply = sync.enroll("{\"code\":\"" + code + "\",\"public_key\":\"" +
                                        to_base64(d.key.public_key) + "\",\"label\":\"bench\"}");
         d.replica = std::stoull(reply.body.substr(reply.body.find("\"replica\":") + 10));
+        open_bench_session(sync, d);
     }
     for (std::size_t start = 0; start < n; start += 1000) {
         sync.submit(bo.id, Role::back_office, [&](crdt::OpMaker& m, const crdt::Replica&) {
@@ -316,14 +350,16 @@ http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, H
     }
     session::sign_ops(r, d.key.secret);
     const std::string body = encode_binary(r);
-    const Signature sig =
-        sign(sync_signing_string("POST", "/v1/sync", r.request_counter, body), d.key.secret);
+    const auto envelope =
+        d.signed_requests
+            ? session::sign_request(d.replica, r.request_counter, "/v1/sync", body, d.key.secret)
+            : session::mac_request(d.replica, r.request_counter, "/v1/sync", body, d.session,
+                                   d.mac_key);
     http::request<http::string_body> req{http::verb::post, "/v1/sync", 11};
     req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, k_content_type_binary);
-    req.set("X-Otsync-Replica", std::to_string(d.replica));
-    req.set("X-Otsync-Counter", std::to_string(r.request_counter));
-    req.set("X-Otsync-Signature", to_base64(sig));
+    for (const auto& [name, value] : session::headers_of(envelope)) {
+        req.set(name, value);
+    }
     req.body() = body;
     req.prepare_payload();
     return req;
@@ -634,6 +670,18 @@ int run_server_bench(int argc, char** argv) {
     out["pull.p50_ms"] = r.percentile(0.50);
     out["pull.p99_ms"] = r.percentile(0.99);
     out["pull.errors"] = static_cast<double>(r.errors);
+    // The same pull signed with the device key instead of the session's MAC (protocol 1's
+    // way, and protocol 2's when no session could be opened).
+    for (auto& d : devices) {
+        d.signed_requests = true;
+    }
+    r = drive(srv.port, o.connections, o.requests, pull, 0);
+    out["pull_signed.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
+    out["pull_signed.p50_ms"] = r.percentile(0.50);
+    out["pull_signed.errors"] = static_cast<double>(r.errors);
+    for (auto& d : devices) {
+        d.signed_requests = false;
+    }
     out["mem.server_bytes_per_connected_device"] =
         static_cast<double>(memory_per_connection(server_pid, srv.port, o.devices, pull_one));
     stop(srv.pid);

@@ -314,6 +314,15 @@ typedef int (*otsync_sync_progress_fn)(const otsync_sync_progress* progress, voi
  * "conflicts"}. */
 OTSYNC_API int otsync_client_sync_ex(otsync_client_t* client, otsync_sync_progress_fn progress,
                                      void* user, char** result, otsync_error* err);
+/* otsync_client_sync_ex, then, once everything is sent and pulled, one more pull that waits
+ * up to `wait_ms` for the server to have something for this device (an OT assigned, a change
+ * on one of its OTs) and applies it: for a background sync of an idle handheld, one request
+ * per wait instead of one per poll. Keep `wait_ms` under the transport's deadlines (the
+ * built-in one: 30 s without a byte); the server bounds it too (25 s by default). A cancel
+ * ends the wait at once, nothing lost. */
+OTSYNC_API int otsync_client_sync_wait(otsync_client_t* client, uint32_t wait_ms,
+                                       otsync_sync_progress_fn progress, void* user, char** result,
+                                       otsync_error* err);
 
 /* {"enrolled","replica","pending","last_sync":{"at","result"},"notices":[...],
  *  "rejections":[...],"conflicts":[...]}

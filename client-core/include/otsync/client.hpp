@@ -167,7 +167,13 @@ public:
     /// Pushes the outbox and pulls every page; throws ClientError (network after the
     /// retry policy gave up, timeout, cancelled, refused, unsupported protocol).
     /// Resumable: a cut, a cancel or a timeout keeps what was applied.
-    SyncStats sync(Transport& transport, const ProgressFn& progress = {});
+    /// With `wait_ms` > 0 (protocol 2's long-poll), once everything is sent and pulled, one
+    /// more pull waits up to that long for the server to have something for this device (an
+    /// OT assigned, a change on one of its OTs), which it then applies: an idle handheld
+    /// syncing in the background costs one request per wait. Keep it under the transport's
+    /// deadlines (the built-in one: 30 s without a byte); the server bounds it too (25 s).
+    SyncStats sync(Transport& transport, const ProgressFn& progress = {},
+                   std::uint32_t wait_ms = 0);
     /// A sync's result as the JSON object of client.h (otsync_client_sync_ex).
     std::string sync_result_json(const SyncStats& stats) const;
     void set_retry_policy(const RetryPolicy& policy);
