@@ -1630,11 +1630,18 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
             m->throw_cancelled();
         }
     };
-    int new_sessions = 0;   // session_expired answers in a row
-    bool wait_next = false; // everything is sent and pulled: the next pull may wait
-    bool waited = false;    // it did (once per call)
+    int new_sessions = 0;    // session_expired answers in a row
+    bool wait_next = false;  // everything is sent and pulled: the next pull may wait
+    bool waited = false;     // it did (once per call)
+    bool no_session = false; // no session could be opened in this call
     for (int page = 0; page < k_max_pages; ++page) {
-        const auto* session_for_request = m->live_session(transport, lock, stats);
+        // A handshake that got no session is not tried again in this sync: the requests
+        // are signed (a server without sessions, or a link that drops it, costs no more).
+        decltype(m->live_session(transport, lock, stats)) session_for_request = nullptr;
+        if (!no_session) {
+            session_for_request = m->live_session(transport, lock, stats);
+            no_session = session_for_request == nullptr;
+        }
         // The outbox, oldest first, one batch.
         std::vector<Op> batch;
         m->db.run("SELECT o.body FROM outbox x JOIN ops o ON o.replica = x.replica AND o.counter = "
@@ -1754,6 +1761,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
         failures = 0;
         if (reaction == session::Reaction::new_session && new_sessions++ < 2) {
             m->drop_session(); // the server ended it: a new one, and the same ops again
+            no_session = false;
             continue;
         }
         new_sessions = 0;

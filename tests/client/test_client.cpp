@@ -542,3 +542,41 @@ TEST_CASE("the handheld opens one session and MACs its requests; an expired sess
     CHECK(t.with_mac > macs);
     CHECK(t.signed_requests == 0);
 }
+
+TEST_CASE("a server that opens no session: one handshake tried per sync, every request signed, "
+          "nothing lost") {
+    server::SyncConfig small_pages;
+    small_pages.default_page = 20;
+    Server s({}, 0, small_pages);
+    const Id tech = s.add_user("tec.sinsesion", Role::technician);
+    const auto ots = s.issue(tech, 10, "NOS");
+    TempDir dev;
+    LoopbackTransport loop(*s.app);
+    // A server of protocol 1 only: no such route.
+    class NoSessions : public Transport {
+    public:
+        explicit NoSessions(Transport& next) : m_next(next) {}
+        HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
+                       const std::string& body) override {
+            if (path == "/v1/sessions") {
+                return HttpReply{404, R"({"error":{"code":"not_found","message":"no route"}})"};
+            }
+            return m_next.post(path, h, body);
+        }
+
+    private:
+        Transport& m_next;
+    } old_server(loop);
+    AuthCounter t(old_server);
+    Client c((dev.path / "device.db").string(), key_of(5));
+    c.enroll(t, "http://loopback", s.code(tech), "Samsung A14");
+    const auto stats = c.sync(t);
+    CHECK(t.handshakes == 1);   // tried once, not once per page
+    CHECK(stats.requests >= 5); // the pages of the first download
+    CHECK(t.with_mac == 0);
+    CHECK(t.signed_requests == static_cast<int>(stats.requests) - 1);
+    REQUIRE(c.list_ots_json("assigned").find(ots[9].hex()) != std::string::npos);
+    c.set_status(ots[0].hex(), "on_site", "");
+    c.sync(t);
+    CHECK(c.pending() == 0);
+}
