@@ -141,15 +141,8 @@ public:
     /// Takes `bytes` if they fit under `budget` with what is reserved already.
     bool take(std::atomic<std::size_t>& pool, std::size_t bytes, std::size_t budget) {
         release();
-        std::size_t now = pool.load();
-        do {
-            if (bytes > budget || now > budget - bytes) {
-                return false;
-            }
-        } while (!pool.compare_exchange_weak(now, now + bytes));
         m_pool = &pool;
-        m_bytes = bytes;
-        return true;
+        return grow(bytes, budget);
     }
     /// Takes `bytes` more, beside what this reservation holds already.
     bool grow(std::size_t bytes, std::size_t budget) {

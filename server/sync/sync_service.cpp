@@ -46,6 +46,15 @@ EndpointAnswer refusal(Error e, std::string extra_members = {}) {
     return a;
 }
 
+/// A string member of a JSON object, or nullopt when absent or not a string.
+std::optional<std::string> string_member(const rapidjson::Document& doc, const char* name) {
+    const auto it = doc.FindMember(name);
+    if (it == doc.MemberEnd() || !it->value.IsString()) {
+        return std::nullopt;
+    }
+    return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
 std::string header(const std::map<std::string, std::string>& h, const std::string& name) {
     const auto it = h.find(name);
     return it == h.end() ? std::string() : it->second;
@@ -1344,13 +1353,6 @@ EndpointAnswer SyncService::enroll(const std::string& body) {
         return refusal(
             Error(ErrorCode::malformed, "expected a JSON object {code, public_key, label}"));
     }
-    auto member = [&](const char* name) -> std::optional<std::string> {
-        auto it = doc.FindMember(name);
-        if (it == doc.MemberEnd() || !it->value.IsString()) {
-            return std::nullopt;
-        }
-        return std::string(it->value.GetString(), it->value.GetStringLength());
-    };
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
         const std::string_view n(it->name.GetString(), it->name.GetStringLength());
         if (n != "code" && n != "public_key" && n != "label") {
@@ -1358,9 +1360,9 @@ EndpointAnswer SyncService::enroll(const std::string& body) {
                                  "unknown member '" + std::string(n) + "'", std::string(n)));
         }
     }
-    const auto code = member("code");
-    const auto key = member("public_key");
-    const auto label = member("label");
+    const auto code = string_member(doc, "code");
+    const auto key = string_member(doc, "public_key");
+    const auto label = string_member(doc, "label");
     if (!code || !key || !label) {
         return refusal(
             Error(ErrorCode::missing_field, "code, public_key and label are strings and required"));
@@ -1504,18 +1506,11 @@ EndpointAnswer SyncService::open_session(const std::string& body) {
         }
         return it->value.GetUint64();
     };
-    const auto text_member = [&](const char* name) -> std::optional<std::string> {
-        const auto it = doc.FindMember(name);
-        if (it == doc.MemberEnd() || !it->value.IsString()) {
-            return std::nullopt;
-        }
-        return std::string(it->value.GetString(), it->value.GetStringLength());
-    };
     const auto version = number("protocol_version");
     const auto replica = number("replica");
     const auto counter = number("counter");
-    const auto device_key = text_member("device_key");
-    const auto signature = text_member("signature");
+    const auto device_key = string_member(doc, "device_key");
+    const auto signature = string_member(doc, "signature");
     if (!version || !replica || !counter || !device_key || !signature) {
         return refusal(Error(ErrorCode::missing_field,
                              "protocol_version, replica and counter are whole numbers; "
@@ -1669,6 +1664,7 @@ void SyncService::sync_async(const std::string& path,
                              const std::map<std::string, std::string>& headers,
                              const std::string& body, std::function<void(EndpointAnswer)> done) {
     PullWait wait;
+    wait.wakes_seen = wakes(); // before the page is read: a commit after it is not missed
     EndpointAnswer answer = sync_impl(path, headers, body, &wait);
     if (!wait.wanted) {
         done(std::move(answer));
@@ -1676,15 +1672,30 @@ void SyncService::sync_async(const std::string& path,
     }
     wait.done = std::move(done);
     wait.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait.wait_ms);
-    {
-        std::lock_guard lock(m_wait_mutex);
-        if (!m_wait_stopping) {
-            m_waits.push_back(std::move(wait));
-            m_wait_cv.notify_one();
-            return;
-        }
+    if (!park(std::move(wait))) {
+        wait.done(std::move(answer)); // going away: answer now
     }
-    wait.done(std::move(answer)); // going away: answer now
+}
+
+std::uint64_t SyncService::wakes() {
+    std::lock_guard lock(m_wait_mutex);
+    return m_wakes;
+}
+
+bool SyncService::park(PullWait&& w) {
+    std::lock_guard lock(m_wait_mutex);
+    if (m_wait_stopping) {
+        return false;
+    }
+    // Woken while it was reading (or before it came): it looks again at once.
+    w.woken = m_wakes != w.wakes_seen;
+    m_waits.push_back(std::move(w));
+    m_wait_cv.notify_one();
+    return true;
+}
+
+bool SyncService::nothing_new(const SyncResponse& resp, std::uint64_t cursor) {
+    return resp.ops.empty() && resp.evicted.empty() && !resp.more && resp.cursor == cursor;
 }
 
 EndpointAnswer SyncService::pull_again(const PullWait& w, bool* nothing) {
@@ -1695,7 +1706,7 @@ EndpointAnswer SyncService::pull_again(const PullWait& w, bool* nothing) {
         read_page(reader.store(), w.user, w.replica, w.cursor, w.page_size, resp);
     }
     if (nothing) {
-        *nothing = resp.ops.empty() && resp.evicted.empty() && resp.cursor == w.cursor;
+        *nothing = nothing_new(resp, w.cursor);
     }
     {
         std::lock_guard lock(m_mutex);
@@ -1707,6 +1718,7 @@ EndpointAnswer SyncService::pull_again(const PullWait& w, bool* nothing) {
 
 void SyncService::wake_waits(const std::set<Id>& users, bool any_op) {
     std::lock_guard lock(m_wait_mutex);
+    ++m_wakes; // a wait reading its page meanwhile looks again when it parks
     bool woke = false;
     for (auto& w : m_waits) {
         // A technician waits for its feed; any other role reads the whole log.
@@ -1773,6 +1785,7 @@ void SyncService::waiter() {
             lock.lock();
             if (last != seen_seq) {
                 seen_seq = last;
+                ++m_wakes;
                 for (auto& w : m_waits) {
                     w.woken = true;
                 }
@@ -1781,6 +1794,7 @@ void SyncService::waiter() {
         std::vector<PullWait> ready;
         for (auto it = m_waits.begin(); it != m_waits.end();) {
             if (it->woken || it->deadline <= now) {
+                it->wakes_seen = m_wakes;
                 ready.push_back(std::move(*it));
                 it = m_waits.erase(it);
             } else {
@@ -1799,13 +1813,8 @@ void SyncService::waiter() {
                 a = refusal(Error(ErrorCode::internal, "the server could not read the feed"));
             }
             // Woken for nothing of its own (another technician's row): it waits on.
-            if (nothing && w.deadline > Clock::now()) {
-                w.woken = false;
-                std::lock_guard again(m_wait_mutex);
-                if (!m_wait_stopping) {
-                    m_waits.push_back(std::move(w));
-                    continue;
-                }
+            if (nothing && w.deadline > Clock::now() && park(std::move(w))) {
+                continue;
             }
             w.done(std::move(a));
         }
@@ -2023,8 +2032,7 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
     // Long-poll: a pull that found nothing and asked to wait is answered when its feed
     // has something, or at its deadline (sync_async).
     if (wait && req.protocol_version >= 2 && req.wait_ms > 0 && m_config.max_wait_ms > 0 &&
-        req.ops.empty() && resp.ops.empty() && resp.evicted.empty() && !resp.more &&
-        resp.cursor == req.cursor) {
+        req.ops.empty() && nothing_new(resp, req.cursor)) {
         wait->wanted = true;
         wait->user = *user;
         wait->replica = *replica;

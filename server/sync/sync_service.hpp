@@ -212,8 +212,16 @@ private:
         std::uint32_t wait_ms = 0;
         std::chrono::steady_clock::time_point deadline{};
         bool woken = false;
+        std::uint64_t wakes_seen = 0; // m_wakes when it last read its page
         std::function<void(EndpointAnswer)> done;
     };
+    /// Wakes so far (m_wakes).
+    std::uint64_t wakes();
+    /// Puts `w` among the waits (woken at once if a wake came since it read its page);
+    /// false when the service is going away (then `w` is left to answer).
+    bool park(PullWait&& w);
+    /// A page that brings the device nothing: a waiting pull waits on.
+    static bool nothing_new(const SyncResponse& resp, std::uint64_t cursor);
     EndpointAnswer sync_impl(const std::string& path,
                              const std::map<std::string, std::string>& headers,
                              const std::string& body, PullWait* wait);
@@ -391,6 +399,7 @@ private:
     std::mutex m_wait_mutex;
     std::condition_variable m_wait_cv;
     std::vector<PullWait> m_waits;
+    std::uint64_t m_wakes = 0; // commits that woke waits, and log moves seen (m_wait_mutex)
     bool m_wait_stopping = false;
     std::thread m_waiter;
 
