@@ -64,6 +64,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -599,12 +600,24 @@ private:
             accept == req.headers.end() ? Coding::identity : response_coding(accept->second);
 
         if (!refused && m_shared->async_handler) {
-            // The answer may come later, from any thread: it is sent on this strand.
+            // The answer may come later, from any thread: it is sent on this strand. One
+            // given before the handler returns, on this thread (most of them), is sent
+            // from here, without a trip through the queue.
             auto self = shared_from_this();
-            auto once = std::make_shared<std::atomic<bool>>(false);
-            Completion done = [self, once, keep_alive, head, answer_coding](HttpResponse r) {
-                if (once->exchange(true)) {
+            struct Answered {
+                std::atomic<bool> once{false};
+                std::thread::id caller = std::this_thread::get_id();
+                bool in_call = true; // read and written on `caller` only
+                std::optional<HttpResponse> early;
+            };
+            auto state = std::make_shared<Answered>();
+            Completion done = [self, state, keep_alive, head, answer_coding](HttpResponse r) {
+                if (state->once.exchange(true)) {
                     return; // a second answer is a handler bug: the first one counts
+                }
+                if (std::this_thread::get_id() == state->caller && state->in_call) {
+                    state->early = std::move(r);
+                    return;
                 }
                 net::post(self->m_stream.get_executor(),
                           [self, r = std::move(r), keep_alive, head, answer_coding]() mutable {
@@ -621,6 +634,11 @@ private:
                 done(error_response(e.code(), error_message(e), 400));
             } catch (...) {
                 done(error_response(ErrorCode::internal, "internal error"));
+            }
+            state->in_call = false;
+            if (state->early) {
+                req.body = std::string(); // as below: the body's bytes go back to the budget
+                answer(std::move(*state->early), keep_alive, head, answer_coding);
             }
             return;
         }

@@ -961,6 +961,11 @@ public:
     }
 
     // ---- projections ----
+    std::uint64_t projected_seq() override {
+        std::lock_guard lock(m_mutex);
+        return u64_of(exec("SELECT coalesce(max(updated_seq), 0) FROM projections"));
+    }
+
     std::vector<SyncWrite::Projection> projections() override {
         std::lock_guard lock(m_mutex);
         const Result r = exec("SELECT entity_type, entity, state FROM projections "
@@ -1392,7 +1397,8 @@ private:
                  "DO UPDATE SET last_fseq=excluded.last_fseq",
                  Params().id(user).u64(fseq));
         }
-        const std::uint64_t last = seqs.empty() ? 0 : seqs.back();
+        const std::uint64_t last =
+            w.projections_seq ? w.projections_seq : (seqs.empty() ? 0 : seqs.back());
         for (const auto& p : w.projections) {
             exec("INSERT INTO projections(entity_type, entity, state, updated_seq) "
                  "VALUES($1,$2,$3,$4) ON CONFLICT(entity_type, entity) DO UPDATE SET "

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -343,7 +344,8 @@ const std::vector<DumpSql>& dump_sql() {
 class SqliteStore final : public Store {
 public:
     explicit SqliteStore(const SqliteOptions& o)
-        : m_full(o.synchronous_full), m_before_commit(o.before_commit) {
+        : m_full(o.synchronous_full), m_before_commit(o.before_commit),
+          m_others_check(std::chrono::milliseconds(o.others_check_ms)) {
         if (sqlite3_open_v2(o.path.c_str(), &m_db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                             nullptr) != SQLITE_OK) {
@@ -593,8 +595,10 @@ public:
         }
         for (const auto& [user, fseq] : heads) {
             head_put.bind(1, user).bind_u64(2, fseq).run();
+            m_heads[user] = fseq; // dropped again if the transaction rolls back
         }
-        const std::uint64_t last = seqs.empty() ? 0 : seqs.back();
+        const std::uint64_t last =
+            w.projections_seq ? w.projections_seq : (seqs.empty() ? 0 : seqs.back());
         Stmt proj = prepared("INSERT INTO projections(entity_type, entity, state, updated_seq) "
                              "VALUES(?,?,?,?) ON CONFLICT(entity_type, entity) DO UPDATE SET "
                              "state=excluded.state, updated_seq=excluded.updated_seq");
@@ -813,13 +817,28 @@ public:
         return out;
     }
 
-    std::uint64_t directory_version() override { return scalar("SELECT v FROM directory_version"); }
+    std::uint64_t directory_version() override {
+        // Read again when this connection changed rows (a trigger moves the version) or
+        // another one committed (otsync-admin); otherwise a pull reads no table for it.
+        std::lock_guard lock(m_mutex);
+        drop_caches_if_others_wrote(true);
+        const auto changes = sqlite3_total_changes64(m_db);
+        if (!m_directory_version || changes != m_directory_changes) {
+            Stmt s = prepared("SELECT v FROM directory_version");
+            m_directory_version = s.step() ? s.u64(0) : 0;
+            m_directory_changes = changes;
+        }
+        return *m_directory_version;
+    }
     std::uint64_t op_count() override { return scalar("SELECT count(*) FROM ops"); }
     std::uint64_t last_seq() override { return scalar("SELECT coalesce(max(seq), 0) FROM ops"); }
 
     std::vector<FeedRow> feed_after(const Id& user, std::uint64_t after,
                                     std::size_t limit) override {
         std::lock_guard lock(m_mutex);
+        if (feed_head(user) <= after) {
+            return {}; // the device holds its whole feed (a no-op pull's usual answer)
+        }
         Stmt s = prepared("SELECT f.fseq, f.op_seq, f.evict_type, f.evict_id, o.replica, f.history "
                           "FROM feed f LEFT JOIN ops o ON o.seq = f.op_seq "
                           "WHERE f.user_id=? AND f.fseq>? ORDER BY f.fseq LIMIT ?");
@@ -842,11 +861,43 @@ public:
 
     std::uint64_t feed_count_after(const Id& user, std::uint64_t after) override {
         std::lock_guard lock(m_mutex);
+        const std::uint64_t head = feed_head(user);
+        return head > after ? head - after : 0;
+    }
+
+    /// A user's last feed sequence: only this connection appends to the feed, so the
+    /// heads it wrote or read stay exact until another connection commits.
+    std::uint64_t feed_head(const Id& user) {
+        drop_caches_if_others_wrote();
+        if (const auto it = m_heads.find(user); it != m_heads.end()) {
+            return it->second;
+        }
         Stmt s = prepared("SELECT coalesce((SELECT last_fseq FROM feed_heads WHERE user_id=?), 0)");
         s.bind(1, user);
         s.step();
         const std::uint64_t head = s.u64(0);
-        return head > after ? head - after : 0;
+        if (sqlite3_get_autocommit(m_db) != 0) { // read inside a transaction: not kept
+            m_heads.emplace(user, head);
+        }
+        return head;
+    }
+
+    /// PRAGMA data_version moves when another connection (another process) commits: what
+    /// this connection cached of the database is then read again. Looked at every
+    /// others_check_ms unless `now` (a read transaction costs file-lock system calls).
+    void drop_caches_if_others_wrote(bool now_anyway = false) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!now_anyway && now < m_next_others_check) {
+            return;
+        }
+        m_next_others_check = now + m_others_check;
+        Stmt s = prepared("PRAGMA data_version");
+        const std::uint64_t v = s.step() ? s.u64(0) : 0;
+        if (v != m_data_version) {
+            m_data_version = v;
+            m_heads.clear();
+            m_directory_version.reset();
+        }
     }
 
     std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {
@@ -1103,6 +1154,10 @@ public:
         return out;
     }
 
+    std::uint64_t projected_seq() override {
+        return scalar("SELECT coalesce(max(updated_seq), 0) FROM projections");
+    }
+
     void replace_projections(const std::vector<SyncWrite::Projection>& rows) override {
         std::lock_guard lock(m_mutex);
         Tx tx(*this); // joins in_transaction's when inside one
@@ -1128,6 +1183,7 @@ public:
             exec("COMMIT");
         } catch (...) {
             sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+            m_heads.clear(); // heads the transaction wrote
             throw;
         }
     }
@@ -1211,7 +1267,8 @@ public:
             }
         };
         std::lock_guard lock(m_mutex);
-        Tx tx(*this); // joins in_transaction's when inside one
+        Tx tx(*this);    // joins in_transaction's when inside one
+        m_heads.clear(); // rows may carry feed heads
         for (const auto& row : rows.rows) {
             if (!q.unship.empty()) {
                 Stmt del = prepared(q.unship.c_str());
@@ -1321,6 +1378,7 @@ private:
         ~Tx() {
             if (m_own && !m_done) {
                 sqlite3_exec(m_s.m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+                m_s.m_heads.clear(); // heads the transaction wrote
             }
         }
 
@@ -1440,6 +1498,14 @@ private:
     std::function<void()> m_before_commit;
     std::recursive_mutex m_mutex;
     std::unordered_map<const char*, sqlite3_stmt*> m_statements;
+    // What this connection knows of the database without reading it (m_mutex), until
+    // another connection commits (drop_caches_if_others_wrote).
+    std::uint64_t m_data_version = 0;
+    std::chrono::steady_clock::duration m_others_check;
+    std::chrono::steady_clock::time_point m_next_others_check{};
+    std::unordered_map<Id, std::uint64_t> m_heads;    // feed_heads rows
+    std::optional<std::uint64_t> m_directory_version; // as of m_directory_changes
+    sqlite3_int64 m_directory_changes = 0;            // sqlite3_total_changes64 then
 };
 
 } // namespace

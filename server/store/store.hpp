@@ -153,6 +153,9 @@ struct SyncWrite {
         std::string json;
     };
     std::vector<Projection> projections;
+    /// Projections written apart from their ops (SQLite writes them after the commit that
+    /// acknowledged the ops): the log seq they are as of. 0: the last seq of `ops`.
+    std::uint64_t projections_seq = 0;
     std::optional<OpBatch> batch; // the request's signed ops, when it carried a signature
 };
 
@@ -394,6 +397,9 @@ public:
     // ---- projections (maintenance: otsync-admin rebuild) ----
     /// Every projection row: entity type, id, state JSON.
     virtual std::vector<SyncWrite::Projection> projections() = 0;
+    /// The log seq the projections are as of: the highest row's (0 when there are none).
+    /// Every op up to it has its entity's projection written; ops after it may not yet.
+    virtual std::uint64_t projected_seq() = 0;
     /// Replaces the whole projections table with `rows`, tagged with the log's last seq.
     virtual void replace_projections(const std::vector<SyncWrite::Projection>& rows) = 0;
     /// Runs `f` in one transaction: a consistent snapshot of everything it reads (WAL), and
@@ -472,6 +478,10 @@ struct SqliteOptions {
     std::string path;             // database file
     bool synchronous_full = true; // FULL: survives power loss (docs/architecture.md §6)
     int busy_timeout_ms = 5000;
+    /// The feed heads this connection caches are checked against other connections' commits
+    /// at most this often (the directory's version at every read: a revocation by
+    /// otsync-admin counts from the device's next request). 0: at every read.
+    int others_check_ms = 100;
     /// Called at the start of every commit_many, before anything is written: a seam for
     /// tests that crash the process at a chosen commit. Empty in production.
     std::function<void()> before_commit{};

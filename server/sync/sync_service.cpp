@@ -47,6 +47,16 @@ EndpointAnswer refusal(Error e, std::string extra_members = {}) {
 }
 
 /// A string member of a JSON object, or nullopt when absent or not a string.
+/// A pull's counter, cursor and time among those not written yet: the highest of each.
+void keep_mark(std::unordered_map<std::uint64_t, SyncWrite>& marks, std::uint64_t replica,
+               std::uint64_t counter, std::uint64_t cursor, std::int64_t now) {
+    auto& w = marks[replica];
+    w.replica = replica;
+    w.request_counter = std::max(w.request_counter, counter);
+    w.cursor = std::max(w.cursor, cursor);
+    w.now = std::max(w.now, now);
+}
+
 std::optional<std::string> string_member(const rapidjson::Document& doc, const char* name) {
     const auto it = doc.FindMember(name);
     if (it == doc.MemberEnd() || !it->value.IsString()) {
@@ -152,6 +162,9 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
         m_store.set_server_key(m_key.public_key, m_key.secret);
     }
     reload();
+    if (!m_shared) {
+        project_missing();
+    }
     give_back_memory(); // what the fold of the log read and decoded
     if (auto reader = m_store.open_reader()) {
         m_has_readers = true;
@@ -1187,32 +1200,63 @@ void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
 }
 
 void SyncService::committer() {
+    Unprojected unprojected; // this thread's only
     std::unique_lock q(m_commit_mutex);
     for (;;) {
-        m_commit_cv.wait(q, [&] { return m_stopping || !m_commit_queue.empty(); });
-        if (m_commit_queue.empty()) {
-            return; // stopping, nothing left
+        m_commit_cv.wait(
+            q, [&] { return m_stopping || !m_commit_queue.empty() || !m_pull_marks.empty(); });
+        if (m_commit_queue.empty() && !m_stopping) {
+            // Only pulls' counters: they ride with the next commit, or go alone in time.
+            m_commit_cv.wait_for(q, std::chrono::milliseconds(m_config.pull_mark_flush_ms),
+                                 [&] { return m_stopping || !m_commit_queue.empty(); });
+        }
+        if (m_commit_queue.empty() && m_pull_marks.empty()) {
+            q.unlock();
+            unprojected.write(m_store); // stopping, nothing left
+            return;
         }
         std::vector<std::shared_ptr<PendingCommit>> group(m_commit_queue.begin(),
                                                           m_commit_queue.end());
         m_commit_queue.clear();
+        std::unordered_map<std::uint64_t, SyncWrite> marks;
+        marks.swap(m_pull_marks);
         q.unlock();
         std::exception_ptr error;
         try {
             if (m_shared) {
                 commit_shared(group);
             } else {
+                // The projections leave the acknowledging commit: they are written after
+                // it, folded per entity (Unprojected).
+                std::vector<SyncWrite::Projection> later;
                 std::vector<const SyncWrite*> writes;
-                writes.reserve(group.size());
+                writes.reserve(group.size() + marks.size());
                 for (const auto& p : group) {
+                    for (auto& row : p->write.projections) {
+                        later.push_back(std::move(row));
+                    }
+                    p->write.projections.clear();
                     writes.push_back(&p->write);
                 }
-                m_store.commit_many(writes);
+                for (const auto& [replica, w] : marks) {
+                    writes.push_back(&w);
+                }
+                std::uint64_t last = 0;
+                for (const auto& seqs : m_store.commit_many(writes)) {
+                    last = seqs.empty() ? last : std::max(last, seqs.back());
+                }
+                unprojected.add(std::move(later), last);
             }
         } catch (...) {
             error = std::current_exception();
         }
         if (error) {
+            std::lock_guard again(m_commit_mutex);
+            for (const auto& [replica, w] : marks) { // the pulls' counters stay claimed
+                keep_mark(m_pull_marks, w.replica, w.request_counter, w.cursor, w.now);
+            }
+        }
+        if (error && !group.empty()) {
             // Memory merged what the store refused. Everything queued after it was
             // validated against that memory, so it fails too; then fold the log again.
             std::lock_guard lock(m_mutex);
@@ -1252,7 +1296,87 @@ void SyncService::committer() {
             // at the group's size.
             p->done_cv.notify_one();
         }
+        // Acknowledged: now the projections, when no request waits for a commit or when
+        // they have waited long enough (under load, one row per entity for many commits).
+        if (unprojected.due(m_commit_queue.empty(), m_config.projection_lag_ms)) {
+            q.unlock();
+            unprojected.write(m_store);
+            q.lock();
+        }
     }
+}
+
+void SyncService::Unprojected::add(std::vector<SyncWrite::Projection> rows, std::uint64_t seq) {
+    if (rows.empty()) {
+        return;
+    }
+    if (m_rows.empty()) {
+        m_since = std::chrono::steady_clock::now();
+    }
+    for (auto& r : rows) { // in merge order: an entity's last row is its state after `seq`
+        m_rows[{r.type, r.id}] = std::move(r.json);
+    }
+    m_seq = std::max(m_seq, seq);
+}
+
+bool SyncService::Unprojected::due(bool idle, std::uint32_t lag_ms) const {
+    return !m_rows.empty() &&
+           (idle || m_rows.size() >= k_max_rows ||
+            std::chrono::steady_clock::now() - m_since >= std::chrono::milliseconds(lag_ms));
+}
+
+void SyncService::Unprojected::write(Store& store) {
+    if (m_rows.empty()) {
+        return;
+    }
+    SyncWrite w;
+    w.replica = k_server_replica; // no device's counter
+    w.projections_seq = m_seq;
+    w.projections.reserve(m_rows.size());
+    for (const auto& [key, json] : m_rows) {
+        w.projections.push_back({key.first, key.second, json});
+    }
+    try {
+        store.commit_many({&w}); // no op in it: no flush of its own (the log has the ops)
+    } catch (const std::exception&) {
+        return; // kept: written with the next commit's, or rendered again at the next start
+    }
+    m_rows.clear();
+    m_seq = 0;
+}
+
+void SyncService::project_missing() {
+    // Projections written after their acknowledging commit may lag the log after a crash:
+    // the entities of the ops past the projections' seq are rendered again from the state
+    // the log just folded into.
+    const std::uint64_t from = m_store.projected_seq();
+    const std::uint64_t to = m_store.last_seq();
+    if (from >= to) {
+        return;
+    }
+    std::set<std::pair<EntityType, Id>> touched;
+    for (std::uint64_t after = from;;) {
+        const auto page = m_store.ops_after(after, 10'000);
+        if (page.empty()) {
+            break;
+        }
+        for (const auto& so : page) {
+            touched.insert({so.op.entity_type, so.op.entity});
+        }
+        after = page.back().seq;
+    }
+    std::vector<SyncWrite::Projection> rows;
+    for (const auto& [t, id] : touched) {
+        if (!m_state.entity(t, id)) {
+            (void)bring_back(id); // an archived case changed just before the crash
+        }
+        if (m_state.entity(t, id)) {
+            rows.push_back({t, id, entity_json(m_state, t, id)});
+        }
+    }
+    Unprojected u;
+    u.add(std::move(rows), to);
+    u.write(m_store);
 }
 
 SyncService::~SyncService() {
@@ -1468,14 +1592,36 @@ bool SyncService::claim_request_counter(std::uint64_t replica, std::uint64_t cou
     auto last = m_last_counter.find(replica);
     if (last == m_last_counter.end()) {
         const auto stored = m_store.device(replica);
-        last = m_last_counter.emplace(replica, stored ? stored->last_counter : 0).first;
+        last = m_last_counter
+                   .emplace(replica,
+                            std::max(stored ? stored->last_counter : 0, marked_counter(replica)))
+                   .first;
     }
     if (counter <= last->second) {
         return false;
     }
     last->second = counter;
-    m_store.claim_counter(replica, counter, cursor, now);
+    mark_pull(replica, counter, cursor, now);
     return true;
+}
+
+void SyncService::mark_pull(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                            std::int64_t now) {
+    bool first = false;
+    {
+        std::lock_guard q(m_commit_mutex);
+        first = m_pull_marks.empty();
+        keep_mark(m_pull_marks, replica, counter, cursor, now);
+    }
+    if (first) {
+        m_commit_cv.notify_one(); // the committer times the flush
+    }
+}
+
+std::uint64_t SyncService::marked_counter(std::uint64_t replica) {
+    std::lock_guard q(m_commit_mutex);
+    const auto it = m_pull_marks.find(replica);
+    return it == m_pull_marks.end() ? 0 : it->second.request_counter;
 }
 
 EndpointAnswer SyncService::open_session(const std::string& body) {
@@ -1986,7 +2132,10 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
                 const auto fresh = m_store.device(*replica);
                 stored_counter = fresh ? fresh->last_counter : 0;
             }
-            last_counter = m_last_counter.emplace(*replica, *stored_counter).first;
+            last_counter =
+                m_last_counter
+                    .emplace(*replica, std::max(*stored_counter, marked_counter(*replica)))
+                    .first;
         }
         if (*counter <= last_counter->second) {
             return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
@@ -1998,14 +2147,18 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
         } catch (const Error&) {
             // The device's clock is far ahead: its ops are refused one by one below.
         }
-        const Actor actor{user->id, user->role, *replica};
-        auto [results, p] =
-            apply_batch(actor, req.ops, *counter, req.cursor, now, std::move(batch));
-        resp.results = std::move(results);
-        pending = std::move(p);
+        if (req.ops.empty()) {
+            mark_pull(*replica, *counter, req.cursor, now); // no commit to wait for
+        } else {
+            const Actor actor{user->id, user->role, *replica};
+            auto [results, p] =
+                apply_batch(actor, req.ops, *counter, req.cursor, now, std::move(batch));
+            resp.results = std::move(results);
+            pending = std::move(p);
+        }
     }
     // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
-    if (!m_shared) {
+    if (!m_shared && pending) {
         wait_commit(pending);
     }
     // Pull: the technician's feed, or the whole log for office devices.

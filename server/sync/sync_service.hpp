@@ -57,6 +57,14 @@ struct SyncConfig {
     /// On a store several instances write: how often a waiting pull's instance looks for
     /// commits of the others (one query for all its waits).
     std::uint32_t shared_wait_poll_ms = 250;
+    /// On SQLite a pull's request counter, cursor and last-seen time are kept in memory
+    /// and written with the next commit, or alone after this long (and at stop): a pull
+    /// costs no write transaction. A crash forgets at most this long of pulls' counters
+    /// (a replayed pull still needs a valid MAC or signature and writes nothing).
+    std::uint32_t pull_mark_flush_ms = 1000;
+    /// On SQLite the entities' projections are written after the commit that acknowledges
+    /// their ops: at once when no request waits for a commit, else at most this late.
+    std::uint32_t projection_lag_ms = 200;
 };
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
@@ -240,6 +248,10 @@ private:
                                               Store& via, std::int64_t now);
     /// Takes `counter` for `replica` (above every one before), as a pull does; false when
     /// it is not above the last one seen.
+    /// SQLite: a pull's counter, cursor and time, written with the next commit (m_pull_marks).
+    void mark_pull(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
+                   std::int64_t now);
+    std::uint64_t marked_counter(std::uint64_t replica); // 0 when none is pending
     bool claim_request_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
                                std::int64_t now, Store& via);
 
@@ -299,6 +311,20 @@ private:
     /// Error(internal) when the store refused them.
     void wait_commit(const std::shared_ptr<PendingCommit>& p);
     void committer();
+    /// SQLite: projections rendered at merge, not yet written (the committer's own).
+    class Unprojected {
+    public:
+        void add(std::vector<SyncWrite::Projection> rows, std::uint64_t seq);
+        bool due(bool idle, std::uint32_t lag_ms) const;
+        void write(Store& store); // kept when the write fails
+
+    private:
+        static constexpr std::size_t k_max_rows = 20'000;
+        std::map<std::pair<EntityType, Id>, std::string> m_rows;
+        std::uint64_t m_seq = 0;
+        std::chrono::steady_clock::time_point m_since{};
+    };
+    void project_missing(); // at start: projections the log has passed
     OpResult validate(const Actor& actor, const Op& op, std::int64_t now, bool& flagged,
                       const std::map<Id, Id>& batch_items,
                       const std::map<Id, std::string>& batch_serials);
@@ -424,6 +450,8 @@ private:
     std::mutex m_commit_mutex; // lock order: m_mutex, then m_commit_mutex
     std::condition_variable m_commit_cv;
     std::deque<std::shared_ptr<PendingCommit>> m_commit_queue;
+    // SQLite pulls' counters not yet written (pull_mark_flush_ms): replica -> the write.
+    std::unordered_map<std::uint64_t, SyncWrite> m_pull_marks;
     bool m_stopping = false;
     std::thread m_committer;
 };

@@ -1145,6 +1145,49 @@ TEST_CASE("a device's request counter and cursor only move forward; last seen fo
 
 // ---- feeds --------------------------------------------------------------------------------
 
+TEST_CASE("a user's feed as one connection reads it follows what it wrote, a rolled-back write "
+          "and another connection's commits") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const Id quispe = add_user(s, "tec.quispe");
+        const Device d = enroll_device(s, quispe);
+        OpSource src(d.replica, quispe);
+        const Id ot = Id::random();
+        CHECK(s.feed_count_after(quispe, 0) == 0); // read (and known) before any row
+        CHECK(s.feed_after(quispe, 0, 10).empty());
+
+        SyncWrite first = write_of(d.replica, {src.note(ot, "a")});
+        first.feed = {feed_new(quispe, 0)};
+        commit(s, first);
+        CHECK(s.feed_count_after(quispe, 0) == 1);
+        const auto rows = s.feed_after(quispe, 0, 10);
+        REQUIRE(rows.size() == 1);
+        const std::uint64_t head = rows[0].fseq;
+        CHECK(s.feed_after(quispe, head, 10).empty());
+
+        // A write that rolls back leaves the feed as it was.
+        SyncWrite broken = write_of(d.replica, {src.note(ot, "b")});
+        broken.feed = {feed_new(quispe, 0)};
+        CHECK_THROWS(s.in_transaction(true, [&] {
+            s.commit_many({&broken});
+            throw std::runtime_error("the caller gives up");
+        }));
+        CHECK(s.feed_count_after(quispe, head) == 0);
+        CHECK(s.feed_after(quispe, head, 10).empty());
+
+        // Another connection (a second instance, or a tool) appends: seen here too.
+        const auto other = e.open_again();
+        SyncWrite theirs = write_of(d.replica, {src.note(ot, "c")});
+        theirs.feed = {feed_new(quispe, 0)};
+        commit(*other, theirs);
+        (void)s.directory_version(); // a request's first read
+        CHECK(s.feed_count_after(quispe, head) == 1);
+        const auto after = s.feed_after(quispe, head, 10);
+        REQUIRE(after.size() == 1);
+        CHECK(after[0].fseq > head);
+    });
+}
+
 TEST_CASE("a user's feed holds new ops, replayed history and evictions in order, apart from "
           "other users' feeds") {
     for_each_backend([](const Env& e) {

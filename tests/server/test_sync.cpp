@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -34,6 +35,35 @@ std::vector<OpStatus> statuses(const SyncResponse& r) {
 
 bool has_entity(const crdt::Replica& r, EntityType t, const Id& id) {
     return r.entity(t, id) != nullptr;
+}
+
+/// Runs `body` in a child process on the fixture's database (its store and service opened
+/// there), which SIGKILLs itself at the start of its `n`-th commit; requires it was killed.
+/// The fixture's store and service are closed when it returns.
+void killed_at_commit(Fixture& f, int n, const std::function<void()>& body) {
+    f.service.reset();
+    f.store.reset();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int commits = 0;
+        server::SqliteOptions o;
+        o.path = (f.dir.path / "otsync.db").string();
+        o.before_commit = [&commits, n] {
+            if (++commits == n) {
+                ::raise(SIGKILL);
+            }
+        };
+        f.store = server::open_sqlite_store(o);
+        f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+        body();
+        std::this_thread::sleep_for(std::chrono::seconds(5)); // a commit after it kills
+        ::_exit(3);                                           // not killed: the test proves nothing
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
+                    "not killed at commit " << n << " (status " << status << ")");
 }
 
 /// The Anexo 4 row ops a technician makes for one collected serial.
@@ -323,6 +353,117 @@ TEST_CASE("a 10,000-op first download comes in pages with progress") {
         CHECK(entity_json(s, EntityType::work_order, ot, true) ==
               entity_json(d->state, EntityType::work_order, ot, true));
     });
+}
+
+TEST_CASE("on SQLite a pull commits nothing of its own: its counter goes with the next commit, "
+          "in time, or at stop, and a replayed pull stays refused across a restart") {
+    server::SyncConfig config;
+    config.pull_mark_flush_ms = 60'000; // no flush by time in this part
+    Fixture f(config);
+    // The same database with a commit counter.
+    f.service.reset();
+    f.store.reset();
+    std::atomic<int> commits{0};
+    server::SqliteOptions o;
+    o.path = (f.dir.path / "otsync.db").string();
+    o.before_commit = [&commits] { ++commits; };
+    f.store = server::open_sqlite_store(o);
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, config);
+    const Id tech = f.add_user("tec.pulls", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    f.sync_all(*d);
+    const auto stored_counter = [&] { return f.store->device(d->replica)->last_counter; };
+
+    commits = 0;
+    for (int i = 0; i < 5; ++i) {
+        CHECK(f.sync(*d).ops.empty());
+    }
+    CHECK(commits == 0);
+    CHECK(stored_counter() < d->request_counter);
+    // A replayed pull is refused from memory.
+    SyncRequest replay = f.request(*d, {});
+    replay.request_counter = d->request_counter - 1;
+    --d->request_counter;
+    CHECK(f.post(*d, encode_binary(replay), false, replay.request_counter).status == 409);
+
+    // The next commit (a recorded item) writes the pulls' counters with it.
+    f.sync(*d, collect(*d, ot, "ONT-PULL-1"));
+    CHECK(commits >= 1);
+    CHECK(stored_counter() == d->request_counter);
+
+    // Pulls again, then a stop: their counter is written before the service goes.
+    f.sync(*d);
+    f.sync(*d);
+    const std::uint64_t last = d->request_counter;
+    f.service.reset();
+    CHECK(stored_counter() == last);
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, config);
+    replay = f.request(*d, {});
+    replay.request_counter = last;
+    CHECK(f.post(*d, encode_binary(replay), false, last).status == 409);
+    f.service.reset();
+
+    // With a short flush interval the counter is written alone, in time.
+    config.pull_mark_flush_ms = 20;
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, config);
+    f.sync(*d);
+    for (int i = 0; i < 500 && stored_counter() != d->request_counter; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(stored_counter() == d->request_counter);
+}
+
+TEST_CASE("projections are written after the acknowledging commit, and rendered again at start "
+          "when a kill came between") {
+    Fixture f;
+    const Id tech = f.add_user("tec.proj", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    f.sync_all(*d);
+    const auto projection_of = [&](EntityType t, const Id& id) -> std::optional<std::string> {
+        for (auto& p : f.store->projections()) {
+            if (p.type == t && p.id == id) {
+                return p.json;
+            }
+        }
+        return std::nullopt;
+    };
+    const auto state_json = [&](EntityType t, const Id& id) {
+        std::string json;
+        f.service->read_state([&](const crdt::Replica& s) { json = entity_json(s, t, id); });
+        return json;
+    };
+    // Idle server: written right after the acknowledgement.
+    f.sync(*d, collect(*d, ot, "ONT-P-1"));
+    const Id row1 = Id::collected_item(ot, "ONT-P-1");
+    for (int i = 0; i < 500 && f.store->projected_seq() != f.store->last_seq(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(f.store->projected_seq() == f.store->last_seq());
+    CHECK(projection_of(EntityType::collected_item, row1) ==
+          state_json(EntityType::collected_item, row1));
+
+    // Killed at the commit after the one that acknowledged a row: the projections' own.
+    const auto ops = collect(*d, ot, "ONT-P-2");
+    killed_at_commit(f, 2, [&] {
+        if (f.post(*d, encode_binary(f.request(*d, ops)), false).status != 200) {
+            ::_exit(2);
+        }
+    });
+    const Id row2 = Id::collected_item(ot, "ONT-P-2");
+    server::SqliteOptions o;
+    o.path = (f.dir.path / "otsync.db").string();
+    f.store = server::open_sqlite_store(o);
+    // The acknowledged row is in the log; its projection is not written yet.
+    CHECK(f.store->projected_seq() < f.store->last_seq());
+    CHECK_FALSE(projection_of(EntityType::collected_item, row2));
+    // The start renders what the log has passed.
+    f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+    CHECK(f.store->projected_seq() == f.store->last_seq());
+    CHECK(projection_of(EntityType::collected_item, row2) ==
+          state_json(EntityType::collected_item, row2));
+    CHECK(projection_of(EntityType::work_order, ot) == state_json(EntityType::work_order, ot));
 }
 
 TEST_CASE("the service folds the op log again on restart") {
@@ -880,35 +1021,16 @@ TEST_CASE("killed right after a device's commit, the server restarts with the ca
     more(d->maker->set_status(d->state, EntityType::work_order, ot2, "status", text("completed")));
 
     // The server restarts as a child process that SIGKILLs itself at the start of the commit
-    // after the one that holds the device's ops: what used to be the follow-ups' own commit.
-    f.service.reset();
-    f.store.reset();
-    server::SqliteOptions o;
-    o.path = (f.dir.path / "otsync.db").string();
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int commits = 0;
-        o.before_commit = [&commits] {
-            if (++commits == 2) {
-                ::raise(SIGKILL);
-            }
-        };
-        f.store = server::open_sqlite_store(o);
-        f.service = std::make_unique<server::SyncService>(*f.store, f.clock, server::SyncConfig{});
+    // after the one that holds the device's ops (what used to be the follow-ups' own commit;
+    // now the projections' write).
+    killed_at_commit(f, 2, [&] {
         server::Procedure proc(*f.store, *f.service, f.clock, {});
-        const SyncRequest req = f.request(*d, ops);
-        const auto reply = f.post(*d, encode_binary(req), false);
-        if (reply.status != 200) {
+        if (f.post(*d, encode_binary(f.request(*d, ops)), false).status != 200) {
             ::_exit(2);
         }
-        (void)f.post(*d, encode_binary(f.request(*d, {})), false); // the next request commits
-        ::_exit(3); // not killed: the test proves nothing
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
-                    "the server was not killed at its second commit (status " << status << ")");
+    });
+    server::SqliteOptions o;
+    o.path = (f.dir.path / "otsync.db").string();
 
     // Restarted: no repair step exists; the state on disk already has the follow-ups.
     f.store = server::open_sqlite_store(o);

@@ -9,6 +9,7 @@
 // serials), a fresh device enrolls and downloads everything (persisted: encrypted ops in
 // SQLite with synchronous=FULL, folded into the replica). Then R rows are recorded one by
 // one (each durable before it returns) for the latency percentiles.
+#include "bench_ots.hpp"
 #include "figures.hpp"
 
 #include "api/app.hpp"
@@ -108,22 +109,7 @@ int run_client_bench(int argc, char** argv) {
                 for (std::size_t i = start; i < std::min(n, start + 1000); ++i) {
                     const Id ot = Id::random(), c = Id::random();
                     ots.push_back(ot);
-                    ops.push_back(m.set(EntityType::case_file, c, "customer_name",
-                                        text("Cliente " + std::to_string(i))));
-                    ops.push_back(m.set(EntityType::case_file, c, "reference_cell",
-                                        text("7071" + std::to_string(i))));
-                    ops.push_back(m.set(EntityType::work_order, ot, "case", c));
-                    ops.push_back(m.set(EntityType::work_order, ot, "kind", text("withdraw_boot")));
-                    ops.push_back(m.set(EntityType::work_order, ot, "address",
-                                        text("Av. Ayacucho " + std::to_string(i))));
-                    ops.push_back(m.set(EntityType::work_order, ot, "window_start",
-                                        Timestamp{1'795'000'000'000}));
-                    ops.push_back(m.set(EntityType::work_order, ot, "technician", tech.id));
-                    Op issued = m.set(EntityType::work_order, ot, "status", text("issued"));
-                    Op assigned = m.set(EntityType::work_order, ot, "status", text("assigned"));
-                    assigned.observed = {issued.id};
-                    ops.push_back(issued);
-                    ops.push_back(assigned);
+                    bench::add_assigned_ot(m, ops, ot, c, tech.id, i);
                     for (int k = 0; k < 5; ++k) {
                         ops.push_back(m.add(EntityType::work_order, ot, "expected_equipment",
                                             text("ZTEG" + std::to_string(rng() % 100000000))));

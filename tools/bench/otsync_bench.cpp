@@ -2,7 +2,7 @@
 //
 //   otsync-bench merge [--ots N] [--million N] [--seed S] [--repeats R] [--json]
 //   otsync-bench server ...   (server_bench.cpp)      otsync-bench client ...   (client_bench.cpp)
-//   otsync-bench archive ...  (archive_bench.cpp)
+//   otsync-bench archive ...  (archive_bench.cpp)    otsync-bench field ...    (field_bench.cpp)
 //
 // The "merge" workload (mirrored for Yjs by tools/bench/peers/yjs_merge.mjs):
 //   base:     the server creates N OTs (default 1,000); each OT has 10 register fields
@@ -64,7 +64,9 @@ struct Options {
            "[--pg | --store URL] [--instances 1|2] [--json]\n"
            "       otsync-bench client [--ots N,M] [--records R] [--json]\n"
            "       otsync-bench archive [--ops N,M] [--repeats R] [--backends sqlite,pg] "
-           "[--json]\n";
+           "[--json]\n"
+           "       otsync-bench field [--rate-bps N] [--rtt-ms N] [--cuts N] [--items N] "
+           "[--ots N] [--json]\n";
     std::exit(2);
 }
 
@@ -356,17 +358,19 @@ int run_merge(const Options& o) {
 int run_server_bench(int argc, char** argv);  // server_bench.cpp
 int run_client_bench(int argc, char** argv);  // client_bench.cpp
 int run_archive_bench(int argc, char** argv); // archive_bench.cpp
+int run_field_bench(int argc, char** argv);   // field_bench.cpp
 
 int main(int argc, char** argv) {
     if (argc < 2) {
         usage("missing subcommand");
     }
     const std::string cmd = argv[1];
-    if (cmd == "server" || cmd == "client" || cmd == "archive") {
+    if (cmd == "server" || cmd == "client" || cmd == "archive" || cmd == "field") {
         try {
-            return cmd == "server"   ? run_server_bench(argc, argv)
-                   : cmd == "client" ? run_client_bench(argc, argv)
-                                     : run_archive_bench(argc, argv);
+            return cmd == "server"    ? run_server_bench(argc, argv)
+                   : cmd == "client"  ? run_client_bench(argc, argv)
+                   : cmd == "archive" ? run_archive_bench(argc, argv)
+                                      : run_field_bench(argc, argv);
         } catch (const std::exception& e) {
             std::cerr << "otsync-bench: " << e.what() << "\n";
             return 1;

@@ -411,6 +411,48 @@ void catch_up(unsigned short port, std::vector<SimDevice>& devices) {
     }
 }
 
+/// The same no-op pull through SyncService::sync in this process, with no HTTP or socket:
+/// microseconds per pull on one thread (the service's share of the server's pull).
+double in_process_pull_us(const std::filesystem::path& dir, std::size_t devices,
+                          std::size_t pulls) {
+    auto sim = seed(dir, devices, 0);
+    server::SqliteOptions so;
+    so.path = (dir / "otsync.db").string();
+    auto store = server::open_sqlite_store(so);
+    SystemClock clock;
+    server::SyncService sync(*store, clock, {});
+    const auto pull = [&](SimDevice& d) {
+        auto req = sync_request(d, 0, hlc_now());
+        std::map<std::string, std::string> headers;
+        for (const auto& f : req) {
+            std::string name(f.name_string());
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            headers.emplace(std::move(name), std::string(f.value()));
+        }
+        headers["content-type"] = k_content_type_binary;
+        const auto answer = sync.sync("/v1/sync", headers, req.body());
+        if (answer.refusal) {
+            throw std::runtime_error("bench: in-process pull refused: " + answer.body);
+        }
+        return decode_sync_response(answer.body);
+    };
+    for (auto& d : sim) { // each device holds its feed
+        for (SyncResponse r = pull(d);; r = pull(d)) {
+            d.cursor = r.cursor;
+            if (!r.more) {
+                break;
+            }
+        }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t k = 0; k < pulls; ++k) {
+        (void)pull(sim[k % sim.size()]);
+    }
+    const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - t0;
+    return took.count() / static_cast<double>(std::max<std::size_t>(1, pulls));
+}
+
 std::size_t
 memory_per_connection(pid_t pid, unsigned short port, std::size_t n,
                       const std::function<http::request<http::string_body>(std::size_t)>& make) {
@@ -661,11 +703,9 @@ int run_server_bench(int argc, char** argv) {
     catch_up(srv.port, devices);
     cpu0 = bench::cpu_seconds(server_pid);
     r = drive(srv.port, o.connections, o.requests, pull, 0);
-    if (o.pg()) {
-        out["pull.cpu_us_per_request.servers"] =
-            (bench::cpu_seconds(server_pid) - cpu0) * 1e6 /
-            std::max<double>(1, static_cast<double>(r.requests));
-    }
+    // The server's CPU per pull beside the bare server's per GET: where the ratio goes.
+    out["pull.cpu_us_per_request.servers"] = (bench::cpu_seconds(server_pid) - cpu0) * 1e6 /
+                                             std::max<double>(1, static_cast<double>(r.requests));
     out["pull.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["pull.p50_ms"] = r.percentile(0.50);
     out["pull.p99_ms"] = r.percentile(0.99);
@@ -707,7 +747,10 @@ int run_server_bench(int argc, char** argv) {
         req.set(http::field::host, "127.0.0.1");
         return req;
     };
+    cpu0 = bench::cpu_seconds(bare);
     r = drive(bare_port, o.connections, o.requests, get, 0);
+    out["bare.cpu_us_per_request"] = (bench::cpu_seconds(bare) - cpu0) * 1e6 /
+                                     std::max<double>(1, static_cast<double>(r.requests));
     out["bare.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["bare.p50_ms"] = r.percentile(0.50);
     out["bare.p99_ms"] = r.percentile(0.99);
@@ -715,6 +758,8 @@ int run_server_bench(int argc, char** argv) {
         bare, bare_port, o.devices, [&](std::size_t i) { return get(i, 0); }));
     kill(bare, SIGKILL);
     waitpid(bare, nullptr, 0);
+
+    out["pull.in_process_us"] = in_process_pull_us(root / "in-process", 200, o.requests);
 
     // ---- raw SQLite appends at the same batch ----
     out["sqlite.append_ops_per_s"] =
