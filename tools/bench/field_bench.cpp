@@ -60,7 +60,9 @@
 // applied; .requests the HTTP requests started through the proxy (resent ones included);
 // .ideal_seconds = (bytes_up + bytes_down) / (rate / 8) + requests × RTT, the same wire
 // bytes at the link's rate plus one round trip per request; .ratio_vs_ideal = seconds /
-// ideal_seconds; .retries the requests that got no complete answer (their connection
+// ideal_seconds; .ratio_vs_uncut_ideal the same against the uncut week's bytes and requests
+// at the link's rate and RTT (.ideal_seconds_uncut: what the cuts cost counts there);
+// .retries the requests that got no complete answer (their connection
 // closed first), however they were sent again: by the client after a back-off
 // (.client_backoffs, .backoff_seconds) or by the transport at once on a new connection;
 // .resent_bytes = bytes_up - bytes_up_uncut.
@@ -825,6 +827,12 @@ int run_field_bench(int argc, char** argv) {
     out["field.week.seconds"] = week.seconds;
     out["field.week.ideal_seconds"] = ideal;
     out["field.week.ratio_vs_ideal"] = week.seconds / ideal;
+    // The stricter ideal: the uncut week's bytes and requests (what the cuts cost counts).
+    const double ideal_uncut =
+        (out["field.week.bytes_up_uncut"] + out["field.week.bytes_down_uncut"]) / rate +
+        out["field.week.requests_uncut"] * rtt;
+    out["field.week.ideal_seconds_uncut"] = ideal_uncut;
+    out["field.week.ratio_vs_uncut_ideal"] = week.seconds / ideal_uncut;
     out["field.week.requests"] = static_cast<double>(n.requests);
     out["field.week.connections"] = static_cast<double>(n.connections);
     out["field.week.cuts"] = static_cast<double>(n.cuts);
