@@ -31,7 +31,37 @@ namespace otsync::client {
 namespace {
 
 constexpr int k_local_schema = 1;
-constexpr std::size_t k_push_batch = 500; // ops per request
+constexpr std::size_t k_push_batch = 500; // ops per request, at most
+
+/// Ops per request, adapted to the link: halved after a request with ops was lost on the
+/// way (a cut costs what it resends), grown by a quarter after one that arrived whole, and
+/// never more than the measured link carries in k_target_seconds. Between k_min_batch and
+/// k_push_batch.
+class BatchSize {
+public:
+    static constexpr std::size_t k_min_batch = 50;
+    static constexpr double k_target_seconds = 2.0;
+
+    std::size_t ops() const { return m_ops; }
+    void lost() { m_ops = std::max(k_min_batch, m_ops / 2); }
+    /// A request of `sent` ops and `bytes` on the wire (both ways) answered after `seconds`.
+    void arrived(std::size_t sent, std::size_t bytes, double seconds) {
+        if (sent == 0) {
+            return;
+        }
+        std::size_t next = std::min(k_push_batch, m_ops + m_ops / 4 + 1);
+        if (seconds > 0 && bytes > 0) { // the round trip included: a rate on the low side
+            const double per_op = static_cast<double>(bytes) / static_cast<double>(sent);
+            const double rate = static_cast<double>(bytes) / seconds;
+            const auto fits = static_cast<std::size_t>(rate * k_target_seconds / per_op);
+            next = std::min(next, std::max(k_min_batch, fits));
+        }
+        m_ops = next;
+    }
+
+private:
+    std::size_t m_ops = k_push_batch;
+};
 /// Request bodies at least this large travel deflated (smaller ones gain nothing).
 constexpr std::size_t k_deflate_min_bytes = 256;
 constexpr std::size_t k_max_signature_png = 256 * 1024;
@@ -127,6 +157,7 @@ struct Client::Impl {
     SecretKey secret;
     std::uint64_t request_counter = 0;
     std::uint64_t cursor = 0;
+    BatchSize batch_size; // this process's measure of the link
     // Every public call holds `mu` while it touches the database or the state; a sync
     // releases it for each network exchange, and `sync_mu` keeps syncs one at a time.
     std::mutex mu;
@@ -1647,7 +1678,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
         m->db.run("SELECT o.body FROM outbox x JOIN ops o ON o.replica = x.replica AND o.counter = "
                   "x.counter "
                   "ORDER BY x.seq LIMIT ?",
-                  {static_cast<std::int64_t>(k_push_batch)},
+                  {static_cast<std::int64_t>(m->batch_size.ops())},
                   [&](const LocalDb::Row& r) { batch.push_back(m->load_body(r.blob(0))); });
         SyncRequest req;
         req.replica = m->replica;
@@ -1690,7 +1721,18 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
             }
         }
         const std::string& on_wire = wire.empty() ? body : wire;
+        const auto sent_at = std::chrono::steady_clock::now();
         HttpReply reply = m->exchange(transport, lock, "/v1/sync", headers, on_wire);
+        if (!batch.empty()) {
+            if (reply.status == 0 || reply.resent > 0) {
+                m->batch_size.lost();
+            } else {
+                m->batch_size.arrived(
+                    batch.size(), on_wire.size() + reply.body.size(),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at)
+                        .count());
+            }
+        }
         stats.requests++;
         stats.bytes_up += on_wire.size();
         stats.bytes_down += reply.body.size();

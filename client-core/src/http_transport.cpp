@@ -268,6 +268,10 @@ public:
                 drop_connection();
                 return cancelled();
             }
+            const auto tag = [attempt](HttpReply r) {
+                r.resent = static_cast<unsigned>(attempt);
+                return r;
+            };
             const bool reused = connected();
             if (!reused) {
                 if (auto failed = connect()) {
@@ -280,13 +284,13 @@ public:
                 if (!x.keep_alive) {
                     drop_connection();
                 }
-                return std::move(x.reply);
+                return tag(std::move(x.reply));
             }
             drop_connection();
             if (reused && x.stale && attempt == 0 && !m_cancelled) {
                 continue; // the server closed the idle connection: once more on a new one
             }
-            return std::move(x.reply);
+            return tag(std::move(x.reply));
         }
     }
 

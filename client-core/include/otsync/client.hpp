@@ -47,6 +47,9 @@ struct HttpReply {
     /// OTSYNC_ERR_CANCELLED, and a one-line description.
     int error = OTSYNC_ERR_NETWORK;
     std::string error_message;
+    /// Times the transport sent this request again by itself (a connection lost before any
+    /// answer byte): the sync engine then sends smaller batches. 0 when not reported.
+    unsigned resent = 0;
 };
 
 /// Moves bytes to the server; the sync engine knows nothing of sockets.
