@@ -33,19 +33,17 @@ namespace {
 constexpr int k_local_schema = 1;
 constexpr std::size_t k_push_batch = 500; // ops per request, at most
 
-/// Ops per request, adapted to the link: halved after a request with ops was lost on the
-/// way (a cut costs what it resends), grown by a quarter after one that arrived whole, and
-/// never more than the measured link carries in k_target_seconds. Between k_min_batch and
-/// k_push_batch.
+/// Ops per request, adapted to the link: no more than the link, as the last answered
+/// request measured it, carries in the policy's batch_target_ms (a cut then loses at most
+/// that much of the link's time), grown back by a quarter per answered request as the link
+/// gets better. Between k_min_batch and k_push_batch.
 class BatchSize {
 public:
     static constexpr std::size_t k_min_batch = 50;
-    static constexpr double k_target_seconds = 2.0;
 
     std::size_t ops() const { return m_ops; }
-    void lost() { m_ops = std::max(k_min_batch, m_ops / 2); }
     /// A request of `sent` ops and `bytes` on the wire (both ways) answered after `seconds`.
-    void arrived(std::size_t sent, std::size_t bytes, double seconds) {
+    void arrived(std::size_t sent, std::size_t bytes, double seconds, std::uint32_t target_ms) {
         if (sent == 0) {
             return;
         }
@@ -53,7 +51,7 @@ public:
         if (seconds > 0 && bytes > 0) { // the round trip included: a rate on the low side
             const double per_op = static_cast<double>(bytes) / static_cast<double>(sent);
             const double rate = static_cast<double>(bytes) / seconds;
-            const auto fits = static_cast<std::size_t>(rate * k_target_seconds / per_op);
+            const auto fits = static_cast<std::size_t>(rate * target_ms / 1000.0 / per_op);
             next = std::min(next, std::max(k_min_batch, fits));
         }
         m_ops = next;
@@ -1612,10 +1610,10 @@ std::string Client::sync_result_json(const SyncStats& stats) const {
 
 void Client::set_retry_policy(const RetryPolicy& policy) {
     if (policy.initial_delay_ms == 0 || policy.max_delay_ms < policy.initial_delay_ms ||
-        policy.jitter_percent > 100) {
+        policy.jitter_percent > 100 || policy.batch_target_ms == 0) {
         throw ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
-                          "a retry policy needs 0 < initial delay <= maximum delay and a "
-                          "jitter of at most 100%");
+                          "a retry policy needs 0 < initial delay <= maximum delay, a "
+                          "jitter of at most 100% and a batch target above 0 ms");
     }
     std::lock_guard lock(m->mu);
     m->retry = policy;
@@ -1723,15 +1721,11 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
         const std::string& on_wire = wire.empty() ? body : wire;
         const auto sent_at = std::chrono::steady_clock::now();
         HttpReply reply = m->exchange(transport, lock, "/v1/sync", headers, on_wire);
-        if (!batch.empty()) {
-            if (reply.status == 0 || reply.resent > 0) {
-                m->batch_size.lost();
-            } else {
-                m->batch_size.arrived(
-                    batch.size(), on_wire.size() + reply.body.size(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at)
-                        .count());
-            }
+        if (!batch.empty() && reply.status != 0 && reply.resent == 0) {
+            m->batch_size.arrived(
+                batch.size(), on_wire.size() + reply.body.size(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at).count(),
+                policy.batch_target_ms);
         }
         stats.requests++;
         stats.bytes_up += on_wire.size();

@@ -582,35 +582,35 @@ TEST_CASE("a server that opens no session: one handshake tried per sync, every r
     CHECK(c.pending() == 0);
 }
 
-TEST_CASE("a batch lost on the way makes the next ones smaller; they grow back, and every op "
-          "lands once") {
+TEST_CASE("on a slow link the batches shrink to what it carries in the policy's target; every "
+          "op lands once") {
     Server s;
-    const Id tech = s.add_user("tec.corte", Role::technician);
-    const auto ots = s.issue(tech, 20, "CUT");
+    const Id tech = s.add_user("tec.lento", Role::technician);
+    const auto ots = s.issue(tech, 20, "SLOW");
     TempDir dev;
     LoopbackTransport loop(*s.app);
-    // Counts the ops of each request; the first one with many ops never arrives (a cut).
-    class Cutting : public Transport {
+    // A link of 20 KB/s: each request waits for its bytes; counts the ops of each.
+    class Slow : public Transport {
     public:
-        explicit Cutting(Transport& next) : m_next(next) {}
+        explicit Slow(Transport& next) : m_next(next) {}
         HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
                        const std::string& body) override {
             if (path == "/v1/sync") {
                 auto headers = h;
                 auto b = body;
                 REQUIRE_FALSE(server::decode_request(headers, b, 8u << 20));
-                const std::size_t n = decode_sync_request(b).ops.size();
-                if (n > 0) {
+                if (const std::size_t n = decode_sync_request(b).ops.size(); n > 0) {
                     ops_per_request.push_back(n);
                 }
-                if (n >= 100 && !cut) {
-                    cut = true;
-                    return {}; // no answer: lost before the server
-                }
             }
-            return m_next.post(path, h, body);
+            HttpReply r = m_next.post(path, h, body);
+            if (slow) {
+                std::this_thread::sleep_for(
+                    std::chrono::microseconds(50 * (body.size() + r.body.size())));
+            }
+            return r;
         }
-        bool cut = false;
+        bool slow = false;
         std::vector<std::size_t> ops_per_request;
 
     private:
@@ -623,31 +623,30 @@ TEST_CASE("a batch lost on the way makes the next ones smaller; they grow back, 
         c.set_status(ot.hex(), "on_site", "");
     }
     for (int i = 0; i < 400; ++i) { // about 2,000 ops
-        c.collect(ots[static_cast<std::size_t>(i % 20)].hex(), "CUTX" + std::to_string(i), "equipo",
-                  "migration", "", "");
+        c.collect(ots[static_cast<std::size_t>(i % 20)].hex(), "SLOWX" + std::to_string(i),
+                  "equipo", "migration", "", "");
     }
-    const auto before = c.pending();
-    REQUIRE(before > 1500);
-    RetryPolicy quick;
-    quick.initial_delay_ms = 1;
-    quick.max_delay_ms = 2;
-    c.set_retry_policy(quick);
+    REQUIRE(c.pending() > 1500);
+    RetryPolicy policy;
+    policy.batch_target_ms = 50; // about 1 KB of this link
+    c.set_retry_policy(policy);
+    link.slow = true;
     c.sync(link);
     CHECK(c.pending() == 0);
-    REQUIRE(link.cut);
     const auto& sent = link.ops_per_request;
-    REQUIRE(sent.size() >= 4);
-    CHECK(sent[0] == 500);         // the lost one
-    CHECK(sent[1] <= sent[0] / 2); // the next, smaller
-    CHECK(sent.back() <= sent[0]); // the last one is what is left
-    CHECK(*std::max_element(sent.begin() + 2, sent.end() - 1) > sent[1]); // grown back
+    REQUIRE(sent.size() >= 3);
+    CHECK(sent[0] == 500); // nothing measured yet
+    CHECK(sent[1] < 300);  // what 50 ms of the link carries (about 8 bytes an op, and headers)
+    CHECK(*std::max_element(sent.begin() + 1, sent.end()) < 300);
+    policy.batch_target_ms = 0;
+    CHECK_THROWS_AS(c.set_retry_policy(policy), ClientError);
     // Every recorded item reached the server once.
     std::size_t rows = 0;
     s.sync->read_state([&](const crdt::Replica& st) {
         for (const Id& id : st.entities(EntityType::collected_item)) {
             const Value* serial = st.get(EntityType::collected_item, id, "serial");
             const auto* text = serial ? std::get_if<std::string>(serial) : nullptr;
-            rows += text && text->rfind("CUTX", 0) == 0 ? 1 : 0;
+            rows += text && text->rfind("SLOWX", 0) == 0 ? 1 : 0;
         }
     });
     CHECK(rows == 400);

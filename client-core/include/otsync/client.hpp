@@ -48,7 +48,7 @@ struct HttpReply {
     int error = OTSYNC_ERR_NETWORK;
     std::string error_message;
     /// Times the transport sent this request again by itself (a connection lost before any
-    /// answer byte): the sync engine then sends smaller batches. 0 when not reported.
+    /// answer byte): its time does not measure the link. 0 when not reported.
     unsigned resent = 0;
 };
 
@@ -106,6 +106,9 @@ struct RetryPolicy {
     std::uint32_t max_delay_ms = 60'000;
     std::uint32_t max_elapsed_ms = 300'000;
     std::uint32_t jitter_percent = 20; // each delay is shortened by up to this share
+    /// A request carries at most the ops the link, as measured by the last answered
+    /// request, sends in this long (and at most 500): on a slow link a cut loses less.
+    std::uint32_t batch_target_ms = 2'000;
 };
 
 /// What a sync reports as it goes; the callback returns false to stop (as a cancel).
