@@ -38,6 +38,9 @@
 //   --max-wait-ms MS        OTSYNC_MAX_WAIT_MS        25000 (long-poll bound; 0: pulls never wait)
 //   --pull-flush-ms MS      OTSYNC_PULL_FLUSH_MS      1000 (SQLite: pulls' counters written
 //                                                     with the next commit or after this long)
+//   --projection-lag-ms MS  OTSYNC_PROJECTION_LAG_MS  200 (SQLite: projections written after
+//                                                     the acknowledging commit, at most this late
+//                                                     under load)
 //   --read-connections N    OTSYNC_READ_CONNECTIONS   4 (PostgreSQL: connections for pulls,
 //                                                     beside the one that writes)
 //   --tz-offset-minutes N   OTSYNC_TZ_OFFSET_MINUTES  -240 (Bolivia; report days)
@@ -138,6 +141,7 @@ Options parse(int argc, char** argv) {
         {"OTSYNC_MIN_PROTOCOL", "--min-protocol"},
         {"OTSYNC_MAX_WAIT_MS", "--max-wait-ms"},
         {"OTSYNC_PULL_FLUSH_MS", "--pull-flush-ms"},
+        {"OTSYNC_PROJECTION_LAG_MS", "--projection-lag-ms"},
         {"OTSYNC_TZ_OFFSET_MINUTES", "--tz-offset-minutes"},
         {"OTSYNC_WEB_DIR", "--web-dir"},
         {"OTSYNC_MAX_RECEIPT_ROWS", "--max-receipt-rows"},
@@ -243,6 +247,8 @@ Options parse(int argc, char** argv) {
             o.sync.max_wait_ms = static_cast<std::uint32_t>(number(k, v, 0, 600'000));
         } else if (k == "--pull-flush-ms") {
             o.sync.pull_mark_flush_ms = static_cast<std::uint32_t>(number(k, v, 1, 60'000));
+        } else if (k == "--projection-lag-ms") {
+            o.sync.projection_lag_ms = static_cast<std::uint32_t>(number(k, v, 0, 60'000));
         } else if (k == "--min-protocol") {
             o.sync.min_protocol =
                 static_cast<std::uint32_t>(number(k, v, k_protocol_min, k_protocol_version));

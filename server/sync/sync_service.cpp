@@ -1339,7 +1339,7 @@ void SyncService::Unprojected::write(Store& store) {
     try {
         store.commit_many({&w}); // no op in it: no flush of its own (the log has the ops)
     } catch (const std::exception&) {
-        return; // kept: written with the next commit's, or rendered again at the next start
+        return; // kept: tried again when next due, or rendered again at the next start
     }
     m_rows.clear();
     m_seq = 0;
@@ -1593,8 +1593,7 @@ bool SyncService::claim_request_counter(std::uint64_t replica, std::uint64_t cou
     if (last == m_last_counter.end()) {
         const auto stored = m_store.device(replica);
         last = m_last_counter
-                   .emplace(replica,
-                            std::max(stored ? stored->last_counter : 0, marked_counter(replica)))
+                   .emplace(replica, known_counter(replica, stored ? stored->last_counter : 0))
                    .first;
     }
     if (counter <= last->second) {
@@ -1618,10 +1617,10 @@ void SyncService::mark_pull(std::uint64_t replica, std::uint64_t counter, std::u
     }
 }
 
-std::uint64_t SyncService::marked_counter(std::uint64_t replica) {
+std::uint64_t SyncService::known_counter(std::uint64_t replica, std::uint64_t stored) {
     std::lock_guard q(m_commit_mutex);
     const auto it = m_pull_marks.find(replica);
-    return it == m_pull_marks.end() ? 0 : it->second.request_counter;
+    return std::max(stored, it == m_pull_marks.end() ? 0 : it->second.request_counter);
 }
 
 EndpointAnswer SyncService::open_session(const std::string& body) {
@@ -2133,9 +2132,7 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
                 stored_counter = fresh ? fresh->last_counter : 0;
             }
             last_counter =
-                m_last_counter
-                    .emplace(*replica, std::max(*stored_counter, marked_counter(*replica)))
-                    .first;
+                m_last_counter.emplace(*replica, known_counter(*replica, *stored_counter)).first;
         }
         if (*counter <= last_counter->second) {
             return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +

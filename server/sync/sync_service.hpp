@@ -251,7 +251,8 @@ private:
     /// SQLite: a pull's counter, cursor and time, written with the next commit (m_pull_marks).
     void mark_pull(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
                    std::int64_t now);
-    std::uint64_t marked_counter(std::uint64_t replica); // 0 when none is pending
+    /// The last counter of a device: the store's, or a pull's not written yet.
+    std::uint64_t known_counter(std::uint64_t replica, std::uint64_t stored);
     bool claim_request_counter(std::uint64_t replica, std::uint64_t counter, std::uint64_t cursor,
                                std::int64_t now, Store& via);
 
