@@ -8,7 +8,7 @@
 //   --store URL             OTSYNC_STORE        SQLite in DATA_DIR; postgres://... or
 //                                               postgresql://... (or a libpq string with
 //                                               host= or dbname=) for PostgreSQL
-//   --threads N             OTSYNC_THREADS      16 (a request waiting for its commit holds one)
+//   --threads N             OTSYNC_THREADS      16 (a login's hash or an office commit holds one)
 //   --demo                  OTSYNC_DEMO=1       seed demo data into an empty database
 //   --sync-mode full|normal OTSYNC_SYNC_MODE    full (fsync every commit)
 //   --max-body-sync BYTES   OTSYNC_MAX_BODY_SYNC      8 MiB
@@ -55,6 +55,7 @@
 #include "otsync/error.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -78,7 +79,7 @@ struct Options {
     unsigned short port = 8080;
     std::string data_dir = "var";
     std::string store_url; // empty: SQLite in data_dir
-    unsigned threads = 16; // a request waiting for its commit holds one: more share a commit
+    unsigned threads = 16; // a sync push waits for its commit on none; a login's hash holds one
     bool demo = false;
     bool sync_full = true;
     HttpLimits http;
@@ -359,6 +360,9 @@ int main(int argc, char** argv) {
                       << " (pass --web-dir); serving the API only" << std::endl;
         }
         SystemClock clock;
+        // Before the server: a push answered when its commit ends is posted here, and the
+        // committer may still finish one while the server closes.
+        boost::asio::io_context ioc(static_cast<int>(o.threads));
         Server root(config, clock);
         App& app = root.app();
         if (o.demo) {
@@ -368,7 +372,10 @@ int main(int argc, char** argv) {
             }
         }
 
-        boost::asio::io_context ioc(static_cast<int>(o.threads));
+        // A push is answered on the io threads once its group commit ends: no thread waits
+        // for the disk meanwhile.
+        root.sync().set_executor(
+            [&ioc](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); });
         AccessLog access_log(ioc);
         HttpServer* server_ptr = nullptr;
         HttpServer server(

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -341,21 +342,46 @@ const std::vector<DumpSql>& dump_sql() {
 
 // ==== end of the whole database as rows ====
 
+/// What a writer connection and the readers it opened share in the process: how many
+/// commits the writer has made visible, so a reader drops what it cached at once rather
+/// than at its next look at PRAGMA data_version.
+struct SqliteCommits {
+    std::atomic<std::uint64_t> visible{0};
+};
+
+/// WAL frames after which a commit checkpoints (SQLite's own default, which our commit hook
+/// replaces).
+constexpr int k_wal_autocheckpoint = 1000;
+
 class SqliteStore final : public Store {
 public:
-    explicit SqliteStore(const SqliteOptions& o)
-        : m_full(o.synchronous_full), m_before_commit(o.before_commit),
+    /// The writer (`commits` null: it creates and migrates the database), or one of its
+    /// readers: a read-only connection to the same file, for reads beside the writer's
+    /// commits (WAL: a reader sees every commit made before its statement began).
+    explicit SqliteStore(const SqliteOptions& o, std::shared_ptr<SqliteCommits> commits = {})
+        : m_options(o), m_reader(commits != nullptr), m_full(o.synchronous_full),
+          m_before_commit(o.before_commit),
+          m_commits(commits ? std::move(commits) : std::make_shared<SqliteCommits>()),
           m_others_check(std::chrono::milliseconds(o.others_check_ms)) {
-        if (sqlite3_open_v2(o.path.c_str(), &m_db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                            nullptr) != SQLITE_OK) {
+        const int flags = m_reader
+                              ? SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX
+                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+        if (sqlite3_open_v2(o.path.c_str(), &m_db, flags, nullptr) != SQLITE_OK) {
             const std::string msg = m_db ? sqlite3_errmsg(m_db) : "out of memory";
             sqlite3_close(m_db);
             throw Error(ErrorCode::internal, "cannot open database " + o.path + ": " + msg);
         }
         try {
             sqlite3_busy_timeout(m_db, o.busy_timeout_ms);
+            if (m_reader) {
+                exec(k_mmap_on);
+                m_seen_commits = m_commits->visible.load(std::memory_order_acquire);
+                return;
+            }
             exec("PRAGMA journal_mode=WAL"); // readers do not block the writer
+            // After each commit, once it is visible: the readers' caches go, and the WAL is
+            // checkpointed as SQLite's default hook would.
+            sqlite3_wal_hook(m_db, &SqliteStore::on_wal_commit, this);
             // FULL: fsync at every commit (survives power loss); NORMAL: crash-safe only.
             exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
             exec("PRAGMA foreign_keys=ON");
@@ -376,6 +402,14 @@ public:
             sqlite3_finalize(stmt);
         }
         sqlite3_close(m_db);
+    }
+
+    std::unique_ptr<Store> open_reader() override {
+        if (m_reader || m_options.path.empty() || m_options.path == ":memory:" ||
+            m_options.path.rfind("file:", 0) == 0) {
+            return nullptr; // an in-memory database has no second connection
+        }
+        return std::make_unique<SqliteStore>(m_options, m_commits);
     }
 
     void add_user(const User& u) override {
@@ -639,6 +673,9 @@ public:
     }
 
     std::vector<StoredOp> ops_by_seq(const std::vector<std::uint64_t>& seqs) override {
+        if (seqs.empty()) {
+            return {}; // and no wait for a commit in progress
+        }
         std::lock_guard lock(m_mutex);
         // Read as runs: seqs close to each other (a feed page, an entity's history) are one
         // forward scan of the ops table instead of one B-tree seek per op.
@@ -885,12 +922,20 @@ public:
     /// PRAGMA data_version moves when another connection (another process) commits: what
     /// this connection cached of the database is then read again. Looked at every
     /// others_check_ms unless `now` (a read transaction costs file-lock system calls).
+    /// A reader also looks at its writer's commits, at every read (an atomic load).
     void drop_caches_if_others_wrote(bool now_anyway = false) {
         const auto now = std::chrono::steady_clock::now();
+        const std::uint64_t commits = m_commits->visible.load(std::memory_order_acquire);
+        if (commits != m_seen_commits) {
+            m_heads.clear();
+            m_directory_version.reset();
+        }
         if (!now_anyway && now < m_next_others_check) {
+            m_seen_commits = commits;
             return;
         }
         m_next_others_check = now + m_others_check;
+        m_seen_commits = commits;
         Stmt s = prepared("PRAGMA data_version");
         const std::uint64_t v = s.step() ? s.u64(0) : 0;
         if (v != m_data_version) {
@@ -1493,9 +1538,21 @@ private:
         return Stmt(m_db, stmt);
     }
 
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames) {
+        static_cast<SqliteStore*>(self)->m_commits->visible.fetch_add(1, std::memory_order_release);
+        if (frames >= k_wal_autocheckpoint) {
+            sqlite3_wal_checkpoint(db, name);
+        }
+        return SQLITE_OK;
+    }
+
+    SqliteOptions m_options; // what open_reader opens again
+    bool m_reader = false;
     sqlite3* m_db = nullptr;
     bool m_full = true;
     std::function<void()> m_before_commit;
+    std::shared_ptr<SqliteCommits> m_commits;
+    std::uint64_t m_seen_commits = 0; // m_commits->visible when the caches were last checked
     std::recursive_mutex m_mutex;
     std::unordered_map<const char*, sqlite3_stmt*> m_statements;
     // What this connection knows of the database without reading it (m_mutex), until

@@ -469,8 +469,8 @@ public:
     virtual void release_memory() {}
 
     /// Another connection to the same database for reads outside write transactions and
-    /// claim_counter (a shared store's pulls: they need not wait behind a commit being
-    /// flushed); null when the backend has no use for one (SQLite, one process).
+    /// claim_counter (pulls and request checks need not wait behind a commit being
+    /// flushed); null when the backend has none (an in-memory SQLite database).
     virtual std::unique_ptr<Store> open_reader() { return nullptr; }
 };
 

@@ -46,7 +46,6 @@ EndpointAnswer refusal(Error e, std::string extra_members = {}) {
     return a;
 }
 
-/// A string member of a JSON object, or nullopt when absent or not a string.
 /// A pull's counter, cursor and time among those not written yet: the highest of each.
 void keep_mark(std::unordered_map<std::uint64_t, SyncWrite>& marks, std::uint64_t replica,
                std::uint64_t counter, std::uint64_t cursor, std::int64_t now) {
@@ -57,6 +56,7 @@ void keep_mark(std::unordered_map<std::uint64_t, SyncWrite>& marks, std::uint64_
     w.now = std::max(w.now, now);
 }
 
+/// A string member of a JSON object, or nullopt when absent or not a string.
 std::optional<std::string> string_member(const rapidjson::Document& doc, const char* name) {
     const auto it = doc.FindMember(name);
     if (it == doc.MemberEnd() || !it->value.IsString()) {
@@ -1031,9 +1031,11 @@ OpResult SyncService::apply_one(const Actor& actor, const Op& op, std::int64_t n
             if (after && !before) {
                 const bool new_entity =
                     !existed && e.first == op.entity_type && e.second == op.entity;
+                // (A new entity has no history: nothing read, nothing waited for.)
                 const auto seqs = new_entity ? std::vector<std::uint64_t>{}
                                              : m_store.op_seqs_of_entity(e.first, e.second);
-                for (const auto& old : m_store.ops_by_seq(seqs)) {
+                for (const auto& old :
+                     seqs.empty() ? std::vector<StoredOp>{} : m_store.ops_by_seq(seqs)) {
                     const FieldDef* of = find_field(old.op.entity_type, old.op.field);
                     if (of && visible_to_technician(*of)) {
                         // History: sent to the op's author too (it deleted the entity).
@@ -1144,16 +1146,37 @@ void SyncService::follow_up(std::int64_t now, BatchState& st) {
     st.applied.clear();
 }
 
-void SyncService::merge_and_commit(const std::shared_ptr<PendingCommit>& p) {
+void SyncService::queue_commit(const std::shared_ptr<PendingCommit>& p) {
     {
         std::lock_guard q(m_commit_mutex);
         m_commit_queue.push_back(p);
     }
     m_commit_cv.notify_one();
+}
+
+void SyncService::merge_and_commit(const std::shared_ptr<PendingCommit>& p) {
+    queue_commit(p);
     wait_commit(p);
     if (p->merge_error) {
         std::rethrow_exception(p->merge_error);
     }
+}
+
+bool SyncService::defer(const std::shared_ptr<PendingCommit>& p, const std::shared_ptr<Accepted>& a,
+                        std::function<void(EndpointAnswer)>& done) {
+    std::lock_guard q(m_commit_mutex);
+    if (p->done) {
+        return false;
+    }
+    p->then = [this, a, done = std::move(done)](PendingCommit& self) {
+        answer_committed(*a, self, done);
+    };
+    return true;
+}
+
+void SyncService::set_executor(std::function<void(std::function<void()>)> post) {
+    std::lock_guard q(m_commit_mutex);
+    m_post = std::move(post);
 }
 
 void SyncService::commit_shared(const std::vector<std::shared_ptr<PendingCommit>>& group) {
@@ -1187,14 +1210,18 @@ void SyncService::wait_commit(const std::shared_ptr<PendingCommit>& p) {
         std::unique_lock q(m_commit_mutex);
         p->done_cv.wait(q, [&] { return p->done; });
     }
-    if (p->error) {
+    settle(*p);
+}
+
+void SyncService::settle(const PendingCommit& p) {
+    if (p.error) {
         throw Error(ErrorCode::internal, "the store did not commit the request");
     }
     std::lock_guard lock(m_mutex);
-    m_counters.accepted += p->delta.accepted;
-    m_counters.flagged += p->delta.flagged;
-    m_counters.duplicates += p->delta.duplicates;
-    for (const auto& [code, n] : p->delta.rejected) {
+    m_counters.accepted += p.delta.accepted;
+    m_counters.flagged += p.delta.flagged;
+    m_counters.duplicates += p.delta.duplicates;
+    for (const auto& [code, n] : p.delta.rejected) {
         m_counters.rejected[code] += n;
     }
 }
@@ -1288,13 +1315,34 @@ void SyncService::committer() {
             }
         }
         q.lock();
+        std::vector<std::shared_ptr<PendingCommit>> completions;
         for (const auto& p : group) {
             p->error = error;
             p->done = true;
+            if (p->then) { // nobody waits: its answer is finished on the executor
+                completions.push_back(p);
+                continue;
+            }
             // Each waiter has its own condition: waking only the requests of this group
             // (not every waiter of every later group) keeps context switches per commit
             // at the group's size.
             p->done_cv.notify_one();
+        }
+        if (!completions.empty()) {
+            const auto post = m_post;
+            q.unlock();
+            for (auto& p : completions) {
+                auto run = [p = std::move(p)] {
+                    const auto then = std::move(p->then);
+                    then(*p);
+                };
+                if (post) {
+                    post(std::move(run));
+                } else {
+                    run();
+                }
+            }
+            q.lock();
         }
         // Acknowledged: now the projections, when no request waits for a commit or when
         // they have waited long enough (under load, one row per entity for many commits).
@@ -1802,7 +1850,7 @@ void SyncService::read_page(Store& reads, const User& user, std::uint64_t replic
 EndpointAnswer SyncService::sync(const std::string& path,
                                  const std::map<std::string, std::string>& headers,
                                  const std::string& body) {
-    return sync_impl(path, headers, body, nullptr);
+    return *sync_impl(path, headers, body, nullptr, nullptr);
 }
 
 void SyncService::sync_async(const std::string& path,
@@ -1810,7 +1858,11 @@ void SyncService::sync_async(const std::string& path,
                              const std::string& body, std::function<void(EndpointAnswer)> done) {
     PullWait wait;
     wait.wakes_seen = wakes(); // before the page is read: a commit after it is not missed
-    EndpointAnswer answer = sync_impl(path, headers, body, &wait);
+    auto maybe = sync_impl(path, headers, body, &wait, &done);
+    if (!maybe) {
+        return; // answered when its commit ends
+    }
+    EndpointAnswer answer = std::move(*maybe);
     if (!wait.wanted) {
         done(std::move(answer));
         return;
@@ -1967,9 +2019,10 @@ void SyncService::waiter() {
     }
 }
 
-EndpointAnswer SyncService::sync_impl(const std::string& path,
-                                      const std::map<std::string, std::string>& headers,
-                                      const std::string& body, PullWait* wait) {
+std::optional<EndpointAnswer>
+SyncService::sync_impl(const std::string& path, const std::map<std::string, std::string>& headers,
+                       const std::string& body, PullWait* wait,
+                       std::function<void(EndpointAnswer)>* later) {
     // The envelope and the refusals come from the session layer the devices share
     // (session.hpp): each refusal has its own code, so a device knows what to do, and only
     // a revocation carries the server's signed proof, the one answer on which a device
@@ -2058,21 +2111,31 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
         }
         batch->received_at = static_cast<std::int64_t>(m_clock.now_ms());
     }
-    const auto now = static_cast<std::int64_t>(m_clock.now_ms());
-    SyncResponse resp;
-    resp.protocol_version = req.protocol_version; // a device reads its own version's answer
+    // From here on the request is accepted; what its answer needs after the commit is
+    // kept together, since the commit may end on another thread (sync_async).
+    auto a = std::make_shared<Accepted>();
+    a->user = *user;
+    a->replica = *replica;
+    a->counter = *counter;
+    a->json = json;
+    a->batch = std::move(batch);
+    a->now = static_cast<std::int64_t>(m_clock.now_ms());
+    a->resp.protocol_version = req.protocol_version; // a device reads its own version's answer
+    a->req = std::move(req);
+    const SyncRequest& r = a->req;
+    const auto now = a->now;
     std::shared_ptr<PendingCommit> pending;
-    if (m_shared && req.ops.empty()) {
+    if (m_shared && r.ops.empty()) {
         // A pull writes no field fact: its counter is claimed on the reader, atomically
         // against every instance's write transactions (Store::claim_counter), and it goes
         // through no write transaction of its own.
-        if (!reader->store().claim_counter(*replica, *counter, req.cursor, now)) {
+        if (!reader->store().claim_counter(*replica, *counter, r.cursor, now)) {
             return refuse(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
                                                    " is not above the last one seen (replay)");
         }
         std::lock_guard lock(m_mutex);
         try {
-            m_hlc->receive(req.hlc);
+            m_hlc->receive(r.hlc);
         } catch (const Error&) {
             // The device's clock is far ahead: nothing of it is kept.
         }
@@ -2082,31 +2145,36 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
         // reader goes back meanwhile (the commit may take a while; other pulls use it).
         reader.reset();
         pending = std::make_shared<PendingCommit>();
-        pending->merge = [&](PendingCommit& p) {
-            auto [seen, first] = m_last_counter.try_emplace(*replica, 0);
+        pending->merge = [this, a](PendingCommit& p) {
+            auto [seen, first] = m_last_counter.try_emplace(a->replica, 0);
             if (first) {
-                seen->second = m_store.locked_counter(*replica);
+                seen->second = m_store.locked_counter(a->replica);
             }
-            if (*counter <= seen->second) {
+            if (a->counter <= seen->second) {
                 p.refusal =
-                    Error(ErrorCode::replayed, "request counter " + std::to_string(*counter) +
+                    Error(ErrorCode::replayed, "request counter " + std::to_string(a->counter) +
                                                    " is not above the last one seen (replay)");
                 return;
             }
-            seen->second = *counter;
+            seen->second = a->counter;
             try {
-                m_hlc->receive(req.hlc);
+                m_hlc->receive(a->req.hlc);
             } catch (const Error&) {
                 // The device's clock is far ahead: its ops are refused one by one.
             }
-            p.results = merge_batch(p, Actor{user->id, user->role, *replica}, req.ops, *counter,
-                                    req.cursor, now, std::move(batch));
+            p.results = merge_batch(p, Actor{a->user.id, a->user.role, a->replica}, a->req.ops,
+                                    a->counter, a->req.cursor, a->now, std::move(a->batch));
         };
+        if (later) {                   // answered by the committer's completion, on the executor
+            defer(pending, a, *later); // before it is queued: always taken
+            queue_commit(pending);
+            return std::nullopt;
+        }
         merge_and_commit(pending);
         if (pending->refusal) {
             return refusal(*pending->refusal);
         }
-        resp.results = std::move(pending->results);
+        a->resp.results = std::move(pending->results);
     }
     // The replay guard starts from the counter the store holds, read (outside the lock) the
     // first time this device is seen since start or since a failed commit cleared them.
@@ -2140,30 +2208,66 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
         }
         last_counter->second = *counter;
         try {
-            m_hlc->receive(req.hlc);
+            m_hlc->receive(r.hlc);
         } catch (const Error&) {
             // The device's clock is far ahead: its ops are refused one by one below.
         }
-        if (req.ops.empty()) {
-            mark_pull(*replica, *counter, req.cursor, now); // no commit to wait for
+        if (r.ops.empty()) {
+            mark_pull(*replica, *counter, r.cursor, now); // no commit to wait for
         } else {
             const Actor actor{user->id, user->role, *replica};
             auto [results, p] =
-                apply_batch(actor, req.ops, *counter, req.cursor, now, std::move(batch));
-            resp.results = std::move(results);
+                apply_batch(actor, r.ops, *counter, r.cursor, now, std::move(a->batch));
+            a->resp.results = std::move(results);
             pending = std::move(p);
         }
     }
     // Acknowledge only what is durable; other requests merge meanwhile and share the commit.
     if (!m_shared && pending) {
+        reader.reset();
+        if (later && defer(pending, a, *later)) {
+            return std::nullopt;
+        }
         wait_commit(pending);
     }
+    return finish(*a, reader, wait);
+}
+
+void SyncService::answer_committed(Accepted& a, PendingCommit& p,
+                                   const std::function<void(EndpointAnswer)>& done) {
+    EndpointAnswer answer;
+    try {
+        settle(p);
+        if (p.merge_error) {
+            std::rethrow_exception(p.merge_error);
+        }
+        if (p.refusal) {
+            answer = refusal(*p.refusal);
+        } else {
+            if (m_shared) {
+                a.resp.results = std::move(p.results);
+            }
+            std::optional<ReaderLease> reader;
+            answer = finish(a, reader, nullptr); // a request with ops never waits
+        }
+    } catch (const Error& e) {
+        answer = refusal(e);
+    } catch (const std::exception&) {
+        answer = refusal(Error(ErrorCode::internal, "the request could not be answered"));
+    }
+    done(std::move(answer));
+}
+
+EndpointAnswer SyncService::finish(Accepted& a, std::optional<ReaderLease>& reader,
+                                   PullWait* wait) {
+    const SyncRequest& req = a.req;
+    SyncResponse& resp = a.resp;
     // Pull: the technician's feed, or the whole log for office devices.
     if (!reader) {
         reader.emplace(lease_reader());
     }
     Store& reads = reader->store();
-    read_page(reads, *user, *replica, req.cursor, req.page_size, resp);
+    read_page(reads, a.user, a.replica, req.cursor, req.page_size, resp);
     std::vector<OpId> acked;
     for (const auto& r : resp.results) {
         if (r.status != OpStatus::rejected) {
@@ -2172,7 +2276,7 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
     }
     if (!acked.empty()) { // a receipt proves ops arrived; a pull acknowledges none
         const Signature receipt =
-            otsync::sign(receipt_message(*replica, *counter, acked), m_key.secret);
+            otsync::sign(receipt_message(a.replica, a.counter, acked), m_key.secret);
         resp.receipt.assign(receipt.begin(), receipt.end());
     }
     {
@@ -2184,16 +2288,16 @@ EndpointAnswer SyncService::sync_impl(const std::string& path,
     if (wait && req.protocol_version >= 2 && req.wait_ms > 0 && m_config.max_wait_ms > 0 &&
         req.ops.empty() && nothing_new(resp, req.cursor)) {
         wait->wanted = true;
-        wait->user = *user;
-        wait->replica = *replica;
+        wait->user = a.user;
+        wait->replica = a.replica;
         wait->cursor = req.cursor;
         wait->page_size = req.page_size;
         wait->version = req.protocol_version;
-        wait->json = json;
+        wait->json = a.json;
         wait->wait_ms = std::min(req.wait_ms, m_config.max_wait_ms);
     }
-    return EndpointAnswer{json ? k_content_type_json : k_content_type_binary,
-                          json ? to_json(resp) : encode_binary(resp)};
+    return EndpointAnswer{a.json ? k_content_type_json : k_content_type_binary,
+                          a.json ? to_json(resp) : encode_binary(resp)};
 }
 
 } // namespace otsync::server

@@ -111,8 +111,15 @@ public:
     /// The same, answering through `done`: at once, or, for a version 2 pull that found
     /// nothing and asked to wait (wait_ms), when its feed has something or at its deadline,
     /// from the service's waiting thread (no request thread waits meanwhile).
+    /// A request with ops is answered once its commit is durable, from the executor
+    /// (set_executor): no thread waits for the commit meanwhile.
     void sync_async(const std::string& path, const std::map<std::string, std::string>& headers,
                     const std::string& body, std::function<void(EndpointAnswer)> done);
+    /// Where the answers of committed requests are finished (the page read, the receipt
+    /// signed, the answer encoded): `post` runs its argument soon on some thread (the
+    /// transport's), and must stay valid while this service lives. Empty (the default): the
+    /// committing thread finishes them itself.
+    void set_executor(std::function<void(std::function<void()>)> post);
     /// Answers every waiting pull now and takes no more waits (shutdown: call it while the
     /// transport that carries the answers still runs).
     void end_waits();
@@ -230,9 +237,36 @@ private:
     bool park(PullWait&& w);
     /// A page that brings the device nothing: a waiting pull waits on.
     static bool nothing_new(const SyncResponse& resp, std::uint64_t cursor);
-    EndpointAnswer sync_impl(const std::string& path,
-                             const std::map<std::string, std::string>& headers,
-                             const std::string& body, PullWait* wait);
+    class ReaderLease;
+    struct PendingCommit;
+    /// A request whose envelope verified, on its way: what its answer needs after its
+    /// commit (which may end on another thread).
+    struct Accepted {
+        User user;
+        std::uint64_t replica = 0;
+        std::uint64_t counter = 0;
+        bool json = false;
+        SyncRequest req;
+        std::optional<OpBatch> batch;
+        std::int64_t now = 0;
+        SyncResponse resp;
+    };
+    /// The request's answer, or nullopt when it waits for its commit and `later` (moved
+    /// from) will give it: only when `later` is given.
+    std::optional<EndpointAnswer> sync_impl(const std::string& path,
+                                            const std::map<std::string, std::string>& headers,
+                                            const std::string& body, PullWait* wait,
+                                            std::function<void(EndpointAnswer)>* later);
+    /// After the request's writes (if any) are durable: its page, receipt and answer; a
+    /// pull that found nothing and may wait fills `wait`.
+    EndpointAnswer finish(Accepted& a, std::optional<ReaderLease>& reader, PullWait* wait);
+    /// Makes answering `a` through `done` (moved from) the completion of `p`, which the
+    /// committer runs when the commit ends; false (`done` kept) when it has already ended.
+    bool defer(const std::shared_ptr<PendingCommit>& p, const std::shared_ptr<Accepted>& a,
+               std::function<void(EndpointAnswer)>& done);
+    /// The completion of a deferred request: settles its commit and answers through `done`.
+    void answer_committed(Accepted& a, PendingCommit& p,
+                          const std::function<void(EndpointAnswer)>& done);
     /// One page of `user`'s feed (or the whole log) after `cursor`, into `resp`.
     void read_page(Store& reads, const User& user, std::uint64_t replica, std::uint64_t cursor,
                    std::uint32_t page_size, SyncResponse& resp);
@@ -275,6 +309,9 @@ private:
         bool done = false;
         std::exception_ptr error;
         std::condition_variable done_cv; // with m_commit_mutex; one waiter
+        /// Set (under m_commit_mutex, before `done`): nobody waits on done_cv; the
+        /// committer hands this to the executor once the commit ends, with or without error.
+        std::function<void(PendingCommit&)> then;
     };
 
     /// What one batch merges and writes, as its ops (and their follow-ups) apply.
@@ -303,6 +340,10 @@ private:
                 std::optional<OpBatch> batch = std::nullopt);
     /// Queues a request the committer merges (shared store) and waits for its commit.
     void merge_and_commit(const std::shared_ptr<PendingCommit>& p);
+    void queue_commit(const std::shared_ptr<PendingCommit>& p);
+    /// What follows a commit that ended: throws Error(internal) when the store refused
+    /// it; counts what it accepted.
+    void settle(const PendingCommit& p);
     /// The committer's group on a shared store: in one write transaction, catch up, merge
     /// each request, commit.
     void commit_shared(const std::vector<std::shared_ptr<PendingCommit>>& group);
@@ -453,6 +494,7 @@ private:
     std::deque<std::shared_ptr<PendingCommit>> m_commit_queue;
     // SQLite pulls' counters not yet written (pull_mark_flush_ms): replica -> the write.
     std::unordered_map<std::uint64_t, SyncWrite> m_pull_marks;
+    std::function<void(std::function<void()>)> m_post; // set_executor's
     bool m_stopping = false;
     std::thread m_committer;
 };

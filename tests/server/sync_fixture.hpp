@@ -77,18 +77,23 @@ struct Fixture {
         return d;
     }
 
+    /// The headers of a request signed by `d` with its last counter (or `counter`).
+    std::map<std::string, std::string>
+    headers(Device& d, const std::string& body, bool json,
+            std::optional<std::uint64_t> counter = std::nullopt) const {
+        const std::uint64_t c = counter.value_or(d.request_counter);
+        const Signature sig = sign(sync_signing_string("POST", "/v1/sync", c, body), d.key.secret);
+        return {{"content-type", json ? k_content_type_json : k_content_type_binary},
+                {"x-otsync-replica", std::to_string(d.replica)},
+                {"x-otsync-counter", std::to_string(c)},
+                {"x-otsync-signature", to_base64(sig)}};
+    }
+
     /// Signs and posts a request; returns the raw reply.
     server::Reply post(Device& d, const std::string& body, bool json,
                        std::optional<std::uint64_t> counter_override = std::nullopt) {
-        const std::uint64_t counter = counter_override.value_or(d.request_counter);
-        const Signature sig =
-            sign(sync_signing_string("POST", "/v1/sync", counter, body), d.key.secret);
-        std::map<std::string, std::string> h{
-            {"content-type", json ? k_content_type_json : k_content_type_binary},
-            {"x-otsync-replica", std::to_string(d.replica)},
-            {"x-otsync-counter", std::to_string(counter)},
-            {"x-otsync-signature", to_base64(sig)}};
-        return server::reply_of(service->sync("/v1/sync", h, body));
+        return server::reply_of(
+            service->sync("/v1/sync", headers(d, body, json, counter_override), body));
     }
 
     SyncRequest request(Device& d, std::vector<Op> ops, std::uint32_t page = 0) {

@@ -1188,6 +1188,31 @@ TEST_CASE("a user's feed as one connection reads it follows what it wrote, a rol
     });
 }
 
+TEST_CASE("a reader connection sees each of the writer's commits at once: its feed, and the "
+          "directory's version") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const auto reader = s.open_reader();
+        REQUIRE(reader);
+        const Id quispe = add_user(s, "tec.quispe");
+        const Device d = enroll_device(s, quispe);
+        OpSource src(d.replica, quispe);
+        const Id ot = Id::random();
+        const std::uint64_t version = reader->directory_version();
+        CHECK(reader->feed_after(quispe, 0, 10).empty()); // read, and known, before any row
+        CHECK(reader->feed_count_after(quispe, 0) == 0);
+
+        SyncWrite first = write_of(d.replica, {src.note(ot, "a")});
+        first.feed = {feed_new(quispe, 0)};
+        commit(s, first);
+        // No wait for a periodic look at the database: the very next read has the row.
+        CHECK(reader->feed_after(quispe, 0, 10).size() == 1);
+        CHECK(reader->feed_count_after(quispe, 0) == 1);
+        add_user(s, "tec.mamani");
+        CHECK(reader->directory_version() > version);
+    });
+}
+
 TEST_CASE("a user's feed holds new ops, replayed history and evictions in order, apart from "
           "other users' feeds") {
     for_each_backend([](const Env& e) {

@@ -12,8 +12,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -520,6 +523,221 @@ TEST_CASE("concurrent devices share commits and every op lands once") {
     }
     CHECK(accepted == k_devices * (1 + 10 * 4)); // arriving on site, then 10 rows of 4 ops
     CHECK(f.store->op_count() == before + static_cast<std::uint64_t>(accepted.load()));
+}
+
+namespace {
+
+/// A SQLite store whose commits can be held at their start, or made to fail, by the test;
+/// and an executor that keeps what it is given until the test runs it.
+struct HeldCommits {
+    HeldCommits() {
+        server::SqliteOptions o;
+        o.path = (dir.path / "otsync.db").string();
+        o.before_commit = [this] {
+            std::unique_lock l(m);
+            ++commits;
+            in_commit = true;
+            cv.notify_all();
+            cv.wait(l, [this] { return !hold; });
+            if (fail) {
+                throw Error(ErrorCode::internal, "disk I/O error (the test's)");
+            }
+        };
+        server::SyncConfig config;
+        // Projections wait while pushes are queued: the commits counted are the pushes'.
+        config.projection_lag_ms = 600'000;
+        f.emplace(server::open_sqlite_store(o), config);
+        f->service->set_executor([this](std::function<void()> fn) {
+            std::lock_guard l(m);
+            posted.push_back(std::move(fn));
+            posted_at.push_back(commits);
+            cv.notify_all();
+        });
+    }
+    ~HeldCommits() {
+        release();
+        f.reset(); // its committer may wait on the hook
+    }
+
+    /// From now on each commit waits at its start until release(); the projections of what
+    /// came before are written first (their commit is not one of the test's).
+    void hold_commits() {
+        for (int i = 0; i < 1000 && f->store->projected_seq() != f->store->last_seq(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        REQUIRE(f->store->projected_seq() == f->store->last_seq());
+        std::lock_guard l(m);
+        hold = true;
+        in_commit = false;
+        commits = 0;
+    }
+    void release() {
+        std::lock_guard l(m);
+        hold = false;
+        cv.notify_all();
+    }
+    /// Waits until a commit has started (held), or 30 s: then the test fails, not hangs.
+    bool wait_in_commit() {
+        std::unique_lock l(m);
+        return cv.wait_for(l, std::chrono::seconds(30), [this] { return in_commit; });
+    }
+    bool wait_posted(std::size_t n) {
+        std::unique_lock l(m);
+        return cv.wait_for(l, std::chrono::seconds(30), [&] { return posted.size() >= n; });
+    }
+    /// Runs what the executor was given, on this thread.
+    void run_posted() {
+        std::vector<std::function<void()>> run;
+        {
+            std::lock_guard l(m);
+            run.swap(posted);
+        }
+        for (auto& fn : run) {
+            fn();
+        }
+    }
+
+    test::TempDir dir;
+    std::mutex m;
+    std::condition_variable cv;
+    bool hold = false;
+    bool fail = false;
+    bool in_commit = false;
+    int commits = 0;
+    std::vector<std::function<void()>> posted;
+    std::vector<int> posted_at; // the commits counted when each answer was posted
+    std::optional<Fixture> f;
+};
+
+} // namespace
+
+TEST_CASE("a push is answered on the executor once its commit ends: no thread waits for the disk, "
+          "and the pushes that arrive meanwhile share the next commit") {
+    HeldCommits h;
+    Fixture& f = *h.f;
+    constexpr int k_devices = 6;
+    std::vector<std::unique_ptr<test::Device>> devices;
+    std::vector<Id> ots;
+    for (int i = 0; i < k_devices; ++i) {
+        const Id tech = f.add_user("tec.asy" + std::to_string(i), Role::technician);
+        devices.push_back(f.enroll(tech));
+        ots.push_back(f.issue_ot(tech, Id::random()));
+        f.sync_all(*devices.back());
+    }
+    const auto before = f.store->op_count();
+    h.hold_commits();
+    std::mutex am;
+    std::vector<std::optional<server::Reply>> answers(k_devices);
+    std::size_t ops_sent = 0;
+    // One thread sends every push: each call returns before its commit ends. Were it to
+    // wait for its commit, the first push would wait for the held commit and the test
+    // would stop at wait_in_commit below, failing rather than hanging.
+    std::thread release_valve;
+    for (int i = 0; i < k_devices; ++i) {
+        auto& d = *devices[static_cast<std::size_t>(i)];
+        const auto ops = collect(d, ots[static_cast<std::size_t>(i)], "ASY" + std::to_string(i));
+        ops_sent += ops.size();
+        const std::string body = encode_binary(f.request(d, ops));
+        if (i == 0) {
+            // A commit held from the side, in case the push waits for it (it must not).
+            release_valve = std::thread([&h] {
+                std::unique_lock l(h.m);
+                if (!h.cv.wait_for(l, std::chrono::seconds(20), [&] { return h.commits > 1; })) {
+                    h.hold = false; // the first push waited: let it go so the test can fail
+                    h.cv.notify_all();
+                }
+            });
+        }
+        f.service->sync_async("/v1/sync", f.headers(d, body, false), body,
+                              [&am, &answers, i](server::EndpointAnswer a) {
+                                  std::lock_guard l(am);
+                                  answers[static_cast<std::size_t>(i)] =
+                                      server::reply_of(std::move(a));
+                              });
+        if (i == 0) {
+            REQUIRE(h.wait_in_commit()); // the first push's commit has started and is held
+        }
+    }
+    {
+        std::lock_guard l(am);
+        for (const auto& a : answers) {
+            CHECK(!a); // nothing answered while the commit is held
+        }
+    }
+    h.release();
+    release_valve.join();
+    REQUIRE(h.wait_posted(k_devices)); // every answer is finished on the executor
+    {
+        std::lock_guard l(am);
+        for (const auto& a : answers) {
+            CHECK(!a); // not on the committer's thread
+        }
+    }
+    h.run_posted();
+    std::size_t accepted = 0;
+    for (const auto& a : answers) {
+        REQUIRE(a);
+        REQUIRE_MESSAGE(a->status == 200, a->body);
+        const auto resp = decode_sync_response(a->body);
+        CHECK(!resp.receipt.empty());
+        for (const auto& r : resp.results) {
+            accepted += r.status == OpStatus::accepted ? 1 : 0;
+        }
+    }
+    CHECK(accepted == ops_sent);
+    CHECK(f.store->op_count() == before + ops_sent);
+    // The first push's commit, then one for the five that arrived while it was held.
+    std::lock_guard l(h.m);
+    std::string at;
+    for (const int c : h.posted_at) {
+        at += std::to_string(c) + " ";
+    }
+    const std::vector<int> expected{1, 2, 2, 2, 2, 2};
+    CHECK_MESSAGE(h.posted_at == expected, at);
+}
+
+TEST_CASE("a push whose commit fails is answered through the executor with an internal error, "
+          "keeps nothing, and lands when the device sends it again") {
+    HeldCommits h;
+    Fixture& f = *h.f;
+    const Id tech = f.add_user("tec.falla", Role::technician);
+    auto d = f.enroll(tech);
+    const Id ot = f.issue_ot(tech, Id::random());
+    f.sync_all(*d);
+    const auto before = f.store->op_count();
+    const auto ops = collect(*d, ot, "FAIL0001");
+    {
+        std::lock_guard l(h.m);
+        h.fail = true;
+    }
+    std::optional<server::Reply> answer;
+    std::mutex am;
+    const std::string body = encode_binary(f.request(*d, ops));
+    f.service->sync_async("/v1/sync", f.headers(*d, body, false), body,
+                          [&](server::EndpointAnswer a) {
+                              std::lock_guard l(am);
+                              answer = server::reply_of(std::move(a));
+                          });
+    REQUIRE(h.wait_posted(1));
+    h.run_posted();
+    {
+        std::lock_guard l(am);
+        REQUIRE(answer);
+        CHECK(answer->status == 500);
+        rapidjson::Document doc;
+        doc.Parse(answer->body.c_str());
+        REQUIRE(doc.IsObject());
+        CHECK(doc.HasMember("error"));
+    }
+    CHECK(f.store->op_count() == before);
+    {
+        std::lock_guard l(h.m);
+        h.fail = false;
+    }
+    // The handheld kept its ops: the next request (a new counter) carries them and they land.
+    const auto resp = f.sync(*d, ops);
+    CHECK(statuses(resp) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
+    CHECK(f.store->op_count() == before + ops.size());
 }
 
 namespace {
