@@ -1279,8 +1279,13 @@ void SyncService::committer() {
         }
         if (error) {
             std::lock_guard again(m_commit_mutex);
-            for (const auto& [replica, w] : marks) { // the pulls' counters stay claimed
-                keep_mark(m_pull_marks, w.replica, w.request_counter, w.cursor, w.now);
+            // The pulls' counters stay claimed, tried again with the next commit; not at
+            // stop, which would otherwise retry a failing store forever (a pull's counter
+            // is no field fact: at worst that pull could be replayed once, as after a kill).
+            for (const auto& [replica, w] : marks) {
+                if (!m_stopping) {
+                    keep_mark(m_pull_marks, w.replica, w.request_counter, w.cursor, w.now);
+                }
             }
         }
         if (error && !group.empty()) {

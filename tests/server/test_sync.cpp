@@ -555,6 +555,10 @@ struct HeldCommits {
         });
     }
     ~HeldCommits() {
+        {
+            std::lock_guard l(m);
+            fail = false;
+        }
         release();
         f.reset(); // its committer may wait on the hook
     }
@@ -706,10 +710,7 @@ TEST_CASE("a push whose commit fails is answered through the executor with an in
     f.sync_all(*d);
     const auto before = f.store->op_count();
     const auto ops = collect(*d, ot, "FAIL0001");
-    {
-        std::lock_guard l(h.m);
-        h.fail = true;
-    }
+    h.hold_commits(); // the push's own commit is the one that fails
     std::optional<server::Reply> answer;
     std::mutex am;
     const std::string body = encode_binary(f.request(*d, ops));
@@ -718,7 +719,17 @@ TEST_CASE("a push whose commit fails is answered through the executor with an in
                               std::lock_guard l(am);
                               answer = server::reply_of(std::move(a));
                           });
+    REQUIRE(h.wait_in_commit());
+    {
+        std::lock_guard l(h.m);
+        h.fail = true;
+    }
+    h.release();
     REQUIRE(h.wait_posted(1));
+    {
+        std::lock_guard l(h.m);
+        h.fail = false;
+    }
     h.run_posted();
     {
         std::lock_guard l(am);
@@ -730,10 +741,6 @@ TEST_CASE("a push whose commit fails is answered through the executor with an in
         CHECK(doc.HasMember("error"));
     }
     CHECK(f.store->op_count() == before);
-    {
-        std::lock_guard l(h.m);
-        h.fail = false;
-    }
     // The handheld kept its ops: the next request (a new counter) carries them and they land.
     const auto resp = f.sync(*d, ops);
     CHECK(statuses(resp) == std::vector<OpStatus>(ops.size(), OpStatus::accepted));
