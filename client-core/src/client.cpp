@@ -110,6 +110,13 @@ int code_of(ErrorCode c) {
     return static_cast<int>(c);
 }
 
+/// One request in the sync's counts: the HTTP bytes the transport reports, else the bodies.
+void count_request(SyncStats& stats, const HttpReply& reply, const std::string& body) {
+    stats.requests++;
+    stats.bytes_up += reply.wire_bytes_up > 0 ? reply.wire_bytes_up : body.size();
+    stats.bytes_down += reply.wire_bytes_down > 0 ? reply.wire_bytes_down : reply.body.size();
+}
+
 } // namespace
 
 /// The device's wall clock corrected by what the server's clock says: a device whose
@@ -574,9 +581,7 @@ struct Client::Impl {
                                  to_base64(hello) + "\"}";
         const HttpReply reply =
             exchange(t, lock, "/v1/sessions", {{"content-type", "application/json"}}, body);
-        stats.requests++;
-        stats.bytes_up += body.size();
-        stats.bytes_down += reply.body.size();
+        count_request(stats, reply, body);
         if (reply.status != 200) {
             const auto reaction = session::reaction_of(reply.status, std::nullopt);
             if (reaction == session::Reaction::wipe_if_proven ||
@@ -1727,9 +1732,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at).count(),
                 policy.batch_target_ms);
         }
-        stats.requests++;
-        stats.bytes_up += on_wire.size();
-        stats.bytes_down += reply.body.size();
+        count_request(stats, reply, on_wire);
         if (reply.status != 0 && (reply.content_encoding == "deflate" ||
                                   (reply.content_encoding.empty() && looks_deflated(reply.body)))) {
             try {

@@ -263,15 +263,22 @@ public:
         req.keep_alive(true);
         req.prepare_payload();
 
+        std::uint64_t up = 0;
+        std::uint64_t down = 0;
         for (int attempt = 0;; ++attempt) {
             if (m_cancelled) {
                 drop_connection();
                 return cancelled();
             }
-            const auto tag = [attempt](HttpReply r) {
+            const auto tag = [&, attempt](HttpReply r) {
                 r.resent = static_cast<unsigned>(attempt);
+                r.wire_bytes_up = up;
+                r.wire_bytes_down = down;
                 return r;
             };
+            if (connected() && !still_open()) {
+                drop_connection(); // the server closed it while it was idle: a new one
+            }
             const bool reused = connected();
             if (!reused) {
                 if (auto failed = connect()) {
@@ -280,6 +287,8 @@ public:
                 }
             }
             Exchange x = exchange(req);
+            up += x.sent;
+            down += x.received;
             if (x.reply.status != 0) {
                 if (!x.keep_alive) {
                     drop_connection();
@@ -287,8 +296,10 @@ public:
                 return tag(std::move(x.reply));
             }
             drop_connection();
-            if (reused && x.stale && attempt == 0 && !m_cancelled) {
-                continue; // the server closed the idle connection: once more on a new one
+            // Sent again only when none of it left: a request cut after its first bytes
+            // may have reached the server, and the caller decides (and counts) a resend.
+            if (reused && x.unsent && attempt == 0 && !m_cancelled) {
+                continue; // the server had closed the kept connection: once on a new one
             }
             return tag(std::move(x.reply));
         }
@@ -313,7 +324,9 @@ private:
     struct Exchange {
         HttpReply reply;
         bool keep_alive = false;
-        bool stale = false; // the connection was gone before any byte of the answer
+        bool unsent = false;        // the connection was gone before any byte of the request left
+        std::uint64_t sent = 0;     // bytes written
+        std::uint64_t received = 0; // bytes read
     };
 
     /// How one asynchronous step ended.
@@ -332,6 +345,23 @@ private:
     }
 
     bool connected() const { return m_tcp || m_ssl; }
+
+    /// Whether the kept connection can take a request: an idle HTTP/1.1 connection has
+    /// nothing to read, so a pending end of stream, reset or byte means the server closed
+    /// it (or is closing it). A peek that does not wait.
+    bool still_open() {
+        auto& socket = lowest().socket();
+        beast::error_code ec;
+        socket.non_blocking(true, ec);
+        if (ec) {
+            return false;
+        }
+        char byte = 0;
+        socket.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+        beast::error_code restore;
+        socket.non_blocking(false, restore);
+        return ec == asio::error::would_block && !restore;
+    }
 
     beast::tcp_stream& lowest() { return m_ssl ? beast::get_lowest_layer(*m_ssl) : *m_tcp; }
 
@@ -535,8 +565,8 @@ private:
             x.reply = failure(code, message);
             return std::move(x);
         };
-        const auto lost = [&](const beast::error_code& e, bool any_byte) {
-            x.stale = !any_byte && connection_lost(e);
+        const auto lost = [&](const beast::error_code& e, bool writing) {
+            x.unsent = writing && x.sent == 0 && connection_lost(e);
             return fail(OTSYNC_ERR_NETWORK,
                         "the connection to " + where() + " was cut: " + e.message());
         };
@@ -564,8 +594,9 @@ private:
             bool done = false;
             beast::error_code ec;
             with_stream([&](auto& s) {
-                http::async_write_some(s, sr, [&](beast::error_code e, std::size_t) {
+                http::async_write_some(s, sr, [&](beast::error_code e, std::size_t k) {
                     ec = e;
+                    x.sent += k;
                     done = true;
                 });
             });
@@ -573,7 +604,7 @@ private:
                 return x;
             }
             if (ec) {
-                return lost(ec, false);
+                return lost(ec, true);
             }
         }
 
@@ -619,6 +650,7 @@ private:
                 return x;
             }
             buffer.commit(n);
+            x.received += n;
             any_byte = any_byte || n > 0;
             if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
                 if (!any_byte) {
@@ -637,7 +669,7 @@ private:
                                                     " was cut in the middle of the answer");
             }
             if (ec) {
-                return lost(ec, any_byte);
+                return lost(ec, false);
             }
         }
         auto& res = parser.get();

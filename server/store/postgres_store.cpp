@@ -35,11 +35,15 @@
 
 #include <libpq-fe.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace otsync::server {
@@ -439,6 +443,119 @@ const std::vector<DumpSql>& dump_sql() {
 }
 
 // ==== end of the whole database as rows ====
+
+/// The channel on which every commit_many announces its feeds (notifications are sent
+/// with the commit, never for a rolled-back one), and the longest payload sent: past it,
+/// "*" (PostgreSQL takes at most 8000 bytes).
+constexpr const char* k_commit_channel = "otsync_commits";
+constexpr std::size_t k_notify_max_bytes = 7000;
+
+/// The payload of a commit's notification: "o" when it appended ops ("-" otherwise), then
+/// ",HEX" per user whose feed moved; "*" when that would be too long.
+std::string commit_payload(const std::vector<const SyncWrite*>& ws) {
+    std::vector<Id> users;
+    bool any_op = false;
+    for (const SyncWrite* w : ws) {
+        any_op = any_op || !w->ops.empty();
+        for (const auto& f : w->feed) {
+            users.push_back(f.user);
+        }
+    }
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    if (users.empty() && !any_op) {
+        return "";
+    }
+    std::string payload = any_op ? "o" : "-";
+    for (const Id& u : users) {
+        payload += ',' + u.hex();
+        if (payload.size() > k_notify_max_bytes) {
+            return "*";
+        }
+    }
+    return payload;
+}
+
+/// Adds one notification's payload to `n`; an unreadable one wakes everything.
+void read_payload(const std::string& payload, CommitNotice& n) {
+    if (payload.empty() || payload == "*" || (payload[0] != 'o' && payload[0] != '-')) {
+        n.all = true;
+        return;
+    }
+    n.any_op = n.any_op || payload[0] == 'o';
+    for (std::size_t at = payload.find(','); at != std::string::npos;) {
+        const std::size_t end = payload.find(',', at + 1);
+        const std::string hex =
+            payload.substr(at + 1, end == std::string::npos ? end : end - at - 1);
+        try {
+            n.users.push_back(Id::from_hex(hex));
+        } catch (const Error&) {
+            n.all = true;
+        }
+        at = end;
+    }
+}
+
+/// LISTEN on a connection of its own.
+class PostgresCommitListener final : public CommitListener {
+public:
+    explicit PostgresCommitListener(std::string conninfo) : m_conninfo(std::move(conninfo)) {
+        open(); // a failure is retried by wait()
+    }
+
+    std::optional<CommitNotice> wait(int timeout_ms) override {
+        if (!m_conn && !open()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+            return std::nullopt;
+        }
+        if (m_reopened) { // commits may have come while no connection listened
+            m_reopened = false;
+            return CommitNotice{.all = true, .any_op = true, .users = {}};
+        }
+        pollfd p{PQsocket(m_conn.get()), POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) < 0) {
+            return std::nullopt; // a signal: the caller asks again
+        }
+        if (PQconsumeInput(m_conn.get()) == 0) {
+            m_conn.reset(); // opened again at the next wait, which then wakes every wait
+            return std::nullopt;
+        }
+        std::optional<CommitNotice> out;
+        while (PGnotify* n = PQnotifies(m_conn.get())) {
+            if (!out) {
+                out.emplace();
+            }
+            read_payload(n->extra ? n->extra : "", *out);
+            PQfreemem(n);
+        }
+        return out;
+    }
+
+private:
+    bool open() {
+        m_conn.reset(PQconnectdb(m_conninfo.c_str()));
+        if (!m_conn || PQstatus(m_conn.get()) != CONNECTION_OK) {
+            m_conn.reset();
+            return false;
+        }
+        PQsetNoticeProcessor(
+            m_conn.get(), [](void*, const char*) {}, nullptr);
+        const std::unique_ptr<PGresult, ResultClearer> r(
+            PQexec(m_conn.get(), (std::string("LISTEN ") + k_commit_channel).c_str()));
+        if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+            m_conn.reset();
+            return false;
+        }
+        m_reopened = m_opened_once;
+        m_opened_once = true;
+        return true;
+    }
+
+    std::string m_conninfo;
+    std::unique_ptr<PGconn, ConnCloser> m_conn;
+    bool m_opened_once = false;
+    bool m_reopened = false;
+};
 
 class PostgresStore final : public Store {
 public:
@@ -859,6 +976,10 @@ public:
         for (const SyncWrite* w : ws) {
             out.push_back(write_one(*w, next));
         }
+        // Other instances' waiting pulls hear of it when (and only if) it commits.
+        if (const std::string payload = commit_payload(ws); !payload.empty()) {
+            exec("SELECT pg_notify($1, $2)", Params().text(k_commit_channel).text(payload));
+        }
         tx.commit(); // synchronous_commit=on: durable when this returns
         return out;
     }
@@ -1186,6 +1307,10 @@ public:
     }
 
     bool shared() const override { return true; }
+
+    std::unique_ptr<CommitListener> listen_commits() override {
+        return std::make_unique<PostgresCommitListener>(m_options.conninfo);
+    }
 
     // ---- archive ----
     void archive(const ArchivedCase& c,

@@ -281,6 +281,24 @@ struct ArchivedCasePage {
     std::uint64_t total = 0;         // every match
 };
 
+/// What other instances' commits brought, as told by a shared store (CommitListener).
+struct CommitNotice {
+    bool all = false;      // something may have been missed (the listening connection was
+                           // lost, or a commit touched too many feeds to list): wake every wait
+    bool any_op = false;   // a commit appended ops (waits of roles that read the whole log)
+    std::vector<Id> users; // users whose feeds moved
+};
+
+/// Hears the commits of every instance on a shared store (PostgreSQL LISTEN/NOTIFY), so a
+/// waiting pull is answered when another instance writes to its feed, not at a poll.
+class CommitListener {
+public:
+    virtual ~CommitListener() = default;
+    /// Waits up to `timeout_ms` for commits; what they brought (merged), or nullopt when
+    /// none came. Never throws: a lost connection is opened again and reported as `all`.
+    virtual std::optional<CommitNotice> wait(int timeout_ms) = 0;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -472,6 +490,10 @@ public:
     /// claim_counter (pulls and request checks need not wait behind a commit being
     /// flushed); null when the backend has none (an in-memory SQLite database).
     virtual std::unique_ptr<Store> open_reader() { return nullptr; }
+
+    /// A connection that hears every instance's commits (shared stores); null when the
+    /// backend cannot tell (the service then looks at the log's end now and then).
+    virtual std::unique_ptr<CommitListener> listen_commits() { return nullptr; }
 };
 
 struct SqliteOptions {

@@ -172,6 +172,12 @@ SyncService::SyncService(Store& store, ClockSource& clock, SyncConfig config)
         m_open_readers = 1;
     }
     m_committer = std::thread([this] { committer(); });
+    if (m_shared) {
+        if (std::shared_ptr<CommitListener> l = m_store.listen_commits()) {
+            m_listening = true; // before the waiter reads it
+            m_listener = std::thread([this, l] { listen(*l); });
+        }
+    }
     m_waiter = std::thread([this] { waiter(); });
 }
 
@@ -1437,6 +1443,9 @@ SyncService::~SyncService() {
     if (m_waiter.joinable()) {
         m_waiter.join();
     }
+    if (m_listener.joinable()) {
+        m_listener.join(); // ends within a wait of its listener (end_waits stopped it)
+    }
     m_sweep_cancel = true;
     {
         std::lock_guard q(m_commit_mutex);
@@ -1889,10 +1898,16 @@ bool SyncService::park(PullWait&& w) {
     if (m_wait_stopping) {
         return false;
     }
-    // Woken while it was reading (or before it came): it looks again at once.
+    // Woken while it was reading (or before it came): it looks again at once. The waiter
+    // is woken only when it must act sooner than it planned (not once per parked pull).
     w.woken = m_wakes != w.wakes_seen;
+    const bool sooner = w.woken || w.deadline < m_waiter_until;
+    m_any_woken = m_any_woken || w.woken;
+    m_waiter_until = std::min(m_waiter_until, w.deadline);
     m_waits.push_back(std::move(w));
-    m_wait_cv.notify_one();
+    if (sooner) {
+        m_wait_cv.notify_one();
+    }
     return true;
 }
 
@@ -1930,7 +1945,38 @@ void SyncService::wake_waits(const std::set<Id>& users, bool any_op) {
         }
     }
     if (woke) {
+        m_any_woken = true;
         m_wait_cv.notify_one();
+    }
+}
+
+void SyncService::wake_every_wait(std::unique_lock<std::mutex>&) {
+    ++m_wakes;
+    for (auto& w : m_waits) {
+        w.woken = true;
+    }
+    m_any_woken = !m_waits.empty();
+}
+
+void SyncService::listen(CommitListener& listener) {
+    for (;;) {
+        {
+            std::lock_guard lock(m_wait_mutex);
+            if (m_wait_stopping) {
+                return;
+            }
+        }
+        const std::optional<CommitNotice> n = listener.wait(250);
+        if (!n) {
+            continue;
+        }
+        if (n->all) {
+            std::unique_lock lock(m_wait_mutex);
+            wake_every_wait(lock);
+            m_wait_cv.notify_one();
+        } else {
+            wake_waits(std::set<Id>(n->users.begin(), n->users.end()), n->any_op);
+        }
     }
 }
 
@@ -1954,8 +2000,22 @@ void SyncService::end_waits() {
 void SyncService::waiter() {
     using Clock = std::chrono::steady_clock;
     std::unique_lock lock(m_wait_mutex);
-    std::uint64_t seen_seq = 0; // shared store: the log's end when last looked at
-    auto next_look = Clock::now();
+    // Shared store: the log's end when last looked at (a wait reads its page after this),
+    // and when to look next: a period from now.
+    std::uint64_t seen_seq = 0;
+    if (m_shared) {
+        lock.unlock();
+        try {
+            const ReaderLease reader(lease_reader());
+            seen_seq = reader.store().last_seq();
+        } catch (...) {
+            seen_seq = 0; // the database is away: the first look wakes every wait
+        }
+        lock.lock();
+    }
+    auto next_look =
+        Clock::now() + std::chrono::milliseconds(m_listening ? m_config.shared_wait_backstop_ms
+                                                             : m_config.shared_wait_poll_ms);
     while (!m_wait_stopping) {
         auto until = Clock::now() + std::chrono::seconds(1);
         for (const auto& w : m_waits) {
@@ -1964,18 +2024,22 @@ void SyncService::waiter() {
         if (m_shared && !m_waits.empty()) {
             until = std::min(until, next_look);
         }
-        m_wait_cv.wait_until(lock, until, [&] {
-            return m_wait_stopping || std::any_of(m_waits.begin(), m_waits.end(),
-                                                  [](const PullWait& w) { return w.woken; });
-        });
+        m_waiter_until = until;
+        m_wait_cv.wait_until(
+            lock, until, [&] { return m_wait_stopping || m_any_woken || m_waiter_until < until; });
+        m_waiter_until = {};
         if (m_wait_stopping) {
             return;
         }
+        m_any_woken = false; // the pass below takes every woken wait
         const auto now = Clock::now();
         if (m_shared && !m_waits.empty() && now >= next_look) {
-            // Another instance's commits wake nobody here: the log's end is looked at now
-            // and then (one query for all the waits), and a move wakes every wait.
-            next_look = now + std::chrono::milliseconds(m_config.shared_wait_poll_ms);
+            // Another instance's commits wake nobody here unless the store tells (listen):
+            // the log's end is looked at now and then (one query for all the waits), and a
+            // move wakes every wait.
+            next_look =
+                now + std::chrono::milliseconds(m_listening ? m_config.shared_wait_backstop_ms
+                                                            : m_config.shared_wait_poll_ms);
             lock.unlock();
             std::uint64_t last = 0;
             try {
@@ -1987,22 +2051,25 @@ void SyncService::waiter() {
             lock.lock();
             if (last != seen_seq) {
                 seen_seq = last;
-                ++m_wakes;
-                for (auto& w : m_waits) {
-                    w.woken = true;
-                }
+                wake_every_wait(lock);
             }
         }
+        // One pass that keeps the others in place: tens of thousands of waits, and many
+        // ending at once, cost a pass, not a move of the rest per ended wait.
         std::vector<PullWait> ready;
-        for (auto it = m_waits.begin(); it != m_waits.end();) {
+        auto kept = m_waits.begin();
+        for (auto it = m_waits.begin(); it != m_waits.end(); ++it) {
             if (it->woken || it->deadline <= now) {
                 it->wakes_seen = m_wakes;
                 ready.push_back(std::move(*it));
-                it = m_waits.erase(it);
             } else {
-                ++it;
+                if (kept != it) {
+                    *kept = std::move(*it);
+                }
+                ++kept;
             }
         }
+        m_waits.erase(kept, m_waits.end());
         lock.unlock();
         for (auto& w : ready) {
             EndpointAnswer a;

@@ -54,9 +54,14 @@ struct SyncConfig {
     /// Long-poll: a pull with nothing to send waits at most this long for its feed (the
     /// device's wait_ms, capped); 0 answers at once. Below proxies' 30-60 s idle timeouts.
     std::uint32_t max_wait_ms = 25'000;
-    /// On a store several instances write: how often a waiting pull's instance looks for
-    /// commits of the others (one query for all its waits).
+    /// On a store several instances write and that cannot tell this instance of the
+    /// others' commits: how often a waiting pull's instance looks at the log's end for
+    /// them (one query for all its waits).
     std::uint32_t shared_wait_poll_ms = 250;
+    /// On a store that tells (PostgreSQL LISTEN/NOTIFY: a wait is woken when another
+    /// instance writes to its feed), the same look now and then, in case a notification
+    /// was lost without the listening connection noticing.
+    std::uint32_t shared_wait_backstop_ms = 10'000;
     /// On SQLite a pull's request counter, cursor and last-seen time are kept in memory
     /// and written with the next commit, or alone after this long (and at stop): a pull
     /// costs no write transaction. A crash forgets at most this long of pulls' counters
@@ -274,6 +279,10 @@ private:
     EndpointAnswer pull_again(const PullWait& w, bool* nothing = nullptr);
     /// Commits gave these technicians feed rows (any_op: the log grew): their waits wake.
     void wake_waits(const std::set<Id>& users, bool any_op);
+    /// Marks every wait woken (its page read again); m_wait_mutex held.
+    void wake_every_wait(std::unique_lock<std::mutex>& held);
+    /// The listener thread: other instances' commits wake the waits they concern.
+    void listen(CommitListener& listener);
     void waiter();
     /// The refusal of a revoked device, with the server's signed proof.
     EndpointAnswer revoked(std::uint64_t replica, std::int64_t revoked_at) const;
@@ -468,8 +477,14 @@ private:
     std::condition_variable m_wait_cv;
     std::vector<PullWait> m_waits;
     std::uint64_t m_wakes = 0; // commits that woke waits, and log moves seen (m_wait_mutex)
+    bool m_any_woken = false;  // a wait is marked woken (m_wait_mutex)
+    // Until when the waiter sleeps: a parked wait that ends later needs no wake-up.
+    std::chrono::steady_clock::time_point m_waiter_until{};
     bool m_wait_stopping = false;
     std::thread m_waiter;
+    // A shared store's commit listener (other instances' commits wake waits), when it has one.
+    bool m_listening = false;
+    std::thread m_listener;
 
     // Devices' sessions seen by this instance (the store has them all).
     struct SessionIdHash {

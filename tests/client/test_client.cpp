@@ -582,6 +582,51 @@ TEST_CASE("a server that opens no session: one handshake tried per sync, every r
     CHECK(c.pending() == 0);
 }
 
+TEST_CASE("a sync counts the bytes its transport reports on the wire, else the bodies") {
+    Server s;
+    const Id tech = s.add_user("tec.bytes", Role::technician);
+    const auto ots = s.issue(tech, 2, "BYTES");
+    TempDir dev;
+    LoopbackTransport loop(*s.app);
+    // Reports headers of 300 bytes each way, as an HTTP transport would.
+    class Reporting : public Transport {
+    public:
+        explicit Reporting(Transport& next) : m_next(next) {}
+        HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
+                       const std::string& body) override {
+            HttpReply r = m_next.post(path, h, body);
+            if (report) {
+                r.wire_bytes_up = body.size() + 300;
+                r.wire_bytes_down = r.body.size() + 300;
+                up += r.wire_bytes_up;
+                down += r.wire_bytes_down;
+            } else {
+                up += body.size();
+                down += r.body.size();
+            }
+            return r;
+        }
+        bool report = true;
+        std::uint64_t up = 0, down = 0;
+
+    private:
+        Transport& m_next;
+    } link(loop);
+    Client c((dev.path / "device.db").string(), key_of(8));
+    c.enroll(link, "http://loopback", s.code(tech), "Samsung A14");
+    c.sync(link);
+    for (const bool report : {true, false}) {
+        CAPTURE(report);
+        link.report = report;
+        link.up = link.down = 0;
+        c.set_status(ots[report ? 0 : 1].hex(), "on_site", "");
+        const SyncStats stats = c.sync(link);
+        REQUIRE(stats.requests > 0);
+        CHECK(stats.bytes_up == link.up);
+        CHECK(stats.bytes_down == link.down);
+    }
+}
+
 TEST_CASE("on a slow link the batches shrink to what it carries in the policy's target; every "
           "op lands once") {
     Server s;

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -552,7 +553,7 @@ TEST_CASE("a server that closes after each answer: every post still gets its ans
         CHECK(requests == 5);
         CHECK(server.accepted() == 5);
     }
-    SUBCASE("without a word: the kept connection is stale, the post goes once more") {
+    SUBCASE("without a word: the closed kept connection is seen before the post is sent") {
         TestServer server(echo(Closes::silently, &requests));
         auto t = make_http_transport(server.url());
         for (int i = 0; i < 5; ++i) {
@@ -561,9 +562,76 @@ TEST_CASE("a server that closes after each answer: every post still gets its ans
             const HttpReply r = post(*t, std::to_string(i));
             REQUIRE_MESSAGE(r.status == 200, r.error_message);
             CHECK(r.body == "/v1/sync|" + std::to_string(i));
+            CHECK(r.resent == 0); // sent once, on a new connection
         }
         CHECK(requests == 5);
         CHECK(server.accepted() == 5);
+    }
+}
+
+TEST_CASE("a request cut after it left is not sent again by the transport: the caller decides") {
+    // The second request is read whole and then the connection closes without an answer:
+    // the server may have acted on it, so only the sync (which counts it) may send it again.
+    std::atomic<int> requests{0};
+    TestServer server([&](tcp::socket& s) {
+        beast::flat_buffer buf;
+        for (;;) {
+            http::request<http::string_body> req;
+            http::read(s, buf, req);
+            if (++requests == 2) {
+                return; // closed with the server's shutdown, no answer
+            }
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.body() = req.body();
+            res.prepare_payload();
+            http::write(s, res);
+        }
+    });
+    auto t = make_http_transport(server.url());
+    REQUIRE(post(*t, "one").status == 200);
+    const HttpReply cut = post(*t, "two");
+    CHECK(cut.status == 0);
+    CHECK(cut.error == OTSYNC_ERR_NETWORK);
+    CHECK(cut.resent == 0);
+    CHECK(requests == 2);
+    CHECK(cut.wire_bytes_up > 3); // what left before the cut is counted
+    const HttpReply again = post(*t, "three");
+    CHECK(again.status == 200);
+    CHECK(again.body == "three");
+    CHECK(requests == 3);
+    CHECK(server.accepted() == 2);
+}
+
+TEST_CASE("a reply counts the HTTP bytes that travelled each way, headers included") {
+    std::atomic<std::size_t> read_bytes{0};
+    std::atomic<std::size_t> written_bytes{0};
+    TestServer server([&](tcp::socket& s) {
+        beast::flat_buffer buf;
+        for (;;) {
+            http::request<http::string_body> req;
+            beast::error_code ec;
+            read_bytes = http::read(s, buf, req, ec);
+            if (ec) {
+                return;
+            }
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.set(http::field::content_type, "text/plain");
+            res.body() = std::string(2 * req.body().size(), 'r');
+            res.prepare_payload();
+            std::ostringstream wire; // counted before it goes: the client may read it first
+            wire << res;
+            written_bytes = wire.str().size();
+            asio::write(s, asio::buffer(wire.str()));
+        }
+    });
+    auto t = make_http_transport(server.url());
+    for (const std::size_t n : {0u, 10u, 5000u}) {
+        const HttpReply r = post(*t, std::string(n, 'q'));
+        REQUIRE(r.status == 200);
+        CHECK(r.wire_bytes_up == read_bytes.load());
+        CHECK(r.wire_bytes_down == written_bytes.load());
+        CHECK(r.wire_bytes_up > n + 40); // the request line and headers too
+        CHECK(r.wire_bytes_down > 2 * n + 30);
     }
 }
 

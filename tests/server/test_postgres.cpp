@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <memory>
 #include <thread>
 
 using namespace otsync;
@@ -641,4 +643,52 @@ TEST_CASE("postgres: a pull waits for no write transaction, and a pull carrying 
         notes += so.op.id.replica == d1->replica;
     }
     CHECK(notes == 1);
+}
+
+TEST_CASE("postgres: a pull waiting on instance B is answered when instance A writes to its "
+          "feed: B is notified (LISTEN/NOTIFY), it does not wait for a look at the log") {
+    const std::string db = fresh_pg_database();
+    Fixture a(open_pg(db));
+    const Id uno = a.add_user("tec.uno", Role::technician);
+    const Id dos = a.add_user("tec.dos", Role::technician);
+    (void)a.issue_ot(uno, Id::random());
+    auto d1 = a.enroll(uno);
+    a.sync_all(*d1);
+    // B never looks at the log's end during the test: only a notification can wake it.
+    server::SyncConfig quiet;
+    quiet.shared_wait_poll_ms = 600'000;
+    quiet.shared_wait_backstop_ms = 600'000;
+    quiet.max_wait_ms = 120'000; // the pull's own 60 s are not cut to the default 25 s
+    Fixture b(open_pg(db), quiet);
+    const auto wait_on_b = [&](Device& d) {
+        SyncRequest req = b.request(d, {});
+        req.wait_ms = 60'000;
+        const std::string body = encode_binary(req);
+        auto answered = std::make_shared<std::promise<server::Reply>>();
+        auto reply = answered->get_future();
+        b.service->sync_async("/v1/sync", b.headers(d, body, false), body,
+                              [answered](server::EndpointAnswer e) {
+                                  answered->set_value(server::reply_of(std::move(e)));
+                              });
+        return reply;
+    };
+    auto waiting = wait_on_b(*d1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(waiting.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+    // Another technician's OT, written on A: tec.uno's pull is not woken for it.
+    (void)a.issue_ot(dos, Id::random());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(waiting.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+    // An OT for tec.uno, written on A: the pull on B is answered with it, long before its
+    // 60 s (the bound below is only there so that a failure ends the test).
+    const Id ot = a.issue_ot(uno, Id::random());
+    REQUIRE(waiting.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    const server::Reply r = waiting.get();
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    const SyncResponse resp = decode_sync_response(r.body);
+    bool has_ot = false;
+    for (const auto& so : resp.ops) {
+        has_ot = has_ot || (so.op.entity_type == EntityType::work_order && so.op.entity == ot);
+    }
+    CHECK(has_ot);
 }

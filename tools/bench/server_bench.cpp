@@ -59,6 +59,8 @@
 #include <sched.h>
 #include <string>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -89,11 +91,23 @@ struct Options {
 };
 
 using bench::pin_to_cpu;
+
+/// How long the bench's long-polls wait (the server is started with this bound): opening
+/// tens of thousands of them takes longer than the default 25 s.
+constexpr std::uint32_t k_bench_wait_ms = 120'000;
 using bench::rss_kib;
 
-void raise_fd_limit() {
+/// Descriptors for `wanted` sockets (the server inherits the limit): the hard limit is
+/// raised when the bench may (root), else the soft one goes to it.
+void raise_fd_limit(rlim_t wanted) {
     rlimit r{};
     getrlimit(RLIMIT_NOFILE, &r);
+    if (r.rlim_max < wanted) {
+        const rlimit more{wanted, wanted};
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0) {
+            return;
+        }
+    }
     r.rlim_cur = r.rlim_max;
     setrlimit(RLIMIT_NOFILE, &r);
 }
@@ -325,8 +339,10 @@ drive(unsigned short port, std::size_t connections, std::size_t total,
     return drive(std::vector<unsigned short>{port}, connections, total, make, ops_per_request);
 }
 
-http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, HlcTime hlc) {
+http::request<http::string_body> sync_request(SimDevice& d, std::size_t batch, HlcTime hlc,
+                                              std::uint32_t wait_ms = 0) {
     SyncRequest r;
+    r.wait_ms = wait_ms;
     r.replica = d.replica;
     r.request_counter = ++d.counter;
     r.cursor = d.cursor;
@@ -453,6 +469,19 @@ double in_process_pull_us(const std::filesystem::path& dir, std::size_t devices,
     return took.count() / static_cast<double>(std::max<std::size_t>(1, pulls));
 }
 
+/// The i-th of many connections to 127.0.0.1:`port`, from 127.0.0.(2 + i / 20,000): one
+/// source address has about 28,000 ephemeral ports, and the memory phases open more.
+std::unique_ptr<beast::tcp_stream> connect_nth(net::io_context& ioc, unsigned short port,
+                                               std::size_t i) {
+    auto s = std::make_unique<beast::tcp_stream>(ioc);
+    auto& socket = s->socket();
+    socket.open(tcp::v4());
+    const auto source = static_cast<net::ip::address_v4::uint_type>(0x7f000002u + i / 20'000);
+    socket.bind(tcp::endpoint(net::ip::address_v4(source), 0));
+    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    return s;
+}
+
 std::size_t
 memory_per_connection(pid_t pid, unsigned short port, std::size_t n,
                       const std::function<http::request<http::string_body>(std::size_t)>& make) {
@@ -460,8 +489,7 @@ memory_per_connection(pid_t pid, unsigned short port, std::size_t n,
     std::vector<std::unique_ptr<beast::tcp_stream>> conns;
     const std::size_t before = rss_kib(pid);
     for (std::size_t i = 0; i < n; ++i) {
-        auto s = std::make_unique<beast::tcp_stream>(ioc);
-        s->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        auto s = connect_nth(ioc, port, i);
         auto req = make(i);
         http::write(*s, req);
         beast::flat_buffer b;
@@ -472,6 +500,99 @@ memory_per_connection(pid_t pid, unsigned short port, std::size_t n,
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const std::size_t after = rss_kib(pid);
     return after > before ? (after - before) * 1024 / n : 0;
+}
+
+/// Server memory while every device holds a pull that waits (long-poll): RSS growth per
+/// device, and how many pulls were still unanswered (waiting) when it was read.
+struct WaitingPulls {
+    std::size_t bytes_per_device = 0;
+    std::size_t waiting = 0;
+    double seconds_to_open = 0;
+};
+
+WaitingPulls waiting_pulls(pid_t pid, unsigned short port, std::vector<SimDevice>& devices,
+                           std::uint32_t wait_ms) {
+    net::io_context ioc;
+    std::vector<std::unique_ptr<beast::tcp_stream>> conns;
+    const std::size_t before = rss_kib(pid);
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+        auto s = connect_nth(ioc, port, i);
+        auto req = sync_request(devices[i], 0, hlc_now(), wait_ms);
+        http::write(*s, req);
+        conns.push_back(std::move(s));
+    }
+    WaitingPulls w;
+    w.seconds_to_open = std::chrono::duration<double>(Clock::now() - start).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const std::size_t after = rss_kib(pid);
+    w.bytes_per_device = after > before ? (after - before) * 1024 / devices.size() : 0;
+    for (const auto& s : conns) {
+        beast::error_code ec;
+        w.waiting += s->socket().available(ec) == 0 && !ec ? 1 : 0; // no byte of an answer yet
+    }
+    return w;
+}
+
+/// Hostile load on the request-body budget: `n` connections each announce a body of
+/// `body_bytes` under a real device's headers (its MAC covers the body, so it cannot be
+/// checked first), send all of it but the last byte, and stall. Server RSS growth, and how
+/// many the server refused with 503 instead of reading.
+struct HostileLoad {
+    double rss_growth_mib = 0;
+    std::size_t refused = 0;
+    std::size_t held = 0;
+};
+
+HostileLoad hostile_bodies(pid_t pid, unsigned short port, std::vector<SimDevice>& devices,
+                           std::size_t n, std::size_t body_bytes) {
+    net::io_context ioc;
+    std::vector<std::unique_ptr<beast::tcp_stream>> conns;
+    const std::size_t before = rss_kib(pid);
+    for (std::size_t i = 0; i < n; ++i) {
+        conns.push_back(connect_nth(ioc, port, i));
+        const timeval limit{5, 0}; // a refused body is not read: the write gives up
+        setsockopt(conns.back()->socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit,
+                   sizeof limit);
+    }
+    std::vector<std::thread> senders;
+    for (std::size_t i = 0; i < n; ++i) {
+        senders.emplace_back([&, i] {
+            const auto req = sync_request(devices[i % devices.size()], 0, hlc_now());
+            std::string head = "POST /v1/sync HTTP/1.1\r\n";
+            for (const auto& field : req) {
+                if (field.name() != http::field::content_length) {
+                    head += std::string(field.name_string()) + ": " + std::string(field.value()) +
+                            "\r\n";
+                }
+            }
+            head += "Content-Length: " + std::to_string(body_bytes) + "\r\n\r\n";
+            const std::string body(body_bytes - 1, 'h');
+            beast::error_code ec;
+            net::write(conns[i]->socket(), net::buffer(head), ec);
+            if (!ec) {
+                net::write(conns[i]->socket(), net::buffer(body), ec);
+            }
+        });
+    }
+    for (auto& t : senders) {
+        t.join();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    HostileLoad h;
+    const std::size_t after = rss_kib(pid);
+    h.rss_growth_mib = after > before ? static_cast<double>(after - before) / 1024.0 : 0.0;
+    for (const auto& s : conns) {
+        char buf[64] = {};
+        beast::error_code ec;
+        if (s->socket().available(ec) > 0) {
+            const std::size_t k = s->socket().read_some(net::buffer(buf, sizeof buf - 1), ec);
+            h.refused += std::string(buf, k).rfind("HTTP/1.1 503", 0) == 0 ? 1 : 0;
+        } else if (!ec) {
+            ++h.held; // its body read but for the last byte, waiting
+        }
+    }
+    return h;
 }
 
 double sqlite_append_ops_per_s(const std::filesystem::path& dir, std::size_t batch,
@@ -516,8 +637,10 @@ ServerRun start_server(const Options& o, const std::filesystem::path& dir,
                        const std::string& store_url = "") {
     return bench::start_otsync_server(
         o.server_bin,
-        "--threads " + std::to_string(o.server_threads) + " --max-connections 20000 --data-dir " +
-            dir.string() + (store_url.empty() ? "" : " --store " + bench::shell_quoted(store_url)),
+        "--threads " + std::to_string(o.server_threads) + " --max-connections " +
+            std::to_string(std::max<std::size_t>(20'000, o.devices + 1'000)) + " --max-wait-ms " +
+            std::to_string(k_bench_wait_ms) + " --data-dir " + dir.string() +
+            (store_url.empty() ? "" : " --store " + bench::shell_quoted(store_url)),
         dir, 0);
 }
 
@@ -661,7 +784,7 @@ int run_server_bench(int argc, char** argv) {
                   << " (use --server-bin)\n";
         return 2;
     }
-    raise_fd_limit();
+    raise_fd_limit(static_cast<rlim_t>(2 * o.devices + 10'000));
     pin_to_cpu(1);
     std::map<std::string, double> out;
     const auto root =
@@ -724,6 +847,21 @@ int run_server_bench(int argc, char** argv) {
     }
     out["mem.server_bytes_per_connected_device"] =
         static_cast<double>(memory_per_connection(server_pid, srv.port, o.devices, pull_one));
+    // Every device holds a long-poll at once (the connections above are closed).
+    const WaitingPulls waiting = waiting_pulls(server_pid, srv.port, devices, k_bench_wait_ms);
+    out["long_poll.devices"] = static_cast<double>(devices.size());
+    out["long_poll.waiting"] = static_cast<double>(waiting.waiting);
+    out["long_poll.seconds_to_open"] = waiting.seconds_to_open;
+    out["mem.server_bytes_per_waiting_device"] = static_cast<double>(waiting.bytes_per_device);
+    // Hostile bodies against the in-flight budget (the server's defaults: 8 MiB sync
+    // bodies, 256 MiB in flight): 64 × 8 MiB announced.
+    const HostileLoad hostile = hostile_bodies(server_pid, srv.port, devices, 64, 8u << 20);
+    out["hostile.connections"] = 64;
+    out["hostile.body_mib_announced"] = 64 * 8;
+    out["hostile.refused_503"] = static_cast<double>(hostile.refused);
+    out["hostile.held"] = static_cast<double>(hostile.held);
+    out["hostile.server_rss_growth_mib"] = hostile.rss_growth_mib;
+    out["hostile.budget_mib"] = 256;
     stop(srv.pid);
 
     // ---- the bare baseline: same HTTP layer, constant handler ----
@@ -731,7 +869,7 @@ int run_server_bench(int argc, char** argv) {
     const pid_t bare = spawn_pinned([&] {
         net::io_context ioc(1);
         server::HttpLimits limits;
-        limits.max_connections = 20'000;
+        limits.max_connections = std::max<std::size_t>(20'000, o.devices + 1'000);
         server::HttpServer s(ioc, "127.0.0.1", 0, limits, {}, [](const server::HttpRequest&) {
             server::HttpResponse resp;
             resp.body = "{\"status\":\"ok\"}";
@@ -836,6 +974,8 @@ int run_server_bench(int argc, char** argv) {
     out["ratio.durable_vs_sqlite"] = out["push.durable_ops_per_s"] / out["sqlite.append_ops_per_s"];
     out["ratio.memory_vs_bare"] = out["mem.server_bytes_per_connected_device"] /
                                   std::max(1.0, out["mem.bare_bytes_per_connection"]);
+    out["ratio.waiting_memory_vs_bare"] = out["mem.server_bytes_per_waiting_device"] /
+                                          std::max(1.0, out["mem.bare_bytes_per_connection"]);
     if (o.big_log > 0) {
         out["ratio.pull_time_big_vs_small"] =
             out["pull.requests_per_s"] / out["pull_big_log.requests_per_s"];

@@ -47,9 +47,15 @@ struct HttpReply {
     /// OTSYNC_ERR_CANCELLED, and a one-line description.
     int error = OTSYNC_ERR_NETWORK;
     std::string error_message;
-    /// Times the transport sent this request again by itself (a connection lost before any
-    /// answer byte): its time does not measure the link. 0 when not reported.
+    /// Times the transport sent this request again by itself (a kept connection found
+    /// closed as the request began, before any byte of it left): its time does not measure
+    /// the link. 0 when not reported.
     unsigned resent = 0;
+    /// The HTTP bytes (request line, headers and body; status line, headers and body) this
+    /// post wrote and read, its resends and a cut attempt's part included. 0 when the
+    /// transport does not report them: the sync then counts the bodies.
+    std::uint64_t wire_bytes_up = 0;
+    std::uint64_t wire_bytes_down = 0;
 };
 
 /// Moves bytes to the server; the sync engine knows nothing of sockets.
@@ -93,7 +99,8 @@ struct SyncStats {
     std::uint64_t received = 0; // ops pulled
     std::uint64_t reissued = 0; // refused for a clock far ahead, made again in server time
     std::uint64_t retries = 0;  // requests sent again after no answer
-    std::uint64_t bytes_up = 0; // request bodies sent
+    // The HTTP bytes the transport reports (HttpReply::wire_bytes_*), else the bodies.
+    std::uint64_t bytes_up = 0;
     std::uint64_t bytes_down = 0;
     std::vector<std::string> evicted_ots; // OTs that left this device in this sync (hex)
 };
