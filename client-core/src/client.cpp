@@ -1645,6 +1645,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
     const RetryPolicy policy = m->retry;
     std::uint32_t failures = 0;
     std::chrono::steady_clock::time_point failing_since;
+    bool answered = false; // the link answered a request of this sync
     // The callback runs without the lock; false from it stops the sync as a cancel does.
     const auto report = [&](SyncProgress p) {
         if (!progress) {
@@ -1774,6 +1775,13 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
             auto wait = static_cast<std::uint32_t>(
                 std::min<double>(delay, policy.max_delay_ms) *
                 (1.0 - static_cast<double>(jitter() % (policy.jitter_percent + 1)) / 100.0));
+            // A connection cut under a request on a link that was answering (a handover, a
+            // proxy's reset) is retried at once, on a new connection; a second failure in a
+            // row, or a link that has not answered yet, backs off.
+            if (failures == 1 && answered && reply.status == 0 &&
+                reply.error == OTSYNC_ERR_NETWORK) {
+                wait = 0;
+            }
             wait = std::max<std::uint32_t>(wait, 1);
             const auto elapsed = static_cast<std::uint64_t>(
                 std::chrono::duration_cast<std::chrono::milliseconds>(now - failing_since).count());
@@ -1798,6 +1806,7 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
             continue;
         }
         failures = 0;
+        answered = true;
         if (reaction == session::Reaction::new_session && new_sessions++ < 2) {
             m->drop_session(); // the server ended it: a new one, and the same ops again
             no_session = false;

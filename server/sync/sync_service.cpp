@@ -1499,6 +1499,10 @@ std::vector<OpResult> SyncService::submit(
     return results;
 }
 
+Hash256 enroll_code_hash(std::string_view code) {
+    return code_hash(code);
+}
+
 std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, std::int64_t ttl_ms) {
     ensure_sodium();
     std::string code;

@@ -75,6 +75,8 @@ struct SyncConfig {
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
 /// characters without look-alikes, shown as XXXX-XXXX-XXXX. Only its hash is stored.
 std::string issue_enroll_code(Store& store, const Id& user, std::int64_t now, std::int64_t ttl_ms);
+/// What the store keeps of an enrollment code (case, spaces and dashes ignored).
+Hash256 enroll_code_hash(std::string_view code);
 
 struct SyncCounters {
     std::uint64_t accepted = 0;

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
 #include <thread>
 
 using namespace otsync;
@@ -579,6 +580,69 @@ TEST_CASE("a server that opens no session: one handshake tried per sync, every r
     REQUIRE(c.list_ots_json("assigned").find(ots[9].hex()) != std::string::npos);
     c.set_status(ots[0].hex(), "on_site", "");
     c.sync(t);
+    CHECK(c.pending() == 0);
+}
+
+TEST_CASE("a request cut on a link that was answering is retried at once, once; then back-off") {
+    Server s;
+    const Id tech = s.add_user("tec.corte", Role::technician);
+    const auto ots = s.issue(tech, 2, "CUT");
+    TempDir dev;
+    LoopbackTransport loop(*s.app);
+    // Cuts the posts whose numbers are listed (no answer, as a connection lost).
+    class Cutting : public Transport {
+    public:
+        explicit Cutting(Transport& next) : m_next(next) {}
+        HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
+                       const std::string& body) override {
+            if (cut.erase(++posts) > 0) {
+                HttpReply r;
+                r.error = OTSYNC_ERR_NETWORK;
+                r.error_message = "the connection was cut";
+                return r;
+            }
+            return m_next.post(path, h, body);
+        }
+        std::set<int> cut;
+        int posts = 0;
+
+    private:
+        Transport& m_next;
+    } link(loop);
+    Client c((dev.path / "device.db").string(), key_of(10));
+    c.enroll(link, "http://loopback", s.code(tech), "Samsung A14");
+    RetryPolicy policy;
+    policy.initial_delay_ms = 200;
+    c.set_retry_policy(policy);
+    std::vector<std::uint32_t> waits;
+    const ProgressFn seen = [&](const SyncProgress& p) {
+        if (p.retry_in_ms > 0) {
+            waits.push_back(p.retry_in_ms);
+        }
+        return true;
+    };
+    c.sync(link);
+    for (const auto& ot : ots) {
+        c.set_status(ot.hex(), "on_site", "");
+    }
+    for (int i = 0; i < 150; ++i) { // about 750 ops: two requests at least
+        c.collect(ots[static_cast<std::size_t>(i % 2)].hex(), "CUTX" + std::to_string(i), "equipo",
+                  "migration", "", "");
+    }
+    // The first request is answered; then two cuts in a row.
+    link.cut = {link.posts + 2, link.posts + 3};
+    c.sync(link, seen);
+    REQUIRE(waits.size() == 2);
+    CHECK(waits[0] == 1);   // at once, on a new connection
+    CHECK(waits[1] >= 320); // the second in a row backs off (400 ms less up to 20 % jitter)
+    CHECK(c.pending() == 0);
+    // A sync whose first request finds no link backs off from the first failure.
+    waits.clear();
+    c.collect(ots[0].hex(), "CUTY", "equipo", "migration", "", "");
+    link.cut = {link.posts + 1};
+    c.sync(link, seen);
+    REQUIRE(waits.size() == 1);
+    CHECK(waits[0] >= 160);
     CHECK(c.pending() == 0);
 }
 

@@ -108,6 +108,8 @@ struct SyncStats {
 /// How a sync waits out a link that does not answer: exponential back-off with jitter,
 /// from `initial_delay_ms` doubling up to `max_delay_ms`, until `max_elapsed_ms` of
 /// retrying (0: until cancelled). The default rides out a tunnel or a lift (minutes).
+/// A request whose connection was cut, on a link that had answered a request of this
+/// sync, is retried once at once (a new connection) before the back-off starts.
 struct RetryPolicy {
     std::uint32_t initial_delay_ms = 1'000;
     std::uint32_t max_delay_ms = 60'000;
