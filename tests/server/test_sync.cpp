@@ -377,6 +377,12 @@ TEST_CASE("on SQLite a pull commits nothing of its own: its counter goes with th
     const Id ot = f.issue_ot(tech, Id::random());
     f.sync_all(*d);
     const auto stored_counter = [&] { return f.store->device(d->replica)->last_counter; };
+    // The OT's projections are written in a commit of their own just after its
+    // acknowledgement: let it land before counting.
+    for (int i = 0; i < 1000 && f.store->projected_seq() != f.store->last_seq(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(f.store->projected_seq() == f.store->last_seq());
 
     commits = 0;
     for (int i = 0; i < 5; ++i) {
