@@ -496,10 +496,12 @@ void read_payload(const std::string& payload, CommitNotice& n) {
     }
 }
 
-/// LISTEN on a connection of its own.
+/// LISTEN on a connection of its own. Notifications sent by `own_backend` (the writing
+/// connection of the same instance, whose committer already woke its waits) are skipped.
 class PostgresCommitListener final : public CommitListener {
 public:
-    explicit PostgresCommitListener(std::string conninfo) : m_conninfo(std::move(conninfo)) {
+    PostgresCommitListener(std::string conninfo, int own_backend)
+        : m_conninfo(std::move(conninfo)), m_own_backend(own_backend) {
         open(); // a failure is retried by wait()
     }
 
@@ -522,10 +524,12 @@ public:
         }
         std::optional<CommitNotice> out;
         while (PGnotify* n = PQnotifies(m_conn.get())) {
-            if (!out) {
-                out.emplace();
+            if (n->be_pid != m_own_backend) {
+                if (!out) {
+                    out.emplace();
+                }
+                read_payload(n->extra ? n->extra : "", *out);
             }
-            read_payload(n->extra ? n->extra : "", *out);
             PQfreemem(n);
         }
         return out;
@@ -552,6 +556,7 @@ private:
     }
 
     std::string m_conninfo;
+    int m_own_backend;
     std::unique_ptr<PGconn, ConnCloser> m_conn;
     bool m_opened_once = false;
     bool m_reopened = false;
@@ -1309,7 +1314,9 @@ public:
     bool shared() const override { return true; }
 
     std::unique_ptr<CommitListener> listen_commits() override {
-        return std::make_unique<PostgresCommitListener>(m_options.conninfo);
+        std::lock_guard lock(m_mutex);
+        return std::make_unique<PostgresCommitListener>(m_options.conninfo,
+                                                        PQbackendPID(m_conn.get()));
     }
 
     // ---- archive ----

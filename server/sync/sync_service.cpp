@@ -2017,9 +2017,9 @@ void SyncService::waiter() {
         }
         lock.lock();
     }
-    auto next_look =
-        Clock::now() + std::chrono::milliseconds(m_listening ? m_config.shared_wait_backstop_ms
-                                                             : m_config.shared_wait_poll_ms);
+    const std::chrono::milliseconds look_every(m_listening ? m_config.shared_wait_backstop_ms
+                                                           : m_config.shared_wait_poll_ms);
+    auto next_look = Clock::now() + look_every;
     while (!m_wait_stopping) {
         auto until = Clock::now() + std::chrono::seconds(1);
         for (const auto& w : m_waits) {
@@ -2041,9 +2041,7 @@ void SyncService::waiter() {
             // Another instance's commits wake nobody here unless the store tells (listen):
             // the log's end is looked at now and then (one query for all the waits), and a
             // move wakes every wait.
-            next_look =
-                now + std::chrono::milliseconds(m_listening ? m_config.shared_wait_backstop_ms
-                                                            : m_config.shared_wait_poll_ms);
+            next_look = now + look_every;
             lock.unlock();
             std::uint64_t last = 0;
             try {
