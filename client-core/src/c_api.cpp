@@ -528,8 +528,25 @@ int otsync_client_set_retry_policy(otsync_client_t* client, const otsync_retry_p
                              throw otsync::client::ClientError(OTSYNC_ERR_INVALID_ARGUMENT,
                                                                "no retry policy (NULL)");
                          }
-                         c.set_retry_policy({policy->initial_delay_ms, policy->max_delay_ms,
-                                             policy->max_elapsed_ms, policy->jitter_percent});
+                         auto p = c.retry_policy(); // the batch target stays
+                         p.initial_delay_ms = policy->initial_delay_ms;
+                         p.max_delay_ms = policy->max_delay_ms;
+                         p.max_elapsed_ms = policy->max_elapsed_ms;
+                         p.jitter_percent = policy->jitter_percent;
+                         c.set_retry_policy(p);
+                     })
+               ? 0
+               : -1;
+}
+
+int otsync_client_set_batch_target(otsync_client_t* client, uint32_t batch_target_ms,
+                                   otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         auto& c = need(client);
+                         auto p = c.retry_policy();
+                         p.batch_target_ms = batch_target_ms;
+                         c.set_retry_policy(p);
                      })
                ? 0
                : -1;

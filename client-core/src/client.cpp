@@ -1624,6 +1624,11 @@ void Client::set_retry_policy(const RetryPolicy& policy) {
     m->retry = policy;
 }
 
+RetryPolicy Client::retry_policy() const {
+    std::lock_guard lock(m->mu);
+    return m->retry;
+}
+
 void Client::cancel() {
     m->cancelled = true;
     {

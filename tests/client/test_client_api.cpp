@@ -7,10 +7,13 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <iterator>
 #include <mutex>
+#include <vector>
 
 using namespace otsync;
 using namespace otsync::client;
@@ -48,6 +51,18 @@ struct AppTransport {
         std::thread([self, call, url, headers, bytes] {
             const std::string path = url.substr(url.find("/v1/"));
             const HttpReply r = self->loop.post(path, headers, bytes);
+            if (self->us_per_byte > 0) { // a slow link: the bytes take their time
+                std::this_thread::sleep_for(std::chrono::microseconds(
+                    self->us_per_byte * static_cast<int>(bytes.size() + r.body.size())));
+            }
+            if (path == "/v1/sync" && self->count_ops) {
+                auto h = headers;
+                auto b = bytes;
+                if (!server::decode_request(h, b, 8u << 20)) {
+                    std::lock_guard lock(self->mu);
+                    self->ops_per_request.push_back(decode_sync_request(b).ops.size());
+                }
+            }
             otsync_http_call_complete(call, static_cast<int>(r.status),
                                       reinterpret_cast<const uint8_t*>(r.body.data()),
                                       r.body.size());
@@ -71,7 +86,10 @@ struct AppTransport {
     std::atomic<int> cancels{0};
     int fail_first = 0;
     bool silent = false;
+    int us_per_byte = 0;    // > 0: each answer waits for its bytes on a slow link
+    bool count_ops = false; // ops_per_request: the ops each sync request carried
     std::mutex mu;
+    std::vector<std::size_t> ops_per_request;
     std::vector<otsync_http_call*> unanswered;
 };
 
@@ -168,6 +186,38 @@ TEST_CASE("the app's own transport carries a day's sync; retries are seen; the r
     d.s.sync->read_state([&](const crdt::Replica& st) {
         CHECK(st.entity(EntityType::collected_item, Id::collected_item(d.ot, "APP0-0")));
     });
+}
+
+TEST_CASE("the app sets the batch target: on a slow link requests carry fewer ops; a later "
+          "retry policy keeps it; 0 is refused") {
+    Day d("BAT");
+    for (int i = 0; i < 300; ++i) { // about 1,500 ops
+        otsync_verdict v{};
+        otsync_error e{};
+        REQUIRE(otsync_client_collect(d.h.c, d.ot.hex().c_str(),
+                                      ("BAT" + std::to_string(i)).c_str(), "ONT", "migration",
+                                      nullptr, nullptr, &v, &e) == 0);
+    }
+    REQUIRE(d.pending() > 1000);
+    otsync_error err{};
+    REQUIRE(otsync_client_set_batch_target(d.h.c, 50, &err) == 0); // about 1 KB of this link
+    const otsync_retry_policy fast{5, 40, 3000, 20};
+    REQUIRE(otsync_client_set_retry_policy(d.h.c, &fast, &err) == 0); // keeps the 50 ms
+    CHECK(otsync_client_set_batch_target(d.h.c, 0, &err) == -1);
+    CHECK(err.code == OTSYNC_ERR_INVALID_ARGUMENT);
+    d.app.us_per_byte = 50; // 20 KB/s
+    d.app.count_ops = true;
+    REQUIRE_MESSAGE(otsync_client_sync(d.h.c, nullptr, nullptr, &err) == 0, err.message);
+    CHECK(d.pending() == 0);
+    std::vector<std::size_t> sent;
+    {
+        std::lock_guard lock(d.app.mu);
+        std::copy_if(d.app.ops_per_request.begin(), d.app.ops_per_request.end(),
+                     std::back_inserter(sent), [](std::size_t n) { return n > 0; });
+    }
+    REQUIRE(sent.size() >= 3);
+    CHECK(sent[0] == 500);                                        // nothing measured yet
+    CHECK(*std::max_element(sent.begin() + 1, sent.end()) < 300); // 50 ms of the link
 }
 
 TEST_CASE("a transport that never answers: the sync ends at its deadline, nothing lost") {

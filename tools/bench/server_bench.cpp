@@ -683,6 +683,12 @@ ServerRun start_server(const Options& o, const std::filesystem::path& dir,
         dir, 0);
 }
 
+/// One line on stderr as each phase begins, so a long run (or a profiler attached to the
+/// server) can tell the phases apart.
+void announce(const std::string& phase) {
+    std::cerr << "otsync-bench server: " << phase << '\n' << std::flush;
+}
+
 void stop(pid_t shell) {
     bench::stop_server(shell);
 }
@@ -737,6 +743,7 @@ void measured_phase(
     const std::function<http::request<http::string_body>(std::size_t, std::size_t)>& make,
     std::size_t ops_per_request, const std::vector<pid_t>& servers, pid_t postmaster,
     const std::string& url = "") {
+    announce(name);
     const auto counts_before = url.empty() ? std::nullopt : pg_counts(url);
     const CpuSample before = cpu_sample(servers, postmaster);
     auto r = drive(ports, o.connections, o.requests, make, ops_per_request);
@@ -851,6 +858,7 @@ int run_server_bench(int argc, char** argv) {
         return sync_request(devices[i % devices.size()], 0, hlc_now());
     };
     double cpu0 = bench::cpu_seconds(server_pid);
+    announce("push");
     auto r = drive(srv.port, o.connections, o.requests, push, o.batch);
     if (o.pg()) { // the same figure as the PostgreSQL phases', for the comparison
         out["push.cpu_us_per_request.servers"] =
@@ -864,6 +872,7 @@ int run_server_bench(int argc, char** argv) {
     out["push.errors"] = static_cast<double>(r.errors);
     catch_up(srv.port, devices);
     cpu0 = bench::cpu_seconds(server_pid);
+    announce("pull");
     r = drive(srv.port, o.connections, o.requests, pull, 0);
     // The server's CPU per pull beside the bare server's per GET: where the ratio goes.
     out["pull.cpu_us_per_request.servers"] = (bench::cpu_seconds(server_pid) - cpu0) * 1e6 /
@@ -877,6 +886,7 @@ int run_server_bench(int argc, char** argv) {
     for (auto& d : devices) {
         d.signed_requests = true;
     }
+    announce("pull, signed");
     r = drive(srv.port, o.connections, o.requests, pull, 0);
     out["pull_signed.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
     out["pull_signed.p50_ms"] = r.percentile(0.50);
@@ -884,6 +894,7 @@ int run_server_bench(int argc, char** argv) {
     for (auto& d : devices) {
         d.signed_requests = false;
     }
+    announce("memory per connected device");
     out["mem.server_bytes_per_connected_device"] =
         static_cast<double>(memory_per_connection(server_pid, srv.port, o.devices, pull_one));
     stop(srv.pid);
@@ -891,6 +902,7 @@ int run_server_bench(int argc, char** argv) {
     // phases above gave back to the allocator would hide what the waits take.
     srv = start_server(o, root / "small");
     const pid_t waiting_pid = server_pid_of(srv.pid);
+    announce("long-polls held at once");
     const WaitingPulls waiting = waiting_pulls(waiting_pid, srv.port, devices, k_bench_wait_ms);
     out["long_poll.devices"] = static_cast<double>(devices.size());
     out["long_poll.waiting"] = static_cast<double>(waiting.waiting);
@@ -898,6 +910,7 @@ int run_server_bench(int argc, char** argv) {
     out["mem.server_bytes_per_waiting_device"] = static_cast<double>(waiting.bytes_per_device);
     // Hostile bodies against the in-flight budget (the server's defaults: 8 MiB sync
     // bodies, 256 MiB in flight): 64 × 8 MiB announced.
+    announce("hostile bodies");
     const HostileLoad hostile = hostile_bodies(waiting_pid, srv.port, devices, 64, 8u << 20);
     out["hostile.connections"] = 64;
     out["hostile.body_mib_announced"] = 64 * 8;
@@ -929,6 +942,7 @@ int run_server_bench(int argc, char** argv) {
         return req;
     };
     cpu0 = bench::cpu_seconds(bare);
+    announce("bare");
     r = drive(bare_port, o.connections, o.requests, get, 0);
     out["bare.cpu_us_per_request"] = (bench::cpu_seconds(bare) - cpu0) * 1e6 /
                                      std::max<double>(1, static_cast<double>(r.requests));
@@ -954,6 +968,7 @@ int run_server_bench(int argc, char** argv) {
         auto big_pull = [&](std::size_t c, std::size_t k) {
             return sync_request(device_of(big_devices, c, k), 0, hlc_now());
         };
+        announce("pull, big log");
         r = drive(big.port, o.connections, o.requests, big_pull, 0);
         out["pull_big_log.requests_per_s"] = static_cast<double>(r.requests) / r.seconds;
         out["pull_big_log.p50_ms"] = r.percentile(0.50);

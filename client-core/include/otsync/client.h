@@ -287,6 +287,13 @@ typedef struct otsync_retry_policy {
 OTSYNC_API int otsync_client_set_retry_policy(otsync_client_t* client,
                                               const otsync_retry_policy* policy, otsync_error* err);
 
+/* A sync request carries at most the ops that the link, as the last answered request
+ * measured it, sends in batch_target_ms (at least 50 ops, at most 500): on a slow link a
+ * cut request loses less. Default 2,000 ms; 0 is refused (OTSYNC_ERR_INVALID_ARGUMENT).
+ * Kept when otsync_client_set_retry_policy is called later. */
+OTSYNC_API int otsync_client_set_batch_target(otsync_client_t* client, uint32_t batch_target_ms,
+                                              otsync_error* err);
+
 /* Ends the enroll or sync in progress, from any thread: it returns OTSYNC_ERR_CANCELLED
  * within a second, everything recorded kept; the next sync resumes. No-op when idle. */
 OTSYNC_API void otsync_client_cancel(otsync_client_t* client);

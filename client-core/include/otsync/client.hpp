@@ -192,6 +192,7 @@ public:
     /// A sync's result as the JSON object of client.h (otsync_client_sync_ex).
     std::string sync_result_json(const SyncStats& stats) const;
     void set_retry_policy(const RetryPolicy& policy);
+    RetryPolicy retry_policy() const;
     /// Ends the sync or enrollment in progress (any thread): it throws OTSYNC_ERR_CANCELLED
     /// soon, having kept everything. Does nothing when none is running.
     void cancel();
