@@ -7,6 +7,7 @@
 #include "otsync/client.hpp"
 
 #include "../temp_dir.hpp"
+#include "../test_images.hpp"
 #include "http/content_coding.hpp"
 #include "server.hpp"
 
@@ -315,16 +316,6 @@ inline RetryPolicy fast_retries() {
     return RetryPolicy{5, 40, 3'000, 20};
 }
 
-/// A valid 1×1 PNG, as a signature pad would give.
-inline const std::string& tiny_png() {
-    static const std::string png(
-        "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00"
-        "\x00\x01"
-        "\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\x60\x60"
-        "\x60\xf8"
-        "\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
-        70);
-    return png;
-}
+using otsync::testing::tiny_png;
 
 } // namespace otsync::client::testing

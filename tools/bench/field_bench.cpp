@@ -73,6 +73,7 @@
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
+#include "../../tests/test_images.hpp"
 #include "bench_ots.hpp"
 #include "bench_process.hpp"
 #include "figures.hpp"
@@ -545,16 +546,9 @@ std::array<Assigned, 2> seed(const std::filesystem::path& dir, std::size_t n) {
     return out;
 }
 
-/// A valid 1×1 PNG, as a signature pad would give (tests/client/client_fixture.hpp's).
+/// A valid 1×1 PNG, as a signature pad would give.
 const std::string& signature_png() {
-    static const std::string png(
-        "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00"
-        "\x00\x01"
-        "\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\x60\x60"
-        "\x60\xf8"
-        "\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
-        70);
-    return png;
+    return otsync::testing::tiny_png();
 }
 
 /// The items a week records on each OT: (OT index, serial).
