@@ -318,4 +318,18 @@ inline RetryPolicy fast_retries() {
 
 using otsync::testing::tiny_png;
 
+/// A transport in front of another: a test overrides post() to look at, change, delay or
+/// drop requests, and calls ForwardingTransport::post to send one on.
+class ForwardingTransport : public Transport {
+public:
+    explicit ForwardingTransport(Transport& next) : m_next(next) {}
+    HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
+                   const std::string& body) override {
+        return m_next.post(path, headers, body);
+    }
+
+private:
+    Transport& m_next;
+};
+
 } // namespace otsync::client::testing

@@ -478,9 +478,9 @@ TEST_CASE("a first download's pages are written without flushes of their own; a 
 namespace {
 
 /// Counts how the requests it carries are authenticated.
-class AuthCounter : public Transport {
+class AuthCounter : public ForwardingTransport {
 public:
-    explicit AuthCounter(Transport& next) : m_next(next) {}
+    using ForwardingTransport::ForwardingTransport;
     HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
                    const std::string& body) override {
         if (path == "/v1/sessions") {
@@ -490,12 +490,9 @@ public:
         } else if (headers.contains("x-otsync-signature")) {
             ++signed_requests;
         }
-        return m_next.post(path, headers, body);
+        return ForwardingTransport::post(path, headers, body);
     }
     int handshakes = 0, with_mac = 0, signed_requests = 0;
-
-private:
-    Transport& m_next;
 };
 
 } // namespace
@@ -555,19 +552,17 @@ TEST_CASE("a server that opens no session: one handshake tried per sync, every r
     TempDir dev;
     LoopbackTransport loop(*s.app);
     // A server of protocol 1 only: no such route.
-    class NoSessions : public Transport {
+    class NoSessions : public ForwardingTransport {
     public:
-        explicit NoSessions(Transport& next) : m_next(next) {}
+        using ForwardingTransport::ForwardingTransport;
         HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
                        const std::string& body) override {
             if (path == "/v1/sessions") {
                 return HttpReply{404, R"({"error":{"code":"not_found","message":"no route"}})"};
             }
-            return m_next.post(path, h, body);
+            return ForwardingTransport::post(path, h, body);
         }
 
-    private:
-        Transport& m_next;
     } old_server(loop);
     AuthCounter t(old_server);
     Client c((dev.path / "device.db").string(), key_of(5));
@@ -590,9 +585,9 @@ TEST_CASE("a request cut on a link that was answering is retried at once, once; 
     TempDir dev;
     LoopbackTransport loop(*s.app);
     // Cuts the posts whose numbers are listed (no answer, as a connection lost).
-    class Cutting : public Transport {
+    class Cutting : public ForwardingTransport {
     public:
-        explicit Cutting(Transport& next) : m_next(next) {}
+        using ForwardingTransport::ForwardingTransport;
         HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
                        const std::string& body) override {
             if (cut.erase(++posts) > 0) {
@@ -601,13 +596,11 @@ TEST_CASE("a request cut on a link that was answering is retried at once, once; 
                 r.error_message = "the connection was cut";
                 return r;
             }
-            return m_next.post(path, h, body);
+            return ForwardingTransport::post(path, h, body);
         }
         std::set<int> cut;
         int posts = 0;
 
-    private:
-        Transport& m_next;
     } link(loop);
     Client c((dev.path / "device.db").string(), key_of(10));
     c.enroll(link, "http://loopback", s.code(tech), "Samsung A14");
@@ -653,12 +646,12 @@ TEST_CASE("a sync counts the bytes its transport reports on the wire, else the b
     TempDir dev;
     LoopbackTransport loop(*s.app);
     // Reports headers of 300 bytes each way, as an HTTP transport would.
-    class Reporting : public Transport {
+    class Reporting : public ForwardingTransport {
     public:
-        explicit Reporting(Transport& next) : m_next(next) {}
+        using ForwardingTransport::ForwardingTransport;
         HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
                        const std::string& body) override {
-            HttpReply r = m_next.post(path, h, body);
+            HttpReply r = ForwardingTransport::post(path, h, body);
             if (report) {
                 r.wire_bytes_up = body.size() + 300;
                 r.wire_bytes_down = r.body.size() + 300;
@@ -673,8 +666,6 @@ TEST_CASE("a sync counts the bytes its transport reports on the wire, else the b
         bool report = true;
         std::uint64_t up = 0, down = 0;
 
-    private:
-        Transport& m_next;
     } link(loop);
     Client c((dev.path / "device.db").string(), key_of(8));
     c.enroll(link, "http://loopback", s.code(tech), "Samsung A14");
@@ -699,9 +690,9 @@ TEST_CASE("on a slow link the batches shrink to what it carries in the policy's 
     TempDir dev;
     LoopbackTransport loop(*s.app);
     // A link of 20 KB/s: each request waits for its bytes; counts the ops of each.
-    class Slow : public Transport {
+    class Slow : public ForwardingTransport {
     public:
-        explicit Slow(Transport& next) : m_next(next) {}
+        using ForwardingTransport::ForwardingTransport;
         HttpReply post(const std::string& path, const std::map<std::string, std::string>& h,
                        const std::string& body) override {
             if (path == "/v1/sync") {
@@ -712,7 +703,7 @@ TEST_CASE("on a slow link the batches shrink to what it carries in the policy's 
                     ops_per_request.push_back(n);
                 }
             }
-            HttpReply r = m_next.post(path, h, body);
+            HttpReply r = ForwardingTransport::post(path, h, body);
             if (slow) {
                 std::this_thread::sleep_for(
                     std::chrono::microseconds(50 * (body.size() + r.body.size())));
@@ -722,8 +713,6 @@ TEST_CASE("on a slow link the batches shrink to what it carries in the policy's 
         bool slow = false;
         std::vector<std::size_t> ops_per_request;
 
-    private:
-        Transport& m_next;
     } link(loop);
     Client c((dev.path / "device.db").string(), key_of(9));
     c.enroll(link, "http://loopback", s.code(tech), "Samsung A14");

@@ -17,9 +17,9 @@ namespace {
 
 /// Forwards to another transport after taking the X-Otsync-* headers off, as a
 /// misconfigured reverse proxy does.
-class StrippingProxy : public Transport {
+class StrippingProxy : public ForwardingTransport {
 public:
-    explicit StrippingProxy(Transport& next) : m_next(next) {}
+    using ForwardingTransport::ForwardingTransport;
     HttpReply post(const std::string& path, const std::map<std::string, std::string>& headers,
                    const std::string& body) override {
         std::map<std::string, std::string> kept;
@@ -28,11 +28,8 @@ public:
                 kept.emplace(k, v);
             }
         }
-        return m_next.post(path, kept, body);
+        return ForwardingTransport::post(path, kept, body);
     }
-
-private:
-    Transport& m_next;
 };
 
 /// Answers every request with a fixed reply, as a hostile or broken middlebox could.
