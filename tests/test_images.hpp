@@ -2,6 +2,8 @@
 // would give, the smallest that the attachment rules accept.
 #pragma once
 
+#include <cstddef>
+#include <random>
 #include <string>
 
 namespace otsync::testing {
@@ -16,6 +18,27 @@ inline const std::string& tiny_png() {
         "\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
         70);
     return png;
+}
+
+/// `n` bytes drawn from `seed` (a photo's or a scan's body that does not compress).
+inline std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string out(n, '\0');
+    for (auto& c : out) {
+        c = static_cast<char>(rng() & 0xff);
+    }
+    return out;
+}
+
+/// tiny_png with a tEXt chunk holding `text` before its IEND: still a whole PNG.
+inline std::string png_with_text(const std::string& text) {
+    const std::string& png = tiny_png();
+    std::string chunk;
+    for (int i = 3; i >= 0; --i) {
+        chunk.push_back(static_cast<char>((text.size() >> (8 * i)) & 0xff));
+    }
+    chunk += "tEXt" + text + std::string(4, '\0'); // the CRC is not what tells a PNG
+    return png.substr(0, png.size() - 12) + chunk + png.substr(png.size() - 12);
 }
 
 /// A JPEG's frame (start of image, a JFIF header, end of image) around `filler` bytes.

@@ -401,6 +401,20 @@ int otsync_client_reopen_signature(otsync_client_t* client, const char* ot_id, c
                : -1;
 }
 
+char* otsync_client_photo(otsync_client_t* client, const char* ot_id, const char* serial,
+                          const uint8_t* data, size_t len, otsync_error* err) {
+    char* out = nullptr;
+    try_catch(err, [&] {
+        std::string quoted(1, '"');
+        quoted
+            .append(need(client).photo(need_str(ot_id, "the OT"), need_str(serial, "the serial"),
+                                       data, len))
+            .push_back('"');
+        out = dup(quoted);
+    });
+    return out;
+}
+
 char* otsync_client_create_handover(otsync_client_t* client, const char* zone, otsync_error* err) {
     char* out = nullptr;
     try_catch(err, [&] {

@@ -3,6 +3,7 @@
 
 #include "local_db.hpp"
 
+#include "otsync/attachment.hpp"
 #include "otsync/codec.hpp"
 #include "otsync/deflate.hpp"
 #include "otsync/error.hpp"
@@ -62,7 +63,6 @@ private:
 };
 /// Request bodies at least this large travel deflated (smaller ones gain nothing).
 constexpr std::size_t k_deflate_min_bytes = 256;
-constexpr std::size_t k_max_signature_png = 256 * 1024;
 constexpr int k_max_pages = 100'000; // bound on one sync's loop
 constexpr const char* k_key_check = "otsync-client-key-check-v1";
 
@@ -89,9 +89,21 @@ CREATE TABLE IF NOT EXISTS receipts(request_counter INTEGER PRIMARY KEY, signatu
 -- Evictions received while own ops on the entity were still pending.
 CREATE TABLE IF NOT EXISTS evictions(entity_type INTEGER NOT NULL, entity BLOB NOT NULL,
     PRIMARY KEY(entity_type, entity));
--- Signature images, encrypted.
+-- Signature images of devices from before attachments were uploaded, encrypted.
 CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, data BLOB NOT NULL);
+-- Attachments (signatures, photos) by the BLAKE2b-256 of their bytes, kept encrypted in
+-- pieces of 64 KiB; `acked` is how many bytes the server holds; state 0 to upload, 1 on
+-- the server, 2 refused by the server (kept, with its words).
+CREATE TABLE IF NOT EXISTS attachments(hash BLOB PRIMARY KEY, kind INTEGER NOT NULL,
+    media INTEGER NOT NULL, size INTEGER NOT NULL, acked INTEGER NOT NULL DEFAULT 0,
+    state INTEGER NOT NULL DEFAULT 0, refusal TEXT NOT NULL DEFAULT '',
+    seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attachment_pieces(hash BLOB NOT NULL, idx INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY(hash, idx));
 )sql";
+
+/// The pieces an attachment is kept in on the device (each sealed on its own).
+constexpr std::size_t k_piece_bytes = 64 * 1024;
 
 std::vector<std::uint8_t> bytes_of(std::string_view s) {
     return {s.begin(), s.end()};
@@ -339,7 +351,8 @@ struct Client::Impl {
     }
 
     /// Records ops made here: durable (ops + outbox + clocks) before they count.
-    void record(std::vector<Op> ops) {
+    /// Records ops (checked as the technician's); `also` runs in the same transaction.
+    void record(std::vector<Op> ops, const std::function<void()>& also = {}) {
         require_enrolled();
         for (const auto& op : ops) {
             if (auto err = check_op_schema(op)) {
@@ -353,10 +366,85 @@ struct Client::Impl {
                                       std::string(f->name));
             }
         }
-        db.transaction([&] { store_outgoing(ops); });
+        db.transaction([&] {
+            if (also) {
+                also();
+            }
+            store_outgoing(ops);
+        });
         for (const auto& op : ops) {
             state.apply(op);
         }
+    }
+
+    // ---- attachments ----
+    attachment::Limits attachment_limits;
+
+    /// The hash of `bytes` once they pass as an attachment of `kind` (attachment::check).
+    Hash256 attachment_hash(attachment::Kind kind, std::span<const std::uint8_t> bytes) {
+        try {
+            attachment::check(kind, bytes, attachment_limits);
+        } catch (const Error& e) {
+            throw ClientError(code_of(e.code()), e.message());
+        }
+        return attachment::blob_hash(bytes);
+    }
+
+    /// Checks `bytes` as an attachment of `kind` and keeps them sealed (in the caller's
+    /// transaction), once per hash; the hash.
+    Hash256 keep_attachment(attachment::Kind kind, std::span<const std::uint8_t> bytes) {
+        try {
+            const attachment::MediaType media = attachment::check(kind, bytes, attachment_limits);
+            const Hash256 h = attachment::blob_hash(bytes);
+            const std::vector<std::uint8_t> hv(h.begin(), h.end());
+            bool known = false;
+            db.run("SELECT 1 FROM attachments WHERE hash=?", {hv},
+                   [&](const LocalDb::Row&) { known = true; });
+            if (known) {
+                return h;
+            }
+            for (std::size_t i = 0, at = 0; at < bytes.size(); ++i, at += k_piece_bytes) {
+                const std::size_t n = std::min(k_piece_bytes, bytes.size() - at);
+                db.run("INSERT INTO attachment_pieces(hash, idx, data) VALUES(?,?,?)",
+                       {hv, static_cast<std::int64_t>(i),
+                        seal(key, std::string_view(reinterpret_cast<const char*>(bytes.data() + at),
+                                                   n))});
+            }
+            db.run("INSERT INTO attachments(hash, kind, media, size, seq) VALUES(?,?,?,?,"
+                   "(SELECT COALESCE(MAX(seq), 0) + 1 FROM attachments))",
+                   {hv, static_cast<std::int64_t>(kind), static_cast<std::int64_t>(media),
+                    static_cast<std::int64_t>(bytes.size())});
+            return h;
+        } catch (const Error& e) {
+            throw ClientError(code_of(e.code()), e.message());
+        }
+    }
+
+    /// `n` bytes of a kept attachment from `offset` (`cache`: the last piece opened).
+    std::string attachment_bytes(const std::vector<std::uint8_t>& hash, std::uint64_t offset,
+                                 std::size_t n, std::pair<std::int64_t, std::string>& cache) {
+        std::string out;
+        while (out.size() < n) {
+            const std::uint64_t at = offset + out.size();
+            const auto idx = static_cast<std::int64_t>(at / k_piece_bytes);
+            if (cache.first != idx) {
+                std::optional<std::string> plain;
+                db.run("SELECT data FROM attachment_pieces WHERE hash=? AND idx=?", {hash, idx},
+                       [&](const LocalDb::Row& r) { plain = unseal(key, r.blob(0)); });
+                if (!plain) {
+                    throw ClientError(OTSYNC_ERR_INTERNAL,
+                                      "an attachment kept on this device cannot be read");
+                }
+                cache = {idx, std::move(*plain)};
+            }
+            const std::size_t from = at % k_piece_bytes;
+            if (from >= cache.second.size()) {
+                throw ClientError(OTSYNC_ERR_INTERNAL, "an attachment kept here is shorter than "
+                                                       "its size");
+            }
+            out.append(cache.second, from, std::min(n - out.size(), cache.second.size() - from));
+        }
+        return out;
     }
 
     /// After a sync answer: when the device's clock runs ahead of the server's by more
@@ -463,6 +551,13 @@ struct Client::Impl {
         });
         fold(); // the refused copies leave the local state too
         return fresh.size();
+    }
+
+    std::uint64_t attachment_bytes_pending() {
+        std::uint64_t n = 0;
+        db.run("SELECT COALESCE(SUM(size - acked), 0) FROM attachments WHERE state=0", {},
+               [&](const LocalDb::Row& r) { n = static_cast<std::uint64_t>(r.i64(0)); });
+        return n;
     }
 
     std::size_t pending() {
@@ -645,7 +740,8 @@ struct Client::Impl {
         db.transaction([&] {
             db.exec("DELETE FROM ops; DELETE FROM pages; DELETE FROM evicted; DELETE FROM "
                     "evictions; DELETE FROM outbox; DELETE FROM rejections; DELETE FROM receipts;"
-                    "DELETE FROM blobs; DELETE FROM meta WHERE key <> 'key_check' AND key <> "
+                    "DELETE FROM blobs; DELETE FROM attachments; DELETE FROM attachment_pieces; "
+                    "DELETE FROM meta WHERE key <> 'key_check' AND key <> "
                     "'schema';");
         });
         put_meta("last_sync_result",
@@ -1304,30 +1400,69 @@ void Client::sign(const std::string& ot_hex, const std::uint8_t* png, std::size_
     if (!png || len == 0) {
         throw ClientError(OTSYNC_ERR_MISSING_FIELD, "the signature image is empty");
     }
-    if (len > k_max_signature_png) {
-        throw ClientError(OTSYNC_ERR_TOO_LARGE, "the signature image is over 256 KiB");
-    }
-    // A PNG: the 8-byte signature, then the IHDR chunk (length 13) first.
-    static constexpr std::uint8_t k_png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
-                                             0,    0,   0,   13,  'I',  'H',  'D',  'R'};
-    if (len < sizeof k_png + 17 || !std::equal(std::begin(k_png), std::end(k_png), png)) {
-        throw ClientError(OTSYNC_ERR_INVALID_VALUE, "the signature image is not a PNG");
-    }
     m->require_unsigned(ot);
-    // The hash binds the signature to the exact rows recorded at this moment.
+    // The hash binds the signature to the exact rows recorded at this moment; the image
+    // is an attachment (a whole PNG), uploaded after the ops and named by its own hash.
+    constexpr auto kind = attachment::Kind::customer_signature;
+    Hash256 image{};
+    try {
+        image = m->attachment_hash(kind, {png, len});
+    } catch (const ClientError& e) {
+        // Not a PNG has always been INVALID_VALUE for this call (client.h).
+        if (e.code() == OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE) {
+            throw ClientError(OTSYNC_ERR_INVALID_VALUE, e.what());
+        }
+        throw;
+    }
+    const Bytes image_ref{{image.begin(), image.end()}};
     const Hash256 h = rows_hash(m->state, ot);
     const Id sig_id = Id::random();
-    m->db.run("INSERT INTO blobs(id, data) VALUES(?,?)",
-              {std::vector<std::uint8_t>(sig_id.bytes.begin(), sig_id.bytes.end()),
-               seal(m->key, std::string_view(reinterpret_cast<const char*>(png), len))});
     std::vector<Op> ops;
     ops.push_back(m->maker->set(EntityType::work_order, ot, "signature_ref", sig_id));
     ops.push_back(
         m->maker->set(EntityType::work_order, ot, "signed_rows_hash", Bytes{{h.begin(), h.end()}}));
+    ops.push_back(m->maker->set(EntityType::work_order, ot, "signature_blob", image_ref));
     for (const auto& [item, serial] : m->rows(ot)) {
         ops.push_back(m->maker->set(EntityType::collected_item, item, "signature_ref", sig_id));
+        ops.push_back(m->maker->set(EntityType::collected_item, item, "signature_blob", image_ref));
     }
-    m->record(std::move(ops));
+    m->record(std::move(ops), [&] { m->keep_attachment(kind, {png, len}); });
+}
+
+std::string Client::photo(const std::string& ot_hex, const std::string& serial,
+                          const std::uint8_t* data, std::size_t len) {
+    std::lock_guard lock(m->mu);
+    const Id ot = m->ot_in_scope(ot_hex);
+    if (!data || len == 0) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "the photo is empty");
+    }
+    // A photo shows an item of this OT: one it expects or one collected on it.
+    bool known = false;
+    for (const auto& e : m->expected(ot)) {
+        known = known || e == serial;
+    }
+    for (const auto& [item, s] : m->rows(ot)) {
+        known = known || s == serial;
+    }
+    if (!known) {
+        throw ClientError(OTSYNC_ERR_NOT_FOUND,
+                          "serial '" + serial + "' is neither expected nor collected on this OT");
+    }
+    const auto& limits = m->attachment_limits.of(attachment::Kind::equipment_photo);
+    const auto photos = m->state.elements(EntityType::work_order, ot, "equipment_photos");
+    if (photos.size() >= limits.max_per_owner) {
+        throw ClientError(OTSYNC_ERR_TOO_LARGE, "this OT has " + std::to_string(photos.size()) +
+                                                    " photos, the most it takes");
+    }
+    constexpr auto kind = attachment::Kind::equipment_photo;
+    const Hash256 h = m->attachment_hash(kind, {data, len});
+    const std::string element = attachment::reference_text(serial, h);
+    std::vector<Op> ops;
+    if (std::find(photos.begin(), photos.end(), Value{element}) == photos.end()) {
+        ops.push_back(m->maker->add(EntityType::work_order, ot, "equipment_photos", element));
+    }
+    m->record(std::move(ops), [&] { m->keep_attachment(kind, {data, len}); });
+    return to_hex(h);
 }
 
 void Client::reopen_signature(const std::string& ot_hex, const std::string& reason_in) {
@@ -1549,6 +1684,39 @@ std::string Client::status_json() const {
         }
     }
     w.RawValue(notices.data(), notices.size(), rapidjson::kArrayType);
+    // Attachments kept here: still to upload, on the server, refused by it (kept).
+    w.Key("attachments");
+    w.StartObject();
+    std::int64_t counts[3] = {0, 0, 0};
+    m->db.run("SELECT state, COUNT(*) FROM attachments GROUP BY state", {},
+              [&](const LocalDb::Row& r) {
+                  if (r.i64(0) >= 0 && r.i64(0) < 3) {
+                      counts[r.i64(0)] = r.i64(1);
+                  }
+              });
+    w.Key("pending");
+    w.Int64(counts[0]);
+    w.Key("pending_bytes");
+    w.Uint64(m->attachment_bytes_pending());
+    w.Key("uploaded");
+    w.Int64(counts[1]);
+    w.Key("refused");
+    w.StartArray();
+    m->db.run("SELECT hash, kind, refusal FROM attachments WHERE state=2 ORDER BY seq", {},
+              [&](const LocalDb::Row& r) {
+                  w.StartObject();
+                  w.Key("hash");
+                  w.String(to_hex(r.blob(0)));
+                  w.Key("kind");
+                  const auto kind =
+                      attachment::kind_from_number(static_cast<std::uint64_t>(r.i64(1)));
+                  w.String(std::string(kind ? attachment::kind_name(*kind) : "unknown"));
+                  w.Key("refusal");
+                  w.String(r.text(2));
+                  w.EndObject();
+              });
+    w.EndArray();
+    w.EndObject();
     w.Key("rejections");
     w.StartArray();
     m->db.run("SELECT replica, counter, code, message FROM rejections ORDER BY at", {},
@@ -1592,11 +1760,20 @@ std::string Client::sync_result_json(const SyncStats& stats) const {
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartObject();
     const std::pair<const char*, std::uint64_t> counts[] = {
-        {"requests", stats.requests},     {"sent", stats.pushed},
-        {"flagged", stats.flagged},       {"rejected", stats.rejected},
-        {"received", stats.received},     {"reissued", stats.reissued},
-        {"retries", stats.retries},       {"bytes_up", stats.bytes_up},
-        {"bytes_down", stats.bytes_down}, {"pending", m->pending()}};
+        {"requests", stats.requests},
+        {"sent", stats.pushed},
+        {"flagged", stats.flagged},
+        {"rejected", stats.rejected},
+        {"received", stats.received},
+        {"reissued", stats.reissued},
+        {"retries", stats.retries},
+        {"bytes_up", stats.bytes_up},
+        {"bytes_down", stats.bytes_down},
+        {"pending", m->pending()},
+        {"attachments_sent", stats.attachments_sent},
+        {"attachment_bytes", stats.attachment_bytes},
+        {"attachments_refused", stats.attachments_refused},
+        {"attachment_bytes_pending", m->attachment_bytes_pending()}};
     for (const auto& [k, v] : counts) {
         w.Key(k);
         w.Uint64(v);
@@ -1661,6 +1838,8 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
         p.received = stats.received;
         p.bytes_up = stats.bytes_up;
         p.bytes_down = stats.bytes_down;
+        p.attachment_bytes_sent = stats.attachment_bytes;
+        p.attachment_bytes_pending = m->attachment_bytes_pending();
         p.attempt = failures;
         lock.unlock();
         const bool go_on = progress(p);
@@ -1674,6 +1853,194 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
     bool wait_next = false;  // everything is sent and pulled: the next pull may wait
     bool waited = false;     // it did (once per call)
     bool no_session = false; // no session could be opened in this call
+    // What to do with an answer (the session layer's table, shared with the server):
+    // `again` after waiting out a failure (the policy's back-off, jitter; the error once it
+    // gives up) or when a new session is needed; `go` for an answer to read, 200 or not.
+    enum class Next { again, go };
+    const auto screen = [&](const HttpReply& reply) {
+        const session::Reaction reaction = session::reaction_of(
+            reply.status, reply.status == 401 ? m->refusal_code(reply) : std::nullopt);
+        if (reply.status == 0 && reply.error == OTSYNC_ERR_TLS) {
+            // A certificate that is refused does not get better by waiting.
+            m->put_meta("last_sync_result", "certificado del servidor rechazado (" +
+                                                reply.error_message + "); su trabajo se conserva");
+            throw ClientError(OTSYNC_ERR_TLS, "the server's certificate is refused (" +
+                                                  reply.error_message + "); your work is kept");
+        }
+        if (reaction == session::Reaction::retry) {
+            // Nothing is lost: the outbox stays; retry with back-off and jitter (the
+            // policy's), then give up until the next sync.
+            const auto now = std::chrono::steady_clock::now();
+            if (failures++ == 0) {
+                failing_since = now;
+            }
+            const int code = reply.status == 0 ? reply.error : OTSYNC_ERR_NETWORK;
+            const std::string what =
+                reply.status == 0
+                    ? (reply.error_message.empty() ? std::string("no answer") : reply.error_message)
+                    : "HTTP " + std::to_string(reply.status);
+            double delay = policy.initial_delay_ms;
+            for (std::uint32_t i = 1; i < failures && delay < policy.max_delay_ms; ++i) {
+                delay *= 2;
+            }
+            auto wait = static_cast<std::uint32_t>(
+                std::min<double>(delay, policy.max_delay_ms) *
+                (1.0 - static_cast<double>(jitter() % (policy.jitter_percent + 1)) / 100.0));
+            // A connection cut under a request on a link that was answering (a handover, a
+            // proxy's reset) is retried at once, on a new connection; a second failure in a
+            // row, or a link that has not answered yet, backs off.
+            if (failures == 1 && answered && reply.status == 0 &&
+                reply.error == OTSYNC_ERR_NETWORK) {
+                wait = 0;
+            }
+            wait = std::max<std::uint32_t>(wait, 1);
+            const auto elapsed = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(now - failing_since).count());
+            if (policy.max_elapsed_ms && elapsed + wait > policy.max_elapsed_ms) {
+                const bool timeout = code == OTSYNC_ERR_TIMEOUT;
+                m->put_meta("last_sync_result",
+                            std::string(timeout ? "el servidor no respondió a tiempo ("
+                                                : "sin conexión con el servidor (") +
+                                what + "); su trabajo se conserva y se enviará después");
+                throw ClientError(timeout ? OTSYNC_ERR_TIMEOUT : OTSYNC_ERR_NETWORK,
+                                  (timeout ? std::string("the server did not answer in time (")
+                                           : std::string("the server could not be reached (")) +
+                                      what + "); your work is kept and will be sent later");
+            }
+            stats.retries++;
+            SyncProgress p;
+            p.retry_in_ms = wait;
+            p.last_error = code;
+            p.last_error_message = what;
+            report(p);
+            m->wait_retry(lock, wait);
+            return Next::again;
+        }
+        failures = 0;
+        answered = true;
+        if (reaction == session::Reaction::new_session && new_sessions++ < 2) {
+            m->drop_session(); // the server ended it: a new one, and the same request again
+            no_session = false;
+            return Next::again;
+        }
+        new_sessions = 0;
+        if (reaction == session::Reaction::wipe_if_proven ||
+            reaction == session::Reaction::re_enroll || reaction == session::Reaction::wait) {
+            m->refused(reply); // wipes only on a proven revocation; throws
+        }
+        if (reaction == session::Reaction::update_app) {
+            m->put_meta("last_sync_result",
+                        std::string("actualice la aplicación: el servidor necesita una versión "
+                                    "más nueva; su trabajo se conserva"));
+            throw ClientError(OTSYNC_ERR_UNSUPPORTED_PROTOCOL,
+                              "update required: the server needs a newer app; your work is kept");
+        }
+        return Next::go;
+    };
+    // Attachments go after the ops (on a slow link the rows arrive first), signatures
+    // before photos, each in chunks from where the server's bytes end: a cut costs the
+    // chunk in flight, sent once more, never the attachment from zero.
+    double link_bytes_per_s = 0; // as the last answered chunk measured it
+    std::size_t chunk_max = m->attachment_limits.chunk_bytes;
+    const auto upload_one = [&](const std::vector<std::uint8_t>& hv, std::uint64_t size,
+                                std::uint64_t acked) {
+        Hash256 hash{};
+        std::copy(hv.begin(), hv.end(), hash.begin());
+        std::pair<std::int64_t, std::string> piece{-1, {}};
+        bool asked = acked > 0; // first contact asks what the server holds (another device's)
+        bool resent_whole = false;
+        for (;;) {
+            std::size_t n = 0;
+            if (asked) {
+                const double fits = link_bytes_per_s * policy.batch_target_ms / 1000.0;
+                const std::size_t want =
+                    link_bytes_per_s > 0
+                        ? static_cast<std::size_t>(std::clamp<double>(fits, 4096, 1 << 30))
+                        : 16 * 1024;
+                n = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(std::min(want, chunk_max), size - acked));
+            }
+            const std::string body = n ? m->attachment_bytes(hv, acked, n, piece) : std::string();
+            const std::string path = attachment::upload_path(hash, size, acked);
+            const auto* s = no_session ? nullptr : m->live_session(transport, lock, stats);
+            no_session = s == nullptr;
+            const std::uint64_t counter = m->request_counter + 1;
+            m->db.transaction([&] { m->put_meta("request_counter", std::to_string(counter)); },
+                              LocalDb::Durability::relaxed);
+            m->request_counter = counter;
+            constexpr const char* k_type = "application/octet-stream";
+            const auto envelope =
+                s ? session::mac_request(m->replica, counter, path, body, s->id, s->key, k_type)
+                  : session::sign_request(m->replica, counter, path, body, m->secret, k_type);
+            const auto sent_at = std::chrono::steady_clock::now();
+            const HttpReply reply =
+                m->exchange(transport, lock, path, session::headers_of(envelope), body);
+            count_request(stats, reply, body);
+            if (screen(reply) == Next::again) {
+                continue;
+            }
+            rapidjson::Document doc;
+            if (reply.status == 200) {
+                doc.Parse(reply.body.c_str());
+            }
+            if (reply.status == 200 && doc.IsObject() && doc.HasMember("received") &&
+                doc["received"].IsUint64() && doc["received"].GetUint64() <= size) {
+                const std::uint64_t received = doc["received"].GetUint64();
+                const double secs =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at)
+                        .count();
+                if (n > 0 && reply.resent == 0 && secs > 0) {
+                    link_bytes_per_s = static_cast<double>(n) / secs;
+                }
+                stats.attachment_bytes += received > acked ? received - acked : 0;
+                acked = received;
+                asked = true;
+                const bool whole = received == size;
+                m->db.run("UPDATE attachments SET acked=?, state=? WHERE hash=?",
+                          {static_cast<std::int64_t>(acked), std::int64_t{whole ? 1 : 0}, hv});
+                report(SyncProgress{});
+                if (whole) {
+                    stats.attachments_sent++;
+                    return;
+                }
+                continue;
+            }
+            const auto code = m->refusal_code(reply);
+            if (code == ErrorCode::too_large && n > 4096) {
+                chunk_max = std::max<std::size_t>(4096, n / 2); // a server taking smaller chunks
+                continue;
+            }
+            if (code == ErrorCode::invalid_value && !resent_whole) {
+                // The bytes did not hash to the name on the server: once more, from 0.
+                resent_whole = true;
+                acked = 0;
+                continue;
+            }
+            // Refused: kept on the device with the server's words, shown in the status.
+            m->db.run(
+                "UPDATE attachments SET state=2, refusal=? WHERE hash=?",
+                {"HTTP " + std::to_string(reply.status) + ": " + reply.body.substr(0, 300), hv});
+            stats.attachments_refused++;
+            return;
+        }
+    };
+    const auto upload_attachments = [&] {
+        for (;;) {
+            std::optional<std::tuple<std::vector<std::uint8_t>, std::uint64_t, std::uint64_t>> next;
+            m->db.run("SELECT hash, size, acked FROM attachments WHERE state=0 "
+                      "ORDER BY kind >= ?, seq LIMIT 1",
+                      {static_cast<std::int64_t>(attachment::Kind::equipment_photo)},
+                      [&](const LocalDb::Row& r) {
+                          next.emplace(r.blob(0), static_cast<std::uint64_t>(r.i64(1)),
+                                       static_cast<std::uint64_t>(r.i64(2)));
+                      });
+            if (!next) {
+                return;
+            }
+            upload_one(std::get<0>(*next), std::get<1>(*next), std::get<2>(*next));
+        }
+    };
+    bool uploaded = false; // the attachments went (once per call, after the ops)
     for (int page = 0; page < k_max_pages; ++page) {
         // A handshake that got no session is not tried again in this sync: the requests
         // are signed (a server without sessions, or a link that drops it, costs no more).
@@ -1748,86 +2115,11 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
                                   "the server's answer is not understood: " + e.message());
             }
         }
-        // What to do with the answer: the session layer's table, shared with the server.
-        const session::Reaction reaction = session::reaction_of(
-            reply.status, reply.status == 401 ? m->refusal_code(reply) : std::nullopt);
-        if (reply.status == 0 && reply.error == OTSYNC_ERR_TLS) {
-            // A certificate that is refused does not get better by waiting.
-            m->put_meta("last_sync_result", "certificado del servidor rechazado (" +
-                                                reply.error_message + "); su trabajo se conserva");
-            throw ClientError(OTSYNC_ERR_TLS, "the server's certificate is refused (" +
-                                                  reply.error_message + "); your work is kept");
-        }
         // 409: this counter was already used (the network delivered a request twice and
         // the answer that came back is the duplicate's): the original was processed or
         // not; either way resend under a new counter, the ops are idempotent.
-        if (reaction == session::Reaction::retry) {
-            // Nothing is lost: the outbox stays; retry with back-off and jitter (the
-            // policy's), then give up until the next sync.
-            const auto now = std::chrono::steady_clock::now();
-            if (failures++ == 0) {
-                failing_since = now;
-            }
-            const int code = reply.status == 0 ? reply.error : OTSYNC_ERR_NETWORK;
-            const std::string what =
-                reply.status == 0
-                    ? (reply.error_message.empty() ? std::string("no answer") : reply.error_message)
-                    : "HTTP " + std::to_string(reply.status);
-            double delay = policy.initial_delay_ms;
-            for (std::uint32_t i = 1; i < failures && delay < policy.max_delay_ms; ++i) {
-                delay *= 2;
-            }
-            auto wait = static_cast<std::uint32_t>(
-                std::min<double>(delay, policy.max_delay_ms) *
-                (1.0 - static_cast<double>(jitter() % (policy.jitter_percent + 1)) / 100.0));
-            // A connection cut under a request on a link that was answering (a handover, a
-            // proxy's reset) is retried at once, on a new connection; a second failure in a
-            // row, or a link that has not answered yet, backs off.
-            if (failures == 1 && answered && reply.status == 0 &&
-                reply.error == OTSYNC_ERR_NETWORK) {
-                wait = 0;
-            }
-            wait = std::max<std::uint32_t>(wait, 1);
-            const auto elapsed = static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::milliseconds>(now - failing_since).count());
-            if (policy.max_elapsed_ms && elapsed + wait > policy.max_elapsed_ms) {
-                const bool timeout = code == OTSYNC_ERR_TIMEOUT;
-                m->put_meta("last_sync_result",
-                            std::string(timeout ? "el servidor no respondió a tiempo ("
-                                                : "sin conexión con el servidor (") +
-                                what + "); su trabajo se conserva y se enviará después");
-                throw ClientError(timeout ? OTSYNC_ERR_TIMEOUT : OTSYNC_ERR_NETWORK,
-                                  (timeout ? std::string("the server did not answer in time (")
-                                           : std::string("the server could not be reached (")) +
-                                      what + "); your work is kept and will be sent later");
-            }
-            stats.retries++;
-            SyncProgress p;
-            p.retry_in_ms = wait;
-            p.last_error = code;
-            p.last_error_message = what;
-            report(p);
-            m->wait_retry(lock, wait);
+        if (screen(reply) == Next::again) {
             continue;
-        }
-        failures = 0;
-        answered = true;
-        if (reaction == session::Reaction::new_session && new_sessions++ < 2) {
-            m->drop_session(); // the server ended it: a new one, and the same ops again
-            no_session = false;
-            continue;
-        }
-        new_sessions = 0;
-        if (reaction == session::Reaction::wipe_if_proven ||
-            reaction == session::Reaction::re_enroll || reaction == session::Reaction::wait) {
-            m->refused(reply); // wipes only on a proven revocation; throws
-        }
-        if (reaction == session::Reaction::update_app) {
-            m->put_meta("last_sync_result",
-                        std::string("actualice la aplicación: el servidor necesita una versión "
-                                    "más nueva; su trabajo se conserva"));
-            throw ClientError(OTSYNC_ERR_UNSUPPORTED_PROTOCOL,
-                              "update required: the server needs a newer app; your work is kept");
         }
         if (reply.status != 200) {
             m->put_meta("last_sync_result",
@@ -2027,6 +2319,10 @@ SyncStats Client::sync(Transport& transport, const ProgressFn& progress, std::ui
         p.remaining = resp.remaining;
         report(p);
         if (!resp.more && (m->pending() == 0 || batch.empty())) {
+            if (!uploaded) {
+                uploaded = true;
+                upload_attachments();
+            }
             if (wait_ms > 0 && !waited && m->pending() == 0) {
                 wait_next = true; // one more pull, which waits for the server
                 continue;

@@ -20,6 +20,9 @@ std::string_view route_label(std::string_view path) {
     if (path.rfind("/web/", 0) == 0 || path == "/") {
         return "/web/";
     }
+    if (path.starts_with("/v1/blobs/")) {
+        return "/v1/blobs/{hash}/{size}/{offset}";
+    }
     // API routes by their pattern, so ids never become label values.
     for (const auto& route : Api::routes()) {
         if (route_matches(route.pattern, path)) {
@@ -146,6 +149,10 @@ std::optional<Reply> App::before_body(const RouteRequest& r) {
             if (auto refused = m_sync.check_headers(r.headers)) {
                 return reply_of(std::move(*refused));
             }
+        } else if (r.path.starts_with("/v1/blobs/") && r.method == "POST") {
+            if (auto refused = m_sync.check_headers(r.headers, false)) {
+                return reply_of(std::move(*refused));
+            }
         } else if (r.path == "/v1/sessions" || r.path == "/v1/devices/enroll") {
             return std::nullopt; // their own checks, on bodies of a few hundred bytes
         } else if (m_api && r.path.rfind("/v1/", 0) == 0) {
@@ -259,6 +266,12 @@ Reply App::dispatch(const RouteRequest& r) {
             return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
         }
         return reply_of(m_sync.sync(std::string(r.path), r.headers, r.body));
+    }
+    if (r.path.starts_with("/v1/blobs/")) {
+        if (r.method != "POST") {
+            return error_reply(Error(ErrorCode::method_not_allowed, "use POST"));
+        }
+        return reply_of(m_sync.upload_blob(std::string(r.path), r.headers, r.body));
     }
     if (r.path == "/v1/devices/enroll") {
         if (r.method != "POST") {

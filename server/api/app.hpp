@@ -63,7 +63,12 @@ public:
     static std::size_t body_limit(std::string_view path, std::size_t sync_limit,
                                   std::size_t default_limit) {
         // The sync endpoint and the inventory import take large bodies; nothing else does.
-        return path == "/v1/sync" || path == "/v1/inventory/import" ? sync_limit : default_limit;
+        // An attachment's chunk is bounded by the sync service (max_chunk_bytes) once the
+        // envelope's headers passed (before_body).
+        return path == "/v1/sync" || path == "/v1/inventory/import" ||
+                       path.starts_with("/v1/blobs/")
+                   ? sync_limit
+                   : default_limit;
     }
 
 private:

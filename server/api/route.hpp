@@ -76,8 +76,9 @@ struct Route {
 void add_case_routes(std::vector<Route>& out);
 void add_ot_routes(std::vector<Route>& out);
 void add_handover_routes(std::vector<Route>& out);
-void add_office_routes(std::vector<Route>& out); // fees, inventory, reports, conflicts, people
-void add_model_routes(std::vector<Route>& out);  // GET /v1/model
+void add_office_routes(std::vector<Route>& out);     // fees, inventory, reports, conflicts, people
+void add_model_routes(std::vector<Route>& out);      // GET /v1/model
+void add_attachment_routes(std::vector<Route>& out); // GET /v1/attachments/{hash}
 
 Reply json(std::string body, unsigned status = 200);
 Id parse_id(const std::string& s, const char* what);

@@ -23,6 +23,7 @@ const std::vector<Route>& table() {
         add_handover_routes(out);
         add_office_routes(out);
         add_model_routes(out);
+        add_attachment_routes(out);
         return out;
     }();
     return k;

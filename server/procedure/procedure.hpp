@@ -31,6 +31,8 @@ public:
     WorkOrders& ots() { return m_ots; }
     Handovers& handovers() { return m_handovers; }
     Office& office() { return m_office; }
+    SyncService& sync() { return m_sync; }
+    Store& store() { return m_store; }
 
     /// Closes every case among `cases` whose work is done (docs/api.md §7.2); returns how many.
     std::size_t close_ready(const std::vector<Id>& cases);

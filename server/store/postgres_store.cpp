@@ -363,6 +363,30 @@ const char* const k_migrations[] = {
         PRIMARY KEY(replica, request_counter)
     );
     )sql",
+    // 7 -> 8: attachments, as SQLite's.
+    R"sql(
+    CREATE TABLE blobs(
+        hash BYTEA PRIMARY KEY,
+        media BIGINT NOT NULL,
+        size BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        stored_at BIGINT NOT NULL
+    );
+    CREATE TABLE blob_chunks(
+        hash BYTEA NOT NULL,
+        start BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY(hash, start)
+    );
+    CREATE TABLE blob_refs(
+        hash BYTEA NOT NULL,
+        kind BIGINT NOT NULL,
+        entity_type BIGINT NOT NULL,
+        entity BYTEA NOT NULL,
+        label TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY(hash, kind, entity_type, entity, label)
+    );
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -1167,6 +1191,101 @@ public:
     }
 
     // ---- server key ----
+    // ==== attachments ====
+
+    std::optional<StoredBlob> blob_info(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT media, size, stored_at FROM blobs WHERE hash=$1",
+                              Params().bytes(hash.data(), hash.size()));
+        if (!r.rows()) {
+            return std::nullopt;
+        }
+        return stored_blob_of(r.i64(0, 0), r.i64(0, 1), r.i64(0, 2));
+    }
+
+    std::optional<std::string> blob_data(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        const Result r =
+            exec("SELECT data FROM blobs WHERE hash=$1", Params().bytes(hash.data(), hash.size()));
+        if (!r.rows()) {
+            return std::nullopt;
+        }
+        return r.bytes(0, 0);
+    }
+
+    std::uint64_t staged_bytes(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT COALESCE(MAX(start + length(data)), 0)::BIGINT FROM "
+                              "blob_chunks WHERE hash=$1",
+                              Params().bytes(hash.data(), hash.size()));
+        return r.u64(0, 0);
+    }
+
+    void stage_chunk(const Hash256& hash, std::uint64_t offset, std::string_view data) override {
+        std::lock_guard lock(m_mutex);
+        write("INSERT INTO blob_chunks(hash, start, data) VALUES($1,$2,$3) ON CONFLICT DO NOTHING",
+              Params().bytes(hash.data(), hash.size()).u64(offset).bytes(data.data(), data.size()));
+    }
+
+    std::string staged_blob(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT data FROM blob_chunks WHERE hash=$1 ORDER BY start",
+                              Params().bytes(hash.data(), hash.size()));
+        std::string out;
+        for (int i = 0; i < r.rows(); ++i) {
+            out += r.bytes(i, 0);
+        }
+        return out;
+    }
+
+    void drop_staged(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        write("DELETE FROM blob_chunks WHERE hash=$1", Params().bytes(hash.data(), hash.size()));
+    }
+
+    void store_blob(const Hash256& hash, const StoredBlob& info, std::string_view data,
+                    const std::vector<BlobRef>& refs) override {
+        in_transaction(true, [&] {
+            write("INSERT INTO blobs(hash, media, size, data, stored_at) VALUES($1,$2,$3,$4,$5) "
+                  "ON CONFLICT DO NOTHING",
+                  Params()
+                      .bytes(hash.data(), hash.size())
+                      .i64(static_cast<std::int64_t>(info.media))
+                      .u64(info.size)
+                      .bytes(data.data(), data.size())
+                      .i64(info.stored_at));
+            add_blob_refs(refs);
+            drop_staged(hash);
+        });
+    }
+
+    void add_blob_refs(const std::vector<BlobRef>& refs) override {
+        std::lock_guard lock(m_mutex);
+        for (const BlobRef& r : refs) {
+            write("INSERT INTO blob_refs(hash, kind, entity_type, entity, label) "
+                  "VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                  Params()
+                      .bytes(r.hash.data(), r.hash.size())
+                      .i64(static_cast<std::int64_t>(r.kind))
+                      .i64(static_cast<std::int64_t>(r.entity_type))
+                      .bytes(r.entity.bytes.data(), r.entity.bytes.size())
+                      .text(r.label));
+        }
+    }
+
+    std::vector<BlobRef> blob_refs(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        const Result r = exec("SELECT kind, entity_type, entity, label FROM blob_refs WHERE "
+                              "hash=$1 ORDER BY kind, entity_type, entity, label",
+                              Params().bytes(hash.data(), hash.size()));
+        std::vector<BlobRef> out;
+        const std::string h(hash.begin(), hash.end());
+        for (int i = 0; i < r.rows(); ++i) {
+            out.push_back(blob_ref_of(h, r.i64(i, 0), r.i64(i, 1), r.bytes(i, 2), r.bytes(i, 3)));
+        }
+        return out;
+    }
+
     std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {
         std::lock_guard lock(m_mutex);
         const Result r = exec("SELECT public_key, secret_key FROM server_key WHERE id=1");

@@ -286,6 +286,31 @@ const char* const k_migrations[] = {
         PRIMARY KEY(replica, request_counter)
     );
     )sql",
+    // 7 -> 8: attachments: whole blobs by hash, the chunks of uploads under way, and
+    // which entity references each blob (what serving it is decided by).
+    R"sql(
+    CREATE TABLE blobs(
+        hash BLOB PRIMARY KEY,
+        media INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        stored_at INTEGER NOT NULL
+    );
+    CREATE TABLE blob_chunks(
+        hash BLOB NOT NULL,
+        start INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY(hash, start)
+    );
+    CREATE TABLE blob_refs(
+        hash BLOB NOT NULL,
+        kind INTEGER NOT NULL,
+        entity_type INTEGER NOT NULL,
+        entity BLOB NOT NULL,
+        label TEXT NOT NULL,
+        PRIMARY KEY(hash, kind, entity_type, entity, label)
+    );
+    )sql",
 };
 static_assert(std::size(k_migrations) == k_schema_version);
 
@@ -943,6 +968,105 @@ public:
             m_heads.clear();
             m_directory_version.reset();
         }
+    }
+
+    // ==== attachments ====
+
+    std::optional<StoredBlob> blob_info(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT media, size, stored_at FROM blobs WHERE hash=?");
+        s.bind_blob(1, hash.data(), hash.size());
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        return stored_blob_of(s.i64(0), s.i64(1), s.i64(2));
+    }
+
+    std::optional<std::string> blob_data(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT data FROM blobs WHERE hash=?");
+        s.bind_blob(1, hash.data(), hash.size());
+        if (!s.step()) {
+            return std::nullopt;
+        }
+        return s.blob(0);
+    }
+
+    std::uint64_t staged_bytes(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s =
+            prepared("SELECT COALESCE(MAX(start + length(data)), 0) FROM blob_chunks WHERE hash=?");
+        s.bind_blob(1, hash.data(), hash.size());
+        return s.step() ? s.u64(0) : 0;
+    }
+
+    void stage_chunk(const Hash256& hash, std::uint64_t offset, std::string_view data) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("INSERT OR IGNORE INTO blob_chunks(hash, start, data) VALUES(?,?,?)");
+        s.bind_blob(1, hash.data(), hash.size())
+            .bind_u64(2, offset)
+            .bind_blob(3, data.data(), data.size());
+        s.run();
+    }
+
+    std::string staged_blob(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT data FROM blob_chunks WHERE hash=? ORDER BY start");
+        s.bind_blob(1, hash.data(), hash.size());
+        std::string out;
+        while (s.step()) {
+            out += s.blob(0);
+        }
+        return out;
+    }
+
+    void drop_staged(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("DELETE FROM blob_chunks WHERE hash=?");
+        s.bind_blob(1, hash.data(), hash.size()).run();
+    }
+
+    void store_blob(const Hash256& hash, const StoredBlob& info, std::string_view data,
+                    const std::vector<BlobRef>& refs) override {
+        in_transaction(true, [&] {
+            Stmt s = prepared("INSERT OR IGNORE INTO blobs(hash, media, size, data, stored_at) "
+                              "VALUES(?,?,?,?,?)");
+            s.bind_blob(1, hash.data(), hash.size())
+                .bind(2, static_cast<std::int64_t>(info.media))
+                .bind_u64(3, info.size)
+                .bind_blob(4, data.data(), data.size())
+                .bind(5, info.stored_at)
+                .run();
+            add_blob_refs(refs);
+            drop_staged(hash);
+        });
+    }
+
+    void add_blob_refs(const std::vector<BlobRef>& refs) override {
+        std::lock_guard lock(m_mutex);
+        for (const BlobRef& r : refs) {
+            Stmt s = prepared("INSERT OR IGNORE INTO blob_refs(hash, kind, entity_type, entity, "
+                              "label) VALUES(?,?,?,?,?)");
+            s.bind_blob(1, r.hash.data(), r.hash.size())
+                .bind(2, static_cast<std::int64_t>(r.kind))
+                .bind(3, static_cast<std::int64_t>(r.entity_type))
+                .bind(4, r.entity)
+                .bind(5, r.label)
+                .run();
+        }
+    }
+
+    std::vector<BlobRef> blob_refs(const Hash256& hash) override {
+        std::lock_guard lock(m_mutex);
+        Stmt s = prepared("SELECT kind, entity_type, entity, label FROM blob_refs WHERE hash=? "
+                          "ORDER BY kind, entity_type, entity, label");
+        s.bind_blob(1, hash.data(), hash.size());
+        std::vector<BlobRef> out;
+        const std::string h(hash.begin(), hash.end());
+        while (s.step()) {
+            out.push_back(blob_ref_of(h, s.i64(0), s.i64(1), s.blob(2), s.text(3)));
+        }
+        return out;
     }
 
     std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() override {

@@ -9,6 +9,7 @@
 // called inside `in_transaction`.
 #pragma once
 
+#include "otsync/attachment.hpp"
 #include "otsync/crypto.hpp"
 #include "otsync/error.hpp"
 #include "otsync/model.hpp"
@@ -212,6 +213,10 @@ inline constexpr DumpTable k_dump_tables[] = {
     {"device_sessions", "id, replica, mac_key, created_at, expires_at", "bibii", "id", ""},
     {"op_batches", "replica, request_counter, signature, leaves, received_at", "iibbi",
      "replica, request_counter", ""},
+    {"blobs", "hash, media, size, data, stored_at", "biibi", "hash", ""},
+    {"blob_chunks", "hash, start, data", "bib", "hash, start", ""},
+    {"blob_refs", "hash, kind, entity_type, entity, label", "biibt",
+     "hash, kind, entity_type, entity, label", ""},
 };
 
 /// Rows of one dump table, each with the table's cells in its column order.
@@ -282,6 +287,23 @@ struct ArchivedCasePage {
 };
 
 /// What other instances' commits brought, as told by a shared store (CommitListener).
+/// A whole attachment the server keeps (docs/protocol.md, attachments).
+struct StoredBlob {
+    attachment::MediaType media{};
+    std::uint64_t size = 0;
+    std::int64_t stored_at = 0;
+};
+
+/// Which entity's field references a blob, and as what: what serving it is decided by.
+struct BlobRef {
+    Hash256 hash{};
+    attachment::Kind kind{};
+    EntityType entity_type{};
+    Id entity;
+    std::string label; // a photo's serial, a scan's requirement code; "" for a signature
+    bool operator==(const BlobRef&) const = default;
+};
+
 struct CommitNotice {
     bool all = false;      // something may have been missed (the listening connection was
                            // lost, or a commit touched too many feeds to list): wake every wait
@@ -465,6 +487,23 @@ public:
     virtual void unarchive(const Id& case_id) = 0;
 
     // ---- server key ----
+    // Attachments: whole blobs by hash, the chunks of uploads under way, references.
+    virtual std::optional<StoredBlob> blob_info(const Hash256& hash) = 0;
+    virtual std::optional<std::string> blob_data(const Hash256& hash) = 0;
+    /// Where the staged chunks of an upload end (they are contiguous from 0); 0 for none.
+    virtual std::uint64_t staged_bytes(const Hash256& hash) = 0;
+    /// Keeps a chunk at `offset` (the staged end), durably; a chunk already there stays.
+    virtual void stage_chunk(const Hash256& hash, std::uint64_t offset, std::string_view data) = 0;
+    /// The staged chunks, in order, as one string.
+    virtual std::string staged_blob(const Hash256& hash) = 0;
+    virtual void drop_staged(const Hash256& hash) = 0;
+    /// Keeps a whole blob with its references and drops its staged chunks, in one durable
+    /// transaction. A blob already kept stays as it was; its new references are added.
+    virtual void store_blob(const Hash256& hash, const StoredBlob& info, std::string_view data,
+                            const std::vector<BlobRef>& refs) = 0;
+    virtual void add_blob_refs(const std::vector<BlobRef>& refs) = 0;
+    virtual std::vector<BlobRef> blob_refs(const Hash256& hash) = 0;
+
     virtual std::optional<std::pair<PublicKey, std::vector<std::uint8_t>>> server_key() = 0;
     virtual void set_server_key(const PublicKey& pk, const SecretKey& sk) = 0;
 
@@ -514,7 +553,7 @@ struct SqliteOptions {
 std::unique_ptr<Store> open_sqlite_store(const SqliteOptions& options);
 
 /// The schema version this build writes.
-constexpr int k_schema_version = 7;
+constexpr int k_schema_version = 8;
 
 /// An OpBatch's leaves as stored: per op u64 replica, u64 counter (little endian), the
 /// 32-byte hash.
@@ -553,6 +592,31 @@ inline std::vector<std::pair<OpId, Hash256>> leaves_of_blob(std::string_view blo
     }
     return out;
 }
+/// A blob reference from its stored columns; Error(internal) when they are damaged.
+inline BlobRef blob_ref_of(std::string_view hash, std::int64_t kind, std::int64_t entity_type,
+                           std::string_view entity, std::string label) {
+    BlobRef r;
+    const auto k = attachment::kind_from_number(static_cast<std::uint64_t>(kind));
+    if (hash.size() != r.hash.size() || entity.size() != r.entity.bytes.size() || !k ||
+        entity_type < 1 || entity_type > static_cast<std::int64_t>(EntityType::conflict)) {
+        throw Error(ErrorCode::internal, "a stored attachment reference is damaged");
+    }
+    std::copy(hash.begin(), hash.end(), r.hash.begin());
+    std::copy(entity.begin(), entity.end(), r.entity.bytes.begin());
+    r.kind = *k;
+    r.entity_type = static_cast<EntityType>(entity_type);
+    r.label = std::move(label);
+    return r;
+}
+/// A kept blob's description from its stored columns; Error(internal) when damaged.
+inline StoredBlob stored_blob_of(std::int64_t media, std::int64_t size, std::int64_t stored_at) {
+    if (media < 1 || media > static_cast<std::int64_t>(attachment::MediaType::pdf) || size < 0) {
+        throw Error(ErrorCode::internal, "a stored attachment is damaged");
+    }
+    return StoredBlob{static_cast<attachment::MediaType>(media), static_cast<std::uint64_t>(size),
+                      stored_at};
+}
+
 /// An OpBatch from its stored columns; Error(internal) when they are damaged.
 inline OpBatch op_batch_of(std::uint64_t replica, std::uint64_t counter, std::string_view signature,
                            std::string_view leaves, std::int64_t received_at) {

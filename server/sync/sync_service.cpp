@@ -534,6 +534,17 @@ void SyncService::index_op(const Op& op) {
             m_past_techs[op.entity].insert(*tech);
         }
     }
+    // Which blobs the state references (kept when a register moves on: a reopened
+    // signature's image stays the record it was).
+    if (f && (op.kind == OpKind::set || op.kind == OpKind::add)) {
+        if (auto ref = attachment::reference_of(op.entity_type, f->name, op.value)) {
+            auto& refs = m_blob_index[ref->hash];
+            BlobRef r{ref->hash, ref->kind, op.entity_type, op.entity, std::move(ref->label)};
+            if (std::find(refs.begin(), refs.end(), r) == refs.end()) {
+                refs.push_back(std::move(r));
+            }
+        }
+    }
 }
 
 void SyncService::index_set_aside(const Op& op) {
@@ -1580,7 +1591,7 @@ EndpointAnswer SyncService::enroll(const std::string& body) {
 }
 
 SyncService::Gate SyncService::open_envelope(const std::map<std::string, std::string>& headers,
-                                             Store& via) {
+                                             Store& via, bool sync_media) {
     Gate g;
     g.envelope = session::read_envelope(headers);
     const std::string content_type = g.envelope ? g.envelope->content_type : [&] {
@@ -1588,7 +1599,7 @@ SyncService::Gate SyncService::open_envelope(const std::map<std::string, std::st
         return t.substr(0, t.find(';'));
     }();
     g.json = content_type == k_content_type_json;
-    if (!g.json && content_type != k_content_type_binary) {
+    if (sync_media && !g.json && content_type != k_content_type_binary) {
         g.refused = refusal(Error(ErrorCode::unsupported_media_type,
                                   std::string("Content-Type must be ") + k_content_type_binary +
                                       " or " + k_content_type_json));
@@ -1617,6 +1628,31 @@ SyncService::Gate SyncService::open_envelope(const std::map<std::string, std::st
         }
     }
     return g;
+}
+
+std::variant<const User*, EndpointAnswer>
+SyncService::admit(const Gate& gate, std::string_view path, const std::string& body) {
+    namespace S = session;
+    const Device* device = gate.device;
+    if (gate.session) {
+        // A MAC that does not verify is a session this device cannot use (a stale key):
+        // it opens a new one, nothing lost.
+        if (!S::verify_envelope_mac(*gate.envelope, path, body, gate.session->key)) {
+            return refusal(
+                Error(ErrorCode::session_expired,
+                      "the request's MAC does not verify with its session: open a new one"));
+        }
+    } else if (!S::verify_envelope(*gate.envelope, path, body, device->public_key)) {
+        return refusal(Error(ErrorCode::bad_signature, "signature does not verify"));
+    }
+    if (device->status != DeviceStatus::active) {
+        return revoked(device->replica, device->revoked_at); // only after the request verified
+    }
+    const User* user = gate.directory->find(device->user);
+    if (!user || user->disabled) {
+        return refusal(Error(ErrorCode::user_disabled, "the device's user is disabled"));
+    }
+    return user;
 }
 
 std::size_t SyncService::SessionIdHash::operator()(const SessionId& id) const noexcept {
@@ -1812,9 +1848,9 @@ EndpointAnswer SyncService::revoked(std::uint64_t replica, std::int64_t revoked_
 }
 
 std::optional<EndpointAnswer>
-SyncService::check_headers(const std::map<std::string, std::string>& headers) {
+SyncService::check_headers(const std::map<std::string, std::string>& headers, bool sync_media) {
     const ReaderLease reader(lease_reader());
-    return open_envelope(headers, reader.store()).refused;
+    return open_envelope(headers, reader.store(), sync_media).refused;
 }
 
 void SyncService::read_page(Store& reads, const User& user, std::uint64_t replica,
@@ -2114,27 +2150,14 @@ SyncService::sync_impl(const std::string& path, const std::map<std::string, std:
     }
     const auto& envelope = gate.envelope;
     const bool json = gate.json;
-    const auto& directory = gate.directory;
     const Device* device = gate.device;
     const auto replica = std::optional(envelope->replica);
     const auto counter = std::optional(envelope->counter);
-    if (gate.session) {
-        // A MAC that does not verify is a session this device cannot use (a stale key):
-        // it opens a new one, nothing lost.
-        if (!S::verify_envelope_mac(*envelope, path, body, gate.session->key)) {
-            return refuse(ErrorCode::session_expired,
-                          "the request's MAC does not verify with its session: open a new one");
-        }
-    } else if (!S::verify_envelope(*envelope, path, body, device->public_key)) {
-        return refuse(ErrorCode::bad_signature, "signature does not verify");
+    auto admitted = admit(gate, path, body);
+    if (auto* no = std::get_if<EndpointAnswer>(&admitted)) {
+        return std::move(*no);
     }
-    if (device->status != DeviceStatus::active) {
-        return revoked(*replica, device->revoked_at); // only after the request verified
-    }
-    const User* user = directory->find(device->user);
-    if (!user || user->disabled) {
-        return refuse(ErrorCode::user_disabled, "the device's user is disabled");
-    }
+    const User* user = std::get<const User*>(admitted);
     std::uint32_t version = 0;
     try {
         version = peek_protocol_version(body, json, m_config.limits);

@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 namespace otsync::server {
 
@@ -70,6 +71,10 @@ struct SyncConfig {
     /// On SQLite the entities' projections are written after the commit that acknowledges
     /// their ops: at once when no request waits for a commit, else at most this late.
     std::uint32_t projection_lag_ms = 200;
+    /// Attachments: sizes, counts and types per kind (attachment.hpp), and the largest chunk
+    /// one upload request may carry (the HTTP layer refuses a larger body first).
+    attachment::Limits attachments;
+    std::uint32_t max_chunk_bytes = 256 * 1024;
 };
 
 /// Issues a one-time enrollment code for `user`, valid `ttl_ms` from `now`: 12
@@ -131,11 +136,29 @@ public:
     /// transport that carries the answers still runs).
     void end_waits();
 
+    // ---- attachments (docs/protocol.md §2.8) ----
+    /// POST /v1/blobs/<hash>/<size>/<offset>: one chunk of an attachment that an op of the
+    /// device's scope references, appended where the kept bytes end; the last one is
+    /// checked (hash, type, limits) and the whole blob kept before the answer. The answer
+    /// says how many bytes the server holds, so a cut resumes there. An empty body asks.
+    EndpointAnswer upload_blob(const std::string& path,
+                               const std::map<std::string, std::string>& headers,
+                               const std::string& body);
+    /// What references `hash` (kept references and the state's), and whether `user` may
+    /// see it: the permission table of docs/api.md (attachments).
+    std::vector<BlobRef> blob_refs(const Hash256& hash);
+    bool may_view_blob(const User& user, const std::vector<BlobRef>& refs);
+    /// Keeps a blob the server received itself (an office upload) with its references.
+    void keep_blob(std::string_view data, attachment::MediaType media,
+                   const std::vector<BlobRef>& refs);
+
     /// POST /v1/sync's checks that need no body (docs/protocol.md §2.3 steps 1–3: media
     /// type, envelope headers, an enrolled device): the refusal sync() would answer, or
     /// nullopt. Asked before a large body is read, so a stranger cannot make the server
     /// hold one.
-    std::optional<EndpointAnswer> check_headers(const std::map<std::string, std::string>& headers);
+    /// `sync_media` false: any Content-Type (an attachment's chunk, POST /v1/blobs/...).
+    std::optional<EndpointAnswer> check_headers(const std::map<std::string, std::string>& headers,
+                                                bool sync_media = true);
 
     /// Ops made on the server (replica 0) by a user with a role, through the same
     /// validation as a device's; `make` builds them with the server's OpMaker.
@@ -221,7 +244,14 @@ private:
         std::optional<DeviceSession> session;
         std::optional<EndpointAnswer> refused;
     };
-    Gate open_envelope(const std::map<std::string, std::string>& headers, Store& via);
+    Gate open_envelope(const std::map<std::string, std::string>& headers, Store& via,
+                       bool sync_media = true);
+    /// Steps 4–5 of a gate that opened: its MAC or signature over `path` and `body`, the
+    /// device not revoked, its user enabled. The user, or the refusal.
+    std::variant<const User*, EndpointAnswer> admit(const Gate& g, std::string_view path,
+                                                    const std::string& body);
+    /// Whether a device of `user` may send a blob with this reference.
+    bool may_send_blob(const User& user, const BlobRef& ref) const;
     /// A pull that waits for its feed (long-poll).
     struct PullWait {
         bool wanted = false;
@@ -450,6 +480,12 @@ private:
     // technician) are the replica's own index (crdt::Replica::referrers, link_of); only
     // what the state forgets is kept here: every technician an OT had.
     std::unordered_map<Id, std::set<Id>> m_past_techs;
+    // Blob hash -> the references to it in the state (index_op), for uploads and serving.
+    struct HashKey {
+        std::size_t operator()(const Hash256& h) const noexcept;
+    };
+    std::unordered_map<Hash256, std::vector<BlobRef>, HashKey> m_blob_index;
+    std::mutex m_blob_mutex; // one upload's staging at a time on this instance
     // replica -> request counter: every counter seen since start (SQLite); on a shared store
     // only within one committer group (the database's counter is read in its transaction).
     std::unordered_map<std::uint64_t, std::uint64_t> m_last_counter;

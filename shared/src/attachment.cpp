@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <charconv>
 #include <string>
 
 namespace otsync::attachment {
@@ -21,6 +22,38 @@ constexpr KindRow k_kinds[] = {
     {Kind::requirement_scan, "requirement_scan"},
 };
 static_assert(std::size(k_kinds) == static_cast<std::size_t>(k_last_kind));
+
+struct RefField {
+    EntityType entity;
+    std::string_view field;
+    Kind kind;
+    bool labelled; // a set of "<label> <hex>"; else a register holding the hash
+};
+constexpr RefField k_ref_fields[] = {
+    {EntityType::work_order, "signature_blob", Kind::customer_signature, false},
+    {EntityType::collected_item, "signature_blob", Kind::customer_signature, false},
+    {EntityType::handover, "technician_signature_blob", Kind::technician_signature, false},
+    {EntityType::handover, "clerk_signature_blob", Kind::clerk_signature, false},
+    {EntityType::work_order, "equipment_photos", Kind::equipment_photo, true},
+    {EntityType::case_file, "requirement_scans", Kind::requirement_scan, true},
+};
+
+const RefField* ref_field(EntityType t, std::string_view field) noexcept {
+    for (const auto& r : k_ref_fields) {
+        if (r.entity == t && r.field == field) {
+            return &r;
+        }
+    }
+    return nullptr;
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) noexcept {
+    if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) {
+        return false;
+    }
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
+}
 
 struct MediaRow {
     MediaType type;
@@ -194,6 +227,95 @@ Hash256 Hasher::finish() {
     crypto_generichash_final(reinterpret_cast<crypto_generichash_state*>(m_state.data()),
                              out.data(), out.size());
     return out;
+}
+
+std::optional<Kind> kind_of_field(EntityType t, std::string_view field) noexcept {
+    const RefField* r = ref_field(t, field);
+    return r ? std::optional(r->kind) : std::nullopt;
+}
+
+std::optional<Hash256> hash_from_hex(std::string_view text) noexcept {
+    Hash256 h{};
+    if (text.size() != 2 * h.size()) {
+        return std::nullopt;
+    }
+    const auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') {
+            return c - '0';
+        }
+        c = static_cast<char>(c | 0x20);
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    };
+    for (std::size_t i = 0; i < h.size(); ++i) {
+        const int hi = nibble(text[2 * i]), lo = nibble(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return std::nullopt;
+        }
+        h[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+    }
+    return h;
+}
+
+std::optional<Reference> reference_of(EntityType t, std::string_view field, const Value& v) {
+    const RefField* r = ref_field(t, field);
+    if (!r) {
+        return std::nullopt;
+    }
+    Reference out;
+    out.kind = r->kind;
+    if (!r->labelled) {
+        const auto* b = std::get_if<Bytes>(&v);
+        if (!b || b->data.size() != out.hash.size()) {
+            return std::nullopt;
+        }
+        std::copy(b->data.begin(), b->data.end(), out.hash.begin());
+        return out;
+    }
+    const auto* s = std::get_if<std::string>(&v);
+    if (!s || s->size() < 66 || (*s)[s->size() - 65] != ' ') {
+        return std::nullopt;
+    }
+    const auto h = hash_from_hex(std::string_view(*s).substr(s->size() - 64));
+    if (!h) {
+        return std::nullopt;
+    }
+    out.hash = *h;
+    out.label = s->substr(0, s->size() - 65);
+    return out;
+}
+
+std::string reference_text(std::string_view label, const Hash256& h) {
+    return std::string(label) + " " + to_hex(h);
+}
+
+std::string upload_path(const Hash256& h, std::uint64_t size, std::uint64_t offset) {
+    return "/v1/blobs/" + to_hex(h) + "/" + std::to_string(size) + "/" + std::to_string(offset);
+}
+
+std::optional<UploadTarget> parse_upload_path(std::string_view path) noexcept {
+    constexpr std::string_view prefix = "/v1/blobs/";
+    if (path.substr(0, prefix.size()) != prefix) {
+        return std::nullopt;
+    }
+    path.remove_prefix(prefix.size());
+    const auto a = path.find('/');
+    if (a != 64) {
+        return std::nullopt;
+    }
+    const auto b = path.find('/', a + 1);
+    if (b == std::string_view::npos) {
+        return std::nullopt;
+    }
+    UploadTarget t;
+    const auto h = hash_from_hex(path.substr(0, a));
+    const bool lower =
+        std::none_of(path.begin(), path.begin() + a, [](char c) { return c >= 'A' && c <= 'F'; });
+    if (!h || !lower || !parse_u64(path.substr(a + 1, b - a - 1), t.size) ||
+        !parse_u64(path.substr(b + 1), t.offset)) {
+        return std::nullopt;
+    }
+    t.hash = *h;
+    return t;
 }
 
 std::uint64_t Chunks::count() const noexcept {

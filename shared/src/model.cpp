@@ -152,7 +152,7 @@ constexpr std::uint32_t k_long = 4000;
 constexpr RoleMask k_tv = role_bit(R::technician); // technician_visible
 
 // clang-format off
-constexpr std::array<FieldDef, 39> k_case_fields{{
+constexpr std::array<FieldDef, 40> k_case_fields{{
     {E::case_file, 1, "modality", K::register_, T::int64, 0, 1, 4, k_intake, 0, k_tv, false, nullptr, {}, "Modalidad de traslado"},
     {E::case_file, 2, "contract", K::register_, T::text, k_short, 0, 0, k_intake, 0, k_tv, false, nullptr, {}, "Contrato"},
     {E::case_file, 3, "customer_name", K::register_, T::text, k_name, 0, 0, k_intake, 0, k_tv, false, nullptr, {}, "Nombre del cliente"},
@@ -192,10 +192,12 @@ constexpr std::array<FieldDef, 39> k_case_fields{{
     {E::case_file, 37, "fee_products_withdrawn", K::register_, T::boolean, 0, 0, 0, k_office, 0, 0, false, nullptr, {}, "Producto retirado (baja)"},
     {E::case_file, 38, "fee_charged", K::register_, T::boolean, 0, 0, 0, k_office | k_commercial, 0, 0, false, nullptr, {}, "Cobro de traslado digitado"},
     {E::case_file, 39, "cancel_reason", K::register_, T::text, k_line, 0, 0, k_cancel, 0, 0, false, nullptr, {}, "Motivo de anulación"},
+    // A requirement's scan (Anexo 2): "<requirement code> <64 hex digits of the blob's hash>".
+    {E::case_file, 40, "requirement_scans", K::set, T::text, k_short + 65, 0, 0, k_intake | k_commercial, 0, 0, true, nullptr, {}, "Requisitos escaneados"},
 }};
 
 constexpr RoleMask k_tech_field = bits({R::technician, R::supervisor, R::system});
-constexpr std::array<FieldDef, 19> k_ot_fields{{
+constexpr std::array<FieldDef, 21> k_ot_fields{{
     {E::work_order, 1, "case", K::register_, T::id, 0, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Caso"},
     {E::work_order, 2, "kind", K::register_, T::text, k_short, 0, 0, k_office, 0, k_tv, false, nullptr, k_ot_kinds, "Tipo de OT"},
     {E::work_order, 3, "technician", K::register_, T::id, 0, 0, 0, k_office, 0, k_tv, false, nullptr, {}, "Técnico"},
@@ -217,6 +219,10 @@ constexpr std::array<FieldDef, 19> k_ot_fields{{
     // A former assignee's status or register write, kept for the office and not merged
     // (protocol.md §3.6): the server's record, as JSON {user, replica, received_at, op}.
     {E::work_order, 19, "flagged_writes", K::log, T::text, 2 * k_long, 0, 0, bits({R::system}), 0, 0, false, nullptr, {}, "Cambios de un técnico anterior (no aplicados)"},
+    // The customer's signature image: the hash of its blob (attachment.hpp), set with
+    // signature_ref. Photos of a damaged or missing item: "<serial> <64 hex digits>".
+    {E::work_order, 20, "signature_blob", K::register_, T::bytes, 32, 0, 0, k_tech_field, 0, k_tv, true, nullptr, {}, "Imagen de la firma del cliente"},
+    {E::work_order, 21, "equipment_photos", K::set, T::text, k_short + 65, 0, 0, k_field, 0, k_tv, false, nullptr, {}, "Fotos de equipos"},
 }};
 
 constexpr RoleMask k_inventory = bits({R::back_office, R::supervisor, R::system});
@@ -232,7 +238,7 @@ constexpr std::array<FieldDef, 7> k_equipment_fields{{
 }};
 
 constexpr RoleMask k_collectors = bits({R::technician, R::supervisor, R::system});
-constexpr std::array<FieldDef, 16> k_item_fields{{
+constexpr std::array<FieldDef, 17> k_item_fields{{
     {E::collected_item, 1, "work_order", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "OT"},
     {E::collected_item, 2, "serial", K::register_, T::text, k_short, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Código", false, true},
     {E::collected_item, 3, "description", K::register_, T::text, k_name, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Descripción", true},
@@ -252,10 +258,11 @@ constexpr std::array<FieldDef, 16> k_item_fields{{
     // Custody follows them, not the OT's current technician (a technician writes only his own).
     {E::collected_item, 15, "collected_by", K::register_, T::id, 0, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Recogido por"},
     {E::collected_item, 16, "collected_device", K::register_, T::int64, 0, 0, INT64_MAX, k_collectors, 0, k_tv, false, nullptr, {}, "Dispositivo que lo registró"},
+    {E::collected_item, 17, "signature_blob", K::register_, T::bytes, 32, 0, 0, k_collectors, 0, k_tv, true, nullptr, {}, "Imagen de la firma del cliente"},
 }};
 
 constexpr RoleMask k_handover_writers = bits({R::technician, R::warehouse_clerk, R::supervisor, R::system});
-constexpr std::array<FieldDef, 14> k_handover_fields{{
+constexpr std::array<FieldDef, 16> k_handover_fields{{
     {E::handover, 1, "technician", K::register_, T::id, 0, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Técnico"},
     {E::handover, 2, "date", K::register_, T::timestamp, 0, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Fecha"},
     {E::handover, 3, "zone", K::register_, T::text, k_short, 0, 0, k_handover_writers, 0, k_tv, false, nullptr, {}, "Zona"},
@@ -270,6 +277,8 @@ constexpr std::array<FieldDef, 14> k_handover_fields{{
     {E::handover, 12, "delivered_rows_hash", K::register_, T::bytes, 32, 0, 0, k_collectors, 0, k_tv, false, nullptr, {}, "Huella de filas entregadas"},
     {E::handover, 13, "received_by_user", K::register_, T::id, 0, 0, 0, k_warehouse, 0, k_tv, false, nullptr, {}, "Recibido por (usuario)"},
     {E::handover, 14, "receipt_signature", K::register_, T::bytes, 64, 0, 0, k_warehouse, 0, k_tv, false, nullptr, {}, "Firma del servidor sobre la recepción"},
+    {E::handover, 15, "technician_signature_blob", K::register_, T::bytes, 32, 0, 0, k_collectors, 0, k_tv, true, nullptr, {}, "Imagen de la firma del técnico"},
+    {E::handover, 16, "clerk_signature_blob", K::register_, T::bytes, 32, 0, 0, k_warehouse, 0, k_tv, true, nullptr, {}, "Imagen de la firma de almacén"},
 }};
 
 constexpr RoleMask k_resolvers = bits({R::back_office, R::supervisor, R::warehouse_clerk, R::system});

@@ -40,6 +40,10 @@ expect 1 "no es una imagen PNG" sign "$ot" --png "$tmp/not.png"
 printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c\x63\x60\x60\x60\xf8\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82' >"$tmp/sig.png" # a real 1x1 PNG
 expect 0 "Firma del cliente registrada" sign "$ot" --png "$tmp/sig.png"
 expect 1 "ya firmó" collect "$ot" EXTRA01 --reason migration
+printf '\xff\xd8\xff\xe0\x00\x10JFIF\x00foto de un equipo golpeado\xff\xd9' >"$tmp/foto.jpg"
+expect 1 "tipo de archivo no admitido" photo "$ot" HWTC7F300999 "$tmp/not.png"
+expect 1 "no encontrado" photo "$ot" NOT-ON-THE-OT "$tmp/foto.jpg"
+expect 0 "Foto de HWTC7F300999 registrada" photo "$ot" HWTC7F300999 "$tmp/foto.jpg"
 expect 1 "no puede concluir" complete "$ot"
 expect 0 "Faltante registrado" missing "$ot" PWR-12V-0999 --reason "el cliente la conserva"
 expect 0 "Faltante registrado" missing "$ot" RMT-0999 --reason extraviado
@@ -51,6 +55,19 @@ expect 0 "concluida" complete "$ot"
 expect 0 "Entrega (Anexo 4) creada" handover create --zone Cercado
 expect 0 "pendientes de envío: 0; rechazos: 0" sync
 expect 0 "Pendientes de envío: *0" status
+expect 0 "Firmas y fotos: *0 por enviar (0 KiB), 2 en el servidor, 0 rechazadas" status
+# The office sees the photo, served as what its bytes are; another technician may not.
+photo=$(b2sum -l 256 "$tmp/foto.jpg" | cut -d' ' -f1)
+login() { curl -s -X POST "http://127.0.0.1:$port/v1/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"$1\",\"password\":\"otsync-demo\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'; }
+fetch() { curl -s -o "$tmp/fetched" -w '%{http_code} %{content_type}' \
+    -H "Authorization: Bearer $1" "http://127.0.0.1:$port/v1/attachments/$photo"; }
+got=$(fetch "$(login almacen.demo)")
+[[ $got == "200 image/jpeg" ]] && cmp -s "$tmp/fetched" "$tmp/foto.jpg" ||
+    { echo "FAIL: the warehouse got '$got' for the photo"; exit 1; }
+got=$(fetch "$(login tec.mamani)")
+[[ $got == 403* ]] || { echo "FAIL: another technician got '$got' for the photo"; exit 1; }
+echo "ok: the photo reached the office intact; another technician gets 403"
 # The office reassigns another of the technician's OTs: the device says so, not silently.
 other=$("$tech" list | sed -n 's/^OT \([0-9a-f]\{32\}\)$/\1/p' | grep -v "^$ot$" | head -1)
 [[ ${#other} -eq 32 ]] || { echo "FAIL: no second OT"; exit 1; }

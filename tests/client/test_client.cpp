@@ -256,7 +256,7 @@ TEST_CASE(
         c.sync(t);
         c.set_status(ots[0].hex(), "on_site", "");
         c.collect(ots[0].hex(), "SECRET0-0", "", "migration", "", "");
-        const std::string png = tiny_png() + "FIRMA-DEL-CLIENTE-0123456789";
+        const std::string png = otsync::testing::png_with_text("FIRMA-DEL-CLIENTE-0123456789");
         c.sign(ots[0].hex(), reinterpret_cast<const std::uint8_t*>(png.data()), png.size());
         c.sync(t);
         replica = c.replica();

@@ -1891,3 +1891,54 @@ TEST_CASE("devices' sessions and signed batches read back whole, from any connec
         }
     });
 }
+
+TEST_CASE("an attachment's chunks stage in order and its whole blob is kept once, with its "
+          "references, on one backend as on the other") {
+    for_each_backend([](const Env& e) {
+        Store& s = e.store;
+        const std::string data = "\xff\xd8\xff" + std::string(5000, 'x') + "\xff\xd9";
+        const Hash256 h = blake2b_256(data);
+        CHECK(s.staged_bytes(h) == 0);
+        CHECK_FALSE(s.blob_info(h));
+        s.stage_chunk(h, 0, std::string_view(data).substr(0, 2000));
+        s.stage_chunk(h, 0, std::string_view(data).substr(0, 1000)); // one already there stays
+        s.stage_chunk(h, 2000, std::string_view(data).substr(2000, 2000));
+        CHECK(s.staged_bytes(h) == 4000);
+        s.stage_chunk(h, 4000, std::string_view(data).substr(4000));
+        CHECK(s.staged_blob(h) == data);
+        // Seen from another connection (another process, another instance) too.
+        CHECK(e.open_again()->staged_bytes(h) == data.size());
+
+        const Id ot = Id::random();
+        const BlobRef ref{h, attachment::Kind::equipment_photo, EntityType::work_order, ot,
+                          "ZTEG01"};
+        s.store_blob(h, StoredBlob{attachment::MediaType::jpeg, data.size(), k_now}, data, {ref});
+        CHECK(s.staged_bytes(h) == 0);
+        const auto info = s.blob_info(h);
+        REQUIRE(info);
+        CHECK(info->media == attachment::MediaType::jpeg);
+        CHECK(info->size == data.size());
+        CHECK(info->stored_at == k_now);
+        CHECK(s.blob_data(h) == data);
+        // Kept again: the blob stays as it was, a new reference joins, a known one is not doubled.
+        const BlobRef other{h, attachment::Kind::equipment_photo, EntityType::work_order,
+                            Id::random(), "ZTEG02"};
+        s.store_blob(h, StoredBlob{attachment::MediaType::png, 1, k_now + 1}, "y", {ref, other});
+        CHECK(s.blob_data(h) == data);
+        CHECK(s.blob_info(h)->stored_at == k_now);
+        auto refs = s.blob_refs(h);
+        CHECK(refs.size() == 2);
+        CHECK(std::find(refs.begin(), refs.end(), ref) != refs.end());
+        CHECK(std::find(refs.begin(), refs.end(), other) != refs.end());
+        s.add_blob_refs({other});
+        CHECK(s.blob_refs(h).size() == 2);
+
+        // Staged chunks of another upload are dropped whole.
+        const Hash256 g = blake2b_256("another");
+        s.stage_chunk(g, 0, "abc");
+        s.drop_staged(g);
+        CHECK(s.staged_bytes(g) == 0);
+        CHECK(s.blob_refs(g).empty());
+        CHECK_FALSE(s.blob_data(g));
+    });
+}

@@ -966,7 +966,8 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
         // (and without what later schemas added: the directory's version counter of schema 5,
-        // the archive of schema 6, the sessions and signed batches of schema 7)
+        // the archive of schema 6, the sessions and signed batches of schema 7, the
+        // attachments of schema 8)
         CHECK(sqlite3_exec(
                   db,
                   "ALTER TABLE feed DROP COLUMN history; DROP TABLE directory_version; "
@@ -975,6 +976,7 @@ TEST_CASE("schema 4: feed rows written before it reach their op's author too") {
                   "DROP TRIGGER directory_device_update; "
                   "DROP TRIGGER directory_device_delete; DROP TABLE archived_cases; "
                   "DROP TABLE archive; DROP TABLE device_sessions; DROP TABLE op_batches; "
+                  "DROP TABLE blobs; DROP TABLE blob_chunks; DROP TABLE blob_refs; "
                   "PRAGMA user_version=3;",
                   nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);

@@ -72,8 +72,9 @@ constexpr int k_exit_revoked = 4;
 constexpr int k_exit_not_enrolled = 5;
 
 constexpr std::size_t k_max_pin = 128;
-constexpr std::size_t k_key_bytes = 32;       // otsync_client_open's key
-constexpr std::size_t k_max_png = 256 * 1024; // client.h: at most 256 KiB
+constexpr std::size_t k_key_bytes = 32;              // otsync_client_open's key
+constexpr std::size_t k_max_png = 256 * 1024;        // client.h: at most 256 KiB
+constexpr std::size_t k_max_photo = 4 * 1024 * 1024; // client.h: at most 4 MiB
 static_assert(crypto_pwhash_SALTBYTES == 16, "FILE.salt holds 16 bytes");
 
 constexpr const char* k_usage =
@@ -90,6 +91,8 @@ constexpr const char* k_usage =
     "  verify OT SERIE                        verificar un equipo que trajo el cliente\n"
     "  missing OT SERIE --reason TEXTO        por qué falta un equipo esperado\n"
     "  sign OT --png ARCHIVO                  firma del cliente (PNG, hasta 256 KiB)\n"
+    "  photo OT SERIE ARCHIVO                 foto de un equipo dañado o faltante (JPEG o\n"
+    "                                         PNG, hasta 4 MiB)\n"
     "  reopen OT --reason TEXTO               reabrir filas firmadas (queda la firma anterior)\n"
     "  complete OT                            concluir la OT\n"
     "  fail OT --reason TEXTO                 visita fallida, con su motivo\n"
@@ -154,6 +157,9 @@ Failure api_failure(const otsync_error& err) {
         break;
     case OTSYNC_ERR_TOO_LARGE:
         what = "demasiado grande";
+        break;
+    case OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE:
+        what = "tipo de archivo no admitido (una foto es un JPEG o PNG completo)";
         break;
     case OTSYNC_ERR_UNSUPPORTED_PROTOCOL:
         what = "el servidor usa otra versión del protocolo; actualice otsync-tech";
@@ -1055,23 +1061,45 @@ int cmd_void(Args& a) {
     return k_exit_ok;
 }
 
+/// A file's bytes, refused past `max` (`max_text` says it to the technician).
+std::vector<std::uint8_t> read_limited(const char* path, std::size_t max, const char* max_text) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw Failure{k_exit_failed, std::string("no se puede leer ") + path};
+    }
+    // One byte past the limit is enough to know it is too large.
+    std::vector<std::uint8_t> out(max + 1);
+    in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
+    out.resize(static_cast<std::size_t>(in.gcount()));
+    if (out.size() > max) {
+        throw Failure{k_exit_failed, std::string(path) + " pasa de " + max_text};
+    }
+    return out;
+}
+
+int cmd_photo(Args& a) {
+    a.expect(3, "photo OT SERIE ARCHIVO", {});
+    const std::vector<std::uint8_t> photo =
+        read_limited(a.positional[2].c_str(), k_max_photo, "4 MiB");
+    auto c = open_existing(a, true);
+    const std::string ot = resolve_ot(*c, a.positional[0]);
+    otsync_error err{};
+    const std::string hash = take(otsync_client_photo(c->get(), ot.c_str(), a.positional[1].c_str(),
+                                                      photo.data(), photo.size(), &err),
+                                  err);
+    std::printf("Foto de %s registrada en la OT %s (%zu bytes, %s); se envía después de las "
+                "filas en la próxima sincronización.\n",
+                a.positional[1].c_str(), ot.c_str(), photo.size(), hash.substr(1, 12).c_str());
+    return k_exit_ok;
+}
+
 int cmd_sign(Args& a) {
     a.expect(1, "sign OT --png ARCHIVO", {"--png"});
     const char* path = a.option("--png");
     if (!path) {
         usage_error("falta la imagen de la firma: --png ARCHIVO");
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw Failure{k_exit_failed, std::string("no se puede leer ") + path};
-    }
-    // One byte past the limit is enough to know it is too large.
-    std::vector<std::uint8_t> png(k_max_png + 1);
-    in.read(reinterpret_cast<char*>(png.data()), static_cast<std::streamsize>(png.size()));
-    png.resize(static_cast<std::size_t>(in.gcount()));
-    if (png.size() > k_max_png) {
-        throw Failure{k_exit_failed, std::string(path) + " pasa de 256 KiB"};
-    }
+    const std::vector<std::uint8_t> png = read_limited(path, k_max_png, "256 KiB");
     static constexpr std::uint8_t k_png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (png.size() < sizeof k_png_magic ||
         std::memcmp(png.data(), k_png_magic, sizeof k_png_magic) != 0) {
@@ -1262,6 +1290,21 @@ int cmd_status(Args& a) {
     line("Base de datos", a.db, 26);
     line("Registrado", is ? "sí (réplica " + text(member(&doc, "replica")) + ")" : "no", 26);
     line("Pendientes de envío", text(member(&doc, "pending")), 26);
+    const Json* files = member(&doc, "attachments");
+    const Json* refused = member(files, "refused");
+    const std::size_t nf = refused && refused->IsArray() ? refused->Size() : 0;
+    line("Firmas y fotos",
+         text(member(files, "pending")) + " por enviar (" +
+             std::to_string(number(member(files, "pending_bytes")) / 1024) + " KiB), " +
+             text(member(files, "uploaded")) + " en el servidor, " + std::to_string(nf) +
+             " rechazadas (se conservan)",
+         26);
+    for (std::size_t i = 0; i < nf; ++i) {
+        const Json* r = &(*refused)[static_cast<rapidjson::SizeType>(i)];
+        std::printf("    - %s %s: %s\n", text(member(r, "kind")).c_str(),
+                    text(member(r, "hash")).substr(0, 12).c_str(),
+                    text(member(r, "refusal")).c_str());
+    }
     const Json* last = member(&doc, "last_sync");
     const std::string at = when(number(member(last, "at")));
     const std::string result = text(member(last, "result"));
@@ -1332,6 +1375,9 @@ int run(Args& a) {
     }
     if (cmd == "sign") {
         return cmd_sign(a);
+    }
+    if (cmd == "photo") {
+        return cmd_photo(a);
     }
     if (cmd == "handover") {
         return cmd_handover(a);

@@ -173,12 +173,22 @@ OTSYNC_API int otsync_client_report_missing(otsync_client_t* client, const char*
                                             const char* serial, const char* reason,
                                             otsync_error* err);
 
-/* The customer's signature as PNG bytes (at most 256 KiB; the bytes must be a PNG, else
- * OTSYNC_ERR_INVALID_VALUE), bound to a BLAKE2b-256 hash of the exact rows recorded on the
- * OT at this moment (docs/protocol.md says how; the server recomputes it). From then on
- * the rows are frozen: a second sign, collect or void gets OTSYNC_ERR_SIGNED_ROWS. */
+/* The customer's signature as PNG bytes (at most 256 KiB, else OTSYNC_ERR_TOO_LARGE; a
+ * whole PNG, else OTSYNC_ERR_INVALID_VALUE), bound to a BLAKE2b-256 hash of the
+ * exact rows recorded on the OT at this moment (docs/protocol.md says how; the server
+ * recomputes it). From then on the rows are frozen: a second sign, collect or void gets
+ * OTSYNC_ERR_SIGNED_ROWS. The image is kept encrypted and uploaded after the ops, by
+ * chunks that resume where a cut left them. */
 OTSYNC_API int otsync_client_sign(otsync_client_t* client, const char* ot_id, const uint8_t* png,
                                   size_t png_len, otsync_error* err);
+
+/* A photo of an item of the OT (a damaged or missing one), by its serial, expected on the
+ * OT or collected on it (else OTSYNC_ERR_NOT_FOUND): a whole JPEG or PNG of at most 4 MiB
+ * (OTSYNC_ERR_TOO_LARGE; another type OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE), at most 20 per
+ * OT. Kept encrypted and uploaded after the ops, signatures first. Returns the photo's
+ * BLAKE2b-256 as a JSON string ("<64 hex digits>") to free with otsync_string_free. */
+OTSYNC_API char* otsync_client_photo(otsync_client_t* client, const char* ot_id, const char* serial,
+                                     const uint8_t* data, size_t len, otsync_error* err);
 
 /* Reopens a signed OT's rows, on site, saying why (required): the earlier signature and
  * hash stay on record in the OT's notes; rows can change again and the customer signs

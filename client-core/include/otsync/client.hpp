@@ -102,7 +102,10 @@ struct SyncStats {
     // The HTTP bytes the transport reports (HttpReply::wire_bytes_*), else the bodies.
     std::uint64_t bytes_up = 0;
     std::uint64_t bytes_down = 0;
-    std::vector<std::string> evicted_ots; // OTs that left this device in this sync (hex)
+    std::vector<std::string> evicted_ots;  // OTs that left this device in this sync (hex)
+    std::uint64_t attachments_sent = 0;    // attachments now whole on the server
+    std::uint64_t attachment_bytes = 0;    // attachment bytes the server took in this sync
+    std::uint64_t attachments_refused = 0; // refused by the server (kept, in the status)
 };
 
 /// How a sync waits out a link that does not answer: exponential back-off with jitter,
@@ -128,9 +131,11 @@ struct SyncProgress {
     std::uint64_t remaining = 0; // the server's estimate of ops still to pull
     std::uint64_t bytes_up = 0;
     std::uint64_t bytes_down = 0;
-    std::uint32_t attempt = 0;     // failed tries in a row (0: the link answers)
-    std::uint32_t retry_in_ms = 0; // > 0: waiting this long before trying again
-    int last_error = 0;            // the failure that caused the wait (OTSYNC_ERR_*)
+    std::uint64_t attachment_bytes_sent = 0;    // attachment bytes the server took so far
+    std::uint64_t attachment_bytes_pending = 0; // attachment bytes still to upload
+    std::uint32_t attempt = 0;                  // failed tries in a row (0: the link answers)
+    std::uint32_t retry_in_ms = 0;              // > 0: waiting this long before trying again
+    int last_error = 0;                         // the failure that caused the wait (OTSYNC_ERR_*)
     std::string last_error_message;
 };
 using ProgressFn = std::function<bool(const SyncProgress&)>;
@@ -166,7 +171,13 @@ public:
     /// missing item's reason, which the case needs before it can close.
     void report_missing(const std::string& ot_hex, const std::string& serial,
                         const std::string& reason);
+    /// The customer's signature (a whole PNG, attachment.hpp's limits): it binds the rows
+    /// recorded now; the image is kept encrypted and uploaded after the ops.
     void sign(const std::string& ot_hex, const std::uint8_t* png, std::size_t len);
+    /// A photo (JPEG or PNG) of an item of the OT, expected or collected, by serial (a
+    /// damaged or missing one); kept encrypted, uploaded after the ops. Its hash (hex).
+    std::string photo(const std::string& ot_hex, const std::string& serial,
+                      const std::uint8_t* data, std::size_t len);
     /// Reopens a signed OT's rows (on site, before completion), saying why; the earlier
     /// signature and hash are kept in the OT's notes. Sign again afterwards.
     void reopen_signature(const std::string& ot_hex, const std::string& reason);

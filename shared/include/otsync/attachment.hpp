@@ -8,11 +8,14 @@
 
 #include "otsync/crypto.hpp"
 #include "otsync/error.hpp"
+#include "otsync/model.hpp"
+#include "otsync/value.hpp"
 
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -95,5 +98,40 @@ struct Chunks {
     std::uint64_t offset(std::uint64_t i) const noexcept { return i * chunk_bytes; }
     std::uint32_t size(std::uint64_t i) const noexcept;
 };
+
+// ---- references: the fields of the model that name blobs ----------------------------------
+
+/// A field's reference to a blob: a signature register holds the hash (bytes); a photo's or
+/// a scan's set element is "<label> <64 lowercase hex digits>", the label being the item's
+/// serial or the requirement's code.
+struct Reference {
+    Kind kind{};
+    Hash256 hash{};
+    std::string label; // empty for a signature
+};
+
+/// The kind of blob a field references (work_order.signature_blob: customer_signature...),
+/// or nullopt for every other field.
+std::optional<Kind> kind_of_field(EntityType t, std::string_view field) noexcept;
+/// The reference a value of that field makes, or nullopt (another field, a null, a
+/// malformed element).
+std::optional<Reference> reference_of(EntityType t, std::string_view field, const Value& v);
+/// A photo's or a scan's set element.
+std::string reference_text(std::string_view label, const Hash256& h);
+/// 64 hex digits (either case) as a hash.
+std::optional<Hash256> hash_from_hex(std::string_view text) noexcept;
+
+// ---- the upload route (docs/protocol.md, attachments) ------------------------------------
+
+/// "/v1/blobs/<hash hex>/<size>/<offset>": what a chunk request is posted to (and signed for).
+std::string upload_path(const Hash256& h, std::uint64_t size, std::uint64_t offset);
+struct UploadTarget {
+    Hash256 hash{};
+    std::uint64_t size = 0;
+    std::uint64_t offset = 0;
+};
+/// The target of an upload path, or nullopt when it is not exactly that form (decimal
+/// without sign or leading zeros, at most 19 digits; lowercase hex).
+std::optional<UploadTarget> parse_upload_path(std::string_view path) noexcept;
 
 } // namespace otsync::attachment
