@@ -3,7 +3,9 @@
 
 #include "procedure/csv_import.hpp"
 
+#include "otsync/attachment.hpp"
 #include "otsync/model.hpp"
+#include "otsync/view.hpp"
 
 #include <fstream>
 #include <optional>
@@ -12,6 +14,17 @@
 namespace otsync::server {
 
 namespace {
+
+/// The demo's signature image: a whole 1×1 PNG stands for what a signature pad gives.
+const std::string& demo_signature_png() {
+    static const std::string png(
+        "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00"
+        "\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\x9c"
+        "\x63\x60\x60\x60\xf8\x0f\x00\x01\x04\x01\x00\x5f\xe5\xc3\x4b\x00\x00\x00\x00\x49\x45"
+        "\x4e\x44\xae\x42\x60\x82",
+        70);
+    return png;
+}
 
 // The inventory as the import reads it (server/procedure/csv_import.hpp).
 constexpr const char* k_demo_inventory =
@@ -219,6 +232,12 @@ DemoSummary seed_demo(Server& server) {
         // and a handover for the warehouse.
         const User& tech = techs[0];
         const Id handover = Id::random();
+        const std::string& png = demo_signature_png();
+        const Hash256 image =
+            attachment::blob_hash({reinterpret_cast<const std::uint8_t*>(png.data()), png.size()});
+        const Bytes image_ref{{image.begin(), image.end()}};
+        std::vector<BlobRef> refs; // what names the image: the OTs, their rows, the handover
+        std::vector<std::pair<Id, std::string>> delivered;
         const auto results =
             sync.submit(tech.id, Role::technician, [&](crdt::OpMaker& m, const crdt::Replica& r) {
                 std::vector<Op> ops;
@@ -252,16 +271,25 @@ DemoSummary seed_demo(Server& server) {
                         ops.push_back(m.add(EntityType::handover, handover, "rows", item));
                         ops.push_back(m.set(T, item, "handover", handover));
                         rows += item.hex() + " " + serial + "\n";
+                        delivered.emplace_back(item, serial);
                     }
                     if (!expected.empty()) {
                         const Hash256 h = blake2b_256(rows);
                         const Id signature = Id::random();
                         ops.push_back(
                             m.set(EntityType::work_order, ot, "signature_ref", signature));
+                        ops.push_back(
+                            m.set(EntityType::work_order, ot, "signature_blob", image_ref));
+                        refs.push_back({image, attachment::Kind::customer_signature,
+                                        EntityType::work_order, ot, ""});
                         for (const auto& v : expected) { // each row carries the signature
                             const Id item = Id::collected_item(ot, std::get<std::string>(v));
                             ops.push_back(m.set(EntityType::collected_item, item, "signature_ref",
                                                 signature));
+                            ops.push_back(m.set(EntityType::collected_item, item, "signature_blob",
+                                                image_ref));
+                            refs.push_back({image, attachment::Kind::customer_signature,
+                                            EntityType::collected_item, item, ""});
                         }
                         ops.push_back(m.set(EntityType::work_order, ot, "signed_rows_hash",
                                             Bytes{{h.begin(), h.end()}}));
@@ -276,10 +304,19 @@ DemoSummary seed_demo(Server& server) {
                 ops.push_back(m.set(H, handover, "zone", text("Cercado")));
                 ops.push_back(m.set(H, handover, "delivered_by", text(tech.full_name)));
                 Op draft = m.set(H, handover, "status", text("draft"));
-                Op delivered = m.set(H, handover, "status", text("delivered"));
-                delivered.observed = {draft.id};
+                Op deliver = m.set(H, handover, "status", text("delivered"));
+                deliver.observed = {draft.id};
                 ops.push_back(std::move(draft));
-                ops.push_back(std::move(delivered));
+                // The delivery act: the technician signs over the handover's rows.
+                std::sort(delivered.begin(), delivered.end(),
+                          [](const auto& a, const auto& b) { return a.second < b.second; });
+                const Hash256 over = rows_hash(delivered);
+                ops.push_back(m.set(H, handover, "technician_signature_ref", Id::random()));
+                ops.push_back(m.set(H, handover, "technician_signature_blob", image_ref));
+                ops.push_back(
+                    m.set(H, handover, "delivered_rows_hash", Bytes{{over.begin(), over.end()}}));
+                refs.push_back({image, attachment::Kind::technician_signature, H, handover, ""});
+                ops.push_back(std::move(deliver));
                 return ops;
             });
         for (const auto& r : results) {
@@ -287,6 +324,8 @@ DemoSummary seed_demo(Server& server) {
                 throw Error(r.code, "demo visit rejected: " + r.message);
             }
         }
+        // The images, as the handheld's upload would have left them.
+        sync.keep_blob(png, attachment::MediaType::png, refs);
         summary.lines.push_back("handover " + handover.hex() +
                                 " (tec.mamani, 3 items of BT-200888) waits for the warehouse");
     }

@@ -425,6 +425,18 @@ char* otsync_client_create_handover(otsync_client_t* client, const char* zone, o
     return out;
 }
 
+int otsync_client_deliver_handover(otsync_client_t* client, const char* handover_id,
+                                   const char* delivered_by, const uint8_t* png, size_t png_len,
+                                   otsync_error* err) {
+    return try_catch(err,
+                     [&] {
+                         need(client).deliver_handover(need_str(handover_id, "the handover"),
+                                                       str(delivered_by), png, png_len);
+                     })
+               ? 0
+               : -1;
+}
+
 int otsync_client_sync(otsync_client_t* client, otsync_progress_fn progress, void* user,
                        otsync_error* err) {
     struct Old {

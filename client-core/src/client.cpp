@@ -1546,6 +1546,38 @@ std::string Client::create_handover(const std::string& zone) {
     return h.hex();
 }
 
+void Client::deliver_handover(const std::string& handover_hex, const std::string& delivered_by,
+                              const std::uint8_t* png, std::size_t len) {
+    std::lock_guard lock(m->mu);
+    m->require_enrolled();
+    const Id h = parse_id(handover_hex);
+    const auto T = EntityType::handover;
+    const Value* tech = m->state.get(T, h, "technician");
+    if (!tech || !std::holds_alternative<Id>(*tech) || std::get<Id>(*tech) != m->user) {
+        throw ClientError(OTSYNC_ERR_NOT_FOUND, "no handover of mine has id " + h.hex());
+    }
+    if (const std::string st = text_of(m->state.get(T, h, "status")); st != "draft") {
+        throw ClientError(OTSYNC_ERR_INVALID_TRANSITION,
+                          "handover " + h.hex() + " is '" + st + "': only a draft is delivered");
+    }
+    if (!png || len == 0) {
+        throw ClientError(OTSYNC_ERR_MISSING_FIELD, "the technician's signature is empty");
+    }
+    constexpr auto kind = attachment::Kind::technician_signature;
+    const Hash256 image = m->attachment_hash(kind, {png, len});
+    const Hash256 rows = rows_hash(delivered_rows(m->state, h));
+    std::vector<Op> ops;
+    ops.push_back(m->maker->set(T, h, "technician_signature_ref", Id::random()));
+    ops.push_back(
+        m->maker->set(T, h, "technician_signature_blob", Bytes{{image.begin(), image.end()}}));
+    ops.push_back(m->maker->set(T, h, "delivered_rows_hash", Bytes{{rows.begin(), rows.end()}}));
+    if (!delivered_by.empty()) {
+        ops.push_back(m->maker->set(T, h, "delivered_by", text(delivered_by)));
+    }
+    ops.push_back(m->maker->set_status(m->state, T, h, "status", text("delivered")));
+    m->record(std::move(ops), [&] { m->keep_attachment(kind, {png, len}); });
+}
+
 namespace {
 
 std::optional<Id> id_value(const crdt::Replica& r, EntityType t, const Id& e, std::string_view f) {

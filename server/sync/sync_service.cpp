@@ -554,6 +554,7 @@ void SyncService::index_set_aside(const Op& op) {
     }
     if (const auto device_op = set_aside_op(op.value)) {
         m_set_aside.try_emplace(device_op->id, to_json(*device_op));
+        index_op(*device_op); // a former assignee's signature set aside is still his to send
         const FieldDef* df = find_field(device_op->entity_type, device_op->field);
         if (df && df->name == "status" && device_op->value == Value{std::string("on_site")}) {
             m_set_aside_arrivals.insert({op.entity, device_op->id.replica});
@@ -839,6 +840,34 @@ std::optional<Error> SyncService::field_rules(const Actor& actor, const Op& op, 
     const auto text_at = [&](EntityType t, const Id& id, std::string_view field) {
         return text_of(m_state, t, id, field);
     };
+    // The delivery act: a handover the technician delivered (and signed) is frozen for him,
+    // its rows and what he signed with them; it is delivered only signed, over its rows.
+    const auto frozen = [&](const Id& h) {
+        const std::string st = text_at(EntityType::handover, h, "status");
+        return st == "delivered" || st == "received";
+    };
+    if (op.entity_type == EntityType::handover && f.name != "status" &&
+        (f.name == "rows" || f.name == "delivered_by" || f.name == "delivered_rows_hash" ||
+         f.name == "technician_signature_ref" || f.name == "technician_signature_blob") &&
+        frozen(op.entity)) {
+        return Error(ErrorCode::invalid_transition,
+                     "handover " + op.entity.hex() + " was delivered: its rows are frozen");
+    }
+    if (op.entity_type == EntityType::collected_item && f.name == "handover") {
+        if (const auto h = link_of(EntityType::collected_item, op.entity, "handover");
+            h && frozen(*h)) {
+            return Error(ErrorCode::invalid_transition,
+                         "the row is on handover " + h->hex() + ", delivered: it stays there");
+        }
+    }
+    if (op.entity_type == EntityType::handover && f.name == "status" &&
+        op.value == Value{std::string("delivered")}) {
+        if (!m_state.get(EntityType::handover, op.entity, "technician_signature_blob") ||
+            !m_state.get(EntityType::handover, op.entity, "delivered_rows_hash")) {
+            return Error(ErrorCode::requirements_incomplete,
+                         "a handover is delivered signed by its technician, over its rows");
+        }
+    }
     // Rows are recorded and voided at the customer's, the OT on site.
     if (op.entity_type == EntityType::collected_item &&
         (f.name == "work_order" || f.name == "voided")) {

@@ -164,6 +164,21 @@ std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, cons
     return out;
 }
 
+std::vector<std::pair<Id, std::string>> delivered_rows(const crdt::Replica& r, const Id& h) {
+    std::vector<std::pair<Id, std::string>> out;
+    for (const Value& v : r.elements(EntityType::handover, h, "rows")) {
+        if (const auto* item = std::get_if<Id>(&v)) {
+            const Value* serial = r.get(EntityType::collected_item, *item, "serial");
+            out.emplace_back(*item, serial && std::holds_alternative<std::string>(*serial)
+                                        ? std::get<std::string>(*serial)
+                                        : std::string());
+        }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    return out;
+}
+
 Hash256 rows_hash(const std::vector<std::pair<Id, std::string>>& rows) {
     std::string lines;
     for (const auto& [item, serial] : rows) {

@@ -52,7 +52,13 @@ expect 0 "Firma reabierta" reopen "$ot" --reason "el cliente entregó otro equip
 expect 0 "Recogido: no esperado" collect "$ot" EXTRA01 --reason migration
 expect 0 "Firma del cliente registrada" sign "$ot" --png "$tmp/sig.png"
 expect 0 "concluida" complete "$ot"
-expect 0 "Entrega (Anexo 4) creada" handover create --zone Cercado
+out=$("$tech" handover create --zone Cercado)
+h=$(sed -n 's/^Entrega (Anexo 4) creada: \([0-9a-f]\{32\}\)$/\1/p' <<<"$out")
+[[ ${#h} -eq 32 ]] || { echo "FAIL: handover create said: $out"; exit 1; }
+echo "ok: otsync-tech handover create -> $h"
+expect 2 "firma del técnico" handover deliver "$h"
+expect 0 "entregada y firmada" handover deliver "$h" --png "$tmp/sig.png" --name "Pedro Quispe"
+expect 1 "cambio de estado no permitido" handover deliver "$h" --png "$tmp/sig.png"
 expect 0 "pendientes de envío: 0; rechazos: 0" sync
 expect 0 "Pendientes de envío: *0" status
 expect 0 "Firmas y fotos: *0 por enviar (0 KiB), 2 en el servidor, 0 rechazadas" status

@@ -254,3 +254,55 @@ TEST_CASE("an attachment the server refuses stays on the device, shown in the st
     // Refused is not retried at every sync, and not lost: a later sync sends nothing.
     CHECK(c.sync(loop).attachments_refused == 0);
 }
+
+TEST_CASE("the delivery act on the handheld: the technician signs his handover over its rows; "
+          "the signature reaches the server after the ops, and a delivered handover stays so") {
+    Handheld hh(1, {});
+    Client& c = hh.client;
+    const std::string ot = hh.ots[0].hex();
+    c.set_status(ot, "on_site", "");
+    for (int k = 0; k < 4; ++k) {
+        c.collect(ot, "ZTEG0-" + std::to_string(k), "", "migration", "", "");
+    }
+    const std::string customer = png_with_text("cliente");
+    c.sign(ot, bytes(customer), customer.size());
+    c.set_status(ot, "completed", "");
+    const std::string h = c.create_handover("Cercado");
+    const std::string png = png_with_text("tecnico Quispe");
+    const auto code = [&](const std::string& id, const std::string& data) {
+        try {
+            c.deliver_handover(id, "Pedro Quispe", bytes(data), data.size());
+        } catch (const ClientError& e) {
+            return e.code();
+        }
+        return 0;
+    };
+    CHECK(code(Id::random().hex(), png) == OTSYNC_ERR_NOT_FOUND);
+    CHECK(code(h, "not a png") == OTSYNC_ERR_UNSUPPORTED_MEDIA_TYPE);
+    CHECK(code(h, png) == 0);
+    CHECK(code(h, png) == OTSYNC_ERR_INVALID_TRANSITION); // delivered once
+    const SyncStats stats = c.sync(hh.loop);
+    CHECK(stats.rejected == 0);
+    CHECK(stats.attachments_sent == 2); // the customer's and the technician's signatures
+    CHECK(hh.server.store->blob_data(hash_of(png)) == png);
+    const Id hid = Id::from_hex(h);
+    const Hash256 png_hash = hash_of(png);
+    hh.server.sync->read_state([&](const crdt::Replica& r) {
+        CHECK(text_of(r, EntityType::handover, hid, "status") == "delivered");
+        CHECK(text_of(r, EntityType::handover, hid, "delivered_by") == "Pedro Quispe");
+        const Value* blob = r.get(EntityType::handover, hid, "technician_signature_blob");
+        REQUIRE(blob);
+        CHECK(std::get<Bytes>(*blob).data ==
+              std::vector<std::uint8_t>(png_hash.begin(), png_hash.end()));
+        const Value* over = r.get(EntityType::handover, hid, "delivered_rows_hash");
+        REQUIRE(over);
+        const Hash256 rows = rows_hash(delivered_rows(r, hid));
+        CHECK(std::get<Bytes>(*over).data == std::vector<std::uint8_t>(rows.begin(), rows.end()));
+    });
+    // The warehouse sees the technician's signature; another technician does not.
+    const auto refs = hh.server.sync->blob_refs(hash_of(png));
+    const server::User clerk{Id::random(), "alm", Role::warehouse_clerk, false, 0, {}, {}, {}};
+    const server::User other{Id::random(), "otro", Role::technician, false, 0, {}, {}, {}};
+    CHECK(hh.server.sync->may_view_blob(clerk, refs));
+    CHECK_FALSE(hh.server.sync->may_view_blob(other, refs));
+}

@@ -6,6 +6,7 @@
 #include "sync_fixture.hpp"
 
 #include "otsync/attachment.hpp"
+#include "otsync/view.hpp"
 
 #include <random>
 
@@ -180,4 +181,96 @@ TEST_CASE("who may see an attachment: the permission table, a technician within 
     // Reassigned: the new technician sees it, the former one no longer does.
     f.assign(ot, other);
     CHECK(f.service->may_view_blob(user("t.mamani"), refs));
+}
+
+TEST_CASE("the delivery act: a handover is delivered only signed over its rows, and then its "
+          "rows are frozen for the technician") {
+    Fixture f;
+    const Id tech = f.add_user("t.quispe", Role::technician);
+    const Id ot = f.issue_ot(tech, Id::random(), {"ZTEG01", "ZTEG02"});
+    auto d = f.enroll(tech);
+    f.sync_all(*d);
+    const auto on_site = [&](const std::string& to) {
+        return d->maker->set_status(d->state, EntityType::work_order, ot, "status", text(to));
+    };
+    {
+        Op s = on_site("on_site");
+        f.sync(*d, {s});
+        d->state.apply(s);
+    }
+    const auto row = [&](const std::string& serial) { return Id::collected_item(ot, serial); };
+    std::vector<Op> rows;
+    for (const std::string serial : {"ZTEG01", "ZTEG02"}) {
+        rows.push_back(d->maker->set(EntityType::collected_item, row(serial), "work_order", ot));
+        rows.push_back(
+            d->maker->set(EntityType::collected_item, row(serial), "serial", text(serial)));
+        rows.push_back(
+            d->maker->set(EntityType::collected_item, row(serial), "collected_by", tech));
+    }
+    f.sync(*d, rows);
+    const Id h = Id::random();
+    const auto T = EntityType::handover;
+    std::vector<Op> draft{d->maker->set(T, h, "technician", tech),
+                          d->maker->set_status(d->state, T, h, "status", text("draft")),
+                          d->maker->add(T, h, "rows", row("ZTEG01")),
+                          d->maker->set(EntityType::collected_item, row("ZTEG01"), "handover", h)};
+    for (const Op& op : draft) {
+        d->state.apply(op);
+    }
+    auto resp = f.sync(*d, draft);
+    for (const auto& r : resp.results) {
+        REQUIRE_MESSAGE(r.status == OpStatus::accepted, r.message);
+    }
+    // Unsigned: not delivered.
+    Op deliver = d->maker->set_status(d->state, T, h, "status", text("delivered"));
+    resp = f.sync(*d, {deliver});
+    REQUIRE(resp.results.size() == 1);
+    CHECK(resp.results[0].status == OpStatus::rejected);
+    CHECK(resp.results[0].code == ErrorCode::requirements_incomplete);
+    // Signed over its rows: delivered.
+    const Hash256 sig = blake2b_256("the technician's signature");
+    const Hash256 over = blake2b_256("the rows");
+    deliver = d->maker->set_status(d->state, T, h, "status", text("delivered"));
+    resp = f.sync(
+        *d,
+        {d->maker->set(T, h, "technician_signature_blob", Bytes{{sig.begin(), sig.end()}}),
+         d->maker->set(T, h, "delivered_rows_hash", Bytes{{over.begin(), over.end()}}), deliver});
+    for (const auto& r : resp.results) {
+        CHECK_MESSAGE(r.status == OpStatus::accepted, r.message);
+    }
+    d->state.apply(deliver);
+    // Frozen: no row joins it, none leaves it, what was signed stays.
+    resp = f.sync(
+        *d, {d->maker->add(T, h, "rows", row("ZTEG02")),
+             d->maker->set(EntityType::collected_item, row("ZTEG01"), "handover", Id::random()),
+             d->maker->set(T, h, "delivered_rows_hash", Bytes{{sig.begin(), sig.end()}})});
+    REQUIRE(resp.results.size() == 3);
+    for (const auto& r : resp.results) {
+        CHECK(r.status == OpStatus::rejected);
+        CHECK(r.code == ErrorCode::invalid_transition);
+    }
+    f.service->read_state([&](const crdt::Replica& r) {
+        CHECK(text_of(r, T, h, "status") == "delivered");
+        CHECK(r.elements(T, h, "rows").size() == 1);
+    });
+}
+
+TEST_CASE("a former assignee's signature, set aside on the OT, still uploads its image") {
+    Fixture f;
+    const Id tech = f.add_user("t.quispe", Role::technician);
+    const Id other = f.add_user("t.mamani", Role::technician);
+    const Id ot = f.issue_ot(tech, Id::random(), {"ZTEG01"});
+    auto d = f.enroll(tech);
+    f.sync_all(*d);
+    f.assign(ot, other); // reassigned while the handheld was offline
+    const std::string png = otsync::testing::png_with_text("firma");
+    const Hash256 h = hash_of(png);
+    const auto resp = f.sync(*d, {d->maker->set(EntityType::work_order, ot, "signature_blob",
+                                                Bytes{{h.begin(), h.end()}})});
+    REQUIRE(resp.results.size() == 1);
+    CHECK(resp.results[0].status == OpStatus::flagged);
+    const auto r = chunk(f, *d, h, png.size(), 0, png);
+    CHECK_MESSAGE(r.status == 200, r.body);
+    CHECK(complete(r));
+    CHECK(f.store->blob_data(h) == png);
 }

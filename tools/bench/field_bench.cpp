@@ -3,7 +3,7 @@
 // loopback TCP proxy in this process that behaves like the link.
 //
 //   otsync-bench field [--server-bin PATH] [--rate-bps N] [--rtt-ms N] [--cuts N]
-//                      [--items N] [--ots N] [--json]
+//                      [--items N] [--ots N] [--photos N] [--photo-bytes N] [--json]
 //
 // Seeding (in-process on the data folder's SQLite file, before the server starts, as
 // `otsync-bench server` seeds): a back-office user and two technicians, A (measured) and B
@@ -55,6 +55,13 @@
 //   c. the week's upload through the shaped link with the cuts. The client's own retries
 //      ride them out (its default RetryPolicy: back-off from 1 s, doubling, 20 % jitter);
 //      should a sync still give up (network or timeout), the bench calls it again.
+//      Each customer's signature is its own PNG of about 1.4 KB, an attachment uploaded after
+//      the rows in the same sync: .bytes_up_rows is the up bytes when the first chunk left.
+//   e. photos: --photos (default 20) JPEGs of --photo-bytes (default 150,000) of damaged
+//      items, taken on A's device after the week, uploaded through the shaped link with C
+//      cuts placed like c's over their bytes. .throughput_vs_link = the photos' bytes per
+//      second over the link's rate (1.0: all of its capacity); .wire_vs_payload = the up
+//      bytes (chunk headers, resends) over the photos' bytes.
 //
 // Figures of c: .seconds is the wall time until the outbox is empty and the last answer
 // applied; .requests the HTTP requests started through the proxy (resent ones included);
@@ -73,17 +80,13 @@
 #include "store/store.hpp"
 #include "sync/sync_service.hpp"
 
+#include "../../tests/link_proxy.hpp"
 #include "../../tests/test_images.hpp"
 #include "bench_ots.hpp"
 #include "bench_process.hpp"
 #include "figures.hpp"
+#include "otsync/attachment.hpp"
 #include "otsync/client.hpp"
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <array>
@@ -102,18 +105,14 @@
 #include <thread>
 #include <vector>
 
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using namespace otsync;
+using otsync::testing::LinkProxy;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr std::size_t k_expected_per_ot = 5;
-constexpr std::size_t k_shaped_chunk = 512;      // bytes forwarded at a time on the link
-constexpr std::size_t k_link_queue = 16 * 1024;  // bytes waiting per direction at most
-constexpr std::size_t k_read_buffer = 16 * 1024; // the unshaped link's chunk
-constexpr int k_max_sync_calls = 20;             // the bench's own calls of one upload
+constexpr int k_max_sync_calls = 20; // the bench's own calls of one upload
 
 struct Options {
     std::string server_bin;
@@ -122,13 +121,15 @@ struct Options {
     std::uint64_t cuts = 3;
     std::uint64_t items = 200;
     std::uint64_t ots = 50;
+    std::uint64_t photos = 20;
+    std::uint64_t photo_bytes = 150'000;
     bool json = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::cerr << "otsync-bench: " << why
               << " (usage: otsync-bench field [--server-bin PATH] [--rate-bps N] [--rtt-ms N] "
-                 "[--cuts N] [--items N] [--ots N] [--json])\n";
+                 "[--cuts N] [--items N] [--ots N] [--photos N] [--photo-bytes N] [--json])\n";
     std::exit(2);
 }
 
@@ -147,351 +148,6 @@ std::uint64_t whole_number(const std::string& s, const std::string& flag, std::u
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
-/// Counts the HTTP/1.1 messages on one direction of a connection, framed by Content-Length
-/// (otsync's client and server send no other framing): messages started, messages ended,
-/// header bytes.
-class Framer {
-public:
-    void feed(const char* p, std::size_t n) {
-        while (n > 0) {
-            if (m_body_left > 0) {
-                const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, m_body_left));
-                m_body_left -= take;
-                p += take;
-                n -= take;
-                if (m_body_left == 0) {
-                    ++ended;
-                }
-                continue;
-            }
-            if (m_head.empty()) {
-                ++started;
-            }
-            m_head += *p++;
-            --n;
-            ++header_bytes;
-            if (m_head.size() >= 4 && m_head.compare(m_head.size() - 4, 4, "\r\n\r\n") == 0) {
-                m_body_left = content_length(m_head);
-                m_head.clear();
-                if (m_body_left == 0) {
-                    ++ended;
-                }
-            }
-        }
-    }
-    /// Between messages: the next byte starts one.
-    bool at_start() const { return m_head.empty() && m_body_left == 0; }
-    std::uint64_t started = 0;
-    std::uint64_t ended = 0;
-    std::uint64_t header_bytes = 0;
-
-private:
-    static std::uint64_t content_length(std::string head) {
-        std::transform(head.begin(), head.end(), head.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        const std::string name = "\r\ncontent-length:";
-        const auto at = head.find(name);
-        return at == std::string::npos
-                   ? 0
-                   : std::strtoull(head.c_str() + at + name.size(), nullptr, 10);
-    }
-    std::string m_head;
-    std::uint64_t m_body_left = 0;
-};
-
-/// The bad mobile link: see the header. Shaped per phase (shape() also resets the counts);
-/// counts() may be read from any thread.
-class LinkProxy {
-public:
-    struct Shape {
-        double bytes_per_s = 0; // 0: no cap
-        std::chrono::microseconds one_way{0};
-        std::vector<std::uint64_t> cuts; // upload progress offsets (see the header), ascending
-    };
-    struct Counts {
-        std::uint64_t up = 0;
-        std::uint64_t down = 0;
-        std::uint64_t header_up = 0;
-        std::uint64_t header_down = 0;
-        std::uint64_t requests = 0;   // requests started
-        std::uint64_t answers = 0;    // answers delivered whole
-        std::uint64_t unanswered = 0; // requests whose connection closed before their answer
-        std::uint64_t connections = 0;
-        std::uint64_t cuts = 0;
-    };
-
-    explicit LinkProxy(unsigned short upstream)
-        : m_upstream(net::ip::make_address("127.0.0.1"), upstream),
-          m_acceptor(m_io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-        accept();
-        m_thread = std::thread([this] { m_io.run(); });
-    }
-    ~LinkProxy() {
-        net::post(m_io, [this] {
-            boost::system::error_code ec;
-            m_acceptor.close(ec);
-            for (const auto& weak : m_conns) {
-                if (const auto c = weak.lock()) {
-                    close(c, false);
-                }
-            }
-        });
-        m_thread.join(); // run() returns once every aborted handler has run
-    }
-    LinkProxy(const LinkProxy&) = delete;
-    LinkProxy& operator=(const LinkProxy&) = delete;
-
-    unsigned short port() const { return m_acceptor.local_endpoint().port(); }
-
-    void shape(Shape s) {
-        const std::lock_guard lock(m_mu);
-        m_shape = std::move(s);
-        m_counts = {};
-        m_next_cut = 0;
-        m_answered_bytes = 0;
-        m_free_at = {Clock::now(), Clock::now()};
-    }
-    Counts counts() {
-        const std::lock_guard lock(m_mu);
-        return m_counts;
-    }
-
-private:
-    struct Chunk {
-        Clock::time_point due;
-        std::string bytes;
-    };
-    /// One direction of a connection: 0 up (reads the client's socket), 1 down.
-    struct Pipe {
-        std::array<char, k_read_buffer> buf{};
-        std::deque<Chunk> queue; // a deque: the chunk being written stays put on push_back
-        std::size_t queued = 0;
-        bool reading = false;
-        bool writing = false;
-        bool eof = false;
-        Framer framer;
-    };
-    struct Conn {
-        Conn(net::io_context& io, tcp::socket c)
-            : client(std::move(c)),
-              server(io), timers{net::steady_timer(io), net::steady_timer(io)} {}
-        tcp::socket& from(int d) { return d == 0 ? client : server; }
-        tcp::socket& to(int d) { return d == 0 ? server : client; }
-        tcp::socket client;
-        tcp::socket server;
-        std::array<net::steady_timer, 2> timers;
-        std::array<Pipe, 2> pipes;
-        std::uint64_t request_bytes = 0; // of the request in flight, delivered so far
-        bool closed = false;
-    };
-    using ConnPtr = std::shared_ptr<Conn>;
-
-    void accept() {
-        m_acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
-            if (ec) {
-                return; // closed: the proxy is going away
-            }
-            auto c = std::make_shared<Conn>(m_io, std::move(s));
-            std::erase_if(m_conns, [](const std::weak_ptr<Conn>& w) { return w.expired(); });
-            m_conns.push_back(c);
-            {
-                const std::lock_guard lock(m_mu);
-                m_counts.connections++;
-            }
-            c->server.async_connect(m_upstream, [this, c](boost::system::error_code e) {
-                if (e) {
-                    close(c, false);
-                    return;
-                }
-                boost::system::error_code ignored;
-                c->client.set_option(tcp::no_delay(true), ignored); // small chunks: no Nagle
-                c->server.set_option(tcp::no_delay(true), ignored);
-                read(c, 0);
-                read(c, 1);
-            });
-            accept();
-        });
-    }
-
-    /// When `n` bytes that arrive now in direction `d` leave the proxy.
-    Clock::time_point due(int d, std::size_t n) {
-        const std::lock_guard lock(m_mu);
-        const auto now = Clock::now();
-        if (m_shape.bytes_per_s <= 0) {
-            return now + m_shape.one_way;
-        }
-        auto& free_at = m_free_at[static_cast<std::size_t>(d)];
-        const auto start = std::max(now, free_at);
-        free_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                              static_cast<double>(n) / m_shape.bytes_per_s));
-        return free_at + m_shape.one_way;
-    }
-
-    void read(const ConnPtr& c, int d) {
-        Pipe& p = c->pipes[static_cast<std::size_t>(d)];
-        if (c->closed || p.reading || p.eof || p.queued >= k_link_queue) {
-            return;
-        }
-        std::size_t chunk = k_read_buffer;
-        {
-            const std::lock_guard lock(m_mu);
-            if (m_shape.bytes_per_s > 0) {
-                chunk = k_shaped_chunk;
-            }
-        }
-        p.reading = true;
-        c->from(d).async_read_some(
-            net::buffer(p.buf.data(), chunk),
-            [this, c, d](boost::system::error_code ec, std::size_t n) {
-                Pipe& q = c->pipes[static_cast<std::size_t>(d)];
-                q.reading = false;
-                if (c->closed) {
-                    return;
-                }
-                if (n > 0) {
-                    q.queue.push_back({due(d, n), std::string(q.buf.data(), n)});
-                    q.queued += n;
-                    write(c, d);
-                }
-                if (ec) { // the sender closed (or reset): what it sent still goes, then close
-                    q.eof = true;
-                    if (q.queue.empty() && !q.writing) {
-                        close(c, false);
-                    }
-                    return;
-                }
-                read(c, d);
-            });
-    }
-
-    void write(const ConnPtr& c, int d) {
-        Pipe& p = c->pipes[static_cast<std::size_t>(d)];
-        if (c->closed || p.writing || p.queue.empty()) {
-            return;
-        }
-        p.writing = true;
-        auto& timer = c->timers[static_cast<std::size_t>(d)];
-        timer.expires_at(p.queue.front().due);
-        timer.async_wait([this, c, d](boost::system::error_code) {
-            Pipe& q = c->pipes[static_cast<std::size_t>(d)];
-            if (c->closed) {
-                q.writing = false;
-                return;
-            }
-            const Chunk& front = q.queue.front();
-            std::size_t n = front.bytes.size();
-            bool cut = false;
-            if (d == 0) { // a cut point inside this chunk: the chunk stops there
-                const std::lock_guard lock(m_mu);
-                const std::uint64_t progress =
-                    m_answered_bytes + (q.framer.at_start() ? 0 : c->request_bytes);
-                if (m_next_cut < m_shape.cuts.size()) {
-                    const std::uint64_t left = m_shape.cuts[m_next_cut] > progress
-                                                   ? m_shape.cuts[m_next_cut] - progress
-                                                   : 0;
-                    if (left <= n) {
-                        n = static_cast<std::size_t>(left);
-                        cut = true;
-                    }
-                }
-            }
-            if (n == 0) {
-                q.writing = false;
-                close(c, cut);
-                return;
-            }
-            net::async_write(c->to(d), net::buffer(front.bytes.data(), n),
-                             [this, c, d, n, cut](boost::system::error_code ec, std::size_t) {
-                                 Pipe& r = c->pipes[static_cast<std::size_t>(d)];
-                                 r.writing = false;
-                                 if (c->closed) {
-                                     return;
-                                 }
-                                 if (ec) {
-                                     close(c, false);
-                                     return;
-                                 }
-                                 delivered(*c, d, r.queue.front().bytes.data(), n);
-                                 if (cut) {
-                                     close(c, true);
-                                     return;
-                                 }
-                                 r.queued -= n;
-                                 r.queue.pop_front();
-                                 if (r.queue.empty() && r.eof) {
-                                     close(c, false);
-                                     return;
-                                 }
-                                 read(c, d); // room in the queue again
-                                 write(c, d);
-                             });
-        });
-    }
-
-    /// `n` bytes left the proxy in direction `d` of `c`: counted, and framed. The client
-    /// sends one request at a time on a connection: an answer that ends answers the
-    /// request in flight, whose bytes then count as upload progress.
-    void delivered(Conn& c, int d, const char* bytes, std::size_t n) {
-        Pipe& p = c.pipes[static_cast<std::size_t>(d)];
-        if (d == 0) {
-            c.request_bytes = p.framer.at_start() ? n : c.request_bytes + n;
-        }
-        const Framer before = p.framer;
-        p.framer.feed(bytes, n);
-        const std::lock_guard lock(m_mu);
-        if (d == 1 && p.framer.ended > before.ended) {
-            m_answered_bytes += c.request_bytes;
-            c.request_bytes = 0;
-        }
-        const std::uint64_t headers = p.framer.header_bytes - before.header_bytes;
-        if (d == 0) {
-            m_counts.up += n;
-            m_counts.header_up += headers;
-            m_counts.requests += p.framer.started - before.started;
-        } else {
-            m_counts.down += n;
-            m_counts.header_down += headers;
-            m_counts.answers += p.framer.ended - before.ended;
-        }
-    }
-
-    /// Closes both sides of `c`; a cut also moves on to the next cut point.
-    void close(const ConnPtr& c, bool cut) {
-        if (c->closed) {
-            return;
-        }
-        c->closed = true;
-        boost::system::error_code ec;
-        for (tcp::socket* s : {&c->client, &c->server}) {
-            s->shutdown(tcp::socket::shutdown_both, ec);
-            s->close(ec);
-        }
-        for (auto& t : c->timers) {
-            t.cancel();
-        }
-        const std::uint64_t started = c->pipes[0].framer.started;
-        const std::uint64_t answered = c->pipes[1].framer.ended;
-        const std::lock_guard lock(m_mu);
-        m_counts.unanswered += started > answered ? started - answered : 0;
-        if (cut) {
-            m_counts.cuts++;
-            m_next_cut++;
-        }
-    }
-
-    net::io_context m_io;
-    tcp::endpoint m_upstream;
-    tcp::acceptor m_acceptor;
-    std::vector<std::weak_ptr<Conn>> m_conns; // the io thread's only
-    std::mutex m_mu;                          // what follows: shared with the bench's thread
-    Shape m_shape;
-    Counts m_counts;
-    std::size_t m_next_cut = 0;
-    std::uint64_t m_answered_bytes = 0; // up bytes of the phase's answered requests
-    std::array<Clock::time_point, 2> m_free_at{};
-    std::thread m_thread; // last: started once everything above exists
-};
 
 /// One technician's OTs as seeded: ids (hex) and expected serials.
 struct Assigned {
@@ -546,10 +202,33 @@ std::array<Assigned, 2> seed(const std::filesystem::path& dir, std::size_t n) {
     return out;
 }
 
-/// A valid 1×1 PNG, as a signature pad would give.
-const std::string& signature_png() {
-    return otsync::testing::tiny_png();
+/// OT o's signature: a valid PNG of about 1.4 KB, as a signature pad gives; each customer's
+/// differs (the same on both devices, so the two weeks weigh the same).
+std::string signature_png(std::size_t o) {
+    return otsync::testing::png_with_text(
+        otsync::testing::random_bytes(1'350, static_cast<unsigned>(o + 1)));
 }
+
+/// Notes the link's up bytes when the first attachment chunk of a sync leaves: what the
+/// rows alone cost on the wire.
+class FirstChunk : public client::Transport {
+public:
+    FirstChunk(client::Transport& next, LinkProxy& proxy) : m_next(next), m_proxy(proxy) {}
+    client::HttpReply post(const std::string& path,
+                           const std::map<std::string, std::string>& headers,
+                           const std::string& body) override {
+        if (!up_before && path.rfind("/v1/blobs/", 0) == 0) {
+            up_before = m_proxy.counts().up;
+        }
+        return m_next.post(path, headers, body);
+    }
+    void cancel() override { m_next.cancel(); }
+    std::optional<std::uint64_t> up_before;
+
+private:
+    client::Transport& m_next;
+    LinkProxy& m_proxy;
+};
 
 /// The items a week records on each OT: (OT index, serial).
 std::vector<std::vector<std::string>> week_items(const Assigned& a, std::size_t items) {
@@ -567,7 +246,6 @@ void record_week(client::Client& c, const Assigned& a, std::size_t items) {
     static const char* const types[4] = {"ONT ZTE F670L", "Fuente de poder 12V",
                                          "Router TP-Link Archer C6", "Decodificador HD"};
     const auto per_ot = week_items(a, items);
-    const auto* png = reinterpret_cast<const std::uint8_t*>(signature_png().data());
     for (std::size_t o = 0; o < a.ots.size(); ++o) {
         const std::string ot = a.ots[o].hex();
         c.set_status(ot, "on_site", "");
@@ -586,7 +264,8 @@ void record_week(client::Client& c, const Assigned& a, std::size_t items) {
             }
         }
         if (!per_ot[o].empty()) {
-            c.sign(ot, png, signature_png().size());
+            const std::string png = signature_png(o);
+            c.sign(ot, reinterpret_cast<const std::uint8_t*>(png.data()), png.size());
         }
         c.set_status(ot, "completed", "");
     }
@@ -734,6 +413,10 @@ int run_field_bench(int argc, char** argv) {
             o.items = whole_number(next(), a, 1, 100'000);
         } else if (a == "--ots") {
             o.ots = whole_number(next(), a, 1, 10'000);
+        } else if (a == "--photos") {
+            o.photos = whole_number(next(), a, 0, 10'000);
+        } else if (a == "--photo-bytes") {
+            o.photo_bytes = whole_number(next(), a, 1'000, 4'000'000);
         } else if (a == "--json") {
             o.json = true;
         } else {
@@ -799,7 +482,7 @@ int run_field_bench(int argc, char** argv) {
 
     // ---- b. A's week offline ----
     record_week(a, techs[0], items);
-    const std::size_t made_a = a.pending();
+    std::size_t made_a = a.pending();
     out["field.week.items"] = static_cast<double>(items);
     out["field.week.ops"] = static_cast<double>(made_a);
 
@@ -809,8 +492,13 @@ int run_field_bench(int argc, char** argv) {
         cut_link.cuts.push_back(up_uncut * (2 * k - 1) / (2 * (o.cuts + 1)));
     }
     proxy.shape(cut_link);
-    const Upload week = upload(a, *link_a);
+    FirstChunk watched(*link_a, proxy);
+    const Upload week = upload(a, watched);
     n = proxy.counts();
+    // The rows alone, and with the customers' signatures that follow them.
+    out["field.week.bytes_up_rows"] = static_cast<double>(watched.up_before.value_or(n.up));
+    out["field.week.signatures"] =
+        static_cast<double>(a.state().entities(EntityType::work_order).size());
     const double ideal =
         static_cast<double>(n.up + n.down) / rate + static_cast<double>(n.requests) * rtt;
     out["field.week.bytes_up"] = static_cast<double>(n.up);
@@ -836,6 +524,41 @@ int run_field_bench(int argc, char** argv) {
     out["field.week.sync_calls"] = static_cast<double>(week.calls);
     out["field.week.resent_bytes"] = static_cast<double>(n.up) - static_cast<double>(up_uncut);
 
+    // ---- e. photos of damaged items, taken after the week, through the same link ----
+    std::vector<std::string> photos;
+    for (std::uint64_t i = 0; i < o.photos; ++i) {
+        const std::size_t ot = i % n_ots;
+        photos.push_back(otsync::testing::jpeg_of(
+            otsync::testing::random_bytes(o.photo_bytes, static_cast<unsigned>(1'000 + i))));
+        a.photo(techs[0].ots[ot].hex(), techs[0].expected[ot][0],
+                reinterpret_cast<const std::uint8_t*>(photos.back().data()), photos.back().size());
+    }
+    made_a += a.pending();
+    if (!photos.empty()) {
+        std::uint64_t payload = 0;
+        for (const auto& p : photos) {
+            payload += p.size();
+        }
+        LinkProxy::Shape photo_link = bad_link;
+        for (std::uint64_t k = 1; k <= o.cuts; ++k) {
+            photo_link.cuts.push_back(payload * (2 * k - 1) / (2 * (o.cuts + 1)));
+        }
+        proxy.shape(photo_link);
+        const Upload sent = upload(a, *link_a);
+        n = proxy.counts();
+        out["field.photos.count"] = static_cast<double>(photos.size());
+        out["field.photos.payload_bytes"] = static_cast<double>(payload);
+        out["field.photos.bytes_up"] = static_cast<double>(n.up);
+        out["field.photos.bytes_down"] = static_cast<double>(n.down);
+        out["field.photos.requests"] = static_cast<double>(n.requests);
+        out["field.photos.cuts"] = static_cast<double>(n.cuts);
+        out["field.photos.seconds"] = sent.seconds;
+        // What the photos' own bytes got of the link: 1.0 would be every bit of its capacity.
+        out["field.photos.throughput_vs_link"] = static_cast<double>(payload) / sent.seconds / rate;
+        out["field.photos.wire_vs_payload"] =
+            static_cast<double>(n.up) / static_cast<double>(payload);
+    }
+
     // ---- the end check, on the stopped server's log ----
     const std::uint64_t replica_a = a.replica(), replica_b = b.replica();
     server.stop();
@@ -844,6 +567,21 @@ int run_field_bench(int argc, char** argv) {
     if (!wrong.empty()) {
         std::cerr << "otsync-bench: field: " << wrong << "\n";
         return 1;
+    }
+    {
+        server::SqliteOptions so;
+        so.path = (data / "otsync.db").string();
+        const auto store = server::open_sqlite_store(so);
+        for (std::size_t i = 0; i < std::min(n_ots, items); ++i) {
+            photos.push_back(signature_png(i)); // signed: every OT with rows
+        }
+        for (const auto& p : photos) {
+            const auto* bytes = reinterpret_cast<const std::uint8_t*>(p.data());
+            if (store->blob_data(attachment::blob_hash({bytes, p.size()})) != p) {
+                std::cerr << "otsync-bench: field: an attachment is not on the server whole\n";
+                return 1;
+            }
+        }
     }
     bench::print_figures(
         "otsync-bench field (rate=" + std::to_string(o.rate_bps) +

@@ -97,6 +97,8 @@ constexpr const char* k_usage =
     "  complete OT                            concluir la OT\n"
     "  fail OT --reason TEXTO                 visita fallida, con su motivo\n"
     "  handover create [--zone ZONA]          entrega (Anexo 4) de los equipos a mi cargo\n"
+    "  handover deliver ENTREGA --png ARCHIVO [--name NOMBRE]\n"
+    "                                         entregar en almacén y firmar (Entregado por)\n"
     "  sync [--wait-network MINUTOS]          sincronizar con el servidor; con --wait-network\n"
     "                                         reintenta sin red hasta esos minutos\n"
     "  status                                 pendientes, última sincronización, rechazos\n"
@@ -1130,8 +1132,26 @@ int cmd_reopen(Args& a) {
 }
 
 int cmd_handover(Args& a) {
+    if (!a.positional.empty() && a.positional[0] == "deliver") {
+        a.expect(2, "handover deliver ENTREGA --png ARCHIVO [--name NOMBRE]", {"--png", "--name"});
+        const char* path = a.option("--png");
+        if (!path) {
+            usage_error("falta la firma del técnico: --png ARCHIVO");
+        }
+        const std::vector<std::uint8_t> png = read_limited(path, k_max_png, "256 KiB");
+        auto c = open_existing(a, true);
+        otsync_error err{};
+        check(otsync_client_deliver_handover(c->get(), a.positional[1].c_str(), a.option("--name"),
+                                             png.data(), png.size(), &err),
+              err);
+        std::printf("Entrega %s entregada y firmada: sus filas quedan fijas hasta la recepción "
+                    "en almacén.\nPendiente de envío: otsync-tech sync\n",
+                    a.positional[1].c_str());
+        return k_exit_ok;
+    }
     if (a.positional.empty() || a.positional[0] != "create") {
-        usage_error("uso: otsync-tech handover create [--zone ZONA]");
+        usage_error("uso: otsync-tech handover create [--zone ZONA] | handover deliver ENTREGA "
+                    "--png ARCHIVO [--name NOMBRE]");
     }
     a.expect(1, "handover create [--zone ZONA]", {"--zone"});
     auto c = open_existing(a, true);

@@ -203,6 +203,15 @@ OTSYNC_API int otsync_client_reopen_signature(otsync_client_t* client, const cha
 OTSYNC_API char* otsync_client_create_handover(otsync_client_t* client, const char* zone,
                                                otsync_error* err);
 
+/* The delivery act: the technician hands a draft handover of his (else OTSYNC_ERR_NOT_FOUND;
+ * not a draft: OTSYNC_ERR_INVALID_TRANSITION) to the warehouse, signing it with a whole PNG
+ * of at most 256 KiB over its rows ("Entregado por"; `delivered_by`, the name printed under
+ * it, may be NULL). The handover is then "delivered" and its rows frozen: the server refuses
+ * any change of them by the technician. The signature is uploaded after the ops. */
+OTSYNC_API int otsync_client_deliver_handover(otsync_client_t* client, const char* handover_id,
+                                              const char* delivered_by, const uint8_t* png,
+                                              size_t png_len, otsync_error* err);
+
 /* My handovers (Anexo 4), newest state first seen, as a JSON array of
  * {"id","status":"draft"|"delivered"|"received","zone","date","rows":[{"item","serial"}],
  *  "receipt": null | {"received_by","received_by_user","received_at","received_rows_hash",

@@ -182,6 +182,11 @@ public:
     /// signature and hash are kept in the OT's notes. Sign again afterwards.
     void reopen_signature(const std::string& ot_hex, const std::string& reason);
     std::string create_handover(const std::string& zone);
+    /// The delivery act: the technician hands a draft handover of his to the warehouse and
+    /// signs it (a whole PNG, the technician_signature limits) over its rows, named
+    /// `delivered_by` (may be empty). It is then `delivered`: its rows are frozen.
+    void deliver_handover(const std::string& handover_hex, const std::string& delivered_by,
+                          const std::uint8_t* png, std::size_t len);
     /// My handovers (Anexo 4) with their rows and, once the warehouse received them, the
     /// receipt with the server's signature checked (client.h, otsync_client_handovers).
     std::string handovers_json() const;

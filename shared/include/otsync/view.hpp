@@ -50,6 +50,9 @@ std::vector<std::pair<Id, std::string>> signed_rows(const crdt::Replica& r, cons
 /// "<item id hex> <serial>\n" per row of signed_rows, in that order. The device signs
 /// it; the server recomputes it from the rows it holds.
 Hash256 rows_hash(const crdt::Replica& r, const Id& ot);
+/// A handover's rows (its `rows` set) as (item, serial), by serial: what its technician
+/// signs over when delivering it (delivered_rows_hash = rows_hash of these).
+std::vector<std::pair<Id, std::string>> delivered_rows(const crdt::Replica& r, const Id& h);
 /// The same over rows already listed (item, serial), in the order given.
 Hash256 rows_hash(const std::vector<std::pair<Id, std::string>>& rows);
 

@@ -639,22 +639,57 @@ void native_report_missing(JNIEnv* env, jclass, jlong h, jbyteArray ot, jbyteArr
     });
 }
 
+/// A Java byte[]'s bytes (none for null); false with OutOfMemoryError thrown.
+bool copy_bytes(JNIEnv* env, jbyteArray from, std::vector<uint8_t>& bytes, const char* what) {
+    if (!from) {
+        return true;
+    }
+    try {
+        bytes.resize(static_cast<std::size_t>(env->GetArrayLength(from)));
+    } catch (...) {
+        env->ThrowNew(g.out_of_memory, what);
+        return false;
+    }
+    env->GetByteArrayRegion(from, 0, static_cast<jsize>(bytes.size()),
+                            reinterpret_cast<jbyte*>(bytes.data()));
+    return true;
+}
+
 void native_sign(JNIEnv* env, jclass, jlong h, jbyteArray ot, jbyteArray png) {
     const Text o(env, ot);
     std::vector<uint8_t> bytes;
-    if (png) {
-        try {
-            bytes.resize(static_cast<std::size_t>(env->GetArrayLength(png)));
-        } catch (...) {
-            env->ThrowNew(g.out_of_memory, "otsync signature");
-            return;
-        }
-        env->GetByteArrayRegion(png, 0, static_cast<jsize>(bytes.size()),
-                                reinterpret_cast<jbyte*>(bytes.data()));
+    if (!copy_bytes(env, png, bytes, "otsync signature")) {
+        return;
     }
     status_call(env, h, [&](otsync_client_t* c, otsync_error* e) {
         return otsync_client_sign(c, o.c_str(), bytes.empty() ? nullptr : bytes.data(),
                                   bytes.size(), e);
+    });
+}
+
+jbyteArray native_photo(JNIEnv* env, jclass, jlong h, jbyteArray ot, jbyteArray serial,
+                        jbyteArray image) {
+    const Text o(env, ot), s(env, serial);
+    std::vector<uint8_t> bytes;
+    if (!copy_bytes(env, image, bytes, "otsync photo")) {
+        return nullptr;
+    }
+    return json_call(env, h, [&](otsync_client_t* c, otsync_error* e) {
+        return otsync_client_photo(c, o.c_str(), s.c_str(), bytes.empty() ? nullptr : bytes.data(),
+                                   bytes.size(), e);
+    });
+}
+
+void native_deliver_handover(JNIEnv* env, jclass, jlong h, jbyteArray handover,
+                             jbyteArray delivered_by, jbyteArray png) {
+    const Text id(env, handover), by(env, delivered_by);
+    std::vector<uint8_t> bytes;
+    if (!copy_bytes(env, png, bytes, "otsync signature")) {
+        return;
+    }
+    status_call(env, h, [&](otsync_client_t* c, otsync_error* e) {
+        return otsync_client_deliver_handover(
+            c, id.c_str(), by.c_str(), bytes.empty() ? nullptr : bytes.data(), bytes.size(), e);
     });
 }
 
@@ -743,6 +778,8 @@ bool register_natives(JNIEnv* env) {
         OTSYNC_NATIVE("nativeVerify", "(J[B[B)I", native_verify),
         OTSYNC_NATIVE("nativeReportMissing", "(J[B[B[B)V", native_report_missing),
         OTSYNC_NATIVE("nativeSign", "(J[B[B)V", native_sign),
+        OTSYNC_NATIVE("nativePhoto", "(J[B[B[B)[B", native_photo),
+        OTSYNC_NATIVE("nativeDeliverHandover", "(J[B[B[B)V", native_deliver_handover),
         OTSYNC_NATIVE("nativeReopenSignature", "(J[B[B)V", native_reopen_signature),
         OTSYNC_NATIVE("nativeCreateHandover", "(J[B)[B", native_create_handover),
         OTSYNC_NATIVE("nativeHandovers", "(J)[B", native_handovers),

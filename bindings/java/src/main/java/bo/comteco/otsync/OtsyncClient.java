@@ -248,6 +248,40 @@ public final class OtsyncClient implements AutoCloseable {
         }
     }
 
+    /**
+     * A photo (a whole JPEG or PNG, at most 4 MiB) of an item of the OT, expected or collected,
+     * by serial: a damaged or missing one. Kept encrypted and uploaded after the rows. Returns
+     * the photo's BLAKE2b-256 (64 hex digits). {@link OtsyncException#NOT_FOUND} for a serial
+     * not on the OT, {@link OtsyncException#UNSUPPORTED_MEDIA_TYPE} for other bytes.
+     */
+    public String photo(String otId, String serial, byte[] image) {
+        long h = acquire();
+        try {
+            String json = text(nativePhoto(h, utf8(otId), utf8(serial),
+                    image == null ? new byte[0] : image));
+            return json.length() >= 2 && json.startsWith("\"") && json.endsWith("\"")
+                    ? json.substring(1, json.length() - 1)
+                    : json;
+        } finally {
+            release();
+        }
+    }
+
+    /**
+     * The delivery act: hands a draft handover of this technician to the warehouse, signed
+     * (a whole PNG) over its rows, under the name {@code deliveredBy} (may be null). Its rows
+     * are then frozen.
+     */
+    public void deliverHandover(String handoverId, String deliveredBy, byte[] png) {
+        long h = acquire();
+        try {
+            nativeDeliverHandover(h, utf8(handoverId), deliveredBy == null ? null : utf8(deliveredBy),
+                    png == null ? new byte[0] : png);
+        } finally {
+            release();
+        }
+    }
+
     /** Reopens a signed OT's rows, on site, saying why. */
     public void reopenSignature(String otId, String reason) {
         long h = acquire();
@@ -444,6 +478,11 @@ public final class OtsyncClient implements AutoCloseable {
             byte[] reason);
 
     private static native void nativeSign(long h, byte[] ot, byte[] png);
+
+    private static native byte[] nativePhoto(long h, byte[] ot, byte[] serial, byte[] image);
+
+    private static native void nativeDeliverHandover(long h, byte[] handover, byte[] deliveredBy,
+            byte[] png);
 
     private static native void nativeReopenSignature(long h, byte[] ot, byte[] reason);
 

@@ -44,6 +44,7 @@ public class OtsyncException extends RuntimeException {
     public static final int USER_DISABLED = 29;
     public static final int REPLAYED = 30;
     public static final int SIGNED_ROWS = 31;
+    public static final int UNSUPPORTED_MEDIA_TYPE = 33;
     public static final int NOT_ENROLLED = 100;
     public static final int NOT_FOUND = 101;
     public static final int NETWORK = 102;

@@ -337,6 +337,14 @@ public final class TechnicianDayTest {
                     () -> client.collect(ot[0], "UNEXPECTED01", null, "migration", null, null));
         });
 
+        step("a photo of the collected ONT: its hash; a PDF is no photo", () -> {
+            byte[] jpeg = bytes(0xff, 0xd8, 0xff, 0xe0, 0x46, 0x4f, 0x54, 0x4f, 0xff, 0xd9);
+            String hash = client.photo(ot[0], "HWTC7F300999", jpeg);
+            check(hash.matches("[0-9a-f]{64}"), "photo hash " + hash);
+            expectCode(OtsyncException.UNSUPPORTED_MEDIA_TYPE,
+                    () -> client.photo(ot[0], "HWTC7F300999", "%PDF-1.4\n%%EOF".getBytes()));
+        });
+
         step("complete", () -> {
             client.setStatus(ot[0], "completed");
             check("completed".equals(statusIn(client.listOts(null), ot[0])), "not completed");
@@ -348,6 +356,10 @@ public final class TechnicianDayTest {
             String list = client.handovers();
             check(list.contains(id) && list.contains(EXPECTED_SERIAL), "handovers: " + list);
             expectCode(OtsyncException.INVALID_TRANSITION, () -> client.verifyReceipt(id));
+            client.deliverHandover(id, "Pedro Quispe", PNG);
+            check(client.handovers().contains("\"delivered\""), "not delivered: " + client.handovers());
+            expectCode(OtsyncException.INVALID_TRANSITION,
+                    () -> client.deliverHandover(id, null, PNG));
         });
 
         final long[] pendingBefore = new long[1];
